@@ -1,0 +1,33 @@
+EXTENSION = telnyx_orders
+EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+
+MODULE_big = telnyx_orders
+OBJS = \
+	src/telnyx_orders.o \
+	src/validate.o \
+	src/api.o \
+	src/http.o \
+	src/store.o
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# pg_regress suites (sql/NAME.sql, expected/NAME.out); they need the
+# stand-in server that test/run starts, so run them through test/run.
+REGRESS = validate create retrieve errors transport privileges
+
+PKG_CONFIG ?= pkg-config
+CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)
+CURL_LIBS := $(shell $(PKG_CONFIG) --libs libcurl)
+ifeq ($(CURL_LIBS),)
+$(error libcurl not found by pkg-config: install libcurl4-openssl-dev)
+endif
+
+# Warnings are errors; "make WERROR=" builds with a compiler that warns more.
+WERROR ?= -Werror
+PG_CPPFLAGS = $(CURL_CFLAGS) -DTELNYX_ORDERS_VERSION=\"$(EXTVERSION)\"
+PG_CFLAGS = $(WERROR)
+SHLIB_LINK = $(CURL_LIBS)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

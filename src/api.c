@@ -1,0 +1,753 @@
+/*-------------------------------------------------------------------------
+ *
+ * api.c
+ *	  What telnyx_orders knows of the Telnyx API: paths, request bodies,
+ *	  the shape of answers, and what each answer means.
+ *
+ * Every answer is turned into one TelnyxResult class (see api.h).  The
+ * classification is where "never order twice" is decided: for the create
+ * POST, any answer that does not prove what happened (a timeout or reset
+ * after sending, a 5xx, a 2xx we cannot read) is TELNYX_UNKNOWN, never
+ * something to retry.
+ *
+ * Answers are parsed defensively, as the spec marks no field required: a
+ * field that is missing or of the wrong type is treated as absent, never as
+ * an error, and nothing in an answer can make us raise an error other than
+ * the ones in api_raise.  JSON is parsed with PostgreSQL's jsonb, behind a
+ * check that the bytes are valid in the database encoding.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/formatting.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+
+#include "api.h"
+#include "http.h"
+#include "telnyx_orders.h"
+
+/*---- Function declarations ----*/
+
+static TelnyxResult *api_call(const HttpRequest *req, bool data_is_array);
+static Jsonb *api_parse_json(const char *body, size_t len);
+static void api_parse_errors(TelnyxResult *r);
+static JsonbValue *get_field(JsonbContainer *obj, const char *key, JsonbValue *buf);
+static char *get_string(JsonbContainer *obj, const char *key);
+static JsonbContainer *get_container(JsonbContainer *obj, const char *key, bool array);
+static bool get_container_value(JsonbContainer *obj, const char *key, bool array,
+								JsonbValue *result);
+static OptInt get_int(JsonbContainer *obj, const char *key);
+static OptBool get_bool(JsonbContainer *obj, const char *key);
+static OptTimestamp get_timestamp(JsonbContainer *obj, const char *key);
+static char *get_uuid(JsonbContainer *obj, const char *key);
+static List *get_string_array(JsonbContainer *obj, const char *key, bool uuids,
+							  bool *present);
+static TelnyxGroup *api_parse_group(JsonbContainer *g, int index);
+static bool parse_timestamptz(const char *s, TimestampTz *result);
+
+/*
+ * api_create_inexplicit_order
+ *		POST /inexplicit_number_orders with request (from
+ *		validate_order_request).  Never retried once it may have reached
+ *		Telnyx.
+ */
+TelnyxResult *
+api_create_inexplicit_order(Jsonb *request, const char *idempotency_key)
+{
+	HttpRequest req;
+	TelnyxResult *r;
+
+	req.method = HTTP_POST;
+	req.path = "/inexplicit_number_orders";
+	req.body = JsonbToCString(NULL, &request->root, VARSIZE(request));
+	req.idempotency_key = idempotency_key;
+	req.idempotent = false;
+
+	r = api_call(&req, false);
+
+	/* an order we cannot identify is an order we cannot record */
+	if (r->class == TELNYX_OK && get_uuid(r->data.val.binary.data, "id") == NULL)
+	{
+		r->class = TELNYX_UNKNOWN;
+		r->why = "Telnyx accepted the request, but its answer does not give the order's id.";
+	}
+	return r;
+}
+
+/* GET /inexplicit_number_orders/{id}; id must already be a valid uuid. */
+TelnyxResult *
+api_get_inexplicit_order(const char *id)
+{
+	HttpRequest req;
+	TelnyxResult *r;
+
+	req.method = HTTP_GET;
+	req.path = psprintf("/inexplicit_number_orders/%s", id);
+	req.body = NULL;
+	req.idempotency_key = NULL;
+	req.idempotent = true;
+
+	r = api_call(&req, false);
+	if (r->class == TELNYX_OK && get_uuid(r->data.val.binary.data, "id") == NULL)
+	{
+		r->class = TELNYX_MALFORMED;
+		r->why = "The order in Telnyx's answer has no valid id.";
+	}
+	return r;
+}
+
+/* GET /inexplicit_number_orders?page_number=&page_size= */
+TelnyxResult *
+api_list_inexplicit_orders(int page_number, int page_size)
+{
+	HttpRequest req;
+
+	req.method = HTTP_GET;
+	req.path = psprintf("/inexplicit_number_orders?page_number=%d&page_size=%d",
+						page_number, page_size);
+	req.body = NULL;
+	req.idempotency_key = NULL;
+	req.idempotent = true;
+
+	return api_call(&req, true);
+}
+
+/*
+ * api_list_total_pages
+ *		meta.total_pages of a list answer, or -1 when Telnyx did not say.
+ */
+int
+api_list_total_pages(const TelnyxResult *result)
+{
+	JsonbContainer *meta;
+	OptInt		total;
+
+	if (result->body == NULL || !JB_ROOT_IS_OBJECT(result->body))
+		return -1;
+	meta = get_container(&result->body->root, "meta", false);
+	if (meta == NULL)
+		return -1;
+	total = get_int(meta, "total_pages");
+	return total.present ? total.value : -1;
+}
+
+/*
+ * Send req and classify the answer.  A 2xx must be a JSON object whose
+ * "data" is an object (or, with data_is_array, an array).
+ */
+static TelnyxResult *
+api_call(const HttpRequest *req, bool data_is_array)
+{
+	HttpResponse resp;
+	TelnyxResult *r = palloc0(sizeof(TelnyxResult));
+	bool		unsafe = !req->idempotent;
+
+	http_perform(req, &resp);
+
+	r->status = resp.status;
+	r->attempts = resp.attempts;
+	r->wait_ms = resp.wait_ms;
+
+	switch (resp.outcome)
+	{
+		case HTTP_NOT_SENT:
+			r->class = TELNYX_NOT_SENT;
+			r->why = psprintf("The request did not reach Telnyx: %s.",
+							  resp.transport_error);
+			return r;
+
+		case HTTP_FAILED_AFTER_SEND:
+			r->class = unsafe ? TELNYX_UNKNOWN : TELNYX_TRANSPORT;
+			r->why = psprintf("The connection failed after the request was sent: %s.",
+							  resp.transport_error);
+			return r;
+
+		case HTTP_TOO_LARGE:
+			r->class = TELNYX_TOO_LARGE;
+			if (unsafe && !(resp.status >= 400 && resp.status < 500))
+				r->class = TELNYX_UNKNOWN;
+			r->why = psprintf("The answer (HTTP status %ld) is larger than telnyx.max_response_size (%d bytes).",
+							  resp.status, telnyx_max_response_size);
+			return r;
+
+		case HTTP_COMPLETE:
+			break;
+	}
+
+	r->body = api_parse_json(resp.body, resp.body_len);
+	api_parse_errors(r);
+
+	if (resp.status >= 200 && resp.status < 300)
+	{
+		if (r->body != NULL && JB_ROOT_IS_OBJECT(r->body) &&
+			get_container_value(&r->body->root, "data", data_is_array, &r->data))
+			r->class = TELNYX_OK;
+		else
+		{
+			r->class = unsafe ? TELNYX_UNKNOWN : TELNYX_MALFORMED;
+			r->why = psprintf("Telnyx answered with HTTP status %ld, but the body is not a JSON object with \"data\".",
+							  resp.status);
+		}
+		return r;
+	}
+
+	switch (resp.status)
+	{
+		case 401:
+		case 403:
+			r->class = TELNYX_AUTH;
+			break;
+		case 404:
+			r->class = TELNYX_NOT_FOUND;
+			break;
+		case 429:
+			r->class = TELNYX_RATE_LIMITED;
+			break;
+		case 408:
+		case 409:
+			/* the request may still be processed, or have been */
+			r->class = unsafe ? TELNYX_UNKNOWN : TELNYX_SERVER_ERROR;
+			break;
+		default:
+			if (resp.status >= 500)
+				r->class = unsafe ? TELNYX_UNKNOWN : TELNYX_SERVER_ERROR;
+			else if (resp.status >= 400)
+				r->class = TELNYX_REJECTED;
+			else
+				r->class = unsafe ? TELNYX_UNKNOWN : TELNYX_MALFORMED;
+			break;
+	}
+	r->why = psprintf("Telnyx answered with HTTP status %ld.", resp.status);
+	return r;
+}
+
+/*
+ * Parse body as JSON; NULL if it is not valid JSON in the database
+ * encoding.  jsonb_in can still refuse valid JSON (a number beyond
+ * numeric's range, nesting beyond the stack limit); such data exceptions
+ * are caught and count as "not JSON", any other error is passed on.
+ */
+static Jsonb *
+api_parse_json(const char *body, size_t len)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	Jsonb	   *volatile result = NULL;
+
+	if (len == 0 || len > (size_t) MaxAllocSize - 1 ||
+		!pg_verifymbstr(body, (int) len, true))
+		return NULL;
+
+	PG_TRY();
+	{
+		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(body)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+			edata->sqlerrcode != ERRCODE_STATEMENT_TOO_COMPLEX &&
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+			PG_RE_THROW();
+		FlushErrorState();
+		FreeErrorData(edata);
+		result = NULL;
+	}
+	PG_END_TRY();
+
+	return result;
+}
+
+/*
+ * Fill r's error fields from a Telnyx error body:
+ * {"errors": [{"code", "title", "detail", "source": {"pointer",
+ * "parameter"}}]}.  Every field may be missing.
+ */
+static void
+api_parse_errors(TelnyxResult *r)
+{
+	JsonbContainer *errors;
+	StringInfoData buf;
+	int			n;
+	int			i;
+
+	if (r->body == NULL || !JB_ROOT_IS_OBJECT(r->body))
+		return;
+	errors = get_container(&r->body->root, "errors", true);
+	if (errors == NULL)
+		return;
+
+	initStringInfo(&buf);
+	n = JsonContainerSize(errors);
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(errors, i);
+		JsonbContainer *obj;
+		JsonbContainer *source;
+		char	   *code;
+		char	   *title;
+		char	   *detail;
+		char	   *pointer = NULL;
+		char	   *parameter = NULL;
+
+		if (e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data))
+			continue;
+		obj = e->val.binary.data;
+		code = get_string(obj, "code");
+		title = get_string(obj, "title");
+		detail = get_string(obj, "detail");
+		source = get_container(obj, "source", false);
+		if (source != NULL)
+		{
+			pointer = get_string(source, "pointer");
+			parameter = get_string(source, "parameter");
+		}
+
+		if (r->error_code == NULL && r->error_title == NULL && r->error_detail == NULL)
+		{
+			r->error_code = code;
+			r->error_title = title;
+			r->error_detail = detail;
+			r->error_pointer = pointer;
+		}
+
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, '\n');
+		appendStringInfoString(&buf, "Telnyx error");
+		if (code != NULL)
+			appendStringInfo(&buf, " %s", code);
+		if (title != NULL)
+			appendStringInfo(&buf, " \"%s\"", title);
+		if (detail != NULL)
+			appendStringInfo(&buf, ": %s", detail);
+		else
+			appendStringInfoChar(&buf, '.');
+		if (pointer != NULL)
+			appendStringInfo(&buf, " (source: %s)", pointer);
+		else if (parameter != NULL)
+			appendStringInfo(&buf, " (parameter: %s)", parameter);
+	}
+	if (buf.len > 0)
+		r->telnyx_errors = buf.data;
+}
+
+/*
+ * api_raise
+ *		Raise the error for a result that is not TELNYX_OK.  action is the
+ *		primary message's start, such as "could not create inexplicit number
+ *		order".
+ */
+void
+api_raise(const TelnyxResult *r, const char *action)
+{
+	const char *detail;
+
+	if (r->class == TELNYX_OK)
+		return;
+
+	if (r->telnyx_errors != NULL && r->why != NULL)
+		detail = psprintf("%s\n%s", r->why, r->telnyx_errors);
+	else
+		detail = r->why ? r->why : r->telnyx_errors;
+
+	switch (r->class)
+	{
+		case TELNYX_OK:
+			break;
+		case TELNYX_REJECTED:
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_REJECTED),
+					 errmsg("%s: Telnyx rejected the request", action),
+					 errdetail_internal("%s", detail)));
+			break;
+		case TELNYX_NOT_FOUND:
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_NOT_FOUND),
+					 errmsg("%s: not found at Telnyx", action),
+					 errdetail_internal("%s", detail)));
+			break;
+		case TELNYX_AUTH:
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_AUTH),
+					 errmsg("%s: Telnyx did not accept the API key", action),
+					 errdetail_internal("%s", detail),
+					 errhint("Check telnyx.api_key (or TELNYX_API_KEY) and the key's permissions at Telnyx.")));
+			break;
+		case TELNYX_RATE_LIMITED:
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_RATE_LIMITED),
+					 errmsg("%s: rate limited by Telnyx", action),
+					 errdetail_internal("%s\nGave up after %d attempts.", detail, r->attempts),
+					 errhint("Try again later, or raise telnyx.max_retries.")));
+			break;
+		case TELNYX_SERVER_ERROR:
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_SERVER_ERROR),
+					 errmsg("%s: Telnyx server error", action),
+					 errdetail_internal("%s\nGave up after %d attempts.", detail, r->attempts)));
+			break;
+		case TELNYX_NOT_SENT:
+		case TELNYX_TRANSPORT:
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_TRANSPORT),
+					 errmsg("%s: could not reach Telnyx", action),
+					 errdetail_internal("%s", detail)));
+			break;
+		case TELNYX_UNKNOWN:
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_UNKNOWN_OUTCOME),
+					 errmsg("%s: the outcome is unknown", action),
+					 errdetail_internal("%s\nThe order may exist at Telnyx.", detail),
+					 errhint("Run \"SELECT telnyx_sync_inexplicit_orders()\" and look for the order in telnyx_inexplicit_orders before ordering again.")));
+			break;
+		case TELNYX_TOO_LARGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_TOO_LARGE),
+					 errmsg("%s: the answer from Telnyx is too large", action),
+					 errdetail_internal("%s", detail),
+					 errhint("Raise telnyx.max_response_size.")));
+			break;
+		case TELNYX_MALFORMED:
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_MALFORMED),
+					 errmsg("%s: the answer from Telnyx is malformed", action),
+					 errdetail_internal("%s", detail)));
+			break;
+	}
+}
+
+/*
+ * api_parse_order
+ *		Read an InexplicitNumberOrderResponse object.  Returns NULL when it
+ *		has no valid id; any other field may be missing.
+ */
+TelnyxOrder *
+api_parse_order(const JsonbValue *value)
+{
+	TelnyxOrder *o;
+	JsonbContainer *data;
+	JsonbContainer *groups;
+
+	if (value->type != jbvBinary || !JsonContainerIsObject(value->val.binary.data))
+		return NULL;
+	data = value->val.binary.data;
+
+	o = palloc0(sizeof(TelnyxOrder));
+	o->id = get_uuid(data, "id");
+	if (o->id == NULL)
+		return NULL;
+	o->connection_id = get_string(data, "connection_id");
+	o->messaging_profile_id = get_string(data, "messaging_profile_id");
+	o->customer_reference = get_string(data, "customer_reference");
+	o->billing_group_id = get_string(data, "billing_group_id");
+	o->created_at = get_timestamp(data, "created_at");
+	o->updated_at = get_timestamp(data, "updated_at");
+	o->data = JsonbValueToJsonb((JsonbValue *) value);
+
+	groups = get_container(data, "ordering_groups", true);
+	if (groups != NULL)
+	{
+		int			n = JsonContainerSize(groups);
+		int			i;
+
+		for (i = 0; i < n; i++)
+		{
+			JsonbValue *g = getIthJsonbValueFromContainer(groups, i);
+
+			/* keep the index of every group, readable or not */
+			if (g->type == jbvBinary && JsonContainerIsObject(g->val.binary.data))
+				o->groups = lappend(o->groups,
+									api_parse_group(g->val.binary.data, i + 1));
+		}
+	}
+	return o;
+}
+
+static TelnyxGroup *
+api_parse_group(JsonbContainer *g, int index)
+{
+	TelnyxGroup *grp = palloc0(sizeof(TelnyxGroup));
+	JsonbContainer *orders;
+
+	grp->group_index = index;
+	grp->country_iso = get_string(g, "country_iso");
+	grp->phone_number_type = get_string(g, "phone_number_type");
+	grp->national_destination_code = get_string(g, "national_destination_code");
+	grp->administrative_area = get_string(g, "administrative_area");
+	grp->locality = get_string(g, "locality");
+	grp->features = get_string_array(g, "features", false, &grp->has_features);
+	grp->starts_with = get_string(g, "phone_number[starts_with]");
+	grp->ends_with = get_string(g, "phone_number[ends_with]");
+	grp->contains = get_string(g, "phone_number[contains]");
+	grp->strategy = get_string(g, "strategy");
+	grp->quickship = get_bool(g, "quickship");
+	grp->exclude_held_numbers = get_bool(g, "exclude_held_numbers");
+	grp->count_requested = get_int(g, "count_requested");
+	grp->count_allocated = get_int(g, "count_allocated");
+	grp->status = get_string(g, "status");
+	grp->error_reason = get_string(g, "error_reason");
+	grp->created_at = get_timestamp(g, "created_at");
+	grp->updated_at = get_timestamp(g, "updated_at");
+
+	orders = get_container(g, "orders", true);
+	if (orders != NULL)
+	{
+		int			n = JsonContainerSize(orders);
+		int			i;
+
+		for (i = 0; i < n; i++)
+		{
+			JsonbValue *e = getIthJsonbValueFromContainer(orders, i);
+			TelnyxNumberOrderRef *ref;
+			char	   *id;
+			bool		present;
+
+			if (e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data))
+				continue;
+			id = get_uuid(e->val.binary.data, "number_order_id");
+			if (id == NULL)
+				continue;
+			ref = palloc0(sizeof(TelnyxNumberOrderRef));
+			ref->number_order_id = id;
+			ref->sub_number_order_ids = get_string_array(e->val.binary.data,
+														 "sub_number_order_ids",
+														 true, &present);
+			grp->orders = lappend(grp->orders, ref);
+		}
+	}
+	return grp;
+}
+
+/*---- Defensive accessors: wrong type or missing means absent ----*/
+
+static JsonbValue *
+get_field(JsonbContainer *obj, const char *key, JsonbValue *buf)
+{
+	if (obj == NULL || !JsonContainerIsObject(obj))
+		return NULL;
+	return getKeyJsonValueFromContainer(obj, key, strlen(key), buf);
+}
+
+/* A string field, palloc'd and NUL-free, or NULL. */
+static char *
+get_string(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	buf;
+	JsonbValue *v = get_field(obj, key, &buf);
+
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* An object (or, with array, an array) field, or NULL. */
+static JsonbContainer *
+get_container(JsonbContainer *obj, const char *key, bool array)
+{
+	JsonbValue	v;
+
+	if (!get_container_value(obj, key, array, &v))
+		return NULL;
+	return v.val.binary.data;
+}
+
+/* Like get_container, but fill *result (a jbvBinary) and return found. */
+static bool
+get_container_value(JsonbContainer *obj, const char *key, bool array,
+					JsonbValue *result)
+{
+	JsonbValue *v = get_field(obj, key, result);
+
+	if (v == NULL || v->type != jbvBinary)
+		return false;
+	if (array ? !JsonContainerIsArray(v->val.binary.data)
+		: !JsonContainerIsObject(v->val.binary.data))
+		return false;
+	if (v != result)
+		*result = *v;
+	return true;
+}
+
+/* A non-negative integer field that fits int32 (a number or digit string). */
+static OptInt
+get_int(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	buf;
+	JsonbValue *v = get_field(obj, key, &buf);
+	OptInt		result = {false, 0};
+	const char *s;
+	int			len;
+	int64		value = 0;
+	int			i;
+
+	if (v == NULL)
+		return result;
+	if (v->type == jbvNumeric)
+	{
+		s = DatumGetCString(DirectFunctionCall1(numeric_out,
+												NumericGetDatum(v->val.numeric)));
+		len = strlen(s);
+	}
+	else if (v->type == jbvString)
+	{
+		s = v->val.string.val;
+		len = v->val.string.len;
+	}
+	else
+		return result;
+
+	if (len == 0 || len > 10)
+		return result;
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return result;
+		value = value * 10 + (s[i] - '0');
+	}
+	if (value > PG_INT32_MAX)
+		return result;
+	result.present = true;
+	result.value = (int32) value;
+	return result;
+}
+
+static OptBool
+get_bool(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	buf;
+	JsonbValue *v = get_field(obj, key, &buf);
+	OptBool		result = {false, false};
+
+	if (v != NULL && v->type == jbvBool)
+	{
+		result.present = true;
+		result.value = v->val.boolean;
+	}
+	return result;
+}
+
+static OptTimestamp
+get_timestamp(JsonbContainer *obj, const char *key)
+{
+	OptTimestamp result = {false, 0};
+	char	   *s = get_string(obj, key);
+
+	if (s != NULL && parse_timestamptz(s, &result.value))
+		result.present = true;
+	return result;
+}
+
+/* A uuid field as canonical lower-case text, or NULL if not a uuid. */
+static char *
+get_uuid(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	buf;
+	JsonbValue *v = get_field(obj, key, &buf);
+
+	if (v == NULL || v->type != jbvString ||
+		!api_is_uuid(v->val.string.val, v->val.string.len))
+		return NULL;
+	return asc_tolower(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * An array of strings (with uuids, of uuids; other elements are skipped).
+ * *present says whether the field was an array at all.
+ */
+static List *
+get_string_array(JsonbContainer *obj, const char *key, bool uuids, bool *present)
+{
+	JsonbContainer *arr = get_container(obj, key, true);
+	List	   *result = NIL;
+	int			n;
+	int			i;
+
+	*present = arr != NULL;
+	if (arr == NULL)
+		return NIL;
+	n = JsonContainerSize(arr);
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
+
+		if (e->type != jbvString)
+			continue;
+		if (uuids)
+		{
+			if (api_is_uuid(e->val.string.val, e->val.string.len))
+				result = lappend(result, asc_tolower(e->val.string.val,
+													 e->val.string.len));
+		}
+		else
+			result = lappend(result, pnstrdup(e->val.string.val, e->val.string.len));
+	}
+	return result;
+}
+
+/*
+ * api_is_uuid
+ *		Is s (len bytes) a uuid in the canonical 8-4-4-4-12 hex form?
+ */
+bool
+api_is_uuid(const char *s, int len)
+{
+	int			i;
+
+	if (len != 36)
+		return false;
+	for (i = 0; i < 36; i++)
+	{
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (s[i] != '-')
+				return false;
+		}
+		else if (!isxdigit((unsigned char) s[i]))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Parse an ISO 8601 timestamp without raising errors: the datetime
+ * decoding routines report problems by return code.
+ */
+static bool
+parse_timestamptz(const char *s, TimestampTz *result)
+{
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	int			tz;
+	struct pg_tm tt;
+	fsec_t		fsec;
+	const char *p;
+
+	if (strlen(s) > MAXDATELEN || s[0] == '\0')
+		return false;
+	/* digits and the punctuation of ISO 8601 only: no words, no zone names */
+	for (p = s; *p; p++)
+		if (!isdigit((unsigned char) *p) && strchr("-:.+TZtz ", *p) == NULL)
+			return false;
+
+	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype,
+					  MAXDATEFIELDS, &nf) != 0)
+		return false;
+	if (DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
+		return false;
+	if (dtype != DTK_DATE)
+		return false;
+	if (tm2timestamp(&tt, fsec, &tz, result) != 0)
+		return false;
+	return IS_VALID_TIMESTAMP(*result);
+}

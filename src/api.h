@@ -1,0 +1,126 @@
+/*-------------------------------------------------------------------------
+ *
+ * api.h
+ *	  Telnyx paths, request bodies, response parsing and result classes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TELNYX_API_H
+#define TELNYX_API_H
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+/*
+ * What an API call came to.  The synchronous functions turn a class into an
+ * error with its own SQLSTATE (api_raise); a queue turns it into a state.
+ */
+typedef enum TelnyxResultClass
+{
+	TELNYX_OK,					/* 2xx with the expected body */
+	TELNYX_REJECTED,			/* 400, 422 and other 4xx: permanent */
+	TELNYX_NOT_FOUND,			/* 404 */
+	TELNYX_AUTH,				/* 401, 403: a configuration problem */
+	TELNYX_RATE_LIMITED,		/* 429, retries exhausted */
+	TELNYX_SERVER_ERROR,		/* 5xx on a request that changes nothing */
+	TELNYX_NOT_SENT,			/* never reached Telnyx: safe to send again */
+	TELNYX_TRANSPORT,			/* connection failed mid-way on a safe request */
+	TELNYX_UNKNOWN,				/* an order may or may not exist */
+	TELNYX_TOO_LARGE,			/* response exceeded telnyx.max_response_size */
+	TELNYX_MALFORMED			/* response is not what the spec promises */
+} TelnyxResultClass;
+
+typedef struct TelnyxResult
+{
+	TelnyxResultClass class;
+	long		status;			/* HTTP status, 0 if none */
+	int			attempts;		/* requests sent */
+	double		wait_ms;		/* wait the server asked for, -1 if none */
+	Jsonb	   *body;			/* the response as jsonb, NULL if not JSON */
+	JsonbValue	data;			/* body's "data" (jbvBinary) when TELNYX_OK */
+	char	   *why;			/* a sentence on what went wrong, or NULL */
+	char	   *telnyx_errors;	/* Telnyx's "errors", as sentences, or NULL */
+	char	   *error_code;		/* first error's code, or NULL */
+	char	   *error_title;	/* first error's title, or NULL */
+	char	   *error_detail;	/* first error's detail, or NULL */
+	char	   *error_pointer;	/* first error's source.pointer, or NULL */
+} TelnyxResult;
+
+/* A number order Telnyx created to fill an ordering group. */
+typedef struct TelnyxNumberOrderRef
+{
+	char	   *number_order_id;	/* canonical uuid text */
+	List	   *sub_number_order_ids;	/* of canonical uuid text */
+} TelnyxNumberOrderRef;
+
+/* An optional value from a response: "present" is false when absent. */
+typedef struct OptInt
+{
+	bool		present;
+	int32		value;
+} OptInt;
+
+typedef struct OptBool
+{
+	bool		present;
+	bool		value;
+} OptBool;
+
+typedef struct OptTimestamp
+{
+	bool		present;
+	TimestampTz value;
+} OptTimestamp;
+
+/* An ordering group as Telnyx describes it; strings NULL when absent. */
+typedef struct TelnyxGroup
+{
+	int			group_index;	/* from 1 */
+	char	   *country_iso;
+	char	   *phone_number_type;
+	char	   *national_destination_code;
+	char	   *administrative_area;
+	char	   *locality;
+	List	   *features;		/* of char *; NIL with has_features false */
+	bool		has_features;
+	char	   *starts_with;
+	char	   *ends_with;
+	char	   *contains;
+	char	   *strategy;
+	OptBool		quickship;
+	OptBool		exclude_held_numbers;
+	OptInt		count_requested;
+	OptInt		count_allocated;
+	char	   *status;
+	char	   *error_reason;
+	OptTimestamp created_at;
+	OptTimestamp updated_at;
+	List	   *orders;			/* of TelnyxNumberOrderRef * */
+} TelnyxGroup;
+
+/* An inexplicit number order as Telnyx describes it. */
+typedef struct TelnyxOrder
+{
+	char	   *id;				/* canonical uuid text; never NULL */
+	char	   *connection_id;
+	char	   *messaging_profile_id;
+	char	   *customer_reference;
+	char	   *billing_group_id;
+	OptTimestamp created_at;
+	OptTimestamp updated_at;
+	List	   *groups;			/* of TelnyxGroup * */
+	Jsonb	   *data;			/* the whole object */
+} TelnyxOrder;
+
+extern TelnyxResult *api_create_inexplicit_order(Jsonb *request,
+												 const char *idempotency_key);
+extern TelnyxResult *api_get_inexplicit_order(const char *id);
+extern TelnyxResult *api_list_inexplicit_orders(int page_number, int page_size);
+
+extern TelnyxOrder *api_parse_order(const JsonbValue *data);
+extern int	api_list_total_pages(const TelnyxResult *result);
+extern void api_raise(const TelnyxResult *result, const char *action);
+extern bool api_is_uuid(const char *s, int len);
+
+#endif							/* TELNYX_API_H */

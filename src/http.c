@@ -1,0 +1,737 @@
+/*-------------------------------------------------------------------------
+ *
+ * http.c
+ *	  HTTP requests to the Telnyx API through libcurl.
+ *
+ * A backend keeps one curl multi handle and one easy handle for its whole
+ * life, so consecutive calls reuse the connection (and its TLS session).  A
+ * request runs on the multi handle even when it is alone: we wait on curl's
+ * sockets a tenth of a second at a time and service interrupts in between,
+ * so cancel and statement_timeout stop a request in flight, and no curl
+ * callback ever raises an error or longjmps.  Callbacks only record what
+ * happened (bytes received, headers, whether the request body was handed
+ * to curl); the caller decides after curl returns.
+ *
+ * What may be retried is decided here, because it is a property of HTTP,
+ * not of Telnyx: an idempotent request is sent again after any transport
+ * failure, 408, 429 or 5xx; a request that is not idempotent only when it
+ * provably never reached the server, or on 429.  The one trap is curl's own
+ * habit of silently resending a request whose reused connection died before
+ * an answer arrived: for a non-idempotent request our seek callback refuses
+ * the rewind, so curl reports an error instead of buying twice.
+ *
+ * The API key is put into one header list that lives only for the transfer;
+ * it never appears in a message.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "http.h"
+#include "telnyx_orders.h"
+
+/* Longest wait the server may ask for before we fall back to our backoff. */
+#define HTTP_MAX_SERVER_WAIT_MS 60000.0
+
+/* How long to wait on curl's sockets before checking for interrupts. */
+#define HTTP_POLL_INTERVAL_MS 100
+
+/*---- Local types ----*/
+
+/* The state of one transfer, shared with curl's callbacks. */
+typedef struct HttpTransfer
+{
+	const HttpRequest *req;
+
+	/* request body */
+	const char *body;
+	size_t		body_len;
+	size_t		body_pos;
+	bool		body_read;		/* curl took (part of) the body to send */
+
+	/* response body, malloc'd so that callbacks never raise errors */
+	char	   *buf;
+	size_t		len;
+	size_t		cap;
+	size_t		max;
+	bool		too_large;
+	bool		out_of_memory;
+
+	/* waits asked for by the current response's headers, -1 if none */
+	double		retry_after_ms;
+	double		ratelimit_reset_ms;
+
+	char		errbuf[CURL_ERROR_SIZE];
+} HttpTransfer;
+
+/*---- Local variables ----*/
+
+static CURLM *http_multi = NULL;
+static CURL *http_easy = NULL;
+static char *http_user_agent = NULL;
+
+/*---- Function declarations ----*/
+
+static void http_ensure_handles(void);
+static void http_perform_once(const HttpRequest *req, HttpResponse *resp);
+static struct curl_slist *http_build_headers(const HttpRequest *req);
+static void http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
+						   struct curl_slist *headers);
+static void http_sleep(double ms);
+static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *arg);
+static size_t http_read_cb(char *dest, size_t size, size_t nmemb, void *arg);
+static int	http_seek_cb(void *arg, curl_off_t offset, int origin);
+static size_t http_header_cb(char *data, size_t size, size_t nmemb, void *arg);
+static curl_socket_t http_open_socket_cb(void *arg, curlsocktype purpose,
+										 struct curl_sockaddr *addr);
+static int	http_close_socket_cb(void *arg, curl_socket_t sock);
+static bool http_header_value(const char *line, size_t len, const char *name,
+							  char *value, size_t valuesize);
+static bool http_is_loopback_host(const char *host);
+
+/*
+ * http_init
+ *		Initialise libcurl once per process.  Called from _PG_init.
+ */
+void
+http_init(void)
+{
+	curl_version_info_data *info;
+
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not initialize libcurl")));
+
+	info = curl_version_info(CURLVERSION_NOW);
+	if (!(info->features & CURL_VERSION_SSL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("libcurl was built without TLS support")));
+}
+
+/*
+ * http_base_url_allowed
+ *		May the API key be sent to this base URL?  https anywhere, plain http
+ *		only to a loopback address.  On refusal *why says why, as a sentence.
+ */
+bool
+http_base_url_allowed(const char *url, const char **why)
+{
+	CURLU	   *u;
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *part = NULL;
+	bool		ok = false;
+
+	*why = NULL;
+	u = curl_url();
+	if (u == NULL)
+	{
+		*why = "Out of memory.";
+		return false;
+	}
+
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		*why = "The value is not an absolute URL.";
+	else if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK)
+		*why = "The URL must not contain a user name or password.";
+	else if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
+			 curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
+		*why = "The URL must not contain a query or a fragment.";
+	else if (strcmp(scheme, "https") == 0)
+		ok = true;
+	else if (strcmp(scheme, "http") == 0)
+	{
+		if (http_is_loopback_host(host))
+			ok = true;
+		else
+			*why = "Plain http is allowed only to a loopback address; use https.";
+	}
+	else
+		*why = "Only https URLs are allowed (and http to a loopback address).";
+
+	curl_free(part);
+	curl_free(host);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+/* Is host (as curl spells it) a loopback address or "localhost"? */
+static bool
+http_is_loopback_host(const char *host)
+{
+	struct in_addr a4;
+
+	if (pg_strcasecmp(host, "localhost") == 0)
+		return true;
+	if (strcmp(host, "[::1]") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return false;
+}
+
+/*
+ * http_check_base_url
+ *		Raise an error unless telnyx.api_base_url may receive the key.
+ */
+void
+http_check_base_url(const char *url, int elevel)
+{
+	const char *why;
+
+	if (!http_base_url_allowed(url, &why))
+		ereport(elevel,
+				(errcode(ERRCODE_TELNYX_URL_NOT_ALLOWED),
+				 errmsg("telnyx.api_base_url is not allowed"),
+				 errdetail_internal("%s", why)));
+}
+
+/*
+ * http_perform
+ *		Send req, retrying what is safe to retry (see the file header), and
+ *		fill resp with the last attempt's result.  resp->body is palloc'd in
+ *		the current memory context.
+ *
+ * Raises an error only for interrupts and for problems of our own setup;
+ * everything the network or the server does is reported in resp.
+ */
+void
+http_perform(const HttpRequest *req, HttpResponse *resp)
+{
+	int			retry;
+
+	for (retry = 0;; retry++)
+	{
+		http_perform_once(req, resp);
+		resp->attempts = retry + 1;
+		if (retry >= telnyx_max_retries || !http_should_retry(req, resp))
+			break;
+		http_sleep(http_retry_delay_ms(retry, resp));
+		pfree(resp->body);
+		if (resp->transport_error)
+			pfree(resp->transport_error);
+	}
+}
+
+/*
+ * http_should_retry
+ *		Is it safe and useful to send req again after resp?
+ */
+bool
+http_should_retry(const HttpRequest *req, const HttpResponse *resp)
+{
+	switch (resp->outcome)
+	{
+		case HTTP_NOT_SENT:
+			return true;
+		case HTTP_FAILED_AFTER_SEND:
+			return req->idempotent;
+		case HTTP_TOO_LARGE:
+			return false;
+		case HTTP_COMPLETE:
+			if (resp->status == 429)
+				return true;
+			if (resp->status == 408 || resp->status >= 500)
+				return req->idempotent;
+			return false;
+	}
+	return false;
+}
+
+/*
+ * http_retry_delay_ms
+ *		How long to wait before retry number retry (counting from 0): what
+ *		the server asked for when that is at most a minute, otherwise the
+ *		official SDKs' backoff, min(0.5 * 2^retry, 8) seconds less up to 25%
+ *		jitter.
+ */
+double
+http_retry_delay_ms(int retry, const HttpResponse *resp)
+{
+	double		delay;
+
+	if (resp->wait_ms >= 0 && resp->wait_ms <= HTTP_MAX_SERVER_WAIT_MS)
+		return resp->wait_ms;
+
+	delay = Min(500.0 * pow(2.0, Min(retry, 16)), 8000.0);
+	return delay * (1.0 - 0.25 * pg_prng_double(&pg_global_prng_state));
+}
+
+/* Sleep for ms milliseconds, servicing interrupts. */
+static void
+http_sleep(double ms)
+{
+	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) (ms * 1000.0);
+
+	for (;;)
+	{
+		long		left;
+
+		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Create this backend's curl handles on first use. */
+static void
+http_ensure_handles(void)
+{
+	if (http_user_agent == NULL)
+	{
+		curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+
+		http_user_agent = MemoryContextStrdup(TopMemoryContext,
+											  psprintf("telnyx_orders/%s (PostgreSQL %s; libcurl %s)",
+													   TELNYX_ORDERS_VERSION,
+													   PG_VERSION, info->version));
+	}
+	if (http_multi == NULL)
+	{
+		http_multi = curl_multi_init();
+		if (http_multi == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+	}
+	if (http_easy == NULL)
+	{
+		http_easy = curl_easy_init();
+		if (http_easy == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+	}
+}
+
+/*
+ * Build the header list for req: authentication, content negotiation, user
+ * agent and, for a POST, the idempotency key.  Raises an error, sending
+ * nothing, when no API key is configured.
+ */
+static struct curl_slist *
+http_build_headers(const HttpRequest *req)
+{
+	const char *key = telnyx_api_key_value();
+	struct curl_slist *headers = NULL;
+	struct curl_slist *next;
+	char	   *auth;
+	size_t		authlen;
+
+	if (key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_TELNYX_NO_API_KEY),
+				 errmsg("no Telnyx API key is configured"),
+				 errhint("Set telnyx.api_key in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload.")));
+
+	authlen = strlen("Authorization: Bearer ") + strlen(key) + 1;
+	auth = malloc(authlen);
+	if (auth == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	snprintf(auth, authlen, "Authorization: Bearer %s", key);
+
+#define APPEND_HEADER(h) \
+	do { \
+		next = curl_slist_append(headers, (h)); \
+		if (next == NULL) \
+			goto oom; \
+		headers = next; \
+	} while (0)
+
+	APPEND_HEADER(auth);
+	APPEND_HEADER("Accept: application/json");
+	/* never wait for "100 Continue": one round trip per request */
+	APPEND_HEADER("Expect:");
+	if (req->body != NULL)
+		APPEND_HEADER("Content-Type: application/json");
+	if (req->idempotency_key != NULL)
+	{
+		char		line[300];
+
+		snprintf(line, sizeof(line), "Idempotency-Key: %s", req->idempotency_key);
+		APPEND_HEADER(line);
+	}
+#undef APPEND_HEADER
+
+	explicit_bzero(auth, authlen);
+	free(auth);
+	return headers;
+
+oom:
+	explicit_bzero(auth, authlen);
+	free(auth);
+	curl_slist_free_all(headers);
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/* Set every option of easy for one transfer. */
+static void
+http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
+			   struct curl_slist *headers)
+{
+	const HttpRequest *req = xfer->req;
+
+	curl_easy_reset(easy);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, http_user_agent);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, xfer->errbuf);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	/* the key goes to the configured host only, never through a proxy */
+	curl_easy_setopt(easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (telnyx_ca_file != NULL && telnyx_ca_file[0] != '\0')
+		curl_easy_setopt(easy, CURLOPT_CAINFO, telnyx_ca_file);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) telnyx_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) telnyx_connect_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) xfer->max);
+
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_write_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, xfer);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, http_header_cb);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, xfer);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, http_open_socket_cb);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, http_close_socket_cb);
+
+	if (req->method == HTTP_POST)
+	{
+		curl_easy_setopt(easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) xfer->body_len);
+		curl_easy_setopt(easy, CURLOPT_READFUNCTION, http_read_cb);
+		curl_easy_setopt(easy, CURLOPT_READDATA, xfer);
+		curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, http_seek_cb);
+		curl_easy_setopt(easy, CURLOPT_SEEKDATA, xfer);
+	}
+	else
+		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+}
+
+/*
+ * Send req once and fill resp.
+ */
+static void
+http_perform_once(const HttpRequest *req, HttpResponse *resp)
+{
+	HttpTransfer xfer;
+	struct curl_slist *volatile headers = NULL;
+	CURLcode	code = CURLE_OK;
+	bool		added = false;
+	char	   *url;
+	const char *base = telnyx_api_base_url;
+	size_t		baselen;
+
+	http_check_base_url(base, ERROR);
+	http_ensure_handles();
+
+	memset(&xfer, 0, sizeof(xfer));
+	xfer.req = req;
+	xfer.body = req->body;
+	xfer.body_len = req->body ? strlen(req->body) : 0;
+	xfer.max = (size_t) telnyx_max_response_size;
+	xfer.retry_after_ms = -1;
+	xfer.ratelimit_reset_ms = -1;
+
+	baselen = strlen(base);
+	while (baselen > 0 && base[baselen - 1] == '/')
+		baselen--;
+	url = psprintf("%.*s%s", (int) baselen, base, req->path);
+
+	headers = http_build_headers(req);
+
+	PG_TRY();
+	{
+		CURLMcode	mc;
+		CURLMsg    *msg;
+		int			queued;
+
+		http_configure(http_easy, &xfer, url, headers);
+		mc = curl_multi_add_handle(http_multi, http_easy);
+		if (mc != CURLM_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not start HTTP request"),
+					 errdetail_internal("%s", curl_multi_strerror(mc))));
+		added = true;
+
+		for (;;)
+		{
+			int			running = 0;
+
+			mc = curl_multi_perform(http_multi, &running);
+			if (mc != CURLM_OK || running == 0)
+				break;
+			mc = curl_multi_poll(http_multi, NULL, 0, HTTP_POLL_INTERVAL_MS, NULL);
+			if (mc != CURLM_OK)
+				break;
+			CHECK_FOR_INTERRUPTS();
+		}
+		if (mc != CURLM_OK)
+		{
+			code = CURLE_RECV_ERROR;
+			strlcpy(xfer.errbuf, curl_multi_strerror(mc), sizeof(xfer.errbuf));
+		}
+		while ((msg = curl_multi_info_read(http_multi, &queued)) != NULL)
+		{
+			if (msg->msg == CURLMSG_DONE && msg->easy_handle == http_easy)
+				code = msg->data.result;
+		}
+
+		/* what happened, now that curl is done */
+		memset(resp, 0, sizeof(*resp));
+		resp->wait_ms = -1;
+		curl_easy_getinfo(http_easy, CURLINFO_RESPONSE_CODE, &resp->status);
+
+		if (xfer.out_of_memory)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory"),
+					 errdetail("Failed while receiving a response of %zu bytes.", xfer.len)));
+
+		if (xfer.too_large || code == CURLE_FILESIZE_EXCEEDED)
+			resp->outcome = HTTP_TOO_LARGE;
+		else if (code == CURLE_OK)
+			resp->outcome = HTTP_COMPLETE;
+		else
+		{
+			bool		sent;
+
+			if (req->body != NULL)
+				sent = xfer.body_read;
+			else
+			{
+				long		request_size = 0;
+
+				curl_easy_getinfo(http_easy, CURLINFO_REQUEST_SIZE, &request_size);
+				sent = request_size > 0;
+			}
+			resp->outcome = sent ? HTTP_FAILED_AFTER_SEND : HTTP_NOT_SENT;
+			resp->status = 0;
+		}
+
+		if (code != CURLE_OK)
+			resp->transport_error = pstrdup(xfer.errbuf[0] ? xfer.errbuf
+											: curl_easy_strerror(code));
+
+		if (resp->status == 429 && xfer.retry_after_ms < 0)
+			resp->wait_ms = xfer.ratelimit_reset_ms;
+		else
+			resp->wait_ms = xfer.retry_after_ms;
+
+		resp->body = palloc(xfer.len + 1);
+		if (xfer.len > 0)
+			memcpy(resp->body, xfer.buf, xfer.len);
+		resp->body[xfer.len] = '\0';
+		resp->body_len = xfer.len;
+	}
+	PG_FINALLY();
+	{
+		if (added)
+			curl_multi_remove_handle(http_multi, http_easy);
+		curl_slist_free_all(headers);
+		free(xfer.buf);
+	}
+	PG_END_TRY();
+
+	pfree(url);
+}
+
+/*---- curl callbacks: they record, never raise ----*/
+
+static size_t
+http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	HttpTransfer *xfer = (HttpTransfer *) arg;
+	size_t		n = size * nmemb;
+
+	if (n > xfer->max - xfer->len || xfer->len + n > xfer->max)
+	{
+		xfer->too_large = true;
+		return 0;
+	}
+	if (xfer->len + n > xfer->cap)
+	{
+		size_t		newcap = Max(xfer->cap * 2, 8192);
+		char	   *newbuf;
+
+		while (newcap < xfer->len + n)
+			newcap *= 2;
+		newbuf = realloc(xfer->buf, newcap);
+		if (newbuf == NULL)
+		{
+			xfer->out_of_memory = true;
+			return 0;
+		}
+		xfer->buf = newbuf;
+		xfer->cap = newcap;
+	}
+	memcpy(xfer->buf + xfer->len, data, n);
+	xfer->len += n;
+	return n;
+}
+
+static size_t
+http_read_cb(char *dest, size_t size, size_t nmemb, void *arg)
+{
+	HttpTransfer *xfer = (HttpTransfer *) arg;
+	size_t		n = Min(size * nmemb, xfer->body_len - xfer->body_pos);
+
+	xfer->body_read = true;
+	memcpy(dest, xfer->body + xfer->body_pos, n);
+	xfer->body_pos += n;
+	return n;
+}
+
+/*
+ * curl asks to rewind the body when it wants to send the request again,
+ * which it does on its own when a reused connection dies before an answer.
+ * Only an idempotent request may go out twice.
+ */
+static int
+http_seek_cb(void *arg, curl_off_t offset, int origin)
+{
+	HttpTransfer *xfer = (HttpTransfer *) arg;
+
+	if (!xfer->req->idempotent || origin != SEEK_SET ||
+		offset < 0 || (size_t) offset > xfer->body_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	xfer->body_pos = (size_t) offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+static size_t
+http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	HttpTransfer *xfer = (HttpTransfer *) arg;
+	size_t		n = size * nmemb;
+	char		value[128];
+
+	/* a status line starts a new response: forget the previous one's */
+	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
+	{
+		xfer->retry_after_ms = -1;
+		xfer->ratelimit_reset_ms = -1;
+	}
+	else if (http_header_value(data, n, "retry-after-ms", value, sizeof(value)))
+	{
+		char	   *end;
+		double		ms = strtod(value, &end);
+
+		if (end != value && *end == '\0' && ms >= 0 && isfinite(ms))
+			xfer->retry_after_ms = ms;
+	}
+	else if (http_header_value(data, n, "retry-after", value, sizeof(value)))
+	{
+		char	   *end;
+		double		s = strtod(value, &end);
+
+		/* the -ms form wins when both are present */
+		if (xfer->retry_after_ms < 0)
+		{
+			if (end != value && *end == '\0' && s >= 0 && isfinite(s))
+				xfer->retry_after_ms = s * 1000.0;
+			else
+			{
+				time_t		when = curl_getdate(value, NULL);
+
+				if (when != -1)
+					xfer->retry_after_ms = Max(0.0, difftime(when, time(NULL)) * 1000.0);
+			}
+		}
+	}
+	else if (http_header_value(data, n, "x-ratelimit-reset", value, sizeof(value)))
+	{
+		char	   *end;
+		double		s = strtod(value, &end);
+
+		if (end != value && *end == '\0' && s >= 0 && isfinite(s))
+			xfer->ratelimit_reset_ms = s * 1000.0;
+	}
+	return n;
+}
+
+/*
+ * If the header line is "name: value" (name compared without case), copy
+ * the trimmed value into value and return true.
+ */
+static bool
+http_header_value(const char *line, size_t len, const char *name,
+				  char *value, size_t valuesize)
+{
+	size_t		namelen = strlen(name);
+	size_t		start;
+	size_t		end;
+
+	if (len <= namelen || line[namelen] != ':' ||
+		pg_strncasecmp(line, name, namelen) != 0)
+		return false;
+	start = namelen + 1;
+	end = len;
+	while (start < end && (line[start] == ' ' || line[start] == '\t'))
+		start++;
+	while (end > start && (line[end - 1] == '\r' || line[end - 1] == '\n' ||
+						   line[end - 1] == ' ' || line[end - 1] == '\t'))
+		end--;
+	if (end - start >= valuesize)
+		return false;
+	memcpy(value, line + start, end - start);
+	value[end - start] = '\0';
+	return true;
+}
+
+/* Sockets count against the backend's file descriptor budget. */
+static curl_socket_t
+http_open_socket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	curl_socket_t sock;
+
+	if (!AcquireExternalFD())
+		return CURL_SOCKET_BAD;
+	sock = socket(addr->family, addr->socktype, addr->protocol);
+	if (sock == CURL_SOCKET_BAD)
+		ReleaseExternalFD();
+	return sock;
+}
+
+static int
+http_close_socket_cb(void *arg, curl_socket_t sock)
+{
+	int			rc = close(sock);
+
+	ReleaseExternalFD();
+	return rc;
+}

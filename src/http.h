@@ -1,0 +1,56 @@
+/*-------------------------------------------------------------------------
+ *
+ * http.h
+ *	  HTTP requests through libcurl, with retries of what is safe to retry.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TELNYX_HTTP_H
+#define TELNYX_HTTP_H
+
+typedef enum HttpMethod
+{
+	HTTP_GET,
+	HTTP_POST
+} HttpMethod;
+
+typedef struct HttpRequest
+{
+	HttpMethod	method;
+	const char *path;			/* appended to telnyx.api_base_url */
+	const char *body;			/* POST body, or NULL */
+	const char *idempotency_key;	/* Idempotency-Key header, or NULL */
+	bool		idempotent;		/* safe to send again after it may have
+								 * reached the server? */
+} HttpRequest;
+
+/* How a transfer ended. */
+typedef enum HttpOutcome
+{
+	HTTP_COMPLETE,				/* a whole response arrived; status is set */
+	HTTP_NOT_SENT,				/* failed before the request could reach the
+								 * server (resolve, connect, TLS) */
+	HTTP_FAILED_AFTER_SEND,		/* failed after the request may have reached
+								 * the server (timeout, reset) */
+	HTTP_TOO_LARGE				/* response exceeded telnyx.max_response_size */
+} HttpOutcome;
+
+typedef struct HttpResponse
+{
+	HttpOutcome outcome;
+	long		status;			/* HTTP status, 0 if none arrived */
+	char	   *body;			/* palloc'd, NUL-terminated; never NULL */
+	size_t		body_len;
+	double		wait_ms;		/* wait the server asked for, -1 if none */
+	int			attempts;		/* requests sent, retries included */
+	char	   *transport_error;	/* curl's description, or NULL */
+} HttpResponse;
+
+extern void http_init(void);
+extern void http_perform(const HttpRequest *req, HttpResponse *resp);
+extern bool http_should_retry(const HttpRequest *req, const HttpResponse *resp);
+extern double http_retry_delay_ms(int retry, const HttpResponse *resp);
+extern void http_check_base_url(const char *url, int elevel);
+extern bool http_base_url_allowed(const char *url, const char **why);
+
+#endif							/* TELNYX_HTTP_H */

@@ -1,0 +1,357 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.c
+ *	  Every write to the extension's tables.
+ *
+ * An order as Telnyx describes it is upserted into three tables: the order,
+ * its ordering groups (keyed by order and group_index) and the number
+ * orders that fill each group (keyed by number_order_id).  Fetching the
+ * same order again updates its rows and never duplicates them.  The writes
+ * run in the caller's transaction, through SPI with $n parameters; table
+ * names are qualified with the extension's schema, never found through
+ * search_path.  Plans are prepared once per backend and kept.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "store.h"
+
+/*---- Local types ----*/
+
+typedef enum StoreStatement
+{
+	STORE_UPSERT_ORDER,
+	STORE_UPSERT_GROUP,
+	STORE_DELETE_EXTRA_GROUPS,
+	STORE_UPSERT_NUMBER_ORDER,
+	STORE_NUM_STATEMENTS
+} StoreStatement;
+
+typedef struct StoreQuery
+{
+	const char *sql;			/* %1$s is the quoted schema */
+	int			nargs;
+	Oid			argtypes[21];
+} StoreQuery;
+
+/*---- Local variables ----*/
+
+static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
+	[STORE_UPSERT_ORDER] = {
+		"INSERT INTO %1$s.telnyx_inexplicit_orders AS o"
+		" (id, connection_id, messaging_profile_id, customer_reference,"
+		"  billing_group_id, created_at, updated_at, data, synced_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())"
+		" ON CONFLICT (id) DO UPDATE SET"
+		" connection_id = EXCLUDED.connection_id,"
+		" messaging_profile_id = EXCLUDED.messaging_profile_id,"
+		" customer_reference = EXCLUDED.customer_reference,"
+		" billing_group_id = EXCLUDED.billing_group_id,"
+		" created_at = EXCLUDED.created_at,"
+		" updated_at = EXCLUDED.updated_at,"
+		" data = EXCLUDED.data,"
+		" synced_at = now()",
+		8,
+		{UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, JSONBOID}
+	},
+	[STORE_UPSERT_GROUP] = {
+		"INSERT INTO %1$s.telnyx_ordering_groups AS g"
+		" (order_id, group_index, country_iso, phone_number_type,"
+		"  national_destination_code, administrative_area, locality, features,"
+		"  phone_number_starts_with, phone_number_ends_with,"
+		"  phone_number_contains, strategy, quickship, exclude_held_numbers,"
+		"  count_requested, count_allocated, status, error_reason,"
+		"  created_at, updated_at, synced_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+		"  $15, $16, $17, $18, $19, $20, now())"
+		" ON CONFLICT (order_id, group_index) DO UPDATE SET"
+		" country_iso = EXCLUDED.country_iso,"
+		" phone_number_type = EXCLUDED.phone_number_type,"
+		" national_destination_code = EXCLUDED.national_destination_code,"
+		" administrative_area = EXCLUDED.administrative_area,"
+		" locality = EXCLUDED.locality,"
+		" features = EXCLUDED.features,"
+		" phone_number_starts_with = EXCLUDED.phone_number_starts_with,"
+		" phone_number_ends_with = EXCLUDED.phone_number_ends_with,"
+		" phone_number_contains = EXCLUDED.phone_number_contains,"
+		" strategy = EXCLUDED.strategy,"
+		" quickship = EXCLUDED.quickship,"
+		" exclude_held_numbers = EXCLUDED.exclude_held_numbers,"
+		" count_requested = EXCLUDED.count_requested,"
+		" count_allocated = EXCLUDED.count_allocated,"
+		" status = EXCLUDED.status,"
+		" error_reason = EXCLUDED.error_reason,"
+		" created_at = EXCLUDED.created_at,"
+		" updated_at = EXCLUDED.updated_at,"
+		" synced_at = now()",
+		20,
+		{UUIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID,
+		INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	},
+	[STORE_DELETE_EXTRA_GROUPS] = {
+		"DELETE FROM %1$s.telnyx_ordering_groups"
+		" WHERE order_id = $1 AND group_index > $2",
+		2,
+		{UUIDOID, INT4OID}
+	},
+	[STORE_UPSERT_NUMBER_ORDER] = {
+		"INSERT INTO %1$s.telnyx_number_orders AS n"
+		" (number_order_id, order_id, group_index, sub_number_order_ids, synced_at)"
+		" VALUES ($1, $2, $3, $4, now())"
+		" ON CONFLICT (number_order_id) DO UPDATE SET"
+		" order_id = EXCLUDED.order_id,"
+		" group_index = EXCLUDED.group_index,"
+		" sub_number_order_ids = EXCLUDED.sub_number_order_ids,"
+		" synced_at = now()",
+		4,
+		{UUIDOID, UUIDOID, INT4OID, UUIDARRAYOID}
+	},
+};
+
+/* Kept plans, valid for the schema named store_plans_schema. */
+static SPIPlanPtr store_plans[STORE_NUM_STATEMENTS];
+static char *store_plans_schema = NULL;
+
+/*---- Function declarations ----*/
+
+static char *store_schema_name(void);
+static SPIPlanPtr store_plan(StoreStatement stmt);
+static void store_execute(StoreStatement stmt, Datum *values, const char *nulls,
+						  int expected);
+static Datum text_datum(const char *s, char *null);
+static Datum uuid_datum(const char *s);
+static Datum uuid_array_datum(List *ids);
+static Datum text_array_datum(List *strings);
+
+/*
+ * store_order
+ *		Upsert order, its groups and their number orders, in the current
+ *		transaction.
+ */
+void
+store_order(const TelnyxOrder *order)
+{
+	Datum		values[20];
+	char		nulls[20];
+	Datum		order_id;
+	ListCell   *lc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	order_id = uuid_datum(order->id);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = order_id;
+	values[1] = text_datum(order->connection_id, &nulls[1]);
+	values[2] = text_datum(order->messaging_profile_id, &nulls[2]);
+	values[3] = text_datum(order->customer_reference, &nulls[3]);
+	values[4] = text_datum(order->billing_group_id, &nulls[4]);
+	values[5] = TimestampTzGetDatum(order->created_at.value);
+	nulls[5] = order->created_at.present ? ' ' : 'n';
+	values[6] = TimestampTzGetDatum(order->updated_at.value);
+	nulls[6] = order->updated_at.present ? ' ' : 'n';
+	values[7] = JsonbPGetDatum(order->data);
+	store_execute(STORE_UPSERT_ORDER, values, nulls, SPI_OK_INSERT);
+
+	foreach(lc, order->groups)
+	{
+		TelnyxGroup *g = (TelnyxGroup *) lfirst(lc);
+		ListCell   *lc2;
+
+		memset(nulls, ' ', sizeof(nulls));
+		values[0] = order_id;
+		values[1] = Int32GetDatum(g->group_index);
+		values[2] = text_datum(g->country_iso, &nulls[2]);
+		values[3] = text_datum(g->phone_number_type, &nulls[3]);
+		values[4] = text_datum(g->national_destination_code, &nulls[4]);
+		values[5] = text_datum(g->administrative_area, &nulls[5]);
+		values[6] = text_datum(g->locality, &nulls[6]);
+		if (g->has_features)
+			values[7] = text_array_datum(g->features);
+		else
+			nulls[7] = 'n';
+		values[8] = text_datum(g->starts_with, &nulls[8]);
+		values[9] = text_datum(g->ends_with, &nulls[9]);
+		values[10] = text_datum(g->contains, &nulls[10]);
+		values[11] = text_datum(g->strategy, &nulls[11]);
+		values[12] = BoolGetDatum(g->quickship.value);
+		nulls[12] = g->quickship.present ? ' ' : 'n';
+		values[13] = BoolGetDatum(g->exclude_held_numbers.value);
+		nulls[13] = g->exclude_held_numbers.present ? ' ' : 'n';
+		values[14] = Int32GetDatum(g->count_requested.value);
+		nulls[14] = g->count_requested.present ? ' ' : 'n';
+		values[15] = Int32GetDatum(g->count_allocated.value);
+		nulls[15] = g->count_allocated.present ? ' ' : 'n';
+		values[16] = text_datum(g->status, &nulls[16]);
+		values[17] = text_datum(g->error_reason, &nulls[17]);
+		values[18] = TimestampTzGetDatum(g->created_at.value);
+		nulls[18] = g->created_at.present ? ' ' : 'n';
+		values[19] = TimestampTzGetDatum(g->updated_at.value);
+		nulls[19] = g->updated_at.present ? ' ' : 'n';
+		store_execute(STORE_UPSERT_GROUP, values, nulls, SPI_OK_INSERT);
+
+		foreach(lc2, g->orders)
+		{
+			TelnyxNumberOrderRef *ref = (TelnyxNumberOrderRef *) lfirst(lc2);
+
+			memset(nulls, ' ', sizeof(nulls));
+			values[0] = uuid_datum(ref->number_order_id);
+			values[1] = order_id;
+			values[2] = Int32GetDatum(g->group_index);
+			values[3] = uuid_array_datum(ref->sub_number_order_ids);
+			store_execute(STORE_UPSERT_NUMBER_ORDER, values, nulls, SPI_OK_INSERT);
+		}
+	}
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = order_id;
+	values[1] = Int32GetDatum(list_length(order->groups) == 0 ? 0 :
+							  ((TelnyxGroup *) llast(order->groups))->group_index);
+	store_execute(STORE_DELETE_EXTRA_GROUPS, values, nulls, SPI_OK_DELETE);
+
+	SPI_finish();
+}
+
+/*
+ * The kept plan for stmt, prepared on first use.  Plans name the
+ * extension's schema as it is now; if it was renamed (or the extension was
+ * created again elsewhere), they are prepared again.
+ */
+static SPIPlanPtr
+store_plan(StoreStatement stmt)
+{
+	char	   *schema = store_schema_name();
+	const StoreQuery *q = &store_queries[stmt];
+	SPIPlanPtr	plan;
+	int			i;
+
+	if (store_plans_schema == NULL || strcmp(store_plans_schema, schema) != 0)
+	{
+		for (i = 0; i < STORE_NUM_STATEMENTS; i++)
+		{
+			if (store_plans[i] != NULL)
+				SPI_freeplan(store_plans[i]);
+			store_plans[i] = NULL;
+		}
+		if (store_plans_schema != NULL)
+			pfree(store_plans_schema);
+		store_plans_schema = MemoryContextStrdup(TopMemoryContext, schema);
+	}
+
+	if (store_plans[stmt] != NULL)
+		return store_plans[stmt];
+
+	plan = SPI_prepare(psprintf(q->sql, quote_identifier(schema)),
+					   q->nargs, (Oid *) q->argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	store_plans[stmt] = plan;
+	return plan;
+}
+
+/* The schema the extension was created in. */
+static char *
+store_schema_name(void)
+{
+	Oid			extoid = get_extension_oid("telnyx_orders", false);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tuple;
+	Oid			nsp = InvalidOid;
+	char	   *name;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		nsp = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	name = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
+	if (name == NULL)
+		elog(ERROR, "could not find the schema of extension \"telnyx_orders\"");
+	return name;
+}
+
+static void
+store_execute(StoreStatement stmt, Datum *values, const char *nulls,
+			  int expected)
+{
+	int			rc = SPI_execute_plan(store_plan(stmt), values, nulls, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+}
+
+/* A text Datum for s; sets *null when s is NULL. */
+static Datum
+text_datum(const char *s, char *null)
+{
+	if (s == NULL)
+	{
+		*null = 'n';
+		return (Datum) 0;
+	}
+	return CStringGetTextDatum(s);
+}
+
+/* s has been checked with api_is_uuid, so uuid_in cannot fail. */
+static Datum
+uuid_datum(const char *s)
+{
+	return DirectFunctionCall1(uuid_in, CStringGetDatum(s));
+}
+
+static Datum
+uuid_array_datum(List *ids)
+{
+	int			n = list_length(ids);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, ids)
+		elems[i++] = uuid_datum((const char *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, UUIDOID, UUID_LEN, false,
+										   TYPALIGN_CHAR));
+}
+
+static Datum
+text_array_datum(List *strings)
+{
+	int			n = list_length(strings);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, strings)
+		elems[i++] = CStringGetTextDatum((const char *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}

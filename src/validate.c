@@ -1,0 +1,556 @@
+/*-------------------------------------------------------------------------
+ *
+ * validate.c
+ *	  Check ordering groups and order fields, and build the request body.
+ *
+ * Everything the caller gives is checked before anything is sent: an order
+ * spends money, so a typo must be an error, never a silently dropped key.
+ * Every message names the ordering group (counting from 1) and the field.
+ * The result is the exact JSON body to POST, in the API's spelling:
+ * count_requested as a string, country_iso upper case, the flat
+ * "phone_number[starts_with]" response spelling folded into the nested
+ * "phone_number" object, JSON nulls dropped (a NULL column means "no
+ * criterion").
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "telnyx_orders.h"
+#include "validate.h"
+
+/*---- Local variables ----*/
+
+/* Keys an ordering group may have, in the order the hint lists them. */
+static const char *const group_keys[] = {
+	"country_iso",
+	"phone_number_type",
+	"count_requested",
+	"national_destination_code",
+	"administrative_area",
+	"locality",
+	"features",
+	"phone_number",
+	"phone_number[starts_with]",
+	"phone_number[ends_with]",
+	"phone_number[contains]",
+	"strategy",
+	"quickship",
+	"exclude_held_numbers",
+};
+
+/* The filters of "phone_number", and their flat spelling. */
+static const char *const phone_number_keys[] = {
+	"starts_with", "ends_with", "contains"
+};
+static const char *const phone_number_flat_keys[] = {
+	"phone_number[starts_with]", "phone_number[ends_with]", "phone_number[contains]"
+};
+
+/*---- Function declarations ----*/
+
+static int	validate_group(JsonbContainer *group, int n, JsonbParseState **st);
+static void check_group_keys(JsonbContainer *group, int n);
+static JsonbValue *group_field(JsonbContainer *group, const char *key,
+							   JsonbValue *buf);
+static char *group_string(JsonbContainer *group, int n, const char *key,
+						  bool required, bool digits);
+static bool group_boolean(JsonbContainer *group, int n, const char *key,
+						  bool *value);
+static int	group_count_requested(JsonbContainer *group, int n);
+static void push_phone_number(JsonbContainer *group, int n, JsonbParseState **st);
+static void push_features(JsonbContainer *group, int n, JsonbParseState **st);
+static void push_key(JsonbParseState **st, const char *key);
+static void push_string(JsonbParseState **st, const char *key, const char *value);
+static void push_bool(JsonbParseState **st, const char *key, bool value);
+static bool all_digits(const char *s, int len);
+static char *accepted_keys(void);
+
+/*
+ * validate_order_request
+ *		Check ordering_groups (a JSON array of group objects, or one group
+ *		object) and the order-level fields; return the request body.
+ *
+ * Raises invalid_parameter_value, naming group and field, on any problem.
+ * The result is palloc'd in the current memory context.
+ */
+Jsonb *
+validate_order_request(Jsonb *ordering_groups, const OrderFields *fields)
+{
+	JsonbParseState *st = NULL;
+	JsonbValue *res;
+	JsonbContainer *root;
+	int			total = 0;
+	struct
+	{
+		const char *key;
+		const char *value;
+	}			top[4];
+	int			i;
+
+	if (ordering_groups == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"ordering_groups\" must not be null")));
+
+	root = &ordering_groups->root;
+	if (JB_ROOT_IS_SCALAR(ordering_groups))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"ordering_groups\" must be a JSON array of objects or a single object")));
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	push_key(&st, "ordering_groups");
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+
+	if (JB_ROOT_IS_OBJECT(ordering_groups))
+		total = validate_group(root, 1, &st);
+	else
+	{
+		int			ngroups = JsonContainerSize(root);
+
+		if (ngroups == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"ordering_groups\" must not be empty")));
+
+		for (i = 0; i < ngroups; i++)
+		{
+			JsonbValue *elem = getIthJsonbValueFromContainer(root, i);
+
+			if (elem->type != jbvBinary ||
+				!JsonContainerIsObject(elem->val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("ordering group %d must be a JSON object", i + 1)));
+			total += validate_group(elem->val.binary.data, i + 1, &st);
+			if (total > TELNYX_MAX_COUNT_REQUESTED)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("ordering groups request more than %d numbers in total",
+								TELNYX_MAX_COUNT_REQUESTED),
+						 errdetail("Groups 1 to %d alone request %d numbers.", i + 1, total),
+						 errhint("Split the request into several orders.")));
+		}
+	}
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+
+	top[0].key = "connection_id";
+	top[0].value = fields->connection_id;
+	top[1].key = "messaging_profile_id";
+	top[1].value = fields->messaging_profile_id;
+	top[2].key = "customer_reference";
+	top[2].value = fields->customer_reference;
+	top[3].key = "billing_group_id";
+	top[3].value = fields->billing_group_id;
+	for (i = 0; i < lengthof(top); i++)
+	{
+		if (top[i].value == NULL)
+			continue;
+		if (top[i].value[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" must not be an empty string", top[i].key),
+					 errhint("Pass NULL to leave it out.")));
+		push_string(&st, top[i].key, top[i].value);
+	}
+
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+/*
+ * Check group n and push it, normalised, as the next array element.
+ * Returns its count_requested.
+ */
+static int
+validate_group(JsonbContainer *group, int n, JsonbParseState **st)
+{
+	char	   *s;
+	int			count;
+	bool		b;
+	static const char *const optional_strings[] = {
+		"national_destination_code", "administrative_area", "locality"
+	};
+	int			i;
+
+	check_group_keys(group, n);
+
+	pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+
+	s = group_string(group, n, "country_iso", true, false);
+	for (i = 0; s[i]; i++)
+		s[i] = pg_ascii_toupper((unsigned char) s[i]);
+	if (strcmp(s, "US") != 0 && strcmp(s, "CA") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering group %d: \"country_iso\" must be \"US\" or \"CA\"", n),
+				 errdetail("Telnyx sells inexplicit orders in the US and Canada only.")));
+	push_string(st, "country_iso", s);
+
+	s = group_string(group, n, "phone_number_type", true, false);
+	push_string(st, "phone_number_type", s);
+
+	count = group_count_requested(group, n);
+	push_string(st, "count_requested", psprintf("%d", count));
+
+	for (i = 0; i < lengthof(optional_strings); i++)
+	{
+		s = group_string(group, n, optional_strings[i], false,
+						 strcmp(optional_strings[i], "national_destination_code") == 0);
+		if (s != NULL)
+			push_string(st, optional_strings[i], s);
+	}
+
+	push_features(group, n, st);
+	push_phone_number(group, n, st);
+
+	s = group_string(group, n, "strategy", false, false);
+	if (s != NULL)
+	{
+		if (strcmp(s, "always") != 0 && strcmp(s, "never") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ordering group %d: \"strategy\" must be \"always\" or \"never\"", n)));
+		push_string(st, "strategy", s);
+	}
+
+	if (group_boolean(group, n, "quickship", &b))
+		push_bool(st, "quickship", b);
+	if (group_boolean(group, n, "exclude_held_numbers", &b))
+		push_bool(st, "exclude_held_numbers", b);
+
+	pushJsonbValue(st, WJB_END_OBJECT, NULL);
+	return count;
+}
+
+/* Refuse any key that is not an ordering group field. */
+static void
+check_group_keys(JsonbContainer *group, int n)
+{
+	JsonbIterator *it = JsonbIteratorInit(group);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		int			i;
+		bool		known = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		for (i = 0; i < lengthof(group_keys); i++)
+		{
+			if (strlen(group_keys[i]) == (size_t) v.val.string.len &&
+				memcmp(group_keys[i], v.val.string.val, v.val.string.len) == 0)
+			{
+				known = true;
+				break;
+			}
+		}
+		if (!known)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ordering group %d has unrecognized key \"%.*s\"",
+							n, v.val.string.len, v.val.string.val),
+					 errhint("Accepted keys are %s.", accepted_keys())));
+	}
+}
+
+/* The accepted keys as a quoted, comma-separated list. */
+static char *
+accepted_keys(void)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < lengthof(group_keys); i++)
+		appendStringInfo(&buf, "%s\"%s\"", i > 0 ? ", " : "", group_keys[i]);
+	return buf.data;
+}
+
+/* Look key up in group; a JSON null counts as absent. */
+static JsonbValue *
+group_field(JsonbContainer *group, const char *key, JsonbValue *buf)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(group, key, strlen(key), buf);
+
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	return v;
+}
+
+/*
+ * The non-empty string field key of group n, palloc'd; NULL if absent and
+ * not required.  With digits, only decimal digits are accepted.
+ */
+static char *
+group_string(JsonbContainer *group, int n, const char *key, bool required,
+			 bool digits)
+{
+	JsonbValue	buf;
+	JsonbValue *v = group_field(group, key, &buf);
+
+	if (v == NULL)
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ordering group %d is missing \"%s\"", n, key)));
+		return NULL;
+	}
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering group %d: \"%s\" must be a string", n, key)));
+	if (v->val.string.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering group %d: \"%s\" must not be empty", n, key)));
+	if (digits && !all_digits(v->val.string.val, v->val.string.len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering group %d: \"%s\" must be a string of digits", n, key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* The boolean field key of group n; false if absent. */
+static bool
+group_boolean(JsonbContainer *group, int n, const char *key, bool *value)
+{
+	JsonbValue	buf;
+	JsonbValue *v = group_field(group, key, &buf);
+
+	if (v == NULL)
+		return false;
+	if (v->type != jbvBool)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering group %d: \"%s\" must be true or false", n, key)));
+	*value = v->val.boolean;
+	return true;
+}
+
+/*
+ * count_requested of group n: a JSON integer or a string of digits, from 1
+ * to TELNYX_MAX_COUNT_REQUESTED.
+ */
+static int
+group_count_requested(JsonbContainer *group, int n)
+{
+	JsonbValue	buf;
+	JsonbValue *v = group_field(group, "count_requested", &buf);
+	const char *digits = NULL;
+	int			len = 0;
+	int			count = 0;
+	int			i;
+
+	if (v == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering group %d is missing \"count_requested\"", n)));
+
+	if (v->type == jbvString)
+	{
+		digits = v->val.string.val;
+		len = v->val.string.len;
+	}
+	else if (v->type == jbvNumeric)
+	{
+		digits = DatumGetCString(DirectFunctionCall1(numeric_out,
+													 NumericGetDatum(v->val.numeric)));
+		len = strlen(digits);
+	}
+
+	/* skip leading zeros; more than five digits is out of range anyway */
+	while (digits != NULL && len > 1 && digits[0] == '0')
+	{
+		digits++;
+		len--;
+	}
+	if (digits != NULL && len > 0 && len <= 5 && all_digits(digits, len))
+	{
+		for (i = 0; i < len; i++)
+			count = count * 10 + (digits[i] - '0');
+	}
+	if (count < 1 || count > TELNYX_MAX_COUNT_REQUESTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering group %d: \"count_requested\" must be an integer between 1 and %d",
+						n, TELNYX_MAX_COUNT_REQUESTED)));
+	return count;
+}
+
+/*
+ * Push "phone_number": {starts_with, ends_with, contains}, taken from the
+ * nested object and the flat "phone_number[...]" keys.
+ */
+static void
+push_phone_number(JsonbContainer *group, int n, JsonbParseState **st)
+{
+	JsonbValue	buf;
+	JsonbValue *nested = group_field(group, "phone_number", &buf);
+	JsonbContainer *obj = NULL;
+	char	   *values[lengthof(phone_number_keys)];
+	bool		any = false;
+	int			i;
+
+	if (nested != NULL)
+	{
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		if (nested->type != jbvBinary || !JsonContainerIsObject(nested->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ordering group %d: \"phone_number\" must be a JSON object", n),
+					 errhint("Accepted keys are \"starts_with\", \"ends_with\" and \"contains\".")));
+		obj = nested->val.binary.data;
+
+		it = JsonbIteratorInit(obj);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			bool		known = false;
+
+			if (tok != WJB_KEY)
+				continue;
+			for (i = 0; i < lengthof(phone_number_keys); i++)
+				if (strlen(phone_number_keys[i]) == (size_t) v.val.string.len &&
+					memcmp(phone_number_keys[i], v.val.string.val, v.val.string.len) == 0)
+					known = true;
+			if (!known)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("ordering group %d: \"phone_number\" has unrecognized key \"%.*s\"",
+								n, v.val.string.len, v.val.string.val),
+						 errhint("Accepted keys are \"starts_with\", \"ends_with\" and \"contains\".")));
+		}
+	}
+
+	for (i = 0; i < lengthof(phone_number_keys); i++)
+	{
+		char	   *flat = group_string(group, n, phone_number_flat_keys[i], false, true);
+		char	   *inner = NULL;
+
+		if (obj != NULL)
+		{
+			char	   *field = psprintf("phone_number.%s", phone_number_keys[i]);
+			JsonbValue	vbuf;
+			JsonbValue *v = group_field(obj, phone_number_keys[i], &vbuf);
+
+			if (v != NULL)
+			{
+				if (v->type != jbvString || v->val.string.len == 0 ||
+					!all_digits(v->val.string.val, v->val.string.len))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("ordering group %d: \"%s\" must be a string of digits",
+									n, field)));
+				inner = pnstrdup(v->val.string.val, v->val.string.len);
+			}
+		}
+		if (flat != NULL && inner != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ordering group %d gives \"%s\" twice", n, phone_number_flat_keys[i]),
+					 errdetail("It is set both as \"phone_number\".\"%s\" and as \"%s\".",
+							   phone_number_keys[i], phone_number_flat_keys[i])));
+		values[i] = flat != NULL ? flat : inner;
+		any |= values[i] != NULL;
+	}
+
+	if (!any)
+		return;
+	push_key(st, "phone_number");
+	pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < lengthof(phone_number_keys); i++)
+		if (values[i] != NULL)
+			push_string(st, phone_number_keys[i], values[i]);
+	pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
+/* Push "features": an array of non-empty strings. */
+static void
+push_features(JsonbContainer *group, int n, JsonbParseState **st)
+{
+	JsonbValue	buf;
+	JsonbValue *v = group_field(group, "features", &buf);
+	JsonbContainer *arr;
+	int			count;
+	int			i;
+
+	if (v == NULL)
+		return;
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering group %d: \"features\" must be an array of strings", n)));
+	arr = v->val.binary.data;
+	count = JsonContainerSize(arr);
+
+	push_key(st, "features");
+	pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+	for (i = 0; i < count; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(arr, i);
+
+		if (elem->type != jbvString || elem->val.string.len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ordering group %d: \"features\" must be an array of strings", n),
+					 errdetail("Element %d is not a non-empty string.", i + 1)));
+		pushJsonbValue(st, WJB_ELEM, elem);
+	}
+	pushJsonbValue(st, WJB_END_ARRAY, NULL);
+}
+
+static void
+push_key(JsonbParseState **st, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(st, WJB_KEY, &k);
+}
+
+static void
+push_string(JsonbParseState **st, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	push_key(st, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static void
+push_bool(JsonbParseState **st, const char *key, bool value)
+{
+	JsonbValue	v;
+
+	push_key(st, key);
+	v.type = jbvBool;
+	v.val.boolean = value;
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static bool
+all_digits(const char *s, int len)
+{
+	int			i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}

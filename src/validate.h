@@ -1,0 +1,25 @@
+/*-------------------------------------------------------------------------
+ *
+ * validate.h
+ *	  The rules for ordering groups and order fields.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TELNYX_VALIDATE_H
+#define TELNYX_VALIDATE_H
+
+#include "utils/jsonb.h"
+
+/* The order-level strings of an inexplicit number order; NULL = absent. */
+typedef struct OrderFields
+{
+	const char *connection_id;
+	const char *messaging_profile_id;
+	const char *customer_reference;
+	const char *billing_group_id;
+} OrderFields;
+
+extern Jsonb *validate_order_request(Jsonb *ordering_groups,
+									 const OrderFields *fields);
+
+#endif							/* TELNYX_VALIDATE_H */
