@@ -13,7 +13,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # pg_regress suites (sql/NAME.sql, expected/NAME.out); they need the
 # stand-in server that test/run starts, so run them through test/run.
-REGRESS = validate create retrieve errors transport privileges
+REGRESS = validate create sync errors transport security
 
 PKG_CONFIG ?= pkg-config
 CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)
@@ -31,3 +31,8 @@ SHLIB_LINK = $(CURL_LIBS)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The suites test/run passes to pg_regress.
+print-regress:
+	@echo $(REGRESS)
+.PHONY: print-regress

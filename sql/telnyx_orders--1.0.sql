@@ -73,7 +73,10 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_inexplicit_orders
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_ordering_groups', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_number_orders', '');
 
-/* What was requested, allocated and bought, one row per ordering group. */
+/*
+ * What was requested, allocated and bought, one row per ordering group.
+ * shortfall is NULL while the group is still pending or processing.
+ */
 CREATE VIEW @extschema@.telnyx_order_allocations AS
 SELECT g.order_id,
 	   o.customer_reference,
@@ -82,8 +85,9 @@ SELECT g.order_id,
 	   g.phone_number_type,
 	   g.count_requested,
 	   g.count_allocated,
-	   greatest(coalesce(g.count_requested, 0) - coalesce(g.count_allocated, 0), 0)
-		   AS shortfall,
+	   CASE WHEN g.status IN ('pending', 'processing') THEN NULL
+			ELSE greatest(coalesce(g.count_requested, 0) - coalesce(g.count_allocated, 0), 0)
+	   END AS shortfall,
 	   g.status,
 	   g.error_reason,
 	   coalesce((SELECT array_agg(n.number_order_id ORDER BY n.number_order_id)

@@ -104,6 +104,7 @@ static int	http_close_socket_cb(void *arg, curl_socket_t sock);
 static bool http_header_value(const char *line, size_t len, const char *name,
 							  char *value, size_t valuesize);
 static bool http_is_loopback_host(const char *host);
+static void http_error_context(void *arg);
 
 /*
  * http_init
@@ -307,9 +308,9 @@ http_ensure_handles(void)
 		curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
 
 		http_user_agent = MemoryContextStrdup(TopMemoryContext,
-											  psprintf("telnyx_orders/%s (PostgreSQL %s; libcurl %s)",
+											  psprintf("telnyx_orders/%s PostgreSQL/%s libcurl/%s",
 													   TELNYX_ORDERS_VERSION,
-													   PG_VERSION, info->version));
+													   PG_MAJORVERSION, info->version));
 	}
 	if (http_multi == NULL)
 	{
@@ -454,6 +455,7 @@ http_perform_once(const HttpRequest *req, HttpResponse *resp)
 	char	   *url;
 	const char *base = telnyx_api_base_url;
 	size_t		baselen;
+	ErrorContextCallback errcallback;
 
 	http_check_base_url(base, ERROR);
 	http_ensure_handles();
@@ -472,6 +474,11 @@ http_perform_once(const HttpRequest *req, HttpResponse *resp)
 	url = psprintf("%.*s%s", (int) baselen, base, req->path);
 
 	headers = http_build_headers(req);
+
+	errcallback.callback = http_error_context;
+	errcallback.arg = &xfer;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 
 	PG_TRY();
 	{
@@ -543,7 +550,12 @@ http_perform_once(const HttpRequest *req, HttpResponse *resp)
 			resp->status = 0;
 		}
 
-		if (code != CURLE_OK)
+		if (code == CURLE_SEND_FAIL_REWIND)
+		{
+			/* curl wanted to resend on a new connection; we refused */
+			resp->transport_error = pstrdup("the connection closed before an answer arrived");
+		}
+		else if (code != CURLE_OK)
 			resp->transport_error = pstrdup(xfer.errbuf[0] ? xfer.errbuf
 											: curl_easy_strerror(code));
 
@@ -560,6 +572,7 @@ http_perform_once(const HttpRequest *req, HttpResponse *resp)
 	}
 	PG_FINALLY();
 	{
+		error_context_stack = errcallback.previous;
 		if (added)
 			curl_multi_remove_handle(http_multi, http_easy);
 		curl_slist_free_all(headers);
@@ -568,6 +581,20 @@ http_perform_once(const HttpRequest *req, HttpResponse *resp)
 	PG_END_TRY();
 
 	pfree(url);
+}
+
+/*
+ * An error raised while a request is in flight (a cancel, a timeout) says
+ * so when the request was not idempotent and may have been processed.
+ */
+static void
+http_error_context(void *arg)
+{
+	HttpTransfer *xfer = (HttpTransfer *) arg;
+
+	if (!xfer->req->idempotent && xfer->body_read)
+		errcontext("while waiting for the answer to POST %s, which may have been processed",
+				   xfer->req->path);
 }
 
 /*---- curl callbacks: they record, never raise ----*/

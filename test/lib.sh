@@ -1,0 +1,145 @@
+# Shared set-up for test/run and test/demo: packages, build, a scratch
+# directory owned by an unprivileged user, TLS material, the Telnyx
+# stand-in and a throwaway PostgreSQL cluster.  Sourced, not run.
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_MAJOR=${PG_MAJOR:-15}
+PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev pkg-config make gcc libipc-run-perl openssl python3"
+CLEANUP=()
+
+log() { printf '== %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Install what is missing (as root), or say what to install.
+need_packages() {
+	local missing=()
+	for p in $PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		die "missing packages: ${missing[*]} (install them with apt-get as root)"
+	fi
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null || die "apt-get update failed"
+	apt-get install -y -qq "${missing[@]}" >/dev/null || die "apt-get install failed"
+}
+
+pg_setup_paths() {
+	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+	[ -x "$PG_CONFIG" ] || die "no pg_config at $PG_CONFIG"
+	PGBIN=$("$PG_CONFIG" --bindir)
+	PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")/..
+	PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress"
+	PG_TAP_LIB="$PGXS_DIR/src/test/perl"
+	export PG_CONFIG PGBIN PG_REGRESS
+}
+
+# Build with warnings as errors and install.  Needs write access to the
+# PostgreSQL installation (root on Debian).
+build_install() {
+	log "building and installing telnyx_orders"
+	make -C "$TOP" -s clean PG_CONFIG="$PG_CONFIG" >/dev/null
+	make -C "$TOP" -s WERROR=-Werror PG_CONFIG="$PG_CONFIG" || die "build failed"
+	make -C "$TOP" -s install PG_CONFIG="$PG_CONFIG" >/dev/null || die "install failed"
+}
+
+# Run a command as the unprivileged user that owns the scratch directory.
+as_user() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u "$RUN_USER" -- env PATH="$PATH" "$@"
+	else
+		"$@"
+	fi
+}
+
+# A scratch directory the unprivileged user owns, holding copies of what
+# the unprivileged steps read (the clone may sit where that user cannot).
+make_scratch() {
+	RUN_USER=${RUN_USER:-postgres}
+	[ "$(id -u)" -eq 0 ] || RUN_USER=$(id -un)
+	SCRATCH=$(mktemp -d /tmp/telnyx_orders.XXXXXX)
+	CLEANUP+=("rm -rf '$SCRATCH'")
+	cp -r "$TOP/sql" "$TOP/expected" "$TOP/test" "$SCRATCH/"
+	mkdir -p "$SCRATCH/tls"
+	[ "$(id -u)" -eq 0 ] && chown -R "$RUN_USER" "$SCRATCH"
+	chmod 700 "$SCRATCH"
+	export PATH="$SCRATCH/test:$PGBIN:$PATH"
+}
+
+# A CA, a server certificate for 127.0.0.1 and localhost signed by it,
+# and an unrelated CA that must not be trusted.
+make_tls() {
+	local d="$SCRATCH/tls"
+	as_user sh -c "
+		cd '$d' &&
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj '/CN=telnyx_orders test CA' &&
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 2 -subj '/CN=untrusted CA' &&
+		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1' &&
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > server.ext &&
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext
+	" >/dev/null 2>&1 || die "could not make TLS certificates"
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Start the stand-in; export its URLs and the key it accepts.
+start_standin() {
+	local seconds=${1:-2}
+	TELNYX_TEST_KEY="KEY$(openssl rand -hex 16)"
+	as_user sh -c "exec python3 '$SCRATCH/test/telnyx_standin.py' \
+		--cert '$SCRATCH/tls/server.crt' --key '$SCRATCH/tls/server.key' \
+		--api-key '$TELNYX_TEST_KEY' --process-seconds $seconds \
+		--ports-file '$SCRATCH/standin.ports'" >"$SCRATCH/standin.log" 2>&1 &
+	STANDIN_PID=$!
+	CLEANUP+=("kill $STANDIN_PID 2>/dev/null")
+	for _ in $(seq 100); do
+		[ -f "$SCRATCH/standin.ports" ] && break
+		sleep 0.1
+	done
+	[ -f "$SCRATCH/standin.ports" ] || die "the stand-in did not start: $(cat "$SCRATCH/standin.log")"
+	local http https
+	http=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['http'])" "$SCRATCH/standin.ports")
+	https=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['https'])" "$SCRATCH/standin.ports")
+	export TELNYX_TEST_KEY
+	export TELNYX_STANDIN_URL="http://127.0.0.1:$http"
+	export TELNYX_TEST_HTTP_URL="http://127.0.0.1:$http/v2"
+	export TELNYX_TEST_HTTPS_URL="https://127.0.0.1:$https/v2"
+	export TELNYX_TEST_LOCALHOST_URL="https://localhost:$https/v2"
+	export TELNYX_TEST_CA="$SCRATCH/tls/ca.crt"
+	export TELNYX_TEST_OTHER_CA="$SCRATCH/tls/other-ca.crt"
+	export TELNYX_TEST_CLOSED_URL="https://127.0.0.1:$(free_port)/v2"
+}
+
+# A throwaway cluster configured to order from the stand-in over TLS.
+start_cluster() {
+	PGDATA="$SCRATCH/data"
+	PGPORT=$(free_port)
+	PGHOST="$SCRATCH"
+	export PGDATA PGPORT PGHOST
+	as_user "$PGBIN/initdb" -D "$PGDATA" -A trust --no-sync >"$SCRATCH/initdb.log" 2>&1 \
+		|| die "initdb failed: $(tail -5 "$SCRATCH/initdb.log")"
+	as_user sh -c "cat >> '$PGDATA/postgresql.conf'" <<CONF
+listen_addresses = ''
+port = $PGPORT
+unix_socket_directories = '$SCRATCH'
+fsync = off
+telnyx.api_key = '$TELNYX_TEST_KEY'
+telnyx.api_base_url = '$TELNYX_TEST_HTTPS_URL'
+telnyx.ca_file = '$TELNYX_TEST_CA'
+CONF
+	as_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$SCRATCH/postgres.log" -w start >/dev/null \
+		|| die "PostgreSQL did not start: $(tail -5 "$SCRATCH/postgres.log")"
+	CLEANUP+=("as_user '$PGBIN/pg_ctl' -D '$PGDATA' -m immediate stop >/dev/null 2>&1")
+}
+
+cleanup() {
+	local i
+	for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do
+		eval "${CLEANUP[$i]}" || true
+	done
+}
+trap cleanup EXIT

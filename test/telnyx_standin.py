@@ -1,0 +1,640 @@
+#!/usr/bin/env python3
+"""A local stand-in for the Telnyx number-ordering API, for tests.
+
+Serves, under /v2, what telnyx_orders uses:
+  POST /inexplicit_number_orders        create (validated as the spec says)
+  GET  /inexplicit_number_orders        list (page_number, page_size)
+  GET  /inexplicit_number_orders/{id}   retrieve
+  GET  /number_orders/{id}              a number order with its numbers
+
+Orders are processed over time: their groups are "pending", then
+"processing", then "success", "partial_success" or "failed", with number
+orders and phone numbers for what was allocated.  Stock is set by the area
+code (national_destination_code): "999" has no numbers, "555" has two,
+every other code has plenty.
+
+Tests drive it through /_standin (no key needed), usually with standinctl:
+  POST /_standin/faults   queue faults: {"faults": [{...}, ...]}
+  POST /_standin/reset    forget orders, faults and counters
+  POST /_standin/settle   finish processing every order now
+  POST /_standin/config   {"api_key": ..., "process_seconds": ...}
+  GET  /_standin/ledger   every order created, with the request that made it
+  GET  /_standin/stats    TCP connections and requests counted
+
+A fault is a JSON object:
+  match     "create", "get", "list", "number_order" or "any" (default)
+  times     how many requests it applies to (default 1)
+  action    "status" (default): answer "status" with a Telnyx error body
+                                 ("code", "title", "detail", "pointer");
+                                 with "create": true the order is made first
+            "close_before":  read the request, close without creating
+            "close_after":   create the order, close without answering
+            "delay":         handle the request, wait "seconds", then answer
+            "malformed":     handle the request, answer 200 with broken JSON
+            "truncated":     handle the request, send half the body, close
+            "oversized":     handle the request, answer 200 with "bytes" bytes
+  headers   extra response headers, e.g. {"Retry-After": "1"}
+
+Listens on 127.0.0.1: plain HTTP on --http-port and, with --cert and --key,
+HTTPS on --https-port (0 picks a free port).  The ports chosen are written
+as JSON to --ports-file.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                     r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+GROUP_STRING_FIELDS = ("country_iso", "phone_number_type", "count_requested",
+                       "national_destination_code", "administrative_area",
+                       "locality", "strategy")
+GROUP_BOOL_FIELDS = ("quickship", "exclude_held_numbers")
+GROUP_FIELDS = GROUP_STRING_FIELDS + GROUP_BOOL_FIELDS + ("features",
+                                                          "phone_number")
+ORDER_STRING_FIELDS = ("connection_id", "messaging_profile_id",
+                       "customer_reference", "billing_group_id")
+STOCK = {"999": 0, "555": 2}
+PLENTY = 1000000
+
+
+def now_iso(t=None):
+    t = time.time() if t is None else t
+    return datetime.datetime.fromtimestamp(
+        t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ApiError(Exception):
+    def __init__(self, status, code, title, detail, pointer=None):
+        super().__init__(detail)
+        self.status = status
+        self.body = {"errors": [error_object(code, title, detail, pointer)]}
+
+
+def error_object(code, title, detail, pointer=None):
+    err = {"code": code, "title": title, "detail": detail,
+           "meta": {"url": "https://developers.telnyx.com/docs/overview/errors/" + code}}
+    if pointer is not None:
+        err["source"] = {"pointer": pointer}
+    return err
+
+
+def unprocessable(detail, pointer):
+    return ApiError(422, "10015", "Invalid parameter", detail, pointer)
+
+
+class State:
+    """Orders, ledger, faults and counters, behind one lock."""
+
+    def __init__(self, api_key, process_seconds):
+        self.lock = threading.Lock()
+        self.api_key = api_key
+        self.process_seconds = process_seconds
+        self.reset()
+
+    def reset(self):
+        self.orders = {}            # id -> order record
+        self.order_ids = []         # creation order
+        self.number_orders = {}     # id -> number order
+        self.faults = []
+        self.connections = {"http": 0, "https": 0}
+        self.requests = 0
+        self.requests_by_route = {}
+        self.next_number = 0
+
+    # -- orders -------------------------------------------------------
+
+    def create_order(self, body, headers):
+        oid = str(uuid.uuid4())
+        t = time.time()
+        groups = []
+        for g in body["ordering_groups"]:
+            groups.append({"request": g, "created_at": t, "status": None,
+                           "count_allocated": 0, "error_reason": None,
+                           "orders": [], "updated_at": t})
+        order = {"id": oid, "created_at": t, "updated_at": t, "body": body,
+                 "groups": groups, "settled": False,
+                 "headers": headers}
+        self.orders[oid] = order
+        self.order_ids.append(oid)
+        return order
+
+    def advance(self, order, force=False):
+        """Move order along its life: pending, processing, done."""
+        if order["settled"]:
+            return
+        elapsed = time.time() - order["created_at"]
+        if not force and elapsed < self.process_seconds:
+            return
+        t = time.time()
+        body = order["body"]
+        for g in order["groups"]:
+            req = g["request"]
+            wanted = int(req["count_requested"])
+            stock = STOCK.get(req.get("national_destination_code"), PLENTY)
+            strategy = req.get("strategy", "always")
+            if stock < wanted and strategy == "never":
+                g["status"], g["count_allocated"] = "failed", 0
+                g["error_reason"] = ("Not enough numbers available to fill "
+                                     "the order, and strategy is never.")
+            elif stock == 0:
+                g["status"], g["count_allocated"] = "failed", 0
+                g["error_reason"] = "No numbers available."
+            else:
+                got = min(stock, wanted)
+                g["count_allocated"] = got
+                g["status"] = "success" if got == wanted else "partial_success"
+                if got < wanted:
+                    g["error_reason"] = ("Only %d of %d numbers were available."
+                                         % (got, wanted))
+                g["orders"] = self.make_number_orders(body, req, got, t)
+            g["updated_at"] = t
+        order["updated_at"] = t
+        order["settled"] = True
+
+    def make_number_orders(self, body, req, count, t):
+        """Number orders of at most 100 numbers each for count numbers."""
+        refs = []
+        ndc = req.get("national_destination_code") or "312"
+        while count > 0:
+            n = min(count, 100)
+            count -= n
+            noid, sub = str(uuid.uuid4()), str(uuid.uuid4())
+            numbers = []
+            for _ in range(n):
+                self.next_number += 1
+                numbers.append({
+                    "id": str(uuid.uuid4()),
+                    "record_type": "number_order_phone_number",
+                    "phone_number": "+1%s%07d" % (ndc, self.next_number),
+                    "phone_number_type": req["phone_number_type"],
+                    "country_code": req["country_iso"],
+                    "status": "success",
+                    "requirements_met": True,
+                    "regulatory_requirements": [],
+                })
+            self.number_orders[noid] = {
+                "id": noid, "record_type": "number_order", "status": "success",
+                "phone_numbers": numbers, "phone_numbers_count": n,
+                "sub_number_orders_ids": [sub], "requirements_met": True,
+                "customer_reference": body.get("customer_reference"),
+                "connection_id": body.get("connection_id"),
+                "messaging_profile_id": body.get("messaging_profile_id"),
+                "billing_group_id": body.get("billing_group_id"),
+                "created_at": now_iso(t), "updated_at": now_iso(t),
+            }
+            refs.append({"number_order_id": noid, "sub_number_order_ids": [sub]})
+        return refs
+
+    def render(self, order):
+        """The order as the API shows it."""
+        self.advance(order)
+        body = order["body"]
+        elapsed = time.time() - order["created_at"]
+        groups = []
+        for g in order["groups"]:
+            req = g["request"]
+            status = g["status"]
+            if status is None:
+                status = ("pending" if elapsed < self.process_seconds / 2
+                          else "processing")
+            out = {
+                "country_iso": req["country_iso"],
+                "phone_number_type": req["phone_number_type"],
+                "count_requested": int(req["count_requested"]),
+                "count_allocated": g["count_allocated"],
+                "status": status,
+                "error_reason": g["error_reason"],
+                "orders": g["orders"],
+                "created_at": now_iso(g["created_at"]),
+                "updated_at": now_iso(g["updated_at"]),
+                "strategy": req.get("strategy", "always"),
+            }
+            for key in ("national_destination_code", "administrative_area",
+                        "locality", "features", "quickship",
+                        "exclude_held_numbers"):
+                if key in req:
+                    out[key] = req[key]
+            for key, value in req.get("phone_number", {}).items():
+                out["phone_number[%s]" % key] = value
+            groups.append(out)
+        data = {"id": order["id"], "ordering_groups": groups,
+                "created_at": now_iso(order["created_at"]),
+                "updated_at": now_iso(order["updated_at"])}
+        for key in ORDER_STRING_FIELDS:
+            if key in body:
+                data[key] = body[key]
+        return data
+
+    def take_fault(self, route):
+        for i, f in enumerate(self.faults):
+            if f.get("match", "any") in ("any", route):
+                f["times"] = f.get("times", 1) - 1
+                if f["times"] <= 0:
+                    del self.faults[i]
+                return f
+        return None
+
+
+def validate_create(body):
+    """Reject what the real API would reject, as the spec describes it."""
+    if not isinstance(body, dict):
+        raise unprocessable("The request body must be a JSON object.", "/")
+    for key in body:
+        if key not in ORDER_STRING_FIELDS + ("ordering_groups",):
+            raise unprocessable("Unrecognized parameter %s." % key, "/" + key)
+    for key in ORDER_STRING_FIELDS:
+        if key in body and not isinstance(body[key], str):
+            raise unprocessable("%s must be a string." % key, "/" + key)
+    groups = body.get("ordering_groups")
+    if groups is None:
+        raise ApiError(422, "10004", "Missing required parameter",
+                       "The 'ordering_groups' parameter is required.",
+                       "/ordering_groups")
+    if not isinstance(groups, list) or not groups:
+        raise unprocessable("ordering_groups must be a non-empty array.",
+                            "/ordering_groups")
+    total = 0
+    for i, g in enumerate(groups):
+        ptr = "/ordering_groups/%d" % i
+        if not isinstance(g, dict):
+            raise unprocessable("An ordering group must be an object.", ptr)
+        for key in g:
+            if key not in GROUP_FIELDS:
+                raise unprocessable("Unrecognized parameter %s." % key,
+                                    "%s/%s" % (ptr, key))
+        for key in ("country_iso", "phone_number_type", "count_requested"):
+            if key not in g:
+                raise ApiError(422, "10004", "Missing required parameter",
+                               "The '%s' parameter is required." % key,
+                               "%s/%s" % (ptr, key))
+        for key in GROUP_STRING_FIELDS:
+            if key in g and not isinstance(g[key], str):
+                raise unprocessable("%s must be a string." % key,
+                                    "%s/%s" % (ptr, key))
+        for key in GROUP_BOOL_FIELDS:
+            if key in g and not isinstance(g[key], bool):
+                raise unprocessable("%s must be a boolean." % key,
+                                    "%s/%s" % (ptr, key))
+        if g["country_iso"] not in ("US", "CA"):
+            raise unprocessable("Country %s is not supported; use US or CA."
+                                % g["country_iso"], ptr + "/country_iso")
+        if "strategy" in g and g["strategy"] not in ("always", "never"):
+            raise unprocessable("strategy must be always or never.",
+                                ptr + "/strategy")
+        if not g["count_requested"].isdigit() or not (
+                1 <= int(g["count_requested"]) <= 10000):
+            raise unprocessable("count_requested must be between 1 and 10000.",
+                                ptr + "/count_requested")
+        total += int(g["count_requested"])
+        if "features" in g and not (isinstance(g["features"], list) and all(
+                isinstance(x, str) for x in g["features"])):
+            raise unprocessable("features must be an array of strings.",
+                                ptr + "/features")
+        if "phone_number" in g:
+            pn = g["phone_number"]
+            if not isinstance(pn, dict) or any(
+                    k not in ("starts_with", "ends_with", "contains")
+                    or not isinstance(v, str) for k, v in pn.items()):
+                raise unprocessable("phone_number must be an object of "
+                                    "starts_with, ends_with and contains.",
+                                    ptr + "/phone_number")
+    if total > 10000:
+        raise unprocessable("An order buys at most 10000 numbers.",
+                            "/ordering_groups")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "telnyx-standin"
+    timeout = 120
+
+    def log_message(self, fmt, *args):
+        if self.server.state_verbose:
+            sys.stderr.write("standin: " + (fmt % args) + "\n")
+
+    @property
+    def state(self):
+        return self.server.state
+
+    # -- plumbing ------------------------------------------------------
+
+    def read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send_json(self, status, obj, extra_headers=None, raw=None):
+        data = raw if raw is not None else json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-ratelimit-limit", "100")
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, str(v))
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def abort_connection(self):
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        except OSError:
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def dispatch(self, method):
+        url = urlsplit(self.path)
+        body = self.read_body()
+        if url.path.startswith("/_standin/"):
+            return self.control(method, url.path[len("/_standin/"):], body)
+        route, arg = self.route(method, url.path)
+        with self.state.lock:
+            self.state.requests += 1
+            self.state.requests_by_route[route or "other"] = (
+                self.state.requests_by_route.get(route or "other", 0) + 1)
+            fault = self.state.take_fault(route) if route else None
+        if route is None:
+            return self.send_json(404, ApiError(
+                404, "10005", "Resource not found",
+                "No route for %s %s." % (method, url.path)).body)
+        try:
+            self.check_auth()
+            if fault and fault.get("action", "status") == "close_before":
+                return self.abort_connection()
+            if fault and fault.get("action", "status") == "status" and \
+                    not fault.get("create"):
+                return self.send_fault_status(fault)
+            status, obj = self.handle_api(route, arg, url, body)
+        except ApiError as e:
+            return self.send_json(e.status, e.body)
+        if fault:
+            return self.send_with_fault(fault, status, obj)
+        return self.send_json(status, obj)
+
+    def route(self, method, path):
+        if not path.startswith("/v2/"):
+            return None, None
+        parts = path[len("/v2/"):].strip("/").split("/")
+        if parts == ["inexplicit_number_orders"]:
+            return ("create" if method == "POST" else "list"), None
+        if len(parts) == 2 and method == "GET":
+            if parts[0] == "inexplicit_number_orders":
+                return "get", parts[1]
+            if parts[0] == "number_orders":
+                return "number_order", parts[1]
+        return None, None
+
+    def check_auth(self):
+        auth = self.headers.get("Authorization", "")
+        if auth != "Bearer " + self.state.api_key:
+            raise ApiError(401, "10009", "Authentication failed",
+                           "Could not understand the provided credentials.")
+
+    def send_fault_status(self, fault):
+        status = fault.get("status", 500)
+        err = ApiError(status, fault.get("code", "10007"),
+                       fault.get("title", "Unexpected error"),
+                       fault.get("detail", "An unexpected error occurred."),
+                       fault.get("pointer"))
+        self.send_json(status, err.body, fault.get("headers"))
+
+    def send_with_fault(self, fault, status, obj):
+        action = fault.get("action", "status")
+        headers = fault.get("headers")
+        if action == "status":
+            return self.send_fault_status(fault)
+        if action == "close_after":
+            return self.abort_connection()
+        if action == "delay":
+            time.sleep(float(fault.get("seconds", 1)))
+            return self.send_json(status, obj, headers)
+        if action == "malformed":
+            return self.send_json(200, None, headers, raw=b'{"data": {"id": "')
+        if action == "truncated":
+            data = json.dumps(obj).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            return self.abort_connection()
+        if action == "oversized":
+            size = int(fault.get("bytes", 20 * 1024 * 1024))
+            pad = "x" * max(0, size - 64)
+            raw = json.dumps({"data": obj.get("data"), "padding": pad}).encode()
+            return self.send_json(200, None, headers, raw=raw)
+        return self.send_json(status, obj, headers)
+
+    # -- the API -------------------------------------------------------
+
+    def handle_api(self, route, arg, url, body):
+        st = self.state
+        if route == "create":
+            ctype = self.headers.get("Content-Type", "")
+            if ctype.split(";")[0].strip() != "application/json":
+                raise ApiError(415, "10015", "Unsupported media type",
+                               "Content-Type must be application/json.")
+            try:
+                parsed = json.loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise ApiError(400, "10015", "Bad Request",
+                               "The request body is not valid JSON.")
+            validate_create(parsed)
+            headers = {"idempotency_key": self.headers.get("Idempotency-Key"),
+                       "user_agent": self.headers.get("User-Agent"),
+                       "content_type": self.headers.get("Content-Type"),
+                       "accept": self.headers.get("Accept")}
+            with st.lock:
+                order = st.create_order(parsed, headers)
+                return 200, {"data": st.render(order)}
+        if route == "get":
+            if not UUID_RE.match(arg):
+                raise ApiError(400, "10006", "Invalid ID",
+                               "The id is not a valid UUID.", None)
+            with st.lock:
+                order = st.orders.get(arg.lower())
+                if order is None:
+                    raise ApiError(404, "10005", "Resource not found",
+                                   "The requested resource or URL could "
+                                   "not be found.")
+                return 200, {"data": st.render(order)}
+        if route == "number_order":
+            with st.lock:
+                st_orders = [o for o in st.orders.values() if not o["settled"]]
+                for o in st_orders:
+                    st.advance(o)
+                no = st.number_orders.get(arg.lower())
+                if no is None:
+                    raise ApiError(404, "10005", "Resource not found",
+                                   "The requested resource or URL could "
+                                   "not be found.")
+                return 200, {"data": no}
+        if route == "list":
+            q = parse_qs(url.query)
+            try:
+                page = int(q.get("page_number", ["1"])[0])
+                size = int(q.get("page_size", ["20"])[0])
+            except ValueError:
+                page = size = 0
+            if page < 1 or not 1 <= size <= 250:
+                err = ApiError(400, "10015", "Bad Request",
+                               "page_number must be at least 1 and page_size "
+                               "between 1 and 250.")
+                err.body["errors"][0]["source"] = {"parameter": "page_size"}
+                raise err
+            with st.lock:
+                ids = list(reversed(st.order_ids))
+                total = len(ids)
+                chunk = ids[(page - 1) * size: page * size]
+                data = [st.render(st.orders[i]) for i in chunk]
+                meta = {"page_number": page, "page_size": size,
+                        "total_results": total,
+                        "total_pages": (total + size - 1) // size}
+                return 200, {"data": data, "meta": meta}
+        raise ApiError(404, "10005", "Resource not found", "No such route.")
+
+    # -- test control ----------------------------------------------------
+
+    def control(self, method, what, body):
+        st = self.state
+        try:
+            arg = json.loads(body.decode()) if body else {}
+        except ValueError:
+            return self.send_json(400, {"error": "bad JSON"})
+        with st.lock:
+            if what == "faults" and method == "POST":
+                st.faults.extend(arg.get("faults", []))
+                return self.send_json(200, {"queued": len(st.faults)})
+            if what == "reset" and method == "POST":
+                key, secs = st.api_key, st.process_seconds
+                st.reset()
+                st.api_key, st.process_seconds = key, secs
+                return self.send_json(200, {"ok": True})
+            if what == "settle" and method == "POST":
+                for o in st.orders.values():
+                    st.advance(o, force=True)
+                return self.send_json(200, {"settled": len(st.orders)})
+            if what == "config" and method == "POST":
+                if "api_key" in arg:
+                    st.api_key = arg["api_key"]
+                if "process_seconds" in arg:
+                    st.process_seconds = float(arg["process_seconds"])
+                return self.send_json(200, {"ok": True})
+            if what == "ledger" and method == "GET":
+                entries = []
+                for oid in st.order_ids:
+                    o = st.orders[oid]
+                    entries.append({"id": oid, "request": o["body"],
+                                    "headers": o["headers"],
+                                    "customer_reference":
+                                        o["body"].get("customer_reference")})
+                return self.send_json(200, {"orders": entries})
+            if what == "stats" and method == "GET":
+                return self.send_json(200, {
+                    "connections": dict(st.connections),
+                    "requests": st.requests,
+                    "requests_by_route": dict(st.requests_by_route),
+                    "faults_pending": len(st.faults)})
+        return self.send_json(404, {"error": "no such control"})
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, state, scheme, tls_context=None, verbose=False):
+        super().__init__(addr, Handler)
+        self.state = state
+        self.scheme = scheme
+        self.tls_context = tls_context
+        self.state_verbose = verbose
+
+    def process_request(self, request, client_address):
+        with self.state.lock:
+            self.state.connections[self.scheme] += 1
+        super().process_request(request, client_address)
+
+    def finish_request(self, request, client_address):
+        if self.tls_context is not None:
+            try:
+                request.settimeout(30)
+                request = self.tls_context.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except (ssl.SSLError, OSError):
+                request.close()
+                return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request, client_address):
+        # a client that goes away mid-request is part of the tests
+        if self.state_verbose:
+            super().handle_error(request, client_address)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--http-port", type=int, default=0)
+    ap.add_argument("--https-port", type=int, default=0)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--api-key", default=os.environ.get("TELNYX_STANDIN_KEY",
+                                                        "KEYstandin"))
+    ap.add_argument("--process-seconds", type=float, default=2.0,
+                    help="time an order takes to be filled")
+    ap.add_argument("--ports-file")
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+
+    state = State(args.api_key, args.process_seconds)
+    servers = [Server(("127.0.0.1", args.http_port), state, "http",
+                      verbose=args.verbose)]
+    if args.cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.cert, args.key)
+        servers.append(Server(("127.0.0.1", args.https_port), state, "https",
+                              ctx, verbose=args.verbose))
+    ports = {s.scheme: s.server_address[1] for s in servers}
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    if args.ports_file:
+        tmp = args.ports_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(ports, f)
+        os.rename(tmp, args.ports_file)
+    else:
+        print(json.dumps(ports), flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(1):
+        pass
+    for s in servers:
+        s.shutdown()
+
+
+if __name__ == "__main__":
+    main()
