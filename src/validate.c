@@ -459,7 +459,7 @@ push_phone_number(JsonbContainer *group, int n, JsonbParseState **st)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("ordering group %d gives \"%s\" twice", n, phone_number_flat_keys[i]),
-					 errdetail("It is set both as \"phone_number\".\"%s\" and as \"%s\".",
+					 errdetail("It is set both as \"phone_number.%s\" and as \"%s\".",
 							   phone_number_keys[i], phone_number_flat_keys[i])));
 		values[i] = flat != NULL ? flat : inner;
 		any |= values[i] != NULL;

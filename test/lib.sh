@@ -30,7 +30,7 @@ pg_setup_paths() {
 	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 	[ -x "$PG_CONFIG" ] || die "no pg_config at $PG_CONFIG"
 	PGBIN=$("$PG_CONFIG" --bindir)
-	PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")/..
+	PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
 	PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress"
 	PG_TAP_LIB="$PGXS_DIR/src/test/perl"
 	export PG_CONFIG PGBIN PG_REGRESS

@@ -16,6 +16,7 @@ every other code has plenty.
 Tests drive it through /_standin (no key needed), usually with standinctl:
   POST /_standin/faults   queue faults: {"faults": [{...}, ...]}
   POST /_standin/reset    forget orders, faults and counters
+  POST /_standin/reset-requests  zero the request and connection counters
   POST /_standin/settle   finish processing every order now
   POST /_standin/config   {"api_key": ..., "process_seconds": ...}
   GET  /_standin/ledger   every order created, with the request that made it
@@ -324,6 +325,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.state_verbose:
             sys.stderr.write("standin: " + (fmt % args) + "\n")
 
+    def setup(self):
+        super().setup()
+        # answers go out in two writes (head, body): do not let Nagle's
+        # algorithm hold the second one back for a delayed ACK
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
     @property
     def state(self):
         return self.server.state
@@ -532,6 +542,11 @@ class Handler(BaseHTTPRequestHandler):
                 key, secs = st.api_key, st.process_seconds
                 st.reset()
                 st.api_key, st.process_seconds = key, secs
+                return self.send_json(200, {"ok": True})
+            if what == "reset-requests" and method == "POST":
+                st.connections = {"http": 0, "https": 0}
+                st.requests = 0
+                st.requests_by_route = {}
                 return self.send_json(200, {"ok": True})
             if what == "settle" and method == "POST":
                 for o in st.orders.values():

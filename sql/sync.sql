@@ -1,0 +1,53 @@
+--
+-- Listing and syncing: an order the database forgot is found again.
+--
+\! standinctl reset
+DELETE FROM telnyx_inexplicit_orders;
+\set VERBOSITY default
+
+-- an order placed in a transaction that rolls back still exists at Telnyx
+BEGIN;
+SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 2}]',
+                                      customer_reference => 'rolled-back') IS NOT NULL AS placed;
+ROLLBACK;
+SELECT count(*) AS recorded FROM telnyx_inexplicit_orders;
+\! standinctl count
+
+-- one page of the list, as Telnyx answers it; the list writes nothing
+SELECT jsonb_array_length(x -> 'data') AS orders, x -> 'meta' AS meta,
+       x #>> '{data,0,customer_reference}' AS customer_reference
+  FROM telnyx_list_inexplicit_orders() AS x;
+SELECT count(*) AS recorded FROM telnyx_inexplicit_orders;
+
+-- the sync brings the record back
+SELECT telnyx_sync_inexplicit_orders() AS synced;
+SELECT customer_reference, count_requested, status
+  FROM telnyx_order_allocations;
+
+-- 300 orders: the sync walks both pages of 250
+SELECT count(telnyx_create_inexplicit_order(format('{"country_iso": "US", "phone_number_type": "local", "count_requested": %s}', 1 + i % 3)::jsonb,
+                                            customer_reference => 'bulk-' || i)) AS placed
+  FROM generate_series(1, 299) AS i;
+DELETE FROM telnyx_inexplicit_orders WHERE customer_reference LIKE 'bulk-%' AND random() < 0.5;
+\! standinctl reset-requests
+SELECT telnyx_sync_inexplicit_orders() AS synced;
+\! standinctl requests list
+SELECT count(*) AS orders, count(DISTINCT customer_reference) AS refs FROM telnyx_inexplicit_orders;
+SELECT count(*) AS groups, sum(count_requested) AS requested FROM telnyx_ordering_groups;
+
+-- syncing again updates, never duplicates
+\! standinctl settle
+SELECT telnyx_sync_inexplicit_orders() AS synced;
+SELECT count(*) AS orders FROM telnyx_inexplicit_orders;
+SELECT status, count(*) AS groups, sum(count_allocated) AS allocated, sum(shortfall) AS shortfall
+  FROM telnyx_order_allocations GROUP BY status ORDER BY status;
+SELECT count(*) AS number_orders FROM telnyx_number_orders;
+
+-- paging arguments are checked before anything is sent
+SELECT jsonb_array_length(telnyx_list_inexplicit_orders(2, 250) -> 'data') AS second_page;
+SELECT telnyx_list_inexplicit_orders(page_size => 3) -> 'meta' AS meta;
+SELECT telnyx_list_inexplicit_orders(0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT telnyx_list_inexplicit_orders(1, 0);
+SELECT telnyx_list_inexplicit_orders(1, 251);
+SELECT telnyx_list_inexplicit_orders(NULL) IS NULL AS null_in_null_out;
