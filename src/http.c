@@ -475,16 +475,17 @@ http_perform_once(const HttpRequest *req, HttpResponse *resp)
 
 	headers = http_build_headers(req);
 
-	errcallback.callback = http_error_context;
-	errcallback.arg = &xfer;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
-
 	PG_TRY();
 	{
 		CURLMcode	mc;
 		CURLMsg    *msg;
 		int			queued;
+
+		/* pushed inside PG_TRY, whose end restores the previous stack */
+		errcallback.callback = http_error_context;
+		errcallback.arg = &xfer;
+		errcallback.previous = error_context_stack;
+		error_context_stack = &errcallback;
 
 		http_configure(http_easy, &xfer, url, headers);
 		mc = curl_multi_add_handle(http_multi, http_easy);
@@ -572,7 +573,6 @@ http_perform_once(const HttpRequest *req, HttpResponse *resp)
 	}
 	PG_FINALLY();
 	{
-		error_context_stack = errcallback.previous;
 		if (added)
 			curl_multi_remove_handle(http_multi, http_easy);
 		curl_slist_free_all(headers);

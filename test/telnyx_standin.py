@@ -35,6 +35,7 @@ A fault is a JSON object:
             "truncated":     handle the request, send half the body, close
             "oversized":     handle the request, answer 200 with "bytes" bytes
   headers   extra response headers, e.g. {"Retry-After": "1"}
+  body      with action "status": the exact response body to send
 
 Listens on 127.0.0.1: plain HTTP on --http-port and, with --cert and --key,
 HTTPS on --https-port (0 picks a free port).  The ports chosen are written
@@ -84,8 +85,15 @@ class ApiError(Exception):
 
 
 def error_object(code, title, detail, pointer=None):
-    err = {"code": code, "title": title, "detail": detail,
-           "meta": {"url": "https://developers.telnyx.com/docs/overview/errors/" + code}}
+    """A Telnyx error; a field given as None is left out."""
+    err = {}
+    if code is not None:
+        err["code"] = code
+        err["meta"] = {"url": "https://developers.telnyx.com/docs/overview/errors/" + code}
+    if title is not None:
+        err["title"] = title
+    if detail is not None:
+        err["detail"] = detail
     if pointer is not None:
         err["source"] = {"pointer": pointer}
     return err
@@ -113,11 +121,18 @@ class State:
         self.requests = 0
         self.requests_by_route = {}
         self.next_number = 0
+        self.next_id = 0
+
+    def new_id(self, kind):
+        """Ids are uuids, the same in every run: tests can show them."""
+        self.next_id += 1
+        return str(uuid.uuid5(uuid.NAMESPACE_URL,
+                              "telnyx-standin:%s:%d" % (kind, self.next_id)))
 
     # -- orders -------------------------------------------------------
 
     def create_order(self, body, headers):
-        oid = str(uuid.uuid4())
+        oid = self.new_id("order")
         t = time.time()
         groups = []
         for g in body["ordering_groups"]:
@@ -171,12 +186,12 @@ class State:
         while count > 0:
             n = min(count, 100)
             count -= n
-            noid, sub = str(uuid.uuid4()), str(uuid.uuid4())
+            noid, sub = self.new_id("number-order"), self.new_id("sub-order")
             numbers = []
             for _ in range(n):
                 self.next_number += 1
                 numbers.append({
-                    "id": str(uuid.uuid4()),
+                    "id": self.new_id("phone-number"),
                     "record_type": "number_order_phone_number",
                     "phone_number": "+1%s%07d" % (ndc, self.next_number),
                     "phone_number_type": req["phone_number_type"],
@@ -424,6 +439,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_fault_status(self, fault):
         status = fault.get("status", 500)
+        if "body" in fault:
+            return self.send_json(status, None, fault.get("headers"),
+                                  raw=fault["body"].encode())
         err = ApiError(status, fault.get("code", "10007"),
                        fault.get("title", "Unexpected error"),
                        fault.get("detail", "An unexpected error occurred."),

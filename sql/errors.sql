@@ -1,0 +1,140 @@
+--
+-- Every answer of Telnyx's that is not a success, and every fault of the
+-- connection, maps to its own SQLSTATE.  A create is never resent once it
+-- may have reached Telnyx.
+--
+\! standinctl reset
+DELETE FROM telnyx_inexplicit_orders;
+\set VERBOSITY default
+\set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'first') ->> 'id' AS id \gset
+
+-- rejected by Telnyx (400, 422): Telnyx's code, title, detail and pointer
+\! standinctl fault '{"match": "create", "status": 422, "code": "10015", "title": "Invalid parameter", "detail": "Locality is not served.", "pointer": "/ordering_groups/0/locality"}'
+SELECT telnyx_create_inexplicit_order(:'groups');
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl fault '{"match": "create", "status": 400, "code": "10004", "title": "Missing required parameter", "detail": null}'
+SELECT telnyx_create_inexplicit_order(:'groups');
+\echo :LAST_ERROR_SQLSTATE
+-- an error body with no fields at all, and one that is not JSON
+\! standinctl fault '{"match": "get", "status": 400, "body": "{\"errors\": [{}]}"}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\! standinctl fault '{"match": "get", "status": 422, "body": "<html>Unprocessable</html>"}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\echo :LAST_ERROR_SQLSTATE
+
+-- authentication: the key is refused, never shown
+\! standinctl fault '{"match": "list", "status": 401, "code": "10009", "title": "Authentication failed", "detail": "Could not understand the provided credentials."}'
+SELECT telnyx_list_inexplicit_orders();
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl fault '{"match": "create", "status": 403, "code": "10010", "title": "Forbidden", "detail": "The key may not order numbers."}'
+SELECT telnyx_create_inexplicit_order(:'groups');
+\echo :LAST_ERROR_SQLSTATE
+
+-- not found
+SELECT telnyx_get_inexplicit_order('8b4cbc62-4d87-4a3e-b0a4-8b4a33d33c7a');
+\echo :LAST_ERROR_SQLSTATE
+
+-- no key at all: nothing is sent
+\! standinctl reset-requests
+SET telnyx.api_key = '';
+SELECT telnyx_create_inexplicit_order(:'groups');
+\echo :LAST_ERROR_SQLSTATE
+SELECT telnyx_sync_inexplicit_orders();
+RESET telnyx.api_key;
+\! standinctl requests
+
+-- rate limits: retried after the wait Telnyx asks for, then placed once
+\! standinctl reset-requests
+\! standinctl fault '{"match": "create", "status": 429, "code": "10011", "title": "Too many requests", "headers": {"Retry-After": "1"}}'
+SELECT clock_timestamp() AS t0 \gset
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'after-429') ->> 'customer_reference' AS placed;
+SELECT clock_timestamp() - :'t0' >= interval '1 second' AS waited_retry_after;
+\! standinctl fault '{"match": "create", "status": 429, "code": "10011", "headers": {"retry-after-ms": "300", "Retry-After": "30"}}'
+SELECT clock_timestamp() AS t0 \gset
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'after-429-ms') ->> 'customer_reference' AS placed;
+SELECT clock_timestamp() - :'t0' BETWEEN interval '0.3 second' AND interval '20 seconds' AS waited_retry_after_ms;
+\! standinctl fault '{"match": "list", "status": 429, "code": "10011", "headers": {"x-ratelimit-reset": "1"}}'
+SELECT clock_timestamp() AS t0 \gset
+SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'page_size' AS listed;
+SELECT clock_timestamp() - :'t0' >= interval '1 second' AS waited_ratelimit_reset;
+\! standinctl requests create
+\! standinctl count
+-- still limited after every retry: nothing was ordered
+SET telnyx.max_retries = 1;
+\! standinctl fault '{"match": "create", "status": 429, "code": "10011", "title": "Too many requests", "times": 2, "headers": {"retry-after-ms": "10"}}'
+SELECT telnyx_create_inexplicit_order(:'groups');
+\echo :LAST_ERROR_SQLSTATE
+RESET telnyx.max_retries;
+\! standinctl count
+
+-- a server error on a read is retried; one that persists is an error
+\! standinctl fault '{"match": "get", "status": 503, "code": "10007", "headers": {"retry-after-ms": "10"}}'
+SELECT telnyx_get_inexplicit_order(:'id') ->> 'customer_reference' AS fetched;
+\! standinctl fault '{"match": "get", "status": 500, "code": "10007", "times": 3, "headers": {"retry-after-ms": "10"}}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\echo :LAST_ERROR_SQLSTATE
+
+-- unknown outcomes of a create: never resent, and the hint says how to
+-- find the order
+\! standinctl reset-requests
+\! standinctl fault '{"match": "create", "status": 500, "code": "10007", "title": "Unexpected error", "detail": "An unexpected error occurred."}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'lost-500');
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl fault '{"match": "create", "status": 502, "create": true, "code": "10007"}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'made-then-502');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+\! standinctl fault '{"match": "create", "action": "close_before"}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'closed-before');
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl fault '{"match": "create", "action": "close_after"}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'closed-after');
+\echo :LAST_ERROR_SQLSTATE
+SET telnyx.timeout = '1s';
+\! standinctl fault '{"match": "create", "action": "delay", "seconds": 3}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'timed-out');
+\echo :LAST_ERROR_SQLSTATE
+RESET telnyx.timeout;
+\! standinctl fault '{"match": "create", "action": "truncated"}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'truncated');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+\! standinctl fault '{"match": "create", "action": "malformed"}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'malformed');
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl fault '{"match": "create", "status": 409, "code": "10015", "title": "Conflict"}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'conflict');
+\echo :LAST_ERROR_SQLSTATE
+-- each was sent exactly once; the ones Telnyx made are in its ledger
+\! standinctl requests create
+\! standinctl ledger | python3 -c 'import json,sys; print(sorted(json.loads(l)["customer_reference"] or "" for l in sys.stdin))'
+-- and the sync records them
+SELECT telnyx_sync_inexplicit_orders() AS synced;
+SELECT customer_reference FROM telnyx_inexplicit_orders ORDER BY customer_reference COLLATE "C";
+
+-- reads that fail mid-way are retried, then reported
+\! standinctl fault '{"match": "get", "action": "truncated"}'
+SELECT telnyx_get_inexplicit_order(:'id') ->> 'customer_reference' AS fetched_after_retry;
+\set VERBOSITY terse
+\! standinctl fault '{"match": "get", "action": "truncated", "times": 3}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+\! standinctl fault '{"match": "get", "action": "malformed"}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl fault '{"match": "list", "status": 302, "headers": {"Location": "https://elsewhere.invalid/"}}'
+SELECT telnyx_list_inexplicit_orders();
+\echo :LAST_ERROR_SQLSTATE
+
+-- answers larger than telnyx.max_response_size
+SET telnyx.max_response_size = '64kB';
+\! standinctl fault '{"match": "get", "action": "oversized", "bytes": 200000}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl fault '{"match": "create", "action": "oversized", "bytes": 200000}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'oversized');
+\echo :LAST_ERROR_SQLSTATE
+RESET telnyx.max_response_size;
+\! standinctl count
