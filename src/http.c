@@ -451,7 +451,7 @@ http_perform_once(const HttpRequest *req, HttpResponse *resp)
 	HttpTransfer xfer;
 	struct curl_slist *volatile headers = NULL;
 	CURLcode	code = CURLE_OK;
-	bool		added = false;
+	volatile bool added = false;
 	char	   *url;
 	const char *base = telnyx_api_base_url;
 	size_t		baselen;

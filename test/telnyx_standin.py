@@ -20,7 +20,7 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
   POST /_standin/settle   finish processing every order now
   POST /_standin/config   {"api_key": ..., "process_seconds": ...}
   GET  /_standin/ledger   every order created, with the request that made it
-  GET  /_standin/stats    TCP connections and requests counted
+  GET  /_standin/stats    API requests, and the TCP connections they came on
 
 A fault is a JSON object:
   match     "create", "get", "list", "number_order" or "any" (default)
@@ -342,6 +342,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        self.counted = False
         # answers go out in two writes (head, body): do not let Nagle's
         # algorithm hold the second one back for a delayed ACK
         try:
@@ -396,6 +397,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.control(method, url.path[len("/_standin/"):], body)
         route, arg = self.route(method, url.path)
         with self.state.lock:
+            # count the TCP connections that carry API requests
+            if not self.counted:
+                self.counted = True
+                self.state.connections[self.server.scheme] += 1
             self.state.requests += 1
             self.state.requests_by_route[route or "other"] = (
                 self.state.requests_by_route.get(route or "other", 0) + 1)
@@ -604,11 +609,6 @@ class Server(ThreadingHTTPServer):
         self.scheme = scheme
         self.tls_context = tls_context
         self.state_verbose = verbose
-
-    def process_request(self, request, client_address):
-        with self.state.lock:
-            self.state.connections[self.scheme] += 1
-        super().process_request(request, client_address)
 
     def finish_request(self, request, client_address):
         if self.tls_context is not None:

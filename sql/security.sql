@@ -1,0 +1,116 @@
+--
+-- Privileges and the API key: ordering is not for PUBLIC, the key is for
+-- superusers' eyes only, appears in no message, and goes nowhere else.
+--
+\! standinctl reset
+DELETE FROM telnyx_inexplicit_orders;
+\set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]'
+CREATE ROLE regress_telnyx_nobody;
+CREATE ROLE regress_telnyx_orderer;
+
+-- nothing is executable or writable by a role without grants
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('regress_telnyx_nobody', p.oid, 'EXECUTE') AS can_execute
+  FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+  JOIN pg_extension e ON d.refobjid = e.oid AND d.deptype = 'e'
+ WHERE e.extname = 'telnyx_orders'
+ ORDER BY 1::text COLLATE "C";
+SELECT c.relname,
+       has_table_privilege('regress_telnyx_nobody', c.oid, 'SELECT') AS can_read,
+       has_table_privilege('regress_telnyx_nobody', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write
+  FROM pg_class c JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+  JOIN pg_extension e ON d.refobjid = e.oid AND d.deptype = 'e'
+ WHERE e.extname = 'telnyx_orders'
+ ORDER BY c.relname::text COLLATE "C";
+SELECT array_length(extconfig, 1) AS dumped_tables FROM pg_extension WHERE extname = 'telnyx_orders';
+
+SET ROLE regress_telnyx_nobody;
+SELECT telnyx_create_inexplicit_order(:'groups');
+\echo :LAST_ERROR_SQLSTATE
+SELECT telnyx_sync_inexplicit_orders();
+INSERT INTO telnyx_inexplicit_orders (id, data) VALUES ('8b4cbc62-4d87-4a3e-b0a4-8b4a33d33c7a', '{}');
+RESET ROLE;
+\! standinctl requests
+
+-- the grants the README suggests for an ordering role
+GRANT EXECUTE ON FUNCTION telnyx_create_inexplicit_order(jsonb, text, text, text, text),
+                          telnyx_get_inexplicit_order(uuid)
+   TO regress_telnyx_orderer;
+GRANT SELECT ON telnyx_order_allocations TO regress_telnyx_orderer;
+SET ROLE regress_telnyx_orderer;
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'by-orderer') ->> 'customer_reference' AS placed;
+SELECT customer_reference, count_requested, status FROM telnyx_order_allocations;
+-- it records orders through the functions, never writes the tables itself
+DELETE FROM telnyx_inexplicit_orders;
+SELECT telnyx_sync_inexplicit_orders();
+
+-- it cannot read the key
+SHOW telnyx.api_key;
+SELECT current_setting('telnyx.api_key');
+SELECT count(*) AS visible FROM pg_settings WHERE name = 'telnyx.api_key';
+-- nor change it, nor where it is sent, nor which CAs are trusted
+SET telnyx.api_key = 'KEYmine';
+SET telnyx.api_base_url = 'https://collector.example.com/v2';
+SET telnyx.ca_file = '/tmp/my-ca.pem';
+-- but it may tune its own requests
+SET telnyx.timeout = '5s';
+SET telnyx.max_retries = 0;
+RESET ROLE;
+
+-- the key appears in no message, detail, hint or context, nor in a table
+CREATE FUNCTION pg_temp.key_shown(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    m text; d text; h text; c text;
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL,
+                            h = PG_EXCEPTION_HINT, c = PG_EXCEPTION_CONTEXT;
+    RETURN SQLSTATE || CASE WHEN strpos(concat_ws(' ', m, d, h, c), current_setting('telnyx.api_key')) > 0
+                            THEN ': the key is shown' ELSE ': the key is not shown' END;
+END $$;
+SELECT length(current_setting('telnyx.api_key')) > 10 AS key_is_set;
+\! standinctl config '{"api_key": "KEYsomeoneelse"}'
+SELECT pg_temp.key_shown($$SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]')$$);
+SELECT pg_temp.key_shown($$SELECT telnyx_list_inexplicit_orders()$$);
+\! standinctl config "{\"api_key\": \"$TELNYX_TEST_KEY\"}"
+\! standinctl fault '{"match": "create", "status": 500}'
+SELECT pg_temp.key_shown($$SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]')$$);
+SELECT pg_temp.key_shown($$SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 0}]')$$);
+SELECT pg_temp.key_shown(format('SET telnyx.api_key = %L', E'KEY with\r\nX-Injected: 1'));
+SELECT count(*) AS rows_with_key
+  FROM telnyx_inexplicit_orders
+ WHERE strpos(data::text, current_setting('telnyx.api_key')) > 0;
+
+-- where the key may be sent: https anywhere, plain http only to loopback
+SET telnyx.api_base_url = 'http://api.telnyx.com/v2';
+SET telnyx.api_base_url = 'http://10.1.2.3/v2';
+SET telnyx.api_base_url = 'ftp://127.0.0.1/v2';
+SET telnyx.api_base_url = 'https://user:secret@api.telnyx.com/v2';
+SET telnyx.api_base_url = 'https://api.telnyx.com/v2?debug=1';
+SET telnyx.api_base_url = 'api.telnyx.com/v2';
+SET telnyx.api_base_url = 'http://localhost:8080/v2';
+SET telnyx.api_base_url = 'http://127.8.9.10:8080/v2';
+SET telnyx.api_base_url = 'http://[::1]:8080/v2';
+SET telnyx.api_base_url = 'https://api.telnyx.com/v2/';
+RESET telnyx.api_base_url;
+SELECT current_setting('telnyx.api_base_url') LIKE 'https://127.0.0.1:%/v2' AS back_to_the_stand_in;
+
+-- the functions find their tables in the extension's schema, whatever the
+-- search_path says
+DROP EXTENSION telnyx_orders;
+CREATE SCHEMA telnyx;
+CREATE EXTENSION telnyx_orders SCHEMA telnyx;
+CREATE TABLE public.telnyx_inexplicit_orders (id uuid, data jsonb);
+SELECT telnyx.telnyx_create_inexplicit_order(:'groups', customer_reference => 'in-schema') ->> 'customer_reference' AS placed;
+SELECT count(*) AS decoy_rows FROM public.telnyx_inexplicit_orders;
+SELECT customer_reference FROM telnyx.telnyx_inexplicit_orders;
+DROP TABLE public.telnyx_inexplicit_orders;
+DROP EXTENSION telnyx_orders;
+DROP SCHEMA telnyx;
+CREATE EXTENSION telnyx_orders;
+
+DROP OWNED BY regress_telnyx_orderer;
+DROP ROLE regress_telnyx_nobody;
+DROP ROLE regress_telnyx_orderer;

@@ -1,0 +1,71 @@
+--
+-- The connection: verified TLS, plain http only to loopback, one reused
+-- connection per session, and requests that cancel and statement_timeout
+-- interrupt.  Messages from curl name ports, so they are shown terse.
+--
+\! standinctl reset
+DELETE FROM telnyx_inexplicit_orders;
+\getenv https_url TELNYX_TEST_HTTPS_URL
+\getenv http_url TELNYX_TEST_HTTP_URL
+\getenv localhost_url TELNYX_TEST_LOCALHOST_URL
+\getenv closed_url TELNYX_TEST_CLOSED_URL
+\getenv other_ca TELNYX_TEST_OTHER_CA
+\set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]'
+
+-- verified TLS, with the CA that signed the stand-in's certificate
+SELECT current_setting('telnyx.api_base_url') = :'https_url' AS over_https;
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'over-tls') ->> 'customer_reference' AS placed;
+-- the certificate names localhost too
+SET telnyx.api_base_url = :'localhost_url';
+SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'total_results' AS listed;
+
+-- a certificate the configured CAs do not vouch for: nothing is sent
+\set VERBOSITY terse
+\! standinctl reset-requests
+SET telnyx.ca_file = :'other_ca';
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'untrusted');
+\echo :LAST_ERROR_SQLSTATE
+SELECT telnyx_list_inexplicit_orders();
+\echo :LAST_ERROR_SQLSTATE
+-- nor does the system's bundle
+SET telnyx.ca_file = '';
+SELECT telnyx_get_inexplicit_order('8b4cbc62-4d87-4a3e-b0a4-8b4a33d33c7a');
+\echo :LAST_ERROR_SQLSTATE
+RESET telnyx.ca_file;
+\! standinctl requests
+\! standinctl count
+
+-- nobody listening: could not reach Telnyx, and the create was not sent
+SET telnyx.api_base_url = :'closed_url';
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'refused');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+
+-- plain http is allowed to a loopback address
+SET telnyx.api_base_url = :'http_url';
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'over-http') ->> 'customer_reference' AS placed;
+RESET telnyx.api_base_url;
+\! standinctl count
+
+-- consecutive calls in a session share one connection
+\c
+\! standinctl reset-requests
+SELECT telnyx_list_inexplicit_orders(1, 1) IS NOT NULL AS listed;
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'reuse') IS NOT NULL AS placed;
+SELECT telnyx_list_inexplicit_orders(1, 1) IS NOT NULL AS listed;
+SELECT telnyx_sync_inexplicit_orders() AS synced;
+\! standinctl requests
+\! standinctl connections
+
+-- statement_timeout (and cancel) stop a request in flight
+\! standinctl fault '{"match": "list", "action": "delay", "seconds": 30}'
+SET statement_timeout = '500ms';
+SELECT telnyx_list_inexplicit_orders();
+\echo :LAST_ERROR_SQLSTATE
+-- a create stopped in flight says that it may have been processed
+\! standinctl fault '{"match": "create", "action": "delay", "seconds": 30}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'stopped');
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+-- the session goes on, on a new connection
+SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'total_results' AS listed;
