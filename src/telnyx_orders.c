@@ -19,6 +19,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -46,6 +47,10 @@ int			telnyx_connect_timeout_ms = 10000;
 int			telnyx_max_retries = 2;
 int			telnyx_max_response_size = 10 * 1024 * 1024;
 
+/*---- Local variables ----*/
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
 /*---- Function declarations ----*/
 
 void		_PG_init(void);
@@ -60,6 +65,8 @@ static bool check_api_key(char **newval, void **extra, GucSource source);
 static bool check_api_base_url(char **newval, void **extra, GucSource source);
 static bool key_is_valid(const char *key);
 static const char *text_arg_or_null(FunctionCallInfo fcinfo, int argno);
+static void redact_key_in_log(ErrorData *edata);
+static char *redact(char *text, const char *secret);
 
 /*
  * Module load: settings, then libcurl.
@@ -69,6 +76,65 @@ _PG_init(void)
 {
 	define_settings();
 	http_init();
+
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = redact_key_in_log;
+}
+
+/*
+ * PostgreSQL itself may write the key into a message: a reload logs
+ * "parameter \"telnyx.api_key\" changed to ...", and log_statement logs a
+ * SET of it.  Every message that passes through a process that loaded us
+ * has the key replaced before it is logged or sent.  (Loaded through
+ * shared_preload_libraries, that includes the postmaster.)
+ */
+static void
+redact_key_in_log(ErrorData *edata)
+{
+	const char *secrets[2];
+	int			i;
+
+	secrets[0] = telnyx_api_key;
+	secrets[1] = getenv("TELNYX_API_KEY");
+	for (i = 0; i < lengthof(secrets); i++)
+	{
+		const char *secret = secrets[i];
+
+		/* a short value would redact innocent text, and cannot be a key */
+		if (secret == NULL || strlen(secret) < 8)
+			continue;
+		edata->message = redact(edata->message, secret);
+		edata->detail = redact(edata->detail, secret);
+		edata->detail_log = redact(edata->detail_log, secret);
+		edata->hint = redact(edata->hint, secret);
+		edata->context = redact(edata->context, secret);
+		edata->internalquery = redact(edata->internalquery, secret);
+	}
+
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/* text with every occurrence of secret replaced; text itself if none. */
+static char *
+redact(char *text, const char *secret)
+{
+	StringInfoData buf;
+	size_t		len = strlen(secret);
+	char	   *p;
+	char	   *hit;
+
+	if (text == NULL || (hit = strstr(text, secret)) == NULL)
+		return text;
+
+	initStringInfo(&buf);
+	for (p = text; hit != NULL; p = hit + len, hit = strstr(p, secret))
+	{
+		appendBinaryStringInfo(&buf, p, hit - p);
+		appendStringInfoString(&buf, "********");
+	}
+	appendStringInfoString(&buf, p);
+	return buf.data;
 }
 
 static void
