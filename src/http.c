@@ -3,9 +3,10 @@
  * http.c
  *	  HTTP requests to the Telnyx API through libcurl.
  *
- * A backend keeps one curl multi handle and one easy handle for its whole
- * life, so consecutive calls reuse the connection (and its TLS session).  A
- * request runs on the multi handle even when it is alone: we wait on curl's
+ * A process keeps one curl multi handle and a few easy handles for its
+ * whole life, so consecutive calls reuse connections (and TLS sessions).
+ * The background worker sends many requests at once on the multi handle; a
+ * SQL function sends one, the same way.  We wait on curl's
  * sockets a tenth of a second at a time and service interrupts in between,
  * so cancel and statement_timeout stop a request in flight, and no curl
  * callback ever raises an error or longjmps.  Callbacks only record what
@@ -36,7 +37,10 @@
 
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/pmsignal.h"
 #include "storage/fd.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -78,18 +82,25 @@ typedef struct HttpTransfer
 	double		ratelimit_reset_ms;
 
 	char		errbuf[CURL_ERROR_SIZE];
+
+	/* set up and outcome */
+	char	   *url;
+	struct curl_slist *headers;
+	CURLcode	code;
+	bool		done;
 } HttpTransfer;
 
 /*---- Local variables ----*/
 
 static CURLM *http_multi = NULL;
-static CURL *http_easy = NULL;
+static CURL *http_easy[HTTP_MAX_CONCURRENCY];
+static int	http_error_context_count = 0;
 static char *http_user_agent = NULL;
 
 /*---- Function declarations ----*/
 
-static void http_ensure_handles(void);
-static void http_perform_once(const HttpRequest *req, HttpResponse *resp);
+static void http_ensure_handles(int n);
+static void http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp);
 static struct curl_slist *http_build_headers(const HttpRequest *req);
 static void http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
 						   struct curl_slist *headers);
@@ -224,7 +235,7 @@ http_perform(const HttpRequest *req, HttpResponse *resp)
 
 	for (retry = 0;; retry++)
 	{
-		http_perform_once(req, resp);
+		http_perform_many(req, resp, 1);
 		resp->attempts = retry + 1;
 		if (retry >= telnyx_max_retries || !http_should_retry(req, resp))
 			break;
@@ -299,10 +310,12 @@ http_sleep(double ms)
 	}
 }
 
-/* Create this backend's curl handles on first use. */
+/* Create this process's multi handle and first n easy handles on first use. */
 static void
-http_ensure_handles(void)
+http_ensure_handles(int n)
 {
+	int			i;
+
 	if (http_user_agent == NULL)
 	{
 		curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
@@ -320,10 +333,12 @@ http_ensure_handles(void)
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
 	}
-	if (http_easy == NULL)
+	for (i = 0; i < n; i++)
 	{
-		http_easy = curl_easy_init();
-		if (http_easy == NULL)
+		if (http_easy[i] != NULL)
+			continue;
+		http_easy[i] = curl_easy_init();
+		if (http_easy[i] == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
@@ -443,144 +458,184 @@ http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
 }
 
 /*
- * Send req once and fill resp.
+ * http_perform_many
+ *		Send reqs[0..n-1] at once on the multi handle, wait until every one
+ *		has ended, and fill resps[i] for reqs[i].  No retries: the caller
+ *		decides.  n may not exceed HTTP_MAX_CONCURRENCY.
+ *
+ * Raises an error only for interrupts (cancel, shutdown) and for problems
+ * of our own setup; the transfers are then abandoned and their connections
+ * closed.  An error raised while a non-idempotent request may have been
+ * sent carries a context line saying so.
  */
-static void
-http_perform_once(const HttpRequest *req, HttpResponse *resp)
+void
+http_perform_many(const HttpRequest *reqs, HttpResponse *resps, int n)
 {
-	HttpTransfer xfer;
-	struct curl_slist *volatile headers = NULL;
-	CURLcode	code = CURLE_OK;
-	volatile bool added = false;
-	char	   *url;
+	HttpTransfer *xfers;
+	volatile int added = 0;
 	const char *base = telnyx_api_base_url;
 	size_t		baselen;
 	ErrorContextCallback errcallback;
+	int			i;
 
+	Assert(n >= 1 && n <= HTTP_MAX_CONCURRENCY);
 	http_check_base_url(base, ERROR);
-	http_ensure_handles();
-
-	memset(&xfer, 0, sizeof(xfer));
-	xfer.req = req;
-	xfer.body = req->body;
-	xfer.body_len = req->body ? strlen(req->body) : 0;
-	xfer.max = (size_t) telnyx_max_response_size;
-	xfer.retry_after_ms = -1;
-	xfer.ratelimit_reset_ms = -1;
+	http_ensure_handles(n);
 
 	baselen = strlen(base);
 	while (baselen > 0 && base[baselen - 1] == '/')
 		baselen--;
-	url = psprintf("%.*s%s", (int) baselen, base, req->path);
 
-	headers = http_build_headers(req);
+	xfers = palloc0(sizeof(HttpTransfer) * n);
+	for (i = 0; i < n; i++)
+	{
+		HttpTransfer *xfer = &xfers[i];
+
+		xfer->req = &reqs[i];
+		xfer->body = reqs[i].body;
+		xfer->body_len = reqs[i].body ? strlen(reqs[i].body) : 0;
+		xfer->max = (size_t) telnyx_max_response_size;
+		xfer->retry_after_ms = -1;
+		xfer->ratelimit_reset_ms = -1;
+		xfer->url = psprintf("%.*s%s", (int) baselen, base, reqs[i].path);
+	}
 
 	PG_TRY();
 	{
-		CURLMcode	mc;
+		CURLMcode	mc = CURLM_OK;
 		CURLMsg    *msg;
 		int			queued;
+		int			running = 0;
 
 		/* pushed inside PG_TRY, whose end restores the previous stack */
 		errcallback.callback = http_error_context;
-		errcallback.arg = &xfer;
+		errcallback.arg = xfers;
 		errcallback.previous = error_context_stack;
 		error_context_stack = &errcallback;
+		http_error_context_count = n;
 
-		http_configure(http_easy, &xfer, url, headers);
-		mc = curl_multi_add_handle(http_multi, http_easy);
-		if (mc != CURLM_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not start HTTP request"),
-					 errdetail_internal("%s", curl_multi_strerror(mc))));
-		added = true;
+		for (i = 0; i < n; i++)
+		{
+			xfers[i].headers = http_build_headers(xfers[i].req);
+			http_configure(http_easy[i], &xfers[i], xfers[i].url, xfers[i].headers);
+			mc = curl_multi_add_handle(http_multi, http_easy[i]);
+			if (mc != CURLM_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not start HTTP request"),
+						 errdetail_internal("%s", curl_multi_strerror(mc))));
+			added = i + 1;
+		}
 
 		for (;;)
 		{
-			int			running = 0;
-
 			mc = curl_multi_perform(http_multi, &running);
+			while ((msg = curl_multi_info_read(http_multi, &queued)) != NULL)
+			{
+				if (msg->msg != CURLMSG_DONE)
+					continue;
+				for (i = 0; i < n; i++)
+					if (msg->easy_handle == http_easy[i])
+					{
+						xfers[i].code = msg->data.result;
+						xfers[i].done = true;
+					}
+			}
 			if (mc != CURLM_OK || running == 0)
 				break;
 			mc = curl_multi_poll(http_multi, NULL, 0, HTTP_POLL_INTERVAL_MS, NULL);
 			if (mc != CURLM_OK)
 				break;
 			CHECK_FOR_INTERRUPTS();
-		}
-		if (mc != CURLM_OK)
-		{
-			code = CURLE_RECV_ERROR;
-			strlcpy(xfer.errbuf, curl_multi_strerror(mc), sizeof(xfer.errbuf));
-		}
-		while ((msg = curl_multi_info_read(http_multi, &queued)) != NULL)
-		{
-			if (msg->msg == CURLMSG_DONE && msg->easy_handle == http_easy)
-				code = msg->data.result;
+			if (IsBackgroundWorker && !PostmasterIsAlive())
+				proc_exit(1);
 		}
 
-		/* what happened, now that curl is done */
-		memset(resp, 0, sizeof(*resp));
-		resp->wait_ms = -1;
-		curl_easy_getinfo(http_easy, CURLINFO_RESPONSE_CODE, &resp->status);
-
-		if (xfer.out_of_memory)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory"),
-					 errdetail("Failed while receiving a response of %zu bytes.", xfer.len)));
-
-		if (xfer.too_large || code == CURLE_FILESIZE_EXCEEDED)
-			resp->outcome = HTTP_TOO_LARGE;
-		else if (code == CURLE_OK)
-			resp->outcome = HTTP_COMPLETE;
-		else
+		for (i = 0; i < n; i++)
 		{
-			bool		sent;
-
-			if (req->body != NULL)
-				sent = xfer.body_read;
-			else
+			if (!xfers[i].done)
 			{
-				long		request_size = 0;
-
-				curl_easy_getinfo(http_easy, CURLINFO_REQUEST_SIZE, &request_size);
-				sent = request_size > 0;
+				xfers[i].code = CURLE_RECV_ERROR;
+				strlcpy(xfers[i].errbuf, curl_multi_strerror(mc), sizeof(xfers[i].errbuf));
 			}
-			resp->outcome = sent ? HTTP_FAILED_AFTER_SEND : HTTP_NOT_SENT;
-			resp->status = 0;
+			http_finish(http_easy[i], &xfers[i], &resps[i]);
 		}
-
-		if (code == CURLE_SEND_FAIL_REWIND)
-		{
-			/* curl wanted to resend on a new connection; we refused */
-			resp->transport_error = pstrdup("the connection closed before an answer arrived");
-		}
-		else if (code != CURLE_OK)
-			resp->transport_error = pstrdup(xfer.errbuf[0] ? xfer.errbuf
-											: curl_easy_strerror(code));
-
-		if (resp->status == 429 && xfer.retry_after_ms < 0)
-			resp->wait_ms = xfer.ratelimit_reset_ms;
-		else
-			resp->wait_ms = xfer.retry_after_ms;
-
-		resp->body = palloc(xfer.len + 1);
-		if (xfer.len > 0)
-			memcpy(resp->body, xfer.buf, xfer.len);
-		resp->body[xfer.len] = '\0';
-		resp->body_len = xfer.len;
 	}
 	PG_FINALLY();
 	{
-		if (added)
-			curl_multi_remove_handle(http_multi, http_easy);
-		curl_slist_free_all(headers);
-		free(xfer.buf);
+		for (i = 0; i < n; i++)
+		{
+			if (i < added)
+				curl_multi_remove_handle(http_multi, http_easy[i]);
+			curl_slist_free_all(xfers[i].headers);
+			free(xfers[i].buf);
+		}
 	}
 	PG_END_TRY();
 
-	pfree(url);
+	for (i = 0; i < n; i++)
+		pfree(xfers[i].url);
+	pfree(xfers);
+}
+
+/* Fill resp from a finished transfer. */
+static void
+http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp)
+{
+	const HttpRequest *req = xfer->req;
+	CURLcode	code = xfer->code;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->wait_ms = -1;
+	resp->attempts = 1;
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &resp->status);
+
+	if (xfer->out_of_memory)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while receiving a response of %zu bytes.", xfer->len)));
+
+	if (xfer->too_large || code == CURLE_FILESIZE_EXCEEDED)
+		resp->outcome = HTTP_TOO_LARGE;
+	else if (code == CURLE_OK)
+		resp->outcome = HTTP_COMPLETE;
+	else
+	{
+		bool		sent;
+
+		if (req->body != NULL)
+			sent = xfer->body_read;
+		else
+		{
+			long		request_size = 0;
+
+			curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_size);
+			sent = request_size > 0;
+		}
+		resp->outcome = sent ? HTTP_FAILED_AFTER_SEND : HTTP_NOT_SENT;
+		resp->status = 0;
+	}
+
+	if (code == CURLE_SEND_FAIL_REWIND)
+	{
+		/* curl wanted to resend on a new connection; we refused */
+		resp->transport_error = pstrdup("the connection closed before an answer arrived");
+	}
+	else if (code != CURLE_OK)
+		resp->transport_error = pstrdup(xfer->errbuf[0] ? xfer->errbuf
+										: curl_easy_strerror(code));
+
+	if (resp->status == 429 && xfer->retry_after_ms < 0)
+		resp->wait_ms = xfer->ratelimit_reset_ms;
+	else
+		resp->wait_ms = xfer->retry_after_ms;
+
+	resp->body = palloc(xfer->len + 1);
+	if (xfer->len > 0)
+		memcpy(resp->body, xfer->buf, xfer->len);
+	resp->body[xfer->len] = '\0';
+	resp->body_len = xfer->len;
 }
 
 /*
@@ -590,11 +645,18 @@ http_perform_once(const HttpRequest *req, HttpResponse *resp)
 static void
 http_error_context(void *arg)
 {
-	HttpTransfer *xfer = (HttpTransfer *) arg;
+	HttpTransfer *xfers = (HttpTransfer *) arg;
+	int			i;
 
-	if (!xfer->req->idempotent && xfer->body_read)
-		errcontext("while waiting for the answer to POST %s, which may have been processed",
-				   xfer->req->path);
+	for (i = 0; i < http_error_context_count; i++)
+	{
+		if (!xfers[i].req->idempotent && xfers[i].body_read && !xfers[i].done)
+		{
+			errcontext("while waiting for the answer to POST %s, which may have been processed",
+					   xfers[i].req->path);
+			break;
+		}
+	}
 }
 
 /*---- curl callbacks: they record, never raise ----*/

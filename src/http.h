@@ -47,7 +47,12 @@ typedef struct HttpResponse
 } HttpResponse;
 
 extern void http_init(void);
+/* Most requests sent at once by http_perform_many. */
+#define HTTP_MAX_CONCURRENCY 64
+
 extern void http_perform(const HttpRequest *req, HttpResponse *resp);
+extern void http_perform_many(const HttpRequest *reqs, HttpResponse *resps,
+							  int n);
 extern bool http_should_retry(const HttpRequest *req, const HttpResponse *resp);
 extern double http_retry_delay_ms(int retry, const HttpResponse *resp);
 extern void http_check_base_url(const char *url, int elevel);
