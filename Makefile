@@ -7,7 +7,9 @@ OBJS = \
 	src/validate.o \
 	src/api.o \
 	src/http.o \
-	src/store.o
+	src/store.o \
+	src/queue.o \
+	src/worker.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 

@@ -14,7 +14,7 @@ SELECT p.oid::regprocedure AS function,
   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
   JOIN pg_extension e ON d.refobjid = e.oid AND d.deptype = 'e'
  WHERE e.extname = 'telnyx_orders'
- ORDER BY 1::text COLLATE "C";
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT c.relname,
        has_table_privilege('regress_telnyx_nobody', c.oid, 'SELECT') AS can_read,
        has_table_privilege('regress_telnyx_nobody', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write

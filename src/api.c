@@ -35,6 +35,8 @@
 /*---- Function declarations ----*/
 
 static TelnyxResult *api_call(const HttpRequest *req, bool data_is_array);
+static TelnyxResult *api_classify(const HttpRequest *req, const HttpResponse *resp,
+								  bool data_is_array);
 static Jsonb *api_parse_json(const char *body, size_t len);
 static void api_parse_errors(TelnyxResult *r);
 static JsonbValue *get_field(JsonbContainer *obj, const char *key, JsonbValue *buf);
@@ -61,17 +63,39 @@ TelnyxResult *
 api_create_inexplicit_order(Jsonb *request, const char *idempotency_key)
 {
 	HttpRequest req;
-	TelnyxResult *r;
+	HttpResponse resp;
 
-	req.method = HTTP_POST;
-	req.path = "/inexplicit_number_orders";
-	req.body = JsonbToCString(NULL, &request->root, VARSIZE(request));
-	req.idempotency_key = idempotency_key;
-	req.idempotent = false;
+	api_create_request(&req, request, idempotency_key);
+	http_perform(&req, &resp);
+	return api_create_result(&req, &resp);
+}
 
-	r = api_call(&req, false);
+/*
+ * api_create_request
+ *		Fill req with the create POST for request (from
+ *		validate_order_request).  Not idempotent: never resent once it may
+ *		have reached Telnyx.
+ */
+void
+api_create_request(HttpRequest *req, Jsonb *request, const char *idempotency_key)
+{
+	req->method = HTTP_POST;
+	req->path = "/inexplicit_number_orders";
+	req->body = JsonbToCString(NULL, &request->root, VARSIZE(request));
+	req->idempotency_key = idempotency_key;
+	req->idempotent = false;
+}
 
-	/* an order we cannot identify is an order we cannot record */
+/*
+ * api_create_result
+ *		Classify the answer to a create.  An order we cannot identify is an
+ *		order we cannot record: its outcome is unknown.
+ */
+TelnyxResult *
+api_create_result(const HttpRequest *req, const HttpResponse *resp)
+{
+	TelnyxResult *r = api_classify(req, resp, false);
+
 	if (r->class == TELNYX_OK && get_uuid(r->data.val.binary.data, "id") == NULL)
 	{
 		r->class = TELNYX_UNKNOWN;
@@ -137,18 +161,26 @@ api_list_total_pages(const TelnyxResult *result)
 	return total.present ? total.value : -1;
 }
 
-/*
- * Send req and classify the answer.  A 2xx must be a JSON object whose
- * "data" is an object (or, with data_is_array, an array).
- */
+/* Send req, with the retries http.c allows, and classify the answer. */
 static TelnyxResult *
 api_call(const HttpRequest *req, bool data_is_array)
 {
 	HttpResponse resp;
-	TelnyxResult *r = palloc0(sizeof(TelnyxResult));
-	bool		unsafe = !req->idempotent;
 
 	http_perform(req, &resp);
+	return api_classify(req, &resp, data_is_array);
+}
+
+/*
+ * Classify an answer.  A 2xx must be a JSON object whose "data" is an
+ * object (or, with data_is_array, an array).
+ */
+static TelnyxResult *
+api_classify(const HttpRequest *req, const HttpResponse *respp, bool data_is_array)
+{
+	HttpResponse resp = *respp;
+	TelnyxResult *r = palloc0(sizeof(TelnyxResult));
+	bool		unsafe = !req->idempotent;
 
 	r->status = resp.status;
 	r->attempts = resp.attempts;
@@ -524,6 +556,116 @@ api_parse_group(JsonbContainer *g, int index)
 		}
 	}
 	return grp;
+}
+
+/*
+ * api_order_matches
+ *		Could order be the one created by request (a body built by
+ *		validate_order_request)?  Same customer_reference, and the same
+ *		country, type and count in every ordering group, in order.
+ */
+bool
+api_order_matches(const TelnyxOrder *order, Jsonb *request)
+{
+	JsonbContainer *root = &request->root;
+	JsonbContainer *groups = get_container(root, "ordering_groups", true);
+	char	   *ref = get_string(root, "customer_reference");
+	ListCell   *lc;
+	int			i = 0;
+
+	if (groups == NULL || ref == NULL || order->customer_reference == NULL ||
+		strcmp(ref, order->customer_reference) != 0 ||
+		JsonContainerSize(groups) != list_length(order->groups))
+		return false;
+
+	foreach(lc, order->groups)
+	{
+		TelnyxGroup *g = (TelnyxGroup *) lfirst(lc);
+		JsonbValue *e = getIthJsonbValueFromContainer(groups, i++);
+		JsonbContainer *want;
+		OptInt		count;
+		char	   *country;
+		char	   *type;
+
+		if (e->type != jbvBinary)
+			return false;
+		want = e->val.binary.data;
+		count = get_int(want, "count_requested");
+		country = get_string(want, "country_iso");
+		type = get_string(want, "phone_number_type");
+		if (!count.present || !g->count_requested.present ||
+			count.value != g->count_requested.value ||
+			country == NULL || g->country_iso == NULL ||
+			pg_strcasecmp(country, g->country_iso) != 0 ||
+			type == NULL || g->phone_number_type == NULL ||
+			strcmp(type, g->phone_number_type) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * api_error_json
+ *		What went wrong, as jsonb for a queue's last_error: the class, the
+ *		HTTP status, the first Telnyx error's code, title, detail and
+ *		pointer, and our explanation.
+ */
+Jsonb *
+api_error_json(const TelnyxResult *r)
+{
+	static const char *const class_names[] = {
+		[TELNYX_OK] = "ok",
+		[TELNYX_REJECTED] = "rejected",
+		[TELNYX_NOT_FOUND] = "not_found",
+		[TELNYX_AUTH] = "auth",
+		[TELNYX_RATE_LIMITED] = "rate_limited",
+		[TELNYX_SERVER_ERROR] = "server_error",
+		[TELNYX_NOT_SENT] = "not_sent",
+		[TELNYX_TRANSPORT] = "transport",
+		[TELNYX_UNKNOWN] = "unknown",
+		[TELNYX_TOO_LARGE] = "too_large",
+		[TELNYX_MALFORMED] = "malformed",
+	};
+	JsonbParseState *st = NULL;
+	JsonbValue	v;
+	struct
+	{
+		const char *key;
+		const char *value;
+	}			fields[] = {
+		{"class", class_names[r->class]},
+		{"code", r->error_code},
+		{"title", r->error_title},
+		{"detail", r->error_detail},
+		{"pointer", r->error_pointer},
+		{"reason", r->why},
+	};
+	int			i;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < lengthof(fields); i++)
+	{
+		if (fields[i].value == NULL)
+			continue;
+		v.type = jbvString;
+		v.val.string.val = (char *) fields[i].key;
+		v.val.string.len = strlen(fields[i].key);
+		pushJsonbValue(&st, WJB_KEY, &v);
+		v.val.string.val = (char *) fields[i].value;
+		v.val.string.len = strlen(fields[i].value);
+		pushJsonbValue(&st, WJB_VALUE, &v);
+	}
+	if (r->status != 0)
+	{
+		v.type = jbvString;
+		v.val.string.val = "status";
+		v.val.string.len = strlen("status");
+		pushJsonbValue(&st, WJB_KEY, &v);
+		v.type = jbvNumeric;
+		v.val.numeric = int64_to_numeric(r->status);
+		pushJsonbValue(&st, WJB_VALUE, &v);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
 }
 
 /*---- Defensive accessors: wrong type or missing means absent ----*/

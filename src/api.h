@@ -12,6 +12,8 @@
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
+#include "http.h"
+
 /*
  * What an API call came to.  The synchronous functions turn a class into an
  * error with its own SQLSTATE (api_raise); a queue turns it into a state.
@@ -115,6 +117,10 @@ typedef struct TelnyxOrder
 
 extern TelnyxResult *api_create_inexplicit_order(Jsonb *request,
 												 const char *idempotency_key);
+extern void api_create_request(HttpRequest *req, Jsonb *request,
+							   const char *idempotency_key);
+extern TelnyxResult *api_create_result(const HttpRequest *req,
+									   const HttpResponse *resp);
 extern TelnyxResult *api_get_inexplicit_order(const char *id);
 extern TelnyxResult *api_list_inexplicit_orders(int page_number, int page_size);
 
@@ -122,5 +128,7 @@ extern TelnyxOrder *api_parse_order(const JsonbValue *data);
 extern int	api_list_total_pages(const TelnyxResult *result);
 extern void api_raise(const TelnyxResult *result, const char *action);
 extern bool api_is_uuid(const char *s, int len);
+extern bool api_order_matches(const TelnyxOrder *order, Jsonb *request);
+extern Jsonb *api_error_json(const TelnyxResult *result);
 
 #endif							/* TELNYX_API_H */

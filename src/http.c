@@ -239,7 +239,7 @@ http_perform(const HttpRequest *req, HttpResponse *resp)
 		resp->attempts = retry + 1;
 		if (retry >= telnyx_max_retries || !http_should_retry(req, resp))
 			break;
-		http_sleep(http_retry_delay_ms(retry, resp));
+		http_sleep(http_retry_delay_ms(retry, resp->wait_ms));
 		pfree(resp->body);
 		if (resp->transport_error)
 			pfree(resp->transport_error);
@@ -274,17 +274,18 @@ http_should_retry(const HttpRequest *req, const HttpResponse *resp)
 /*
  * http_retry_delay_ms
  *		How long to wait before retry number retry (counting from 0): what
- *		the server asked for when that is at most a minute, otherwise the
+ *		the server asked for (wait_ms, -1 if nothing) when that is at most a
+ *		minute, otherwise the
  *		official SDKs' backoff, min(0.5 * 2^retry, 8) seconds less up to 25%
  *		jitter.
  */
 double
-http_retry_delay_ms(int retry, const HttpResponse *resp)
+http_retry_delay_ms(int retry, double wait_ms)
 {
 	double		delay;
 
-	if (resp->wait_ms >= 0 && resp->wait_ms <= HTTP_MAX_SERVER_WAIT_MS)
-		return resp->wait_ms;
+	if (wait_ms >= 0 && wait_ms <= HTTP_MAX_SERVER_WAIT_MS)
+		return wait_ms;
 
 	delay = Min(500.0 * pow(2.0, Min(retry, 16)), 8000.0);
 	return delay * (1.0 - 0.25 * pg_prng_double(&pg_global_prng_state));

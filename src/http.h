@@ -54,7 +54,7 @@ extern void http_perform(const HttpRequest *req, HttpResponse *resp);
 extern void http_perform_many(const HttpRequest *reqs, HttpResponse *resps,
 							  int n);
 extern bool http_should_retry(const HttpRequest *req, const HttpResponse *resp);
-extern double http_retry_delay_ms(int retry, const HttpResponse *resp);
+extern double http_retry_delay_ms(int retry, double wait_ms);
 extern void http_check_base_url(const char *url, int elevel);
 extern bool http_base_url_allowed(const char *url, const char **why);
 

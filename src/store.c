@@ -133,7 +133,6 @@ static char *store_plans_schema = NULL;
 
 /*---- Function declarations ----*/
 
-static char *store_schema_name(void);
 static SPIPlanPtr store_plan(StoreStatement stmt);
 static void store_execute(StoreStatement stmt, Datum *values, const char *nulls,
 						  int expected);
@@ -271,8 +270,12 @@ store_plan(StoreStatement stmt)
 	return plan;
 }
 
-/* The schema the extension was created in. */
-static char *
+/*
+ * store_schema_name
+ *		The schema the extension was created in (unquoted), palloc'd.
+ *		Raises an error if the extension does not exist in this database.
+ */
+char *
 store_schema_name(void)
 {
 	Oid			extoid = get_extension_oid("telnyx_orders", false);

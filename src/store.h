@@ -11,5 +11,6 @@
 #include "api.h"
 
 extern void store_order(const TelnyxOrder *order);
+extern char *store_schema_name(void);
 
 #endif							/* TELNYX_STORE_H */

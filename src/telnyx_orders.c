@@ -17,6 +17,10 @@
 
 #include <limits.h>
 
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
@@ -28,14 +32,13 @@
 
 #include "api.h"
 #include "http.h"
+#include "queue.h"
 #include "store.h"
 #include "telnyx_orders.h"
 #include "validate.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
-
-/* Largest page the list endpoint serves; sync walks pages of this size. */
-#define TELNYX_MAX_PAGE_SIZE 250
 
 /*---- GUC variables ----*/
 
@@ -59,6 +62,9 @@ PG_FUNCTION_INFO_V1(telnyx_create_inexplicit_order);
 PG_FUNCTION_INFO_V1(telnyx_get_inexplicit_order);
 PG_FUNCTION_INFO_V1(telnyx_list_inexplicit_orders);
 PG_FUNCTION_INFO_V1(telnyx_sync_inexplicit_orders);
+PG_FUNCTION_INFO_V1(telnyx_enqueue_inexplicit_order);
+PG_FUNCTION_INFO_V1(telnyx_order_trigger);
+PG_FUNCTION_INFO_V1(telnyx_process_queue);
 
 static void define_settings(void);
 static bool check_api_key(char **newval, void **extra, GucSource source);
@@ -66,6 +72,7 @@ static bool check_api_base_url(char **newval, void **extra, GucSource source);
 static bool key_is_valid(const char *key);
 static const char *text_arg_or_null(FunctionCallInfo fcinfo, int argno);
 static void redact_key_in_log(ErrorData *edata);
+static Jsonb *row_to_jsonb(HeapTuple tuple, TupleDesc desc);
 static char *redact(char *text, const char *secret);
 
 /*
@@ -76,6 +83,8 @@ _PG_init(void)
 {
 	define_settings();
 	http_init();
+	if (process_shared_preload_libraries_in_progress)
+		worker_init();
 
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = redact_key_in_log;
@@ -201,6 +210,42 @@ define_settings(void)
 							10 * 1024 * 1024, 1024, (int) MaxAllocSize - 1,
 							PGC_USERSET,
 							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.reconcile_delay",
+							"Time to wait before looking up an order whose outcome is unknown.",
+							"An order Telnyx is still processing must show up in the list before the request is judged lost.",
+							&telnyx_reconcile_delay_ms,
+							10000, 0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("telnyx.database",
+							   "Databases whose queue the background worker sends (comma-separated).",
+							   NULL,
+							   &telnyx_database,
+							   "postgres",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.worker_naptime",
+							"Longest time the background worker sleeps between looks at the queue.",
+							NULL,
+							&telnyx_worker_naptime_ms,
+							1000, 10, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.worker_concurrency",
+							"Order requests the background worker keeps in flight at once.",
+							NULL,
+							&telnyx_worker_concurrency,
+							16, 1, HTTP_MAX_CONCURRENCY,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("telnyx");
@@ -419,4 +464,134 @@ telnyx_sync_inexplicit_orders(PG_FUNCTION_ARGS)
 
 	MemoryContextDelete(pagecxt);
 	PG_RETURN_INT64(count);
+}
+
+/*
+ * telnyx_enqueue_inexplicit_order(ordering_groups jsonb, connection_id text,
+ *		messaging_profile_id text, customer_reference text,
+ *		billing_group_id text) returns bigint
+ *
+ * Validate and queue an order in the caller's transaction; the background
+ * worker sends it after commit.  Returns the request id.
+ */
+Datum
+telnyx_enqueue_inexplicit_order(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *groups = PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0);
+	OrderFields fields;
+
+	fields.connection_id = text_arg_or_null(fcinfo, 1);
+	fields.messaging_profile_id = text_arg_or_null(fcinfo, 2);
+	fields.customer_reference = text_arg_or_null(fcinfo, 3);
+	fields.billing_group_id = text_arg_or_null(fcinfo, 4);
+
+	PG_RETURN_INT64(queue_enqueue(groups, &fields));
+}
+
+/*
+ * telnyx_order_trigger() returns trigger
+ *
+ * FOR EACH ROW on INSERT: queue one order per row (see
+ * validate_row_request for how the row becomes an order).  As a BEFORE
+ * trigger on a table with a bigint column "telnyx_request_id", stores the
+ * request id there.
+ */
+Datum
+telnyx_order_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	Jsonb	   *row;
+	Jsonb	   *defaults = NULL;
+	Jsonb	   *groups;
+	OrderFields fields;
+	int64		id;
+	int			attnum;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("telnyx_order_trigger must be called as a trigger")));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("telnyx_order_trigger must be fired FOR EACH ROW on INSERT")));
+	if (trigdata->tg_trigger->tgnargs > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("telnyx_order_trigger takes at most one argument, a JSON object of defaults")));
+
+	desc = trigdata->tg_relation->rd_att;
+	tuple = trigdata->tg_trigtuple;
+
+	if (trigdata->tg_trigger->tgnargs == 1)
+		defaults = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													  CStringGetDatum(trigdata->tg_trigger->tgargs[0])));
+
+	row = row_to_jsonb(tuple, desc);
+	groups = validate_row_request(row, defaults, &fields);
+	id = queue_enqueue(groups, &fields);
+
+	/* a BEFORE trigger links the row to its request */
+	attnum = SPI_fnumber(desc, "telnyx_request_id");
+	if (TRIGGER_FIRED_BEFORE(trigdata->tg_event) && attnum > 0)
+	{
+		Datum		value = Int64GetDatum(id);
+		bool		isnull = false;
+
+		if (TupleDescAttr(desc, attnum - 1)->atttypid != INT8OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"telnyx_request_id\" must be of type bigint")));
+		tuple = heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull);
+		return PointerGetDatum(tuple);
+	}
+	if (TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+		return PointerGetDatum(tuple);
+	return PointerGetDatum(NULL);
+}
+
+/* The row tuple (of a table with descriptor desc) as jsonb, as to_jsonb makes it. */
+static Jsonb *
+row_to_jsonb(HeapTuple tuple, TupleDesc desc)
+{
+	Oid			argtypes[1] = {desc->tdtypeid};
+	Datum		values[1];
+	bool		isnull;
+	Datum		result;
+
+	values[0] = heap_copy_tuple_as_datum(tuple, desc);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1)", 1, argtypes, values,
+							  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not convert the row to jsonb");
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	result = SPI_datumTransfer(result, false, -1);
+	SPI_finish();
+	return DatumGetJsonbP(result);
+}
+
+/*
+ * telnyx_process_queue(max_requests integer) returns integer
+ *
+ * Send the due requests now, without waiting for the background worker
+ * (or without one at all), and return how many were handled.
+ */
+Datum
+telnyx_process_queue(PG_FUNCTION_ARGS)
+{
+	int			max_requests = -1;
+
+	if (!PG_ARGISNULL(0))
+	{
+		max_requests = PG_GETARG_INT32(0);
+		if (max_requests < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"max_requests\" must not be negative")));
+	}
+	PG_RETURN_INT32(worker_process_queue(max_requests));
 }

@@ -41,6 +41,9 @@ extern const char *telnyx_api_key_value(void);
 #define ERRCODE_TELNYX_TRANSPORT		MAKE_SQLSTATE('T','X','5','0','3')
 #define ERRCODE_TELNYX_UNKNOWN_OUTCOME	MAKE_SQLSTATE('T','X','5','0','4')
 
+/* Largest page the list endpoint serves. */
+#define TELNYX_MAX_PAGE_SIZE 250
+
 /* Largest order Telnyx accepts, over all ordering groups. */
 #define TELNYX_MAX_COUNT_REQUESTED 10000
 

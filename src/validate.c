@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
@@ -69,6 +70,11 @@ static void push_string(JsonbParseState **st, const char *key, const char *value
 static void push_bool(JsonbParseState **st, const char *key, bool value);
 static bool all_digits(const char *s, int len);
 static char *accepted_keys(void);
+static bool is_group_key(const char *key, int len);
+static Jsonb *pick_group_fields(JsonbContainer *obj, bool from_row);
+static Jsonb *with_defaults(Jsonb *defaults, JsonbValue *group);
+static const char *row_text(JsonbContainer *row, JsonbContainer *defaults,
+							const char *key);
 
 /*
  * validate_order_request
@@ -228,6 +234,194 @@ validate_group(JsonbContainer *group, int n, JsonbParseState **st)
 	return count;
 }
 
+/* The order-level fields a trigger takes from a row. */
+static const char *const order_keys[] = {
+	"connection_id", "messaging_profile_id", "customer_reference", "billing_group_id"
+};
+
+/*
+ * validate_row_request
+ *		The ordering groups and order fields of a row of a table with
+ *		telnyx_order_trigger.  row is the row as jsonb; defaults, the
+ *		trigger's argument, or NULL.
+ *
+ * A jsonb column "ordering_groups" gives the groups; otherwise one group is
+ * made of the columns named like group fields.  Order-level fields come
+ * from same-named columns.  A field the row lacks (or has NULL) is taken
+ * from defaults.  Other columns are ignored.  Fills *fields and returns the
+ * ordering groups, for validate_order_request to check.
+ */
+Jsonb *
+validate_row_request(Jsonb *row, Jsonb *defaults, OrderFields *fields)
+{
+	JsonbContainer *defs = NULL;
+	JsonbValue	buf;
+	JsonbValue *groups;
+	Jsonb	   *group_defaults = NULL;
+
+	if (defaults != NULL)
+	{
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		if (!JB_ROOT_IS_OBJECT(defaults) || JB_ROOT_IS_SCALAR(defaults))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the argument of telnyx_order_trigger must be a JSON object of default fields")));
+		defs = &defaults->root;
+		it = JsonbIteratorInit(defs);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			int			i;
+			bool		known;
+
+			if (tok != WJB_KEY)
+				continue;
+			known = is_group_key(v.val.string.val, v.val.string.len);
+			for (i = 0; i < lengthof(order_keys); i++)
+				if (strlen(order_keys[i]) == (size_t) v.val.string.len &&
+					memcmp(order_keys[i], v.val.string.val, v.val.string.len) == 0)
+					known = true;
+			if (!known)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the argument of telnyx_order_trigger has unrecognized key \"%.*s\"",
+								v.val.string.len, v.val.string.val),
+						 errhint("Accepted keys are %s, \"connection_id\", \"messaging_profile_id\", \"customer_reference\" and \"billing_group_id\".",
+								 accepted_keys())));
+		}
+		group_defaults = pick_group_fields(defs, false);
+	}
+
+	fields->connection_id = row_text(&row->root, defs, "connection_id");
+	fields->messaging_profile_id = row_text(&row->root, defs, "messaging_profile_id");
+	fields->customer_reference = row_text(&row->root, defs, "customer_reference");
+	fields->billing_group_id = row_text(&row->root, defs, "billing_group_id");
+
+	groups = getKeyJsonValueFromContainer(&row->root, "ordering_groups",
+										  strlen("ordering_groups"), &buf);
+	if (groups == NULL || groups->type == jbvNull)
+	{
+		/* one group from the columns */
+		Jsonb	   *group = pick_group_fields(&row->root, true);
+		JsonbValue	gv;
+
+		gv.type = jbvBinary;
+		gv.val.binary.data = &group->root;
+		gv.val.binary.len = VARSIZE(group) - VARHDRSZ;
+		return with_defaults(group_defaults, &gv);
+	}
+
+	if (groups->type != jbvBinary)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column \"ordering_groups\" must hold a JSON array of objects or a single object")));
+
+	if (JsonContainerIsObject(groups->val.binary.data))
+		return with_defaults(group_defaults, groups);
+	else
+	{
+		JsonbContainer *arr = groups->val.binary.data;
+		JsonbParseState *st = NULL;
+		int			n = JsonContainerSize(arr);
+		int			i;
+
+		pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+		for (i = 0; i < n; i++)
+		{
+			JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
+			Jsonb	   *g;
+			JsonbValue	gv;
+
+			/* validate_order_request reports what is not an object */
+			if (e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data))
+			{
+				pushJsonbValue(&st, WJB_ELEM, e);
+				continue;
+			}
+			g = with_defaults(group_defaults, e);
+			gv.type = jbvBinary;
+			gv.val.binary.data = &g->root;
+			gv.val.binary.len = VARSIZE(g) - VARHDRSZ;
+			pushJsonbValue(&st, WJB_ELEM, &gv);
+		}
+		return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_ARRAY, NULL));
+	}
+}
+
+/* group with the defaults it lacks: defaults || group. */
+static Jsonb *
+with_defaults(Jsonb *defaults, JsonbValue *group)
+{
+	Jsonb	   *g = JsonbValueToJsonb(group);
+
+	if (defaults == NULL)
+		return g;
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+											  JsonbPGetDatum(defaults),
+											  JsonbPGetDatum(g)));
+}
+
+/*
+ * The ordering group fields of obj, as an object.  From a row, JSON nulls
+ * (NULL columns) are left out, so that defaults can fill them.
+ */
+static Jsonb *
+pick_group_fields(JsonbContainer *obj, bool from_row)
+{
+	JsonbParseState *st = NULL;
+	int			i;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < lengthof(group_keys); i++)
+	{
+		JsonbValue	buf;
+		JsonbValue *v = getKeyJsonValueFromContainer(obj, group_keys[i],
+													 strlen(group_keys[i]), &buf);
+
+		if (v == NULL || (from_row && v->type == jbvNull))
+			continue;
+		push_key(&st, group_keys[i]);
+		pushJsonbValue(&st, WJB_VALUE, v);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+}
+
+/* An order-level field from the row, else from defaults; NULL if neither. */
+static const char *
+row_text(JsonbContainer *row, JsonbContainer *defaults, const char *key)
+{
+	JsonbValue	buf;
+	JsonbValue *v = getKeyJsonValueFromContainer(row, key, strlen(key), &buf);
+
+	if ((v == NULL || v->type == jbvNull) && defaults != NULL)
+		v = getKeyJsonValueFromContainer(defaults, key, strlen(key), &buf);
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out,
+												   NumericGetDatum(v->val.numeric)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("\"%s\" must be a string", key)));
+	return NULL;				/* keep compiler quiet */
+}
+
+static bool
+is_group_key(const char *key, int len)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(group_keys); i++)
+		if (strlen(group_keys[i]) == (size_t) len &&
+			memcmp(group_keys[i], key, len) == 0)
+			return true;
+	return false;
+}
+
 /* Refuse any key that is not an ordering group field. */
 static void
 check_group_keys(JsonbContainer *group, int n)
@@ -238,20 +432,11 @@ check_group_keys(JsonbContainer *group, int n)
 
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		int			i;
-		bool		known = false;
+		bool		known;
 
 		if (tok != WJB_KEY)
 			continue;
-		for (i = 0; i < lengthof(group_keys); i++)
-		{
-			if (strlen(group_keys[i]) == (size_t) v.val.string.len &&
-				memcmp(group_keys[i], v.val.string.val, v.val.string.len) == 0)
-			{
-				known = true;
-				break;
-			}
-		}
+		known = is_group_key(v.val.string.val, v.val.string.len);
 		if (!known)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

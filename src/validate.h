@@ -21,5 +21,7 @@ typedef struct OrderFields
 
 extern Jsonb *validate_order_request(Jsonb *ordering_groups,
 									 const OrderFields *fields);
+extern Jsonb *validate_row_request(Jsonb *row, Jsonb *defaults,
+								   OrderFields *fields);
 
 #endif							/* TELNYX_VALIDATE_H */

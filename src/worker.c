@@ -1,0 +1,792 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The background workers that send queued order requests.
+ *
+ * With telnyx_orders in shared_preload_libraries, a launcher starts at
+ * server start.  It is connected to no database; for each database named
+ * in telnyx.database that exists, it keeps one sender running (a dynamic
+ * background worker), and starts it again, not too often, if it stops.
+ *
+ * A sender connects to its database and loops: when the extension is
+ * there, it recovers requests left "sending" by a sender that is gone,
+ * reconciles unknown outcomes, then claims due requests and sends up to
+ * telnyx.worker_concurrency of them at once.  It holds no transaction
+ * while HTTP is in flight (queue.c explains the transactions).  It sleeps
+ * on its latch, which a committing transaction that enqueued sets (through
+ * the slot in shared memory), and wakes at least every
+ * telnyx.worker_naptime for retries.
+ *
+ * A 429 holds back the whole sender until the wait Telnyx asked for is
+ * over.  A refused key (401, 403) or no key leaves requests queued: the
+ * sender logs one error and sends nothing more until the configuration is
+ * reloaded.  An error in a pass is logged, the sender's own claims are
+ * given up (their outcome is unknown), and it goes on after a pause.  It
+ * exits when someone wants its database to itself (DROP DATABASE), so that
+ * it never holds that up.
+ *
+ * telnyx_process_queue() runs one pass of the same code in a dynamic
+ * worker of its own, with the caller's telnyx.* settings, and waits for
+ * it: the pass needs transactions of its own, which a SQL function cannot
+ * have.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "api.h"
+#include "http.h"
+#include "queue.h"
+#include "telnyx_orders.h"
+#include "worker.h"
+
+/* Senders the launcher keeps at most (databases in telnyx.database). */
+#define WORKER_MAX_DATABASES 16
+
+/* The least time between two starts of a sender for the same database. */
+#define WORKER_RESTART_INTERVAL_MS 5000
+
+/* Unknown requests reconciled per pass. */
+#define WORKER_RECONCILE_BATCH 100
+
+/* Settings handed to telnyx_process_queue's worker. */
+static const char *const pass_settings[] = {
+	"telnyx.api_key", "telnyx.api_base_url", "telnyx.ca_file",
+	"telnyx.timeout", "telnyx.connect_timeout", "telnyx.max_retries",
+	"telnyx.max_response_size", "telnyx.reconcile_delay",
+};
+#define WORKER_SETTING_LEN 1024
+
+/*---- Local types ----*/
+
+typedef struct WorkerSlot
+{
+	Oid			dboid;
+	Latch	   *latch;
+} WorkerSlot;
+
+typedef struct WorkerShared
+{
+	slock_t		mutex;
+	WorkerSlot	slots[WORKER_MAX_DATABASES];
+} WorkerShared;
+
+/* What telnyx_process_queue and its worker share. */
+typedef struct PassShared
+{
+	Oid			dboid;
+	int			max_requests;
+	int			processed;		/* -1 until the pass ends */
+	bool		failed;
+	int			sqlerrcode;
+	char		message[1024];
+	char		settings[lengthof(pass_settings)][WORKER_SETTING_LEN];
+} PassShared;
+
+/* A sender's own state, across passes. */
+typedef struct SenderState
+{
+	bool		paused;			/* no key, or key refused: wait for reload */
+	TimestampTz not_before;		/* rate limited until then */
+	bool		release_pending;	/* give up own claims after an error */
+} SenderState;
+
+/*---- GUC variables ----*/
+
+char	   *telnyx_database = NULL;
+int			telnyx_worker_naptime_ms = 1000;
+int			telnyx_worker_concurrency = 16;
+
+/*---- Local variables ----*/
+
+static WorkerShared *worker_shared = NULL;
+static MemoryContext worker_outer_cxt = NULL;
+
+/* a sender's state; static, so that it survives a longjmp intact */
+static SenderState sender_state;
+static bool sender_failed_last = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/*---- Function declarations ----*/
+
+PGDLLEXPORT void telnyx_launcher_main(Datum arg);
+PGDLLEXPORT void telnyx_sender_main(Datum arg);
+PGDLLEXPORT void telnyx_pass_main(Datum arg);
+
+static void worker_shmem_request(void);
+static void worker_shmem_startup(void);
+static void worker_register_slot(void);
+static void worker_unregister_slot(int code, Datum arg);
+static bool worker_start_sender(Oid dboid, BackgroundWorkerHandle **handle);
+static int	worker_pass(SenderState *state, int max_requests);
+static int	worker_send_batch(SenderState *state, int max);
+static int	worker_reconcile(void);
+static bool worker_database_wanted(void);
+static void worker_begin(void);
+static void worker_commit(void);
+
+/*
+ * worker_init
+ *		From _PG_init while shared_preload_libraries are loaded: ask for
+ *		shared memory and register the launcher.
+ */
+void
+worker_init(void)
+{
+	BackgroundWorker bgw;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = worker_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = worker_shmem_startup;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 10;
+	strlcpy(bgw.bgw_library_name, "telnyx_orders", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "telnyx_launcher_main", BGW_MAXLEN);
+	strlcpy(bgw.bgw_name, "telnyx_orders launcher", BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, "telnyx_orders launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&bgw);
+}
+
+static void
+worker_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerShared)));
+}
+
+static void
+worker_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	worker_shared = ShmemInitStruct("telnyx_orders", sizeof(WorkerShared), &found);
+	if (!found)
+	{
+		memset(worker_shared, 0, sizeof(WorkerShared));
+		SpinLockInit(&worker_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * worker_wake
+ *		Wake the sender of database dboid, if one runs.  Called at commit of
+ *		a transaction that enqueued.
+ */
+void
+worker_wake(Oid dboid)
+{
+	int			i;
+
+	if (worker_shared == NULL)
+		return;
+	SpinLockAcquire(&worker_shared->mutex);
+	for (i = 0; i < WORKER_MAX_DATABASES; i++)
+	{
+		if (worker_shared->slots[i].dboid == dboid && worker_shared->slots[i].latch)
+			SetLatch(worker_shared->slots[i].latch);
+	}
+	SpinLockRelease(&worker_shared->mutex);
+}
+
+/* Publish this sender's latch for its database. */
+static void
+worker_register_slot(void)
+{
+	int			i;
+
+	if (worker_shared == NULL)
+		return;
+	SpinLockAcquire(&worker_shared->mutex);
+	for (i = 0; i < WORKER_MAX_DATABASES; i++)
+	{
+		if (worker_shared->slots[i].latch == NULL)
+		{
+			worker_shared->slots[i].dboid = MyDatabaseId;
+			worker_shared->slots[i].latch = MyLatch;
+			break;
+		}
+	}
+	SpinLockRelease(&worker_shared->mutex);
+	on_shmem_exit(worker_unregister_slot, (Datum) 0);
+}
+
+static void
+worker_unregister_slot(int code, Datum arg)
+{
+	int			i;
+
+	SpinLockAcquire(&worker_shared->mutex);
+	for (i = 0; i < WORKER_MAX_DATABASES; i++)
+	{
+		if (worker_shared->slots[i].latch == MyLatch)
+		{
+			worker_shared->slots[i].latch = NULL;
+			worker_shared->slots[i].dboid = InvalidOid;
+		}
+	}
+	SpinLockRelease(&worker_shared->mutex);
+}
+
+/*
+ * telnyx_launcher_main
+ *		Keep one sender running for each database of telnyx.database.
+ */
+void
+telnyx_launcher_main(Datum arg)
+{
+	struct
+	{
+		char		name[NAMEDATALEN];
+		BackgroundWorkerHandle *handle;
+		TimestampTz last_start;
+	}			dbs[WORKER_MAX_DATABASES];
+	int			ndbs = 0;
+
+	memset(dbs, 0, sizeof(dbs));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("telnyx_orders launcher");
+
+	for (;;)
+	{
+		char	   *list;
+		List	   *names = NIL;
+		ListCell   *lc;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		list = pstrdup(telnyx_database ? telnyx_database : "");
+		if (!SplitIdentifierString(list, ',', &names))
+		{
+			ereport(LOG,
+					(errmsg("telnyx_orders launcher: invalid list syntax in telnyx.database")));
+			names = NIL;
+		}
+
+		foreach(lc, names)
+		{
+			const char *name = (const char *) lfirst(lc);
+			Oid			dboid;
+			int			slot = -1;
+			pid_t		pid;
+
+			for (i = 0; i < ndbs; i++)
+				if (strcmp(dbs[i].name, name) == 0)
+					slot = i;
+			if (slot < 0)
+			{
+				if (ndbs == WORKER_MAX_DATABASES)
+					continue;
+				slot = ndbs++;
+				strlcpy(dbs[slot].name, name, NAMEDATALEN);
+			}
+			if (dbs[slot].handle != NULL &&
+				GetBackgroundWorkerPid(dbs[slot].handle, &pid) != BGWH_STOPPED)
+				continue;
+			if (!TimestampDifferenceExceeds(dbs[slot].last_start, GetCurrentTimestamp(),
+											WORKER_RESTART_INTERVAL_MS))
+				continue;
+
+			StartTransactionCommand();
+			dboid = get_database_oid(name, true);
+			CommitTransactionCommand();
+			if (!OidIsValid(dboid))
+				continue;
+
+			dbs[slot].last_start = GetCurrentTimestamp();
+			if (!worker_start_sender(dboid, &dbs[slot].handle))
+				ereport(LOG,
+						(errmsg("telnyx_orders launcher could not start a sender for database \"%s\"", name),
+						 errhint("Raise max_worker_processes.")));
+		}
+		pfree(list);
+		list_free(names);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 WORKER_RESTART_INTERVAL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* Start a sender for dboid; the launcher is told when it stops. */
+static bool
+worker_start_sender(Oid dboid, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(bgw.bgw_library_name, "telnyx_orders", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "telnyx_sender_main", BGW_MAXLEN);
+	strlcpy(bgw.bgw_name, "telnyx_orders worker", BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, "telnyx_orders worker", BGW_MAXLEN);
+	bgw.bgw_main_arg = ObjectIdGetDatum(dboid);
+	bgw.bgw_notify_pid = MyProcPid;
+	return RegisterDynamicBackgroundWorker(&bgw, handle);
+}
+
+/*
+ * telnyx_sender_main
+ *		Send the queue of one database until told to stop.
+ */
+void
+telnyx_sender_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	sigjmp_buf	local_sigjmp_buf;
+	MemoryContext passcxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("telnyx_orders worker");
+	worker_register_slot();
+
+	passcxt = AllocSetContextCreate(TopMemoryContext, "telnyx_orders pass",
+									ALLOCSET_DEFAULT_SIZES);
+
+	/* an error in a pass: log it, give up our claims, pause, go on */
+	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+	{
+		error_context_stack = NULL;
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(passcxt);
+		sender_state.release_pending = true;
+		sender_failed_last = true;
+		RESUME_INTERRUPTS();
+	}
+	PG_exception_stack = &local_sigjmp_buf;
+
+	for (;;)
+	{
+		long		timeout = telnyx_worker_naptime_ms;
+		int			done = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			/* a fixed key, perhaps: try again */
+			sender_state.paused = false;
+		}
+
+		if (worker_database_wanted())
+		{
+			ereport(LOG,
+					(errmsg("telnyx_orders worker stops: its database is wanted by another session")));
+			proc_exit(0);
+		}
+
+		if (sender_failed_last)
+		{
+			/* not too fast after an error */
+			sender_failed_last = false;
+			timeout = Max(timeout, 1000);
+		}
+		else
+		{
+			MemoryContextSwitchTo(passcxt);
+			done = worker_pass(&sender_state, -1);
+			MemoryContextSwitchTo(TopMemoryContext);
+			MemoryContextReset(passcxt);
+		}
+
+		if (done > 0)
+			continue;			/* there may be more */
+
+		if (!sender_state.paused && done == 0)
+		{
+			double		due;
+
+			worker_begin();
+			due = queue_ready() ? queue_next_due_ms() : -1;
+			worker_commit();
+			if (due >= 0 && due < timeout)
+				timeout = (long) due + 1;
+		}
+		if (sender_state.not_before > GetCurrentTimestamp())
+			timeout = Min(timeout,
+						  TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+														  sender_state.not_before) + 1);
+		/* look at least every second whether the database is wanted */
+		timeout = Min(timeout, 1000);
+
+		pgstat_report_activity(STATE_IDLE, NULL);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * One pass: recover, reconcile, send.  max_requests < 0 means no limit.
+ * Returns how many requests were handled, or -1 when the extension is not
+ * in this database.
+ */
+static int
+worker_pass(SenderState *state, int max_requests)
+{
+	bool		ready;
+	int			done = 0;
+
+	worker_begin();
+	ready = queue_ready();
+	if (ready)
+	{
+		if (state->release_pending)
+			queue_release_own();
+		state->release_pending = false;
+		if (queue_recover_stale() > 0)
+			ereport(LOG,
+					(errmsg("telnyx_orders worker found order requests left \"sending\" by a sender that stopped; they will be reconciled")));
+	}
+	worker_commit();
+	if (!ready)
+		return -1;
+
+	if (state->paused)
+		return 0;
+
+	if (telnyx_api_key_value() == NULL)
+	{
+		ereport(LOG,
+				(errmsg("telnyx_orders worker: no Telnyx API key is configured; queued requests wait"),
+				 errhint("Set telnyx.api_key in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload.")));
+		state->paused = true;
+		return 0;
+	}
+
+	done += worker_reconcile();
+
+	while (max_requests < 0 || done < max_requests)
+	{
+		int			n;
+		int			batch = telnyx_worker_concurrency;
+
+		if (state->paused || state->not_before > GetCurrentTimestamp())
+			break;
+		if (max_requests >= 0)
+			batch = Min(batch, max_requests - done);
+		n = worker_send_batch(state, batch);
+		if (n == 0)
+			break;
+		done += n;
+		CHECK_FOR_INTERRUPTS();
+	}
+	return done;
+}
+
+/* Claim and send up to max requests at once; record their outcomes. */
+static int
+worker_send_batch(SenderState *state, int max)
+{
+	List	   *reqs;
+	HttpRequest *http;
+	HttpResponse *resps;
+	ListCell   *lc;
+	int			n;
+	int			i;
+	double		longest_wait = 0;
+	bool		auth = false;
+
+	worker_begin();
+	reqs = queue_claim(Min(max, HTTP_MAX_CONCURRENCY), worker_outer_cxt);
+	worker_commit();
+	n = list_length(reqs);
+	if (n == 0)
+		return 0;
+
+	pgstat_report_activity(STATE_RUNNING, psprintf("sending %d order requests", n));
+	http = palloc0(sizeof(HttpRequest) * n);
+	resps = palloc0(sizeof(HttpResponse) * n);
+	i = 0;
+	foreach(lc, reqs)
+	{
+		QueueRequest *req = (QueueRequest *) lfirst(lc);
+
+		api_create_request(&http[i++], req->body, req->request_key);
+	}
+
+	http_perform_many(http, resps, n);
+
+	pgstat_report_activity(STATE_RUNNING, psprintf("recording %d order requests", n));
+	worker_begin();
+	i = 0;
+	foreach(lc, reqs)
+	{
+		QueueRequest *req = (QueueRequest *) lfirst(lc);
+		TelnyxResult *result = api_create_result(&http[i], &resps[i]);
+		double		wait_ms;
+
+		i++;
+		switch (queue_record(req, result, &wait_ms))
+		{
+			case QUEUE_AUTH:
+				auth = true;
+				break;
+			case QUEUE_RATE_LIMITED:
+				longest_wait = Max(longest_wait, wait_ms);
+				break;
+			default:
+				break;
+		}
+	}
+	worker_commit();
+
+	if (auth)
+	{
+		ereport(LOG,
+				(errmsg("telnyx_orders worker: Telnyx did not accept the API key; queued requests wait"),
+				 errhint("Fix telnyx.api_key (or TELNYX_API_KEY) and reload the configuration.")));
+		state->paused = true;
+	}
+	if (longest_wait > 0)
+		state->not_before = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														(int64) longest_wait);
+	list_free_deep(reqs);
+	return n;
+}
+
+/* Reconcile unknown outcomes due now; returns how many were settled. */
+static int
+worker_reconcile(void)
+{
+	List	   *reqs;
+	TelnyxResult *failure;
+	int			n;
+
+	worker_begin();
+	reqs = queue_claim_unknown(WORKER_RECONCILE_BATCH, worker_outer_cxt);
+	worker_commit();
+	if (reqs == NIL)
+		return 0;
+
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("reconciling %d order requests", list_length(reqs)));
+	failure = queue_find_orders(reqs);
+
+	worker_begin();
+	if (failure == NULL)
+		n = queue_resolve_unknown(reqs);
+	else
+	{
+		queue_unknown_retry_later(reqs, failure);
+		n = 0;
+	}
+	worker_commit();
+	return n;
+}
+
+/*
+ * Does another session want this database to itself (DROP DATABASE holds
+ * an exclusive lock on it while it waits for sessions to leave)?
+ */
+static bool
+worker_database_wanted(void)
+{
+	LOCKTAG		tag;
+	LockAcquireResult res;
+
+	StartTransactionCommand();
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	res = LockAcquire(&tag, AccessShareLock, false, true);
+	if (res != LOCKACQUIRE_NOT_AVAIL)
+		LockRelease(&tag, AccessShareLock, false);
+	CommitTransactionCommand();
+	return res == LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * A short transaction.  What is allocated outside it (in the memory
+ * context current at worker_begin, worker_outer_cxt) outlives it.
+ */
+static void
+worker_begin(void)
+{
+	worker_outer_cxt = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+worker_commit(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(worker_outer_cxt);
+}
+
+/*
+ * worker_process_queue
+ *		For telnyx_process_queue(): run one pass in a worker of its own, with
+ *		this session's telnyx.* settings, and return how many requests it
+ *		handled.  Errors of the pass are raised here.
+ */
+int
+worker_process_queue(int max_requests)
+{
+	dsm_segment *seg;
+	PassShared *shared;
+	BackgroundWorker bgw;
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+	int			result;
+	int			i;
+
+	seg = dsm_create(sizeof(PassShared), 0);
+	shared = dsm_segment_address(seg);
+	memset(shared, 0, sizeof(PassShared));
+	shared->dboid = MyDatabaseId;
+	shared->max_requests = max_requests;
+	shared->processed = -1;
+	for (i = 0; i < lengthof(pass_settings); i++)
+	{
+		const char *value = GetConfigOption(pass_settings[i], false, false);
+
+		if (strlen(value) >= WORKER_SETTING_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("setting \"%s\" is too long to hand to a worker", pass_settings[i])));
+		strlcpy(shared->settings[i], value, WORKER_SETTING_LEN);
+	}
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(bgw.bgw_library_name, "telnyx_orders", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "telnyx_pass_main", BGW_MAXLEN);
+	strlcpy(bgw.bgw_name, "telnyx_orders queue pass", BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, "telnyx_orders queue pass", BGW_MAXLEN);
+	bgw.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	bgw.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a worker to process the queue"),
+				 errhint("Raise max_worker_processes.")));
+
+	status = WaitForBackgroundWorkerShutdown(handle);
+	if (status != BGWH_STOPPED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not run a worker to process the queue")));
+
+	if (shared->failed)
+		ereport(ERROR,
+				(errcode(shared->sqlerrcode),
+				 errmsg("could not process the queue"),
+				 errdetail_internal("%s", shared->message)));
+	if (shared->processed < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("the queue worker stopped before it finished")));
+	result = shared->processed;
+	dsm_detach(seg);
+	return result;
+}
+
+/*
+ * telnyx_pass_main
+ *		telnyx_process_queue's worker: one pass, then exit.
+ */
+void
+telnyx_pass_main(Datum arg)
+{
+	dsm_segment *seg;
+	PassShared *shared;
+	SenderState state;
+	int			result;
+	int			i;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	seg = dsm_attach(DatumGetUInt32(arg));
+	if (seg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not map the queue worker's shared memory")));
+	shared = dsm_segment_address(seg);
+
+	BackgroundWorkerInitializeConnectionByOid(shared->dboid, InvalidOid, 0);
+	pgstat_report_appname("telnyx_orders queue pass");
+
+	PG_TRY();
+	{
+		for (i = 0; i < lengthof(pass_settings); i++)
+			SetConfigOption(pass_settings[i], shared->settings[i], PGC_SUSET, PGC_S_SESSION);
+
+		memset(&state, 0, sizeof(state));
+		result = worker_pass(&state, shared->max_requests);
+		shared->processed = Max(result, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		shared->failed = true;
+		shared->sqlerrcode = edata->sqlerrcode;
+		snprintf(shared->message, sizeof(shared->message), "%s%s%s",
+				 edata->message, edata->detail ? ": " : "",
+				 edata->detail ? edata->detail : "");
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	dsm_detach(seg);
+	proc_exit(0);
+}

@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *	  The background workers that send queued order requests.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TELNYX_WORKER_H
+#define TELNYX_WORKER_H
+
+extern char *telnyx_database;
+extern int	telnyx_worker_naptime_ms;
+extern int	telnyx_worker_concurrency;
+
+extern void worker_init(void);
+extern void worker_wake(Oid dboid);
+extern int	worker_process_queue(int max_requests);
+
+#endif							/* TELNYX_WORKER_H */
