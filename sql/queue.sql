@@ -1,0 +1,182 @@
+--
+-- The queued path, driven by telnyx_process_queue() (the background
+-- worker runs the same code; the TAP tests cover it).
+--
+\! standinctl reset
+DELETE FROM telnyx_inexplicit_orders;
+DELETE FROM telnyx_order_requests;
+SET telnyx.reconcile_delay = 0;
+\set VERBOSITY default
+\set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 2}]'
+
+-- the same validation as the synchronous call; nothing is queued
+SELECT telnyx_enqueue_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 0}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT telnyx_enqueue_inexplicit_order('{"country_iso": "US", "phone_number_type": "local", "count_requested": 1, "area": "x"}');
+SELECT count(*) AS queued FROM telnyx_order_requests;
+
+-- a rolled-back enqueue leaves nothing to send
+BEGIN;
+SELECT telnyx_enqueue_inexplicit_order(:'groups') IS NOT NULL AS enqueued;
+ROLLBACK;
+SELECT count(*) AS queued FROM telnyx_order_requests;
+SELECT telnyx_process_queue() AS handled;
+\! standinctl requests
+
+-- a request: the exact body to send, with a customer_reference derived
+-- from its key when none is given
+SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r1 \gset
+SELECT id = :r1 AS same_id, state, attempts, order_id, last_error,
+       body ->> 'customer_reference' = 'telnyx_orders:' || request_key AS derived_reference,
+       body -> 'ordering_groups' AS ordering_groups,
+       next_attempt_at <= now() AS due
+  FROM telnyx_order_requests;
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'mine', connection_id => 'conn-9') AS r2 \gset
+SELECT body - 'ordering_groups' AS order_fields FROM telnyx_order_requests WHERE id = :r2;
+
+-- sent after commit, once, with the request's key as Idempotency-Key
+SELECT telnyx_process_queue() AS handled;
+SELECT id, state, attempts, order_id IS NOT NULL AS has_order, last_error
+  FROM telnyx_order_requests ORDER BY id;
+SELECT count(*) AS recorded_orders FROM telnyx_order_requests r
+  JOIN telnyx_inexplicit_orders o ON o.id = r.order_id;
+\! standinctl ledger | python3 -c 'import json,sys; print(sorted((json.loads(l)["customer_reference"].split(":")[0], len(json.loads(l)["headers"]["idempotency_key"])) for l in sys.stdin))'
+SELECT count(*) AS keys_match FROM telnyx_order_requests r
+  JOIN telnyx_inexplicit_orders o ON o.id = r.order_id
+ WHERE r.body ->> 'customer_reference' = o.customer_reference;
+SELECT telnyx_process_queue() AS handled_again;
+\! standinctl count
+
+-- max_requests bounds a pass
+SELECT count(telnyx_enqueue_inexplicit_order(:'groups')) AS enqueued FROM generate_series(1, 3);
+SELECT telnyx_process_queue(2) AS handled;
+SELECT telnyx_process_queue(0) AS handled;
+SELECT telnyx_process_queue() AS handled;
+SELECT telnyx_process_queue(-1);
+SELECT state, count(*) FROM telnyx_order_requests GROUP BY state ORDER BY state COLLATE "C";
+
+-- cancel: only while queued or retrying
+SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r3 \gset
+SELECT telnyx_cancel_order_request(:r3) AS cancelled;
+SELECT telnyx_cancel_order_request(:r3) AS cancelled_again;
+SELECT telnyx_cancel_order_request(:r1) AS cancelled_sent;
+SELECT telnyx_cancel_order_request(123456) AS cancelled_missing;
+SELECT telnyx_process_queue() AS handled;
+SELECT state FROM telnyx_order_requests WHERE id = :r3;
+
+-- Telnyx rejects it for good: failed, with Telnyx's error kept
+\! standinctl fault '{"match": "create", "status": 422, "code": "10015", "title": "Invalid parameter", "detail": "No such connection.", "pointer": "/connection_id"}'
+SELECT telnyx_enqueue_inexplicit_order(:'groups', connection_id => 'nope') AS r4 \gset
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts, order_id, last_error FROM telnyx_order_requests WHERE id = :r4;
+
+-- rate limited: retrying when Telnyx says, then sent
+\! standinctl fault '{"match": "create", "status": 429, "code": "10011", "title": "Too many requests", "headers": {"Retry-After": "30"}}'
+SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r5 \gset
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts, last_error ->> 'status' AS status, last_error ->> 'code' AS code,
+       next_attempt_at - updated_at BETWEEN interval '29 seconds' AND interval '31 seconds' AS waits_as_asked
+  FROM telnyx_order_requests WHERE id = :r5;
+SELECT telnyx_process_queue() AS handled_before_due;
+UPDATE telnyx_order_requests SET next_attempt_at = now() WHERE id = :r5;
+SELECT telnyx_process_queue() AS handled_when_due;
+SELECT state, attempts, last_error FROM telnyx_order_requests WHERE id = :r5;
+
+-- could not reach Telnyx: retrying, nothing sent
+SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r6 \gset
+\getenv closed_url TELNYX_TEST_CLOSED_URL
+SET telnyx.api_base_url = :'closed_url';
+SELECT telnyx_process_queue() AS handled;
+RESET telnyx.api_base_url;
+SELECT state, attempts, last_error ->> 'class' AS class FROM telnyx_order_requests WHERE id = :r6;
+UPDATE telnyx_order_requests SET next_attempt_at = now() WHERE id = :r6;
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts FROM telnyx_order_requests WHERE id = :r6;
+
+-- unknown outcomes are reconciled, never blindly resent:
+-- the order was made, then the connection closed: found, and sent once
+\! standinctl reset-requests
+\! standinctl fault '{"match": "create", "action": "close_after"}'
+SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r7 \gset
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts, last_error FROM telnyx_order_requests WHERE id = :r7;
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :r7;
+\! standinctl requests create
+-- a 500 before anything was made: proven absent, sent again with the same key
+\! standinctl fault '{"match": "create", "status": 500, "code": "10007"}'
+SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r8 \gset
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts, last_error ->> 'status' AS status FROM telnyx_order_requests WHERE id = :r8;
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :r8;
+-- a malformed answer after the order was made: found
+\! standinctl fault '{"match": "create", "action": "malformed"}'
+SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r9 \gset
+SELECT telnyx_process_queue() + telnyx_process_queue() AS handled;
+SELECT state, attempts FROM telnyx_order_requests WHERE id = :r9;
+-- one order in the ledger per request that was sent
+SELECT count(*) FILTER (WHERE state = 'sent') AS sent, count(DISTINCT order_id) AS distinct_orders
+  FROM telnyx_order_requests;
+\! standinctl count
+\! standinctl keys
+
+-- the trigger: a table of number requests
+CREATE TABLE number_requests (
+    id serial PRIMARY KEY,
+    team text,
+    country_iso text,
+    phone_number_type text,
+    count_requested integer,
+    national_destination_code text,
+    features text[],
+    quickship boolean,
+    customer_reference text,
+    telnyx_request_id bigint
+);
+CREATE TRIGGER order_numbers BEFORE INSERT ON number_requests
+    FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger('{"phone_number_type": "local", "connection_id": "conn-default"}');
+INSERT INTO number_requests (team, country_iso, count_requested, national_destination_code, features, quickship, customer_reference)
+VALUES ('sales', 'us', 3, '312', '{sms,voice}', false, 'team-sales'),
+       ('support', 'CA', 1, NULL, NULL, NULL, NULL);
+SELECT n.team, n.telnyx_request_id IS NOT NULL AS linked, r.state,
+       r.body #- '{customer_reference}' AS body_without_reference,
+       r.body ->> 'customer_reference' LIKE 'telnyx_orders:%' OR r.body ->> 'customer_reference' = 'team-sales' AS reference
+  FROM number_requests n JOIN telnyx_order_requests r ON r.id = n.telnyx_request_id
+ ORDER BY n.id;
+-- a rolled-back insert orders nothing
+SELECT count(*) AS requests_before FROM telnyx_order_requests \gset
+BEGIN;
+INSERT INTO number_requests (team, country_iso, count_requested) VALUES ('rollback', 'US', 5);
+ROLLBACK;
+SELECT count(*) - :requests_before AS new_requests FROM telnyx_order_requests;
+-- a bad row fails the insert with the validation error
+INSERT INTO number_requests (team, country_iso, count_requested) VALUES ('bad', 'MX', 1);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO number_requests (team, country_iso, count_requested) VALUES ('bad', 'US', 20000);
+SELECT count(*) AS bad_rows FROM number_requests WHERE team = 'bad';
+SELECT telnyx_process_queue() AS handled;
+SELECT n.team, r.state, o.count_requested
+  FROM number_requests n JOIN telnyx_order_requests r ON r.id = n.telnyx_request_id
+  JOIN telnyx_order_allocations o ON o.order_id = r.order_id
+ ORDER BY n.id;
+
+-- an AFTER trigger on a table with a jsonb "ordering_groups" column
+CREATE TABLE bulk_requests (id serial, ordering_groups jsonb, billing_group_id text);
+CREATE TRIGGER order_bulk AFTER INSERT ON bulk_requests
+    FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger('{"strategy": "never"}');
+INSERT INTO bulk_requests (ordering_groups, billing_group_id)
+VALUES ('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1},
+          {"country_iso": "US", "phone_number_type": "toll_free", "count_requested": "2", "strategy": "always"}]', 'bg-7');
+SELECT body - 'customer_reference' AS body FROM telnyx_order_requests ORDER BY id DESC LIMIT 1;
+-- misuse
+CREATE TRIGGER bad_args BEFORE INSERT ON bulk_requests
+    FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger('{"colour": "red"}');
+INSERT INTO bulk_requests (ordering_groups) VALUES ('{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}');
+DROP TRIGGER bad_args ON bulk_requests;
+CREATE TRIGGER per_statement AFTER INSERT ON bulk_requests
+    FOR EACH STATEMENT EXECUTE FUNCTION telnyx_order_trigger();
+INSERT INTO bulk_requests (ordering_groups) VALUES ('{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}');
+DROP TRIGGER per_statement ON bulk_requests;
+SELECT telnyx_order_trigger();
+DROP TABLE number_requests, bulk_requests;
