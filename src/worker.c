@@ -34,9 +34,12 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
-#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -145,6 +148,7 @@ static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_send_batch(SenderState *state, int max);
 static int	worker_reconcile(void);
 static bool worker_database_wanted(void);
+static Oid	worker_database_oid(const char *name);
 static void worker_begin(void);
 static void worker_commit(void);
 
@@ -328,9 +332,7 @@ telnyx_launcher_main(Datum arg)
 											WORKER_RESTART_INTERVAL_MS))
 				continue;
 
-			StartTransactionCommand();
-			dboid = get_database_oid(name, true);
-			CommitTransactionCommand();
+			dboid = worker_database_oid(name);
 			if (!OidIsValid(dboid))
 				continue;
 
@@ -347,6 +349,39 @@ telnyx_launcher_main(Datum arg)
 						 WORKER_RESTART_INTERVAL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/*
+ * The oid of database name, or InvalidOid.  The launcher is connected to no
+ * database, so it reads pg_database with a plain heap scan, as the
+ * autovacuum launcher does (an index scan would need pg_class).
+ */
+static Oid
+worker_database_oid(const char *name)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Oid			result = InvalidOid;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(db->datname), name) == 0)
+		{
+			result = db->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return result;
 }
 
 /* Start a sender for dboid; the launcher is told when it stops. */
@@ -443,7 +478,12 @@ telnyx_sender_main(Datum arg)
 		if (done > 0)
 			continue;			/* there may be more */
 
-		if (!sender_state.paused && done == 0)
+		if (sender_state.paused)
+			timeout = 1000;
+		else if (sender_state.not_before > GetCurrentTimestamp())
+			timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+													  sender_state.not_before) + 1;
+		else if (done == 0)
 		{
 			double		due;
 
@@ -453,12 +493,8 @@ telnyx_sender_main(Datum arg)
 			if (due >= 0 && due < timeout)
 				timeout = (long) due + 1;
 		}
-		if (sender_state.not_before > GetCurrentTimestamp())
-			timeout = Min(timeout,
-						  TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-														  sender_state.not_before) + 1);
-		/* look at least every second whether the database is wanted */
-		timeout = Min(timeout, 1000);
+		/* never spin; look at least every second whether the database is wanted */
+		timeout = Max(Min(timeout, 1000), 10);
 
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -17,6 +17,8 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
   POST /_standin/faults   queue faults: {"faults": [{...}, ...]}
   POST /_standin/reset    forget orders, faults and counters
   POST /_standin/reset-requests  zero the request and connection counters
+  POST /_standin/forget   drop the orders of a customer_reference, as if
+                          their requests had never arrived
   POST /_standin/settle   finish processing every order now
   POST /_standin/config   {"api_key": ..., "process_seconds": ...}
   GET  /_standin/ledger   every order created, with the request that made it
@@ -571,6 +573,14 @@ class Handler(BaseHTTPRequestHandler):
                 st.requests = 0
                 st.requests_by_route = {}
                 return self.send_json(200, {"ok": True})
+            if what == "forget" and method == "POST":
+                ref = arg.get("customer_reference")
+                gone = [i for i in st.order_ids
+                        if st.orders[i]["body"].get("customer_reference") == ref]
+                for i in gone:
+                    del st.orders[i]
+                st.order_ids = [i for i in st.order_ids if i not in gone]
+                return self.send_json(200, {"forgotten": len(gone)})
             if what == "settle" and method == "POST":
                 for o in st.orders.values():
                     st.advance(o, force=True)

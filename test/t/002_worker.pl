@@ -1,0 +1,345 @@
+# The background worker: woken at commit, many requests in flight, and
+# exactly one order in the stand-in's ledger per committed request under
+# every fault, crash and restart.
+use strict;
+use warnings;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
+my $groups = '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]';
+
+sub standinctl
+{
+	my $out = `standinctl @_`;
+	die "standinctl @_ failed" if $? != 0;
+	return $out;
+}
+
+sub fault { standinctl('fault', "'" . encode_json($_[0]) . "'"); }
+
+# orders in the ledger, by customer_reference
+sub ledger
+{
+	my %count;
+	for my $line (split /\n/, standinctl('ledger'))
+	{
+		my $o = decode_json($line);
+		$count{ $o->{customer_reference} // '' }++;
+	}
+	return \%count;
+}
+
+standinctl('reset');
+
+my $node = PostgreSQL::Test::Cluster->new('worker');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'telnyx_orders'
+telnyx.api_key = '$key'
+telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTPS_URL}'
+telnyx.ca_file = '$ENV{TELNYX_TEST_CA}'
+telnyx.reconcile_delay = '1s'
+telnyx.worker_naptime = '1min'
+max_worker_processes = 16
+restart_after_crash = on
+});
+$node->start;
+
+# the worker waits quietly while the extension is not there
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'")
+  or die "no worker";
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'telnyx_orders launcher'"),
+	'1', 'the launcher runs');
+sleep 2;
+ok(!$node->log_contains('ERROR|FATAL'), 'no errors while the extension is missing');
+my $worker_pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'");
+
+$node->safe_psql('postgres', 'CREATE EXTENSION telnyx_orders');
+
+sub wait_states
+{
+	my ($where, $what) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM telnyx_order_requests WHERE ($where) AND state NOT IN ('sent', 'failed', 'cancelled')")
+	  or die "requests did not finish: $what";
+}
+
+# woken by the commit: telnyx.worker_naptime is a minute, so only the
+# commit can make it send at once
+my $t0 = time;
+my $id = $node->safe_psql('postgres',
+	"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'woken')");
+$node->poll_query_until('postgres', "SELECT state = 'sent' FROM telnyx_order_requests WHERE id = $id")
+  or die "not sent";
+ok(time - $t0 < 30, 'a committed request is sent without waiting for the naptime');
+is($node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'"),
+	$worker_pid, 'by the worker that waited for the extension');
+
+# a rolled-back enqueue sends nothing
+$node->safe_psql('postgres',
+	"BEGIN; SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'rolled-back'); ROLLBACK;");
+sleep 2;
+ok(!exists ledger()->{'rolled-back'}, 'a rolled-back enqueue reaches nothing');
+
+# state changes are announced
+{
+	my ($ret, $out, $err) = $node->psql('postgres', qq{
+LISTEN telnyx_orders;
+SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'listened');
+SELECT pg_sleep(3);
+SELECT 1;
+});
+	my @payloads = map { decode_json($_) } ($out . $err) =~ /payload "(\{.*?\})"/g;
+	my @states = map { $_->{state} } @payloads;
+	is_deeply(\@states, [ 'queued', 'sending', 'sent' ], 'LISTEN telnyx_orders sees queued, sending, sent');
+	ok(defined $payloads[-1]{order_id}, 'the last notification carries the order id');
+}
+
+# 1,000 requests committed from 10 concurrent sessions
+my $script = $node->basedir . '/enqueue.sql';
+open my $fh, '>', $script or die;
+print $fh "SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'load-' || :client_id || '-' || nextval('load_seq'));\n";
+close $fh;
+$node->safe_psql('postgres', 'CREATE SEQUENCE load_seq');
+$node->command_ok(
+	[ 'pgbench', '-n', '-c', '10', '-j', '2', '-t', '100', '-f', $script,
+	  '-h', $node->host, '-p', $node->port, 'postgres' ],
+	'10 sessions commit 1,000 requests');
+wait_states("body->>'customer_reference' LIKE 'load-%'", 'load');
+is( $node->safe_psql('postgres',
+		"SELECT count(*) || ' ' || count(DISTINCT order_id) || ' ' || count(*) FILTER (WHERE state = 'sent')
+		   FROM telnyx_order_requests WHERE body->>'customer_reference' LIKE 'load-%'"),
+	'1000 1000 1000', 'each of the 1,000 requests is sent with its own order');
+{
+	my $ledger = ledger();
+	my @load = grep { /^load-/ } keys %$ledger;
+	is(scalar(@load), 1000, 'the ledger has 1,000 load orders');
+	is(scalar(grep { $ledger->{$_} != 1 } @load), 0, 'none of them twice');
+}
+
+# faults: each request ends with exactly one order, or failed
+sub one_request_under
+{
+	my ($name, $fault, $expect) = @_;
+	fault($fault) if $fault;
+	my $rid = $node->safe_psql('postgres',
+		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => '$name')");
+	wait_states("id = $rid", $name);
+	my $state = $node->safe_psql('postgres', "SELECT state FROM telnyx_order_requests WHERE id = $rid");
+	my $orders = ledger()->{$name} // 0;
+	if ($expect eq 'sent')
+	{
+		is("$state $orders", 'sent 1', "$name: sent, one order in the ledger");
+	}
+	else
+	{
+		is("$state $orders", 'failed 0', "$name: failed, no order");
+	}
+	return $rid;
+}
+
+one_request_under('f-429-retry-after',
+	{ match => 'create', status => 429, code => '10011', headers => { 'Retry-After' => '1' } }, 'sent');
+one_request_under('f-429-bare', { match => 'create', status => 429, code => '10011' }, 'sent');
+one_request_under('f-500', { match => 'create', status => 500, code => '10007' }, 'sent');
+one_request_under('f-500-made', { match => 'create', status => 500, create => JSON::PP::true }, 'sent');
+one_request_under('f-closed-after', { match => 'create', action => 'close_after' }, 'sent');
+one_request_under('f-closed-before', { match => 'create', action => 'close_before' }, 'sent');
+one_request_under('f-malformed', { match => 'create', action => 'malformed' }, 'sent');
+one_request_under('f-truncated', { match => 'create', action => 'truncated' }, 'sent');
+$node->append_conf('postgresql.conf', "telnyx.timeout = '1s'\n");
+$node->reload;
+one_request_under('f-timeout', { match => 'create', action => 'delay', seconds => 3 }, 'sent');
+$node->append_conf('postgresql.conf', "telnyx.timeout = '30s'\n");
+$node->reload;
+my $rejected = one_request_under('f-422',
+	{ match => 'create', status => 422, code => '10015', title => 'Invalid parameter', detail => 'Nope.' },
+	'failed');
+is( $node->safe_psql('postgres',
+		"SELECT last_error->>'code' || ' ' || (last_error->>'status') FROM telnyx_order_requests WHERE id = $rejected"),
+	'10015 422', 'the failure keeps Telnyx\'s error');
+
+# a 429 slows the whole worker, not only one request
+{
+	fault({ match => 'create', status => 429, code => '10011', headers => { 'retry-after-ms' => '4000' } });
+	$node->safe_psql('postgres',
+		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'slow-1')");
+	$node->poll_query_until('postgres',
+		"SELECT state = 'retrying' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'slow-1'")
+	  or die;
+	my ($before) = standinctl('requests', 'create') =~ /(\d+)/;
+	$node->safe_psql('postgres',
+		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'slow-' || i) FROM generate_series(2, 3) i");
+	sleep 1;
+	my ($during) = standinctl('requests', 'create') =~ /(\d+)/;
+	is($during - $before, 0, 'after a 429 the worker holds back every request');
+	wait_states("body->>'customer_reference' LIKE 'slow-%'", 'slow');
+	my $ledger = ledger();
+	is(join(' ', map { $ledger->{"slow-$_"} // 0 } 1 .. 3), '1 1 1', 'then sends each once');
+}
+
+# 401: requests stay queued, one clear error, then the fixed key and a reload
+{
+	my $newkey = 'KEYrotated' . int(rand(1_000_000_000));
+	standinctl('config', "'" . encode_json({ api_key => $newkey }) . "'");
+	my $log_offset = -s $node->logfile;
+	my $rid = $node->safe_psql('postgres',
+		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'auth')");
+	$node->poll_query_until('postgres',
+		"SELECT last_error->>'class' = 'auth' FROM telnyx_order_requests WHERE id = $rid")
+	  or die "no auth failure";
+	$node->safe_psql('postgres',
+		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'auth-2')");
+	sleep 2;
+	is($node->safe_psql('postgres',
+			"SELECT string_agg(state, ',') FROM telnyx_order_requests WHERE body->>'customer_reference' LIKE 'auth%'"),
+		'queued,queued', 'with a refused key, requests stay queued');
+	my $log = slurp_file($node->logfile, $log_offset);
+	my @errors = $log =~ /did not accept the API key/g;
+	is(scalar(@errors), 1, 'the worker logs one clear error and waits');
+	$node->append_conf('postgresql.conf', "telnyx.api_key = '$newkey'\n");
+	$node->reload;
+	wait_states("body->>'customer_reference' LIKE 'auth%'", 'auth');
+	my $ledger = ledger();
+	is(($ledger->{auth} // 0) . ' ' . ($ledger->{'auth-2'} // 0), '1 1',
+		'after the key is fixed and reloaded, they go out once');
+	$key = $newkey;
+}
+
+# kill -9 of the worker in the middle of a slow batch
+sub crash_test
+{
+	my ($name, $crash) = @_;
+	fault({ match => 'create', action => 'delay', seconds => 4, times => 5 });
+	$node->safe_psql('postgres',
+		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => '$name-' || i) FROM generate_series(1, 5) i");
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 5 FROM telnyx_order_requests WHERE body->>'customer_reference' LIKE '$name-%' AND state = 'sending'")
+	  or die "not sending";
+	usleep(500_000);
+	$crash->();
+	wait_states("body->>'customer_reference' LIKE '$name-%'", $name);
+	my $ledger = ledger();
+	is(join(' ', map { $ledger->{"$name-$_"} // 0 } 1 .. 5), '1 1 1 1 1',
+		"$name: each request has exactly one order");
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM telnyx_order_requests WHERE body->>'customer_reference' LIKE '$name-%' AND state = 'sent'"),
+		'5', "$name: all recorded as sent");
+}
+
+crash_test('kill9', sub {
+	my $pid = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'");
+	kill 'KILL', $pid;
+	$node->poll_query_until('postgres', 'SELECT true') or die "server did not come back";
+});
+
+crash_test('immediate', sub {
+	$node->stop('immediate');
+	$node->start;
+});
+
+# a request whose order was never made is sent again after a crash
+{
+	fault({ match => 'create', action => 'delay', seconds => 4, times => 1 });
+	$node->safe_psql('postgres', "SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'never-made')");
+	$node->poll_query_until('postgres',
+		"SELECT state = 'sending' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'never-made'")
+	  or die;
+	# forget the order the stand-in made, as if the request had never arrived
+	$node->stop('immediate');
+	standinctl('forget', 'never-made');
+	$node->start;
+	wait_states("body->>'customer_reference' = 'never-made'", 'never-made');
+	is((ledger()->{'never-made'} // 0) . ' ' . $node->safe_psql('postgres',
+			"SELECT state || ' ' || attempts FROM telnyx_order_requests WHERE body->>'customer_reference' = 'never-made'"),
+		'1 sent 2', 'proven absent after a crash, it is sent again, once');
+}
+
+# the trigger, with the worker
+$node->safe_psql('postgres', q{
+CREATE TABLE number_requests (id serial, country_iso text, phone_number_type text,
+                              count_requested int, customer_reference text, telnyx_request_id bigint);
+CREATE TRIGGER order_numbers BEFORE INSERT ON number_requests
+    FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger();
+});
+$node->safe_psql('postgres', q{
+INSERT INTO number_requests (country_iso, phone_number_type, count_requested, customer_reference)
+VALUES ('US', 'local', 2, 'row-1'), ('CA', 'toll_free', 1, 'row-2');
+});
+$node->psql('postgres', q{
+BEGIN;
+INSERT INTO number_requests (country_iso, phone_number_type, count_requested, customer_reference)
+VALUES ('US', 'local', 2, 'row-rolled-back');
+ROLLBACK;
+});
+wait_states("body->>'customer_reference' LIKE 'row-%'", 'rows');
+is( $node->safe_psql('postgres', q{
+SELECT string_agg(n.customer_reference || ':' || r.state, ' ' ORDER BY n.id)
+  FROM number_requests n JOIN telnyx_order_requests r ON r.id = n.telnyx_request_id}),
+	'row-1:sent row-2:sent', 'inserted rows are ordered and linked to their requests');
+{
+	my $ledger = ledger();
+	is(($ledger->{'row-1'} // 0) . ' ' . ($ledger->{'row-2'} // 0) . ' ' . ($ledger->{'row-rolled-back'} // 0),
+		'1 1 0', 'the rolled-back row ordered nothing');
+}
+
+# SIGTERM stops the worker promptly, even mid-request; the launcher
+# starts another, which reconciles what was in flight
+{
+	fault({ match => 'create', action => 'delay', seconds => 20 });
+	$node->safe_psql('postgres', "SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'sigterm')");
+	$node->poll_query_until('postgres',
+		"SELECT state = 'sending' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'sigterm'")
+	  or die;
+	my $pid = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'");
+	my $t = time;
+	kill 'TERM', $pid;
+	$node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid")
+	  or die;
+	ok(time - $t < 5, 'SIGTERM stops the worker within seconds');
+	wait_states("body->>'customer_reference' = 'sigterm'", 'sigterm');
+	is(ledger()->{sigterm} // 0, 1, 'the request in flight ends with one order');
+}
+
+# DROP EXTENSION and DROP DATABASE do not wait for the worker
+$node->append_conf('postgresql.conf', "telnyx.database = 'postgres, shop, nosuchdb'\n");
+$node->reload;
+$node->safe_psql('postgres', 'CREATE DATABASE shop');
+$node->safe_psql('shop', 'CREATE EXTENSION telnyx_orders');
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker' AND datname = 'shop'")
+  or die "no worker for shop";
+my $sid = $node->safe_psql('shop',
+	"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'shop-1')");
+$node->poll_query_until('shop', "SELECT state = 'sent' FROM telnyx_order_requests WHERE id = $sid")
+  or die "shop not sent";
+pass('a second database has its own worker');
+my ($ret, $out, $err) = $node->psql('shop', "SET statement_timeout = '20s'; DROP EXTENSION telnyx_orders");
+is($ret, 0, 'DROP EXTENSION does not wait for the worker');
+($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE shop');
+is($ret, 0, 'DROP DATABASE does not wait for the worker') or diag($err);
+my $log_offset = -s $node->logfile;
+sleep 12;
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'"),
+	'1', 'one worker left, for postgres');
+my $log = slurp_file($node->logfile, $log_offset);
+my @fatal = $log =~ /FATAL/g;
+ok(@fatal <= 1, 'no worker keeps failing to start for a dropped or missing database');
+
+$node->stop;
+my $whole_log = slurp_file($node->logfile);
+unlike($whole_log, qr/\Q$key\E/, 'the key is nowhere in the server log');
+unlike($whole_log, qr/\Q$ENV{TELNYX_TEST_KEY}\E/, 'nor the key it replaced');
+
+done_testing();
