@@ -20,7 +20,8 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
   POST /_standin/forget   drop the orders of a customer_reference, as if
                           their requests had never arrived
   POST /_standin/settle   finish processing every order now
-  POST /_standin/config   {"api_key": ..., "process_seconds": ...}
+  POST /_standin/config   {"api_key": ..., "process_seconds": ...,
+                           "latency_ms": ... (added to every API answer)}
   GET  /_standin/ledger   every order created, with the request that made it
   GET  /_standin/stats    API requests, and the TCP connections they came on
 
@@ -112,6 +113,7 @@ class State:
         self.lock = threading.Lock()
         self.api_key = api_key
         self.process_seconds = process_seconds
+        self.latency = 0.0          # seconds added to every API answer
         self.reset()
 
     def reset(self):
@@ -143,7 +145,7 @@ class State:
                            "orders": [], "updated_at": t})
         order = {"id": oid, "created_at": t, "updated_at": t, "body": body,
                  "groups": groups, "settled": False,
-                 "headers": headers}
+                 "headers": headers, "received_at": headers.pop("received_at", t)}
         self.orders[oid] = order
         self.order_ids.append(oid)
         return order
@@ -395,6 +397,7 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch(self, method):
         url = urlsplit(self.path)
         body = self.read_body()
+        self.received_at = time.time()
         if url.path.startswith("/_standin/"):
             return self.control(method, url.path[len("/_standin/"):], body)
         route, arg = self.route(method, url.path)
@@ -421,6 +424,8 @@ class Handler(BaseHTTPRequestHandler):
             status, obj = self.handle_api(route, arg, url, body)
         except ApiError as e:
             return self.send_json(e.status, e.body)
+        if self.state.latency > 0:
+            time.sleep(self.state.latency)
         if fault:
             return self.send_with_fault(fault, status, obj)
         return self.send_json(status, obj)
@@ -498,7 +503,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "10015", "Bad Request",
                                "The request body is not valid JSON.")
             validate_create(parsed)
-            headers = {"idempotency_key": self.headers.get("Idempotency-Key"),
+            headers = {"received_at": self.received_at,
+                       "idempotency_key": self.headers.get("Idempotency-Key"),
                        "user_agent": self.headers.get("User-Agent"),
                        "content_type": self.headers.get("Content-Type"),
                        "accept": self.headers.get("Accept")}
@@ -590,6 +596,8 @@ class Handler(BaseHTTPRequestHandler):
                     st.api_key = arg["api_key"]
                 if "process_seconds" in arg:
                     st.process_seconds = float(arg["process_seconds"])
+                if "latency_ms" in arg:
+                    st.latency = float(arg["latency_ms"]) / 1000.0
                 return self.send_json(200, {"ok": True})
             if what == "ledger" and method == "GET":
                 entries = []
@@ -597,6 +605,7 @@ class Handler(BaseHTTPRequestHandler):
                     o = st.orders[oid]
                     entries.append({"id": oid, "request": o["body"],
                                     "headers": o["headers"],
+                                    "received_at": o["received_at"],
                                     "customer_reference":
                                         o["body"].get("customer_reference")})
                 return self.send_json(200, {"orders": entries})
