@@ -55,6 +55,9 @@ int			telnyx_reconcile_delay_ms = 10000;
 /* Pages of 250 orders read at most while reconciling. */
 #define QUEUE_MAX_RECONCILE_PAGES 400
 
+/* How long a sender's claim on unknown requests, to reconcile them, lasts. */
+#define QUEUE_RECONCILE_LEASE_MS (10 * 60 * 1000)
+
 /*---- Local variables ----*/
 
 /* Did the current transaction enqueue?  (Read at commit to wake a sender.) */
@@ -64,6 +67,9 @@ static bool xact_callback_registered = false;
 /*---- Function declarations ----*/
 
 static void queue_xact_callback(XactEvent event, void *arg);
+static void queue_connect(void);
+static void queue_exec(const char *template, int nargs, Oid *argtypes,
+					   Datum *values, const char *nulls, int expected);
 static char *queue_sql(const char *template);
 static void queue_set_state(int64 id, const char *from, const char *to,
 							const char *order_id, Jsonb *last_error,
@@ -98,13 +104,10 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields)
 	values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(key));
 	values[1] = JsonbPGetDatum(body);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(queue_sql("INSERT INTO %s.telnyx_order_requests (request_key, body)"
-										" VALUES ($1, $2) RETURNING id"),
-							  2, argtypes, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
-		elog(ERROR, "could not insert into telnyx_order_requests");
+	queue_connect();
+	queue_exec("INSERT INTO %s.telnyx_order_requests (request_key, body)"
+			   " VALUES ($1, $2) RETURNING id",
+			   2, argtypes, values, NULL, SPI_OK_INSERT_RETURNING);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 
@@ -137,6 +140,29 @@ queue_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+static void
+queue_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * Run the statement template (its schema put in by queue_sql) with nargs
+ * parameters; raise an error unless SPI answers expected.  SPI must be
+ * connected.
+ */
+static void
+queue_exec(const char *template, int nargs, Oid *argtypes, Datum *values,
+		   const char *nulls, int expected)
+		   {
+		   int			rc = SPI_execute_with_args(queue_sql(template), nargs, argtypes,
+		   values, nulls, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "queue statement failed: %s", SPI_result_code_string(rc));
 }
 
 /* template with its "%s" replaced by the extension's quoted schema. */
@@ -178,22 +204,19 @@ queue_claim(int max, MemoryContext mcxt)
 	values[1] = Int32GetDatum(telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS);
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(queue_sql(
-										"WITH due AS ("
-										"  SELECT id FROM %1$s.telnyx_order_requests"
-										"   WHERE state IN ('queued', 'retrying') AND next_attempt_at <= now()"
-										"   ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
-										" UPDATE %1$s.telnyx_order_requests r"
-										"    SET state = 'sending', attempts = r.attempts + 1,"
-										"        lease_until = now() + $2 * interval '1 millisecond',"
-										"        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3,"
-										"        updated_at = now()"
-										"   FROM due WHERE r.id = due.id"
-										" RETURNING r.id, r.request_key::text, r.body, r.attempts"),
-							  3, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not claim order requests");
+	queue_connect();
+	queue_exec("WITH due AS ("
+			   "  SELECT id FROM %1$s.telnyx_order_requests"
+			   "   WHERE state IN ('queued', 'retrying') AND next_attempt_at <= now()"
+			   "   ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+			   " UPDATE %1$s.telnyx_order_requests r"
+			   "    SET state = 'sending', attempts = r.attempts + 1,"
+			   "        lease_until = now() + $2 * interval '1 millisecond',"
+			   "        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3,"
+			   "        updated_at = now()"
+			   "   FROM due WHERE r.id = due.id"
+			   " RETURNING r.id, r.request_key::text, r.body, r.attempts",
+			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	SPI_finish();
 	return result;
@@ -305,19 +328,16 @@ queue_set_state(int64 id, const char *from, const char *to,
 		nulls[4] = 'n';
 	values[5] = Float8GetDatum(delay_ms);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(queue_sql(
-										"UPDATE %s.telnyx_order_requests"
-										"   SET state = $3, order_id = coalesce($4, order_id),"
-										"       last_error = CASE WHEN $3 = 'sent' THEN NULL"
-										"                         ELSE coalesce($5, last_error) END,"
-										"       next_attempt_at = now() + $6 * interval '1 millisecond',"
-										"       lease_until = NULL, claimed_by_pid = NULL,"
-										"       claimed_by_start = NULL, updated_at = now()"
-										" WHERE id = $1 AND state = $2"),
-							  6, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update order request " INT64_FORMAT, id);
+	queue_connect();
+	queue_exec("UPDATE %s.telnyx_order_requests"
+			   "   SET state = $3, order_id = coalesce($4, order_id),"
+			   "       last_error = CASE WHEN $3 = 'sent' THEN NULL"
+			   "                         ELSE coalesce($5, last_error) END,"
+			   "       next_attempt_at = now() + $6 * interval '1 millisecond',"
+			   "       lease_until = NULL, claimed_by_pid = NULL,"
+			   "       claimed_by_start = NULL, updated_at = now()"
+			   " WHERE id = $1 AND state = $2",
+			   6, argtypes, values, nulls, SPI_OK_UPDATE);
 	SPI_finish();
 }
 
@@ -337,21 +357,18 @@ queue_recover_stale(void)
 	values[0] = Float8GetDatum(telnyx_reconcile_delay_ms);
 	values[1] = JsonbPGetDatum(queue_reason("The sender stopped before it could record the outcome."));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(queue_sql(
-										"UPDATE %s.telnyx_order_requests r"
-										"   SET state = 'unknown', last_error = $2,"
-										"       next_attempt_at = now() + $1 * interval '1 millisecond',"
-										"       lease_until = NULL, claimed_by_pid = NULL,"
-										"       claimed_by_start = NULL, updated_at = now()"
-										" WHERE state = 'sending'"
-										"   AND (lease_until < now()"
-										"        OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
-										"                        WHERE a.pid = r.claimed_by_pid"
-										"                          AND a.backend_start = r.claimed_by_start))"),
-							  2, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not recover order requests");
+	queue_connect();
+	queue_exec("UPDATE %s.telnyx_order_requests r"
+			   "   SET state = 'unknown', last_error = $2,"
+			   "       next_attempt_at = now() + $1 * interval '1 millisecond',"
+			   "       lease_until = NULL, claimed_by_pid = NULL,"
+			   "       claimed_by_start = NULL, updated_at = now()"
+			   " WHERE state = 'sending'"
+			   "   AND (lease_until < now()"
+			   "        OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+			   "                        WHERE a.pid = r.claimed_by_pid"
+			   "                          AND a.backend_start = r.claimed_by_start))",
+			   2, argtypes, values, NULL, SPI_OK_UPDATE);
 	n = (int) SPI_processed;
 	SPI_finish();
 	return n;
@@ -373,19 +390,16 @@ queue_release_own(void)
 	values[1] = JsonbPGetDatum(queue_reason("The sender failed before it could record the outcome."));
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(queue_sql(
-										"UPDATE %s.telnyx_order_requests r"
-										"   SET state = 'unknown',"
-										"       last_error = CASE WHEN state = 'sending' THEN $2 ELSE last_error END,"
-										"       next_attempt_at = now() + $1 * interval '1 millisecond',"
-										"       lease_until = NULL, claimed_by_pid = NULL,"
-										"       claimed_by_start = NULL, updated_at = now()"
-										" WHERE state IN ('sending', 'unknown')"
-										"   AND claimed_by_pid = pg_backend_pid() AND claimed_by_start = $3"),
-							  3, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not release order requests");
+	queue_connect();
+	queue_exec("UPDATE %s.telnyx_order_requests r"
+			   "   SET state = 'unknown',"
+			   "       last_error = CASE WHEN state = 'sending' THEN $2 ELSE last_error END,"
+			   "       next_attempt_at = now() + $1 * interval '1 millisecond',"
+			   "       lease_until = NULL, claimed_by_pid = NULL,"
+			   "       claimed_by_start = NULL, updated_at = now()"
+			   " WHERE state IN ('sending', 'unknown')"
+			   "   AND claimed_by_pid = pg_backend_pid() AND claimed_by_start = $3",
+			   3, argtypes, values, NULL, SPI_OK_UPDATE);
 	n = (int) SPI_processed;
 	SPI_finish();
 	return n;
@@ -404,25 +418,21 @@ queue_claim_unknown(int max, MemoryContext mcxt)
 	List	   *result;
 
 	values[0] = Int32GetDatum(max);
-	values[1] = Int32GetDatum(telnyx_timeout_ms * QUEUE_MAX_RECONCILE_PAGES / 10 +
-							  QUEUE_LEASE_MARGIN_MS);
+	values[1] = Int32GetDatum(QUEUE_RECONCILE_LEASE_MS);
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(queue_sql(
-										"WITH due AS ("
-										"  SELECT id FROM %1$s.telnyx_order_requests"
-										"   WHERE state = 'unknown' AND next_attempt_at <= now()"
-										"     AND (claimed_by_pid IS NULL OR lease_until < now())"
-										"   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
-										" UPDATE %1$s.telnyx_order_requests r"
-										"    SET lease_until = now() + $2 * interval '1 millisecond',"
-										"        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3"
-										"   FROM due WHERE r.id = due.id"
-										" RETURNING r.id, r.request_key::text, r.body, r.attempts"),
-							  3, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not claim unknown order requests");
+	queue_connect();
+	queue_exec("WITH due AS ("
+			   "  SELECT id FROM %1$s.telnyx_order_requests"
+			   "   WHERE state = 'unknown' AND next_attempt_at <= now()"
+			   "     AND (claimed_by_pid IS NULL OR lease_until < now())"
+			   "   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+			   " UPDATE %1$s.telnyx_order_requests r"
+			   "    SET lease_until = now() + $2 * interval '1 millisecond',"
+			   "        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3"
+			   "   FROM due WHERE r.id = due.id"
+			   " RETURNING r.id, r.request_key::text, r.body, r.attempts",
+			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	SPI_finish();
 	return result;
@@ -512,12 +522,10 @@ queue_resolve_unknown(List *requests)
 				continue;
 
 			values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(order->id));
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			if (SPI_execute_with_args(queue_sql("SELECT 1 FROM %s.telnyx_order_requests"
-												" WHERE order_id = $1"),
-									  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not read order requests");
+			queue_connect();
+			queue_exec("SELECT 1 FROM %s.telnyx_order_requests"
+					   " WHERE order_id = $1",
+					   1, argtypes, values, NULL, SPI_OK_SELECT);
 			linked = SPI_processed > 0;
 			SPI_finish();
 			if (!linked)
@@ -573,8 +581,7 @@ queue_next_due_ms(void)
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	queue_connect();
 	if (SPI_execute(queue_sql("SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - now()) * 1000)::float8"
 							  "  FROM %s.telnyx_order_requests"
 							  " WHERE state IN ('queued', 'retrying', 'unknown')"),

@@ -147,6 +147,9 @@ static bool worker_start_sender(Oid dboid, BackgroundWorkerHandle **handle);
 static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_send_batch(SenderState *state, int max);
 static int	worker_reconcile(void);
+static void worker_describe(BackgroundWorker *bgw, const char *function,
+							const char *name, BgWorkerStartTime start,
+							int restart, Datum arg);
 static bool worker_database_wanted(void);
 static Oid	worker_database_oid(const char *name);
 static void worker_begin(void);
@@ -167,14 +170,9 @@ worker_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = worker_shmem_startup;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 10;
-	strlcpy(bgw.bgw_library_name, "telnyx_orders", BGW_MAXLEN);
-	strlcpy(bgw.bgw_function_name, "telnyx_launcher_main", BGW_MAXLEN);
-	strlcpy(bgw.bgw_name, "telnyx_orders launcher", BGW_MAXLEN);
-	strlcpy(bgw.bgw_type, "telnyx_orders launcher", BGW_MAXLEN);
+	worker_describe(&bgw, "telnyx_launcher_main", "telnyx_orders launcher",
+					BgWorkerStart_RecoveryFinished, 10, (Datum) 0);
+	bgw.bgw_notify_pid = 0;
 	RegisterBackgroundWorker(&bgw);
 }
 
@@ -342,6 +340,21 @@ telnyx_launcher_main(Datum arg)
 						(errmsg("telnyx_orders launcher could not start a sender for database \"%s\"", name),
 						 errhint("Raise max_worker_processes.")));
 		}
+		/* a database no longer listed loses its sender */
+		for (i = 0; i < ndbs; i++)
+		{
+			bool		listed = false;
+
+			foreach(lc, names)
+				if (strcmp(dbs[i].name, (const char *) lfirst(lc)) == 0)
+					listed = true;
+			if (!listed && dbs[i].handle != NULL)
+			{
+				TerminateBackgroundWorker(dbs[i].handle);
+				pfree(dbs[i].handle);
+				dbs[i].handle = NULL;
+			}
+		}
 		pfree(list);
 		list_free(names);
 
@@ -390,17 +403,30 @@ worker_start_sender(Oid dboid, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker bgw;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(bgw.bgw_library_name, "telnyx_orders", BGW_MAXLEN);
-	strlcpy(bgw.bgw_function_name, "telnyx_sender_main", BGW_MAXLEN);
-	strlcpy(bgw.bgw_name, "telnyx_orders worker", BGW_MAXLEN);
-	strlcpy(bgw.bgw_type, "telnyx_orders worker", BGW_MAXLEN);
-	bgw.bgw_main_arg = ObjectIdGetDatum(dboid);
-	bgw.bgw_notify_pid = MyProcPid;
+	worker_describe(&bgw, "telnyx_sender_main", "telnyx_orders worker",
+					BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART,
+					ObjectIdGetDatum(dboid));
 	return RegisterDynamicBackgroundWorker(&bgw, handle);
+}
+
+/*
+ * Fill bgw for one of our workers, connected to a database, reporting to
+ * this process.
+ */
+static void
+worker_describe(BackgroundWorker *bgw, const char *function, const char *name,
+				BgWorkerStartTime start, int restart, Datum arg)
+{
+	memset(bgw, 0, sizeof(*bgw));
+	bgw->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw->bgw_start_time = start;
+	bgw->bgw_restart_time = restart;
+	strlcpy(bgw->bgw_library_name, "telnyx_orders", BGW_MAXLEN);
+	strlcpy(bgw->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(bgw->bgw_name, name, BGW_MAXLEN);
+	strlcpy(bgw->bgw_type, name, BGW_MAXLEN);
+	bgw->bgw_main_arg = arg;
+	bgw->bgw_notify_pid = MyProcPid;
 }
 
 /*
@@ -529,7 +555,7 @@ worker_pass(SenderState *state, int max_requests)
 	if (!ready)
 		return -1;
 
-	if (state->paused)
+	if (state->paused || max_requests == 0)
 		return 0;
 
 	if (telnyx_api_key_value() == NULL)
@@ -736,16 +762,9 @@ worker_process_queue(int max_requests)
 		strlcpy(shared->settings[i], value, WORKER_SETTING_LEN);
 	}
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(bgw.bgw_library_name, "telnyx_orders", BGW_MAXLEN);
-	strlcpy(bgw.bgw_function_name, "telnyx_pass_main", BGW_MAXLEN);
-	strlcpy(bgw.bgw_name, "telnyx_orders queue pass", BGW_MAXLEN);
-	strlcpy(bgw.bgw_type, "telnyx_orders queue pass", BGW_MAXLEN);
-	bgw.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	bgw.bgw_notify_pid = MyProcPid;
+	worker_describe(&bgw, "telnyx_pass_main", "telnyx_orders queue pass",
+					BgWorkerStart_ConsistentState, BGW_NEVER_RESTART,
+					UInt32GetDatum(dsm_segment_handle(seg)));
 
 	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
 		ereport(ERROR,
