@@ -111,6 +111,15 @@ DROP EXTENSION telnyx_orders;
 DROP SCHEMA telnyx;
 CREATE EXTENSION telnyx_orders;
 
+-- the upgrade from 1.0 adds the queue
+DROP EXTENSION telnyx_orders;
+CREATE EXTENSION telnyx_orders VERSION '1.0';
+SELECT extversion, to_regclass('telnyx_order_requests') IS NULL AS no_queue
+  FROM pg_extension WHERE extname = 'telnyx_orders';
+ALTER EXTENSION telnyx_orders UPDATE;
+SELECT extversion, to_regclass('telnyx_order_requests') IS NOT NULL AS queue
+  FROM pg_extension WHERE extname = 'telnyx_orders';
+
 DROP OWNED BY regress_telnyx_orderer;
 DROP ROLE regress_telnyx_nobody;
 DROP ROLE regress_telnyx_orderer;

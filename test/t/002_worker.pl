@@ -214,6 +214,31 @@ is( $node->safe_psql('postgres',
 	$key = $newkey;
 }
 
+# an error while recording does not kill the worker, and loses or doubles nothing
+{
+	my $pid = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'");
+	$node->safe_psql('postgres',
+		"ALTER TABLE telnyx_inexplicit_orders ADD CONSTRAINT no_poison CHECK (customer_reference <> 'poison')");
+	my $log_offset = -s $node->logfile;
+	my $rid = $node->safe_psql('postgres',
+		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'poison')");
+	$node->wait_for_log(qr/no_poison/, $log_offset);
+	sleep 3;
+	is($node->safe_psql('postgres',
+			"SELECT pid FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'"),
+		$pid, 'the worker survives an error in a batch');
+	my @errors = slurp_file($node->logfile, $log_offset) =~ /no_poison/g;
+	ok(@errors >= 1 && @errors <= 10, 'and retries it without spinning');
+	isnt($node->safe_psql('postgres', "SELECT state FROM telnyx_order_requests WHERE id = $rid"),
+		'sent', 'the request is not recorded as sent while recording fails');
+	$node->safe_psql('postgres', 'ALTER TABLE telnyx_inexplicit_orders DROP CONSTRAINT no_poison');
+	wait_states("id = $rid", 'poison');
+	is(($node->safe_psql('postgres', "SELECT state FROM telnyx_order_requests WHERE id = $rid")) . ' '
+		  . (ledger()->{poison} // 0),
+		'sent 1', 'once recording works again, it is sent, with one order');
+}
+
 # kill -9 of the worker in the middle of a slow batch
 sub crash_test
 {
