@@ -38,3 +38,6 @@ include $(PGXS)
 print-regress:
 	@echo $(REGRESS)
 .PHONY: print-regress
+
+# Every object depends on every header: PGXS tracks no header dependencies.
+$(OBJS): $(wildcard src/*.h)

@@ -485,11 +485,13 @@ api_parse_order(const JsonbValue *value)
 	o->data = JsonbValueToJsonb((JsonbValue *) value);
 
 	groups = get_container(data, "ordering_groups", true);
+	o->ngroups = -1;
 	if (groups != NULL)
 	{
 		int			n = JsonContainerSize(groups);
 		int			i;
 
+		o->ngroups = n;
 		for (i = 0; i < n; i++)
 		{
 			JsonbValue *g = getIthJsonbValueFromContainer(groups, i);

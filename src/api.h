@@ -112,6 +112,7 @@ typedef struct TelnyxOrder
 	OptTimestamp created_at;
 	OptTimestamp updated_at;
 	List	   *groups;			/* of TelnyxGroup * */
+	int			ngroups;		/* length of "ordering_groups", -1 if absent */
 	Jsonb	   *data;			/* the whole object */
 } TelnyxOrder;
 

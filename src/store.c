@@ -222,11 +222,14 @@ store_order(const TelnyxOrder *order)
 		}
 	}
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = order_id;
-	values[1] = Int32GetDatum(list_length(order->groups) == 0 ? 0 :
-							  ((TelnyxGroup *) llast(order->groups))->group_index);
-	store_execute(STORE_DELETE_EXTRA_GROUPS, values, nulls, SPI_OK_DELETE);
+	/* groups beyond what Telnyx lists now; nothing, if it listed none */
+	if (order->ngroups >= 0)
+	{
+		memset(nulls, ' ', sizeof(nulls));
+		values[0] = order_id;
+		values[1] = Int32GetDatum(order->ngroups);
+		store_execute(STORE_DELETE_EXTRA_GROUPS, values, nulls, SPI_OK_DELETE);
+	}
 
 	SPI_finish();
 }

@@ -38,7 +38,8 @@ A fault is a JSON object:
             "truncated":     handle the request, send half the body, close
             "oversized":     handle the request, answer 200 with "bytes" bytes
   headers   extra response headers, e.g. {"Retry-After": "1"}
-  body      with action "status": the exact response body to send
+  body      with action "status": the exact response body to send; "{path_id}"
+            in it stands for the id in the request's path
 
 Listens on 127.0.0.1: plain HTTP on --http-port and, with --cert and --key,
 HTTPS on --https-port (0 picks a free port).  The ports chosen are written
@@ -401,6 +402,7 @@ class Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_standin/"):
             return self.control(method, url.path[len("/_standin/"):], body)
         route, arg = self.route(method, url.path)
+        self.path_id = arg
         with self.state.lock:
             # count the TCP connections that carry API requests
             if not self.counted:
@@ -452,8 +454,9 @@ class Handler(BaseHTTPRequestHandler):
     def send_fault_status(self, fault):
         status = fault.get("status", 500)
         if "body" in fault:
+            body = fault["body"].replace("{path_id}", self.path_id or "")
             return self.send_json(status, None, fault.get("headers"),
-                                  raw=fault["body"].encode())
+                                  raw=body.encode())
         err = ApiError(status, fault.get("code", "10007"),
                        fault.get("title", "Unexpected error"),
                        fault.get("detail", "An unexpected error occurred."),
