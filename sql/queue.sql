@@ -115,6 +115,23 @@ SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requ
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r9 \gset
 SELECT telnyx_process_queue() + telnyx_process_queue() AS handled;
 SELECT state, attempts FROM telnyx_order_requests WHERE id = :r9;
+-- absence is not proven while an order that says nothing of its
+-- customer_reference was made since: the request stays unknown
+\! standinctl fault '{"match": "create", "status": 500, "code": "10007"}'
+SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r10 \gset
+SELECT telnyx_process_queue() AS handled;
+SELECT telnyx_create_inexplicit_order(:'groups') ->> 'customer_reference' AS anonymous_order;
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts, last_error ->> 'reason' AS reason,
+       next_attempt_at > now() + interval '50 seconds' AS looks_again_later
+  FROM telnyx_order_requests WHERE id = :r10;
+-- once that order is gone, absence is proven and the request is sent
+\! standinctl forget
+DELETE FROM telnyx_inexplicit_orders WHERE customer_reference IS NULL;
+UPDATE telnyx_order_requests SET next_attempt_at = now() WHERE id = :r10;
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts FROM telnyx_order_requests WHERE id = :r10;
+
 -- one order in the ledger per request that was sent
 SELECT count(*) FILTER (WHERE state = 'sent') AS sent, count(DISTINCT order_id) AS distinct_orders
   FROM telnyx_order_requests;

@@ -19,6 +19,9 @@
  * customer_reference: one derived from its request_key when the caller gave
  * none).  Found: "sent" with that order.  Proven absent after reading the
  * whole list: "retrying", to be sent again with the same Idempotency-Key.
+ * Absence is not proven while the list holds an order made since the
+ * request (or of unknown date) that gives no customer_reference: such a
+ * request stays "unknown" and is looked up again later.
  *
  * Every state change is announced by a trigger on the table (NOTIFY
  * telnyx_orders), not here.
@@ -54,6 +57,12 @@ int			telnyx_reconcile_delay_ms = 10000;
 
 /* Pages of 250 orders read at most while reconciling. */
 #define QUEUE_MAX_RECONCILE_PAGES 400
+
+/*
+ * Orders without a customer_reference created this long before a request,
+ * or after it, might be its order.
+ */
+#define QUEUE_CLOCK_SKEW_MS (5 * 60 * 1000)
 
 /* How long a sender's claim on unknown requests, to reconcile them, lasts. */
 #define QUEUE_RECONCILE_LEASE_MS (10 * 60 * 1000)
@@ -215,14 +224,14 @@ queue_claim(int max, MemoryContext mcxt)
 			   "        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3,"
 			   "        updated_at = now()"
 			   "   FROM due WHERE r.id = due.id"
-			   " RETURNING r.id, r.request_key::text, r.body, r.attempts",
+			   " RETURNING r.id, r.request_key::text, r.body, r.attempts, r.created_at",
 			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	SPI_finish();
 	return result;
 }
 
-/* The rows of SPI_tuptable (id, request_key, body, attempts), in mcxt. */
+/* The rows of SPI_tuptable (id, request_key, body, attempts, created_at), in mcxt. */
 static List *
 queue_read_requests(MemoryContext mcxt)
 {
@@ -241,6 +250,7 @@ queue_read_requests(MemoryContext mcxt)
 		req->request_key = SPI_getvalue(tup, desc, 2);
 		req->body = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
 		req->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		req->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
 		result = lappend(result, req);
 		MemoryContextSwitchTo(old);
 	}
@@ -431,7 +441,7 @@ queue_claim_unknown(int max, MemoryContext mcxt)
 			   "    SET lease_until = now() + $2 * interval '1 millisecond',"
 			   "        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3"
 			   "   FROM due WHERE r.id = due.id"
-			   " RETURNING r.id, r.request_key::text, r.body, r.attempts",
+			   " RETURNING r.id, r.request_key::text, r.body, r.attempts, r.created_at",
 			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	SPI_finish();
@@ -476,6 +486,14 @@ queue_find_orders(List *requests)
 
 				if (api_order_matches(order, req->body))
 					req->candidates = lappend(req->candidates, order);
+				else if (order->customer_reference == NULL &&
+						 (!order->created_at.present ||
+						  order->created_at.value >=
+						  req->created_at - QUEUE_CLOCK_SKEW_MS * INT64CONST(1000)))
+				{
+					/* an order made since, that does not say whose it is */
+					req->uncertain = true;
+				}
 			}
 		}
 		total_pages = api_list_total_pages(r);
@@ -540,6 +558,13 @@ queue_resolve_unknown(List *requests)
 			store_order(found);
 			queue_set_state(req->id, "unknown", "sent", found->id, NULL, 0);
 			taken = lappend(taken, found->id);
+		}
+		else if (req->uncertain)
+		{
+			/* absence is not proven: look again later, never resend */
+			queue_set_state(req->id, "unknown", "unknown", NULL,
+							queue_reason("Not found, but an order without a customer_reference was created since, so absence is not proven."),
+							Max(telnyx_reconcile_delay_ms, 60000));
 		}
 		else
 			queue_set_state(req->id, "unknown", "retrying", NULL,

@@ -9,6 +9,7 @@
 #ifndef TELNYX_QUEUE_H
 #define TELNYX_QUEUE_H
 
+#include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
@@ -22,8 +23,11 @@ typedef struct QueueRequest
 	char	   *request_key;	/* uuid text: the Idempotency-Key */
 	Jsonb	   *body;			/* the exact body to send */
 	int			attempts;		/* including this one */
+	TimestampTz created_at;		/* when it was enqueued */
 	List	   *candidates;		/* while reconciling: TelnyxOrder * that
 								 * match */
+	bool		uncertain;		/* while reconciling: an order that might be
+								 * this one cannot be told apart */
 } QueueRequest;
 
 /* What a recorded outcome asks of the sender. */
