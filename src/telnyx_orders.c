@@ -11,6 +11,11 @@
  * Telnyx exists even if that transaction later rolls back;
  * telnyx_sync_inexplicit_orders() brings the record back.
  *
+ * The queued functions (enqueue, the trigger) only write a request row
+ * through queue.c; worker.c sends it after commit, along the same path.
+ * This file also loads the module: settings, libcurl, the workers, and the
+ * log hook that keeps the API key out of every message.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
