@@ -38,6 +38,22 @@ SELECT group_index, country_iso, count_requested, count_allocated, status, featu
   FROM telnyx_ordering_groups WHERE order_id = :'id' ORDER BY group_index;
 SELECT number_order_id, group_index, sub_number_order_ids FROM telnyx_number_orders WHERE order_id = :'id';
 
+-- hostile answers are malformed, never a crash: nesting beyond the stack,
+-- a number beyond numeric's range, a NUL in a string, bytes that are not
+-- UTF-8; and for a create, the outcome is unknown
+\set VERBOSITY terse
+\! standinctl fault '{"match": "get", "status": 200, "nesting": 200000}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"x\": 1e1000000}}"}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"customer_reference\": \"a\\u0000b\"}}"}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\! standinctl fault '{"match": "get", "status": 200, "latin1": true, "body": "{\"data\": {\"id\": \"{path_id}\", \"customer_reference\": \"\u00ff\"}}"}'
+SELECT telnyx_get_inexplicit_order(:'id');
+\! standinctl fault '{"match": "create", "status": 200, "nesting": 200000}'
+SELECT telnyx_create_inexplicit_order(:'groups');
+\set VERBOSITY default
+
 -- authentication: the key is refused, never shown
 \! standinctl fault '{"match": "list", "status": 401, "code": "10009", "title": "Authentication failed", "detail": "Could not understand the provided credentials."}'
 SELECT telnyx_list_inexplicit_orders();

@@ -39,7 +39,9 @@ A fault is a JSON object:
             "oversized":     handle the request, answer 200 with "bytes" bytes
   headers   extra response headers, e.g. {"Retry-After": "1"}
   body      with action "status": the exact response body to send; "{path_id}"
-            in it stands for the id in the request's path
+            in it stands for the id in the request's path; with "latin1": true
+            it is sent in Latin-1 (so "\u00ff" becomes the invalid byte 0xff)
+  nesting   with action "status": answer {"data": [[[...]]]} nested this deep
 
 Listens on 127.0.0.1: plain HTTP on --http-port and, with --cert and --key,
 HTTPS on --https-port (0 picks a free port).  The ports chosen are written
@@ -453,10 +455,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_fault_status(self, fault):
         status = fault.get("status", 500)
-        if "body" in fault:
-            body = fault["body"].replace("{path_id}", self.path_id or "")
+        if "nesting" in fault:
+            depth = int(fault["nesting"])
+            body = '{"data": ' + "[" * depth + "]" * depth + "}"
             return self.send_json(status, None, fault.get("headers"),
                                   raw=body.encode())
+        if "body" in fault:
+            body = fault["body"].replace("{path_id}", self.path_id or "")
+            raw = body.encode("latin-1" if fault.get("latin1") else "utf-8")
+            return self.send_json(status, None, fault.get("headers"), raw=raw)
         err = ApiError(status, fault.get("code", "10007"),
                        fault.get("title", "Unexpected error"),
                        fault.get("detail", "An unexpected error occurred."),
