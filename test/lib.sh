@@ -45,10 +45,11 @@ build_install() {
 	make -C "$TOP" -s install PG_CONFIG="$PG_CONFIG" >/dev/null || die "install failed"
 }
 
-# Run a command as the unprivileged user that owns the scratch directory.
+# Run a command as the unprivileged user that owns the scratch directory,
+# from a directory that user can enter.
 as_user() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u "$RUN_USER" -- env PATH="$PATH" "$@"
+		(cd "${SCRATCH:-/}" && runuser -u "$RUN_USER" -- env PATH="$PATH" "$@")
 	else
 		"$@"
 	fi
