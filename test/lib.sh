@@ -45,11 +45,13 @@ build_install() {
 	make -C "$TOP" -s install PG_CONFIG="$PG_CONFIG" >/dev/null || die "install failed"
 }
 
-# Run a command as the unprivileged user that owns the scratch directory,
-# from a directory that user can enter.
+# Run a command as the unprivileged user that owns the scratch directory:
+# from the current directory if that user can enter it, else from the
+# scratch directory.
 as_user() {
 	if [ "$(id -u)" -eq 0 ]; then
-		(cd "${SCRATCH:-/}" && runuser -u "$RUN_USER" -- env PATH="$PATH" "$@")
+		(runuser -u "$RUN_USER" -- test -x "$PWD" || cd "${SCRATCH:-/}"
+		 runuser -u "$RUN_USER" -- env PATH="$PATH" "$@")
 	else
 		"$@"
 	fi
