@@ -470,6 +470,7 @@ telnyx_sender_main(Datum arg)
 	{
 		long		timeout = telnyx_worker_naptime_ms;
 		int			done = 0;
+		bool		resting = false;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -489,9 +490,10 @@ telnyx_sender_main(Datum arg)
 
 		if (sender_failed_last)
 		{
-			/* not too fast after an error */
+			/* a second's rest after an error, whatever is due */
 			sender_failed_last = false;
-			timeout = Max(timeout, 1000);
+			resting = true;
+			timeout = 1000;
 		}
 		else
 		{
@@ -504,12 +506,12 @@ telnyx_sender_main(Datum arg)
 		if (done > 0)
 			continue;			/* there may be more */
 
-		if (sender_state.paused)
+		if (resting || sender_state.paused)
 			timeout = 1000;
 		else if (sender_state.not_before > GetCurrentTimestamp())
 			timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 													  sender_state.not_before) + 1;
-		else if (done == 0)
+		else
 		{
 			double		due;
 
