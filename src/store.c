@@ -133,6 +133,7 @@ static char *store_plans_schema = NULL;
 
 /*---- Function declarations ----*/
 
+static void store_use_schema(void);
 static SPIPlanPtr store_plan(StoreStatement stmt);
 static void store_execute(StoreStatement stmt, Datum *values, const char *nulls,
 						  int expected);
@@ -156,6 +157,7 @@ store_order(const TelnyxOrder *order)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	store_use_schema();
 
 	order_id = uuid_datum(order->id);
 
@@ -235,16 +237,15 @@ store_order(const TelnyxOrder *order)
 }
 
 /*
- * The kept plan for stmt, prepared on first use.  Plans name the
- * extension's schema as it is now; if it was renamed (or the extension was
- * created again elsewhere), they are prepared again.
+ * Look the extension's schema up, once per stored order.  Kept plans name
+ * the schema as it was when they were prepared; if it was renamed (or the
+ * extension was created again elsewhere), they are dropped, to be prepared
+ * again.
  */
-static SPIPlanPtr
-store_plan(StoreStatement stmt)
+static void
+store_use_schema(void)
 {
 	char	   *schema = store_schema_name();
-	const StoreQuery *q = &store_queries[stmt];
-	SPIPlanPtr	plan;
 	int			i;
 
 	if (store_plans_schema == NULL || strcmp(store_plans_schema, schema) != 0)
@@ -259,11 +260,19 @@ store_plan(StoreStatement stmt)
 			pfree(store_plans_schema);
 		store_plans_schema = MemoryContextStrdup(TopMemoryContext, schema);
 	}
+}
+
+/* The kept plan for stmt, prepared on first use (after store_use_schema). */
+static SPIPlanPtr
+store_plan(StoreStatement stmt)
+{
+	const StoreQuery *q = &store_queries[stmt];
+	SPIPlanPtr	plan;
 
 	if (store_plans[stmt] != NULL)
 		return store_plans[stmt];
 
-	plan = SPI_prepare(psprintf(q->sql, quote_identifier(schema)),
+	plan = SPI_prepare(psprintf(q->sql, quote_identifier(store_plans_schema)),
 					   q->nargs, (Oid *) q->argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
