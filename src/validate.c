@@ -70,7 +70,7 @@ static void push_string(JsonbParseState **st, const char *key, const char *value
 static void push_bool(JsonbParseState **st, const char *key, bool value);
 static bool all_digits(const char *s, int len);
 static char *accepted_keys(void);
-static bool is_group_key(const char *key, int len);
+static bool key_in(const char *const *keys, int nkeys, const char *key, int len);
 static Jsonb *pick_group_fields(JsonbContainer *obj, bool from_row);
 static Jsonb *with_defaults(Jsonb *defaults, JsonbValue *group);
 static const char *row_text(JsonbContainer *row, JsonbContainer *defaults,
@@ -273,17 +273,10 @@ validate_row_request(Jsonb *row, Jsonb *defaults, OrderFields *fields)
 		it = JsonbIteratorInit(defs);
 		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 		{
-			int			i;
-			bool		known;
-
 			if (tok != WJB_KEY)
 				continue;
-			known = is_group_key(v.val.string.val, v.val.string.len);
-			for (i = 0; i < lengthof(order_keys); i++)
-				if (strlen(order_keys[i]) == (size_t) v.val.string.len &&
-					memcmp(order_keys[i], v.val.string.val, v.val.string.len) == 0)
-					known = true;
-			if (!known)
+			if (!key_in(group_keys, lengthof(group_keys), v.val.string.val, v.val.string.len) &&
+				!key_in(order_keys, lengthof(order_keys), v.val.string.val, v.val.string.len))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("the argument of telnyx_order_trigger has unrecognized key \"%.*s\"",
@@ -410,14 +403,14 @@ row_text(JsonbContainer *row, JsonbContainer *defaults, const char *key)
 	return NULL;				/* keep compiler quiet */
 }
 
+/* Is key (len bytes, not NUL-terminated) one of keys[0..nkeys-1]? */
 static bool
-is_group_key(const char *key, int len)
+key_in(const char *const *keys, int nkeys, const char *key, int len)
 {
 	int			i;
 
-	for (i = 0; i < lengthof(group_keys); i++)
-		if (strlen(group_keys[i]) == (size_t) len &&
-			memcmp(group_keys[i], key, len) == 0)
+	for (i = 0; i < nkeys; i++)
+		if (strlen(keys[i]) == (size_t) len && memcmp(keys[i], key, len) == 0)
 			return true;
 	return false;
 }
@@ -432,12 +425,9 @@ check_group_keys(JsonbContainer *group, int n)
 
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		bool		known;
-
 		if (tok != WJB_KEY)
 			continue;
-		known = is_group_key(v.val.string.val, v.val.string.len);
-		if (!known)
+		if (!key_in(group_keys, lengthof(group_keys), v.val.string.val, v.val.string.len))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("ordering group %d has unrecognized key \"%.*s\"",
@@ -601,15 +591,10 @@ push_phone_number(JsonbContainer *group, int n, JsonbParseState **st)
 		it = JsonbIteratorInit(obj);
 		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 		{
-			bool		known = false;
-
 			if (tok != WJB_KEY)
 				continue;
-			for (i = 0; i < lengthof(phone_number_keys); i++)
-				if (strlen(phone_number_keys[i]) == (size_t) v.val.string.len &&
-					memcmp(phone_number_keys[i], v.val.string.val, v.val.string.len) == 0)
-					known = true;
-			if (!known)
+			if (!key_in(phone_number_keys, lengthof(phone_number_keys),
+						v.val.string.val, v.val.string.len))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("ordering group %d: \"phone_number\" has unrecognized key \"%.*s\"",
