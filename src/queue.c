@@ -83,6 +83,8 @@ static char *queue_sql(const char *template);
 static void queue_set_state(int64 id, const char *from, const char *to,
 							const char *order_id, Jsonb *last_error,
 							double delay_ms);
+static List *queue_claim_rows(const char *template, int max, int lease_ms,
+							  MemoryContext mcxt);
 static List *queue_read_requests(MemoryContext mcxt);
 static Jsonb *queue_reason(const char *reason);
 
@@ -205,27 +207,38 @@ queue_ready(void)
 List *
 queue_claim(int max, MemoryContext mcxt)
 {
+	return queue_claim_rows("WITH due AS ("
+							"  SELECT id FROM %1$s.telnyx_order_requests"
+							"   WHERE state IN ('queued', 'retrying') AND next_attempt_at <= now()"
+							"   ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+							" UPDATE %1$s.telnyx_order_requests r"
+							"    SET state = 'sending', attempts = r.attempts + 1,"
+							"        lease_until = now() + $2 * interval '1 millisecond',"
+							"        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3,"
+							"        updated_at = now()"
+							"   FROM due WHERE r.id = due.id"
+							" RETURNING r.id, r.request_key::text, r.body, r.attempts, r.created_at",
+							max, telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS, mcxt);
+}
+
+/*
+ * Run a claiming statement: $1 the most rows, $2 the lease in milliseconds,
+ * $3 this process's start time; it returns the claimed requests, which are
+ * read into mcxt.
+ */
+static List *
+queue_claim_rows(const char *template, int max, int lease_ms, MemoryContext mcxt)
+{
 	Oid			argtypes[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
 	Datum		values[3];
 	List	   *result;
 
 	values[0] = Int32GetDatum(max);
-	values[1] = Int32GetDatum(telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS);
+	values[1] = Int32GetDatum(lease_ms);
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
 
 	queue_connect();
-	queue_exec("WITH due AS ("
-			   "  SELECT id FROM %1$s.telnyx_order_requests"
-			   "   WHERE state IN ('queued', 'retrying') AND next_attempt_at <= now()"
-			   "   ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
-			   " UPDATE %1$s.telnyx_order_requests r"
-			   "    SET state = 'sending', attempts = r.attempts + 1,"
-			   "        lease_until = now() + $2 * interval '1 millisecond',"
-			   "        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3,"
-			   "        updated_at = now()"
-			   "   FROM due WHERE r.id = due.id"
-			   " RETURNING r.id, r.request_key::text, r.body, r.attempts, r.created_at",
-			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	queue_exec(template, 3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	SPI_finish();
 	return result;
@@ -423,29 +436,17 @@ queue_release_own(void)
 List *
 queue_claim_unknown(int max, MemoryContext mcxt)
 {
-	Oid			argtypes[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
-	Datum		values[3];
-	List	   *result;
-
-	values[0] = Int32GetDatum(max);
-	values[1] = Int32GetDatum(QUEUE_RECONCILE_LEASE_MS);
-	values[2] = TimestampTzGetDatum(MyStartTimestamp);
-
-	queue_connect();
-	queue_exec("WITH due AS ("
-			   "  SELECT id FROM %1$s.telnyx_order_requests"
-			   "   WHERE state = 'unknown' AND next_attempt_at <= now()"
-			   "     AND (claimed_by_pid IS NULL OR lease_until < now())"
-			   "   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
-			   " UPDATE %1$s.telnyx_order_requests r"
-			   "    SET lease_until = now() + $2 * interval '1 millisecond',"
-			   "        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3"
-			   "   FROM due WHERE r.id = due.id"
-			   " RETURNING r.id, r.request_key::text, r.body, r.attempts, r.created_at",
-			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
-	result = queue_read_requests(mcxt);
-	SPI_finish();
-	return result;
+	return queue_claim_rows("WITH due AS ("
+							"  SELECT id FROM %1$s.telnyx_order_requests"
+							"   WHERE state = 'unknown' AND next_attempt_at <= now()"
+							"     AND (claimed_by_pid IS NULL OR lease_until < now())"
+							"   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+							" UPDATE %1$s.telnyx_order_requests r"
+							"    SET lease_until = now() + $2 * interval '1 millisecond',"
+							"        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3"
+							"   FROM due WHERE r.id = due.id"
+							" RETURNING r.id, r.request_key::text, r.body, r.attempts, r.created_at",
+							max, QUEUE_RECONCILE_LEASE_MS, mcxt);
 }
 
 /*
