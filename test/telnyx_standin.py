@@ -21,7 +21,14 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
                           their requests had never arrived
   POST /_standin/settle   finish processing every order now
   POST /_standin/config   {"api_key": ..., "process_seconds": ...,
-                           "latency_ms": ... (added to every API answer)}
+                           "latency_ms": ... (added to every API answer),
+                           "list_lag_seconds": ... (an order shows in the
+                           list only this long after it was created),
+                           "idempotency": true|false (honour
+                           Idempotency-Key, as below; on by default),
+                           "order_id_style": "uuid" (default) or "text"
+                           (order ids that are not uuids, as the spec
+                           allows)}
   GET  /_standin/ledger   every order created, with the request that made it
   GET  /_standin/stats    API requests, and the TCP connections they came on
 
@@ -42,6 +49,12 @@ A fault is a JSON object:
             in it stands for the id in the request's path; with "latin1": true
             it is sent in Latin-1 (so "\u00ff" becomes the invalid byte 0xff)
   nesting   with action "status": answer {"data": [[[...]]]} nested this deep
+
+Idempotency-Key on the create, as Telnyx documents it: 1 to 255 of
+[A-Za-z0-9_:-] (else 400); a successful answer is stored for 24 hours and
+replayed, with "Idempotent-Replayed: true", for a request with the same key
+and the same body, byte for byte; the same key with another body gets 422,
+and 409 while the first request is still being processed.
 
 Listens on 127.0.0.1: plain HTTP on --http-port and, with --cert and --key,
 HTTPS on --https-port (0 picks a free port).  The ports chosen are written
@@ -73,6 +86,7 @@ GROUP_FIELDS = GROUP_STRING_FIELDS + GROUP_BOOL_FIELDS + ("features",
                                                           "phone_number")
 ORDER_STRING_FIELDS = ("connection_id", "messaging_profile_id",
                        "customer_reference", "billing_group_id")
+IDEM_RE = re.compile(r"^[A-Za-z0-9_:-]{1,255}$")
 STOCK = {"999": 0, "555": 2}
 PLENTY = 1000000
 
@@ -117,6 +131,9 @@ class State:
         self.api_key = api_key
         self.process_seconds = process_seconds
         self.latency = 0.0          # seconds added to every API answer
+        self.list_lag = 0.0         # seconds before an order is listed
+        self.idempotency = True
+        self.order_id_style = "uuid"
         self.reset()
 
     def reset(self):
@@ -129,6 +146,8 @@ class State:
         self.requests_by_route = {}
         self.next_number = 0
         self.next_id = 0
+        self.idempotent = {}        # key -> {"body", "at", "answer"}
+        self.replays = 0
 
     def new_id(self, kind):
         """Ids are uuids, the same in every run: tests can show them."""
@@ -140,6 +159,8 @@ class State:
 
     def create_order(self, body, headers):
         oid = self.new_id("order")
+        if self.order_id_style == "text":
+            oid = "ord_%d" % self.next_id
         t = time.time()
         groups = []
         for g in body["ordering_groups"]:
@@ -432,6 +453,9 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(self.state.latency)
         if fault:
             return self.send_with_fault(fault, status, obj)
+        if getattr(self, "replayed", False):
+            self.replayed = False
+            return self.send_json(status, obj, {"Idempotent-Replayed": "true"})
         return self.send_json(status, obj)
 
     def route(self, method, path):
@@ -513,20 +537,41 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "10015", "Bad Request",
                                "The request body is not valid JSON.")
             validate_create(parsed)
+            key = self.headers.get("Idempotency-Key")
+            if key is not None and st.idempotency and not IDEM_RE.match(key):
+                raise ApiError(400, "10015", "Bad Request",
+                               "Idempotency-Key must be 1 to 255 of "
+                               "[A-Za-z0-9_:-].")
             headers = {"received_at": self.received_at,
                        "idempotency_key": self.headers.get("Idempotency-Key"),
                        "user_agent": self.headers.get("User-Agent"),
                        "content_type": self.headers.get("Content-Type"),
                        "accept": self.headers.get("Accept")}
             with st.lock:
+                entry = st.idempotent.get(key) if (key and st.idempotency) \
+                    else None
+                if entry and time.time() - entry["at"] < 86400:
+                    if entry["body"] != body:
+                        raise ApiError(422, "10015", "Idempotency key reused",
+                                       "This Idempotency-Key was used with "
+                                       "another request body.")
+                    st.replays += 1
+                    self.replayed = True
+                    return 200, entry["answer"]
                 order = st.create_order(parsed, headers)
-                return 200, {"data": st.render(order)}
+                answer = {"data": st.render(order)}
+                if key and st.idempotency:
+                    st.idempotent[key] = {"body": body, "at": time.time(),
+                                          "order": order["id"],
+                                          "answer": answer}
+                return 200, answer
         if route == "get":
-            if not UUID_RE.match(arg):
+            if st.order_id_style == "uuid" and not UUID_RE.match(arg):
                 raise ApiError(400, "10006", "Invalid ID",
                                "The id is not a valid UUID.", None)
             with st.lock:
-                order = st.orders.get(arg.lower())
+                order = st.orders.get(arg.lower() if UUID_RE.match(arg)
+                                      else arg)
                 if order is None:
                     raise ApiError(404, "10005", "Resource not found",
                                    "The requested resource or URL could "
@@ -557,7 +602,9 @@ class Handler(BaseHTTPRequestHandler):
                 err.body["errors"][0]["source"] = {"parameter": "page_size"}
                 raise err
             with st.lock:
-                ids = list(reversed(st.order_ids))
+                listed_before = time.time() - st.list_lag
+                ids = [i for i in reversed(st.order_ids)
+                       if st.orders[i]["created_at"] <= listed_before]
                 total = len(ids)
                 chunk = ids[(page - 1) * size: page * size]
                 data = [st.render(st.orders[i]) for i in chunk]
@@ -583,6 +630,8 @@ class Handler(BaseHTTPRequestHandler):
                 key, secs = st.api_key, st.process_seconds
                 st.reset()
                 st.api_key, st.process_seconds = key, secs
+                st.latency, st.list_lag = 0.0, 0.0
+                st.idempotency, st.order_id_style = True, "uuid"
                 return self.send_json(200, {"ok": True})
             if what == "reset-requests" and method == "POST":
                 st.connections = {"http": 0, "https": 0}
@@ -595,6 +644,8 @@ class Handler(BaseHTTPRequestHandler):
                         if st.orders[i]["body"].get("customer_reference") == ref]
                 for i in gone:
                     del st.orders[i]
+                st.idempotent = {k: e for k, e in st.idempotent.items()
+                                 if e["order"] not in gone}
                 st.order_ids = [i for i in st.order_ids if i not in gone]
                 return self.send_json(200, {"forgotten": len(gone)})
             if what == "settle" and method == "POST":
@@ -608,6 +659,12 @@ class Handler(BaseHTTPRequestHandler):
                     st.process_seconds = float(arg["process_seconds"])
                 if "latency_ms" in arg:
                     st.latency = float(arg["latency_ms"]) / 1000.0
+                if "list_lag_seconds" in arg:
+                    st.list_lag = float(arg["list_lag_seconds"])
+                if "idempotency" in arg:
+                    st.idempotency = bool(arg["idempotency"])
+                if "order_id_style" in arg:
+                    st.order_id_style = arg["order_id_style"]
                 return self.send_json(200, {"ok": True})
             if what == "ledger" and method == "GET":
                 entries = []
@@ -624,6 +681,7 @@ class Handler(BaseHTTPRequestHandler):
                     "connections": dict(st.connections),
                     "requests": st.requests,
                     "requests_by_route": dict(st.requests_by_route),
+                    "replays": st.replays,
                     "faults_pending": len(st.faults)})
         return self.send_json(404, {"error": "no such control"})
 
