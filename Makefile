@@ -9,13 +9,15 @@ OBJS = \
 	src/http.o \
 	src/store.o \
 	src/queue.o \
-	src/worker.o
+	src/worker.o \
+	src/reconcile.o \
+	src/apikey.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # pg_regress suites (sql/NAME.sql, expected/NAME.out); they need the
 # stand-in server that test/run starts, so run them through test/run.
-REGRESS = validate create sync errors transport queue security
+REGRESS = validate create sync errors transport queue security hostile
 
 PKG_CONFIG ?= pkg-config
 CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)

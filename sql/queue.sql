@@ -115,22 +115,16 @@ SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requ
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r9 \gset
 SELECT telnyx_process_queue() + telnyx_process_queue() AS handled;
 SELECT state, attempts FROM telnyx_order_requests WHERE id = :r9;
--- absence is not proven while an order that says nothing of its
--- customer_reference was made since: the request stays unknown
+-- every queued body carries a customer_reference, so an order made since
+-- without one cannot be the request's: absence is still proven
 \! standinctl fault '{"match": "create", "status": 500, "code": "10007"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r10 \gset
 SELECT telnyx_process_queue() AS handled;
 SELECT telnyx_create_inexplicit_order(:'groups') ->> 'customer_reference' AS anonymous_order;
 SELECT telnyx_process_queue() AS handled;
-SELECT state, attempts, last_error ->> 'reason' AS reason,
-       next_attempt_at > now() + interval '50 seconds' AS looks_again_later
-  FROM telnyx_order_requests WHERE id = :r10;
--- once that order is gone, absence is proven and the request is sent
-\! standinctl forget
-DELETE FROM telnyx_inexplicit_orders WHERE customer_reference IS NULL;
-UPDATE telnyx_order_requests SET next_attempt_at = now() WHERE id = :r10;
+SELECT state, attempts, last_error ->> 'reason' AS reason FROM telnyx_order_requests WHERE id = :r10;
 SELECT telnyx_process_queue() AS handled;
-SELECT state, attempts FROM telnyx_order_requests WHERE id = :r10;
+SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :r10;
 
 -- one order in the ledger per request that was sent
 SELECT count(*) FILTER (WHERE state = 'sent') AS sent, count(DISTINCT order_id) AS distinct_orders
@@ -151,7 +145,13 @@ CREATE TABLE number_requests (
     customer_reference text,
     telnyx_request_id bigint
 );
-CREATE TRIGGER order_numbers BEFORE INSERT ON number_requests
+-- a BEFORE trigger alone orders nothing: it only reserves the id
+CREATE TRIGGER link_request BEFORE INSERT ON number_requests
+    FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger();
+INSERT INTO number_requests (team, country_iso, count_requested) VALUES ('early', 'US', 1);
+\echo :LAST_ERROR_SQLSTATE
+-- the README's pair: BEFORE links the row, AFTER orders the row inserted
+CREATE TRIGGER order_numbers AFTER INSERT ON number_requests
     FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger('{"phone_number_type": "local", "connection_id": "conn-default"}');
 INSERT INTO number_requests (team, country_iso, count_requested, national_destination_code, features, quickship, customer_reference)
 VALUES ('sales', 'us', 3, '312', '{sms,voice}', false, 'team-sales'),
@@ -167,6 +167,31 @@ BEGIN;
 INSERT INTO number_requests (team, country_iso, count_requested) VALUES ('rollback', 'US', 5);
 ROLLBACK;
 SELECT count(*) - :requests_before AS new_requests FROM telnyx_order_requests;
+-- a row not inserted orders nothing: ON CONFLICT DO NOTHING, re-run
+INSERT INTO number_requests (id, team, country_iso, count_requested) VALUES (100, 'once', 'US', 1)
+    ON CONFLICT (id) DO NOTHING;
+INSERT INTO number_requests (id, team, country_iso, count_requested) VALUES (100, 'once', 'US', 1)
+    ON CONFLICT (id) DO NOTHING;
+SELECT count(*) - :requests_before AS new_requests FROM telnyx_order_requests;
+-- ... nor one that a later BEFORE trigger skips
+CREATE FUNCTION pg_temp.skip_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN CASE WHEN NEW.team = 'skipped' THEN NULL ELSE NEW END;
+END $$;
+CREATE TRIGGER zz_skip BEFORE INSERT ON number_requests
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.skip_row();
+INSERT INTO number_requests (team, country_iso, count_requested) VALUES ('skipped', 'US', 1);
+DROP TRIGGER zz_skip ON number_requests;
+SELECT count(*) - :requests_before AS new_requests FROM telnyx_order_requests;
+-- an id the row claims but this transaction did not reserve is not used:
+-- the row orders under a fresh id
+ALTER TABLE number_requests DISABLE TRIGGER link_request;
+INSERT INTO number_requests (team, country_iso, count_requested, telnyx_request_id)
+VALUES ('claims', 'US', 1, 2000000000);
+ALTER TABLE number_requests ENABLE TRIGGER link_request;
+SELECT count(*) - :requests_before AS new_requests,
+       count(*) FILTER (WHERE id = 2000000000) AS claimed_id_used
+  FROM telnyx_order_requests;
 -- a bad row fails the insert with the validation error
 INSERT INTO number_requests (team, country_iso, count_requested) VALUES ('bad', 'MX', 1);
 \echo :LAST_ERROR_SQLSTATE
@@ -187,10 +212,14 @@ VALUES ('[{"country_iso": "US", "phone_number_type": "local", "count_requested":
           {"country_iso": "US", "phone_number_type": "toll_free", "count_requested": "2", "strategy": "always"}]', 'bg-7');
 SELECT body - 'customer_reference' AS body FROM telnyx_order_requests ORDER BY id DESC LIMIT 1;
 -- misuse
-CREATE TRIGGER bad_args BEFORE INSERT ON bulk_requests
+CREATE TRIGGER bad_args AFTER INSERT ON bulk_requests
     FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger('{"colour": "red"}');
 INSERT INTO bulk_requests (ordering_groups) VALUES ('{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}');
 DROP TRIGGER bad_args ON bulk_requests;
+CREATE TRIGGER no_column BEFORE INSERT ON bulk_requests
+    FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger();
+INSERT INTO bulk_requests (ordering_groups) VALUES ('{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}');
+DROP TRIGGER no_column ON bulk_requests;
 CREATE TRIGGER per_statement AFTER INSERT ON bulk_requests
     FOR EACH STATEMENT EXECUTE FUNCTION telnyx_order_trigger();
 INSERT INTO bulk_requests (ordering_groups) VALUES ('{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}');

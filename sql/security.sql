@@ -83,6 +83,15 @@ SELECT count(*) AS rows_with_key
   FROM telnyx_inexplicit_orders
  WHERE strpos(data::text, current_setting('telnyx.api_key')) > 0;
 
+-- the key cannot be kept where every role can read it: per database, per
+-- role, in a function's SET clause
+ALTER ROLE regress_telnyx_orderer SET telnyx.api_key = 'KEYkeptinacatalog';
+\echo :LAST_ERROR_SQLSTATE
+ALTER DATABASE contrib_regression SET telnyx.api_key = 'KEYkeptinacatalog';
+CREATE FUNCTION pg_temp.keyed() RETURNS int LANGUAGE sql SET telnyx.api_key = 'KEYkeptinacatalog' AS 'SELECT 1';
+SELECT count(*) AS settings_with_key FROM pg_db_role_setting
+ WHERE array_to_string(setconfig, ',') LIKE '%KEYkeptinacatalog%';
+
 -- where the key may be sent: https anywhere, plain http only to loopback
 SET telnyx.api_base_url = 'http://api.telnyx.com/v2';
 SET telnyx.api_base_url = 'http://10.1.2.3/v2';
@@ -116,9 +125,25 @@ DROP EXTENSION telnyx_orders;
 CREATE EXTENSION telnyx_orders VERSION '1.0';
 SELECT extversion, to_regclass('telnyx_order_requests') IS NULL AS no_queue
   FROM pg_extension WHERE extname = 'telnyx_orders';
-ALTER EXTENSION telnyx_orders UPDATE;
+ALTER EXTENSION telnyx_orders UPDATE TO '1.1';
 SELECT extversion, to_regclass('telnyx_order_requests') IS NOT NULL AS queue
   FROM pg_extension WHERE extname = 'telnyx_orders';
+-- the upgrade from 1.1 keeps orders and requests, and gives each request
+-- its exact bytes and an owner
+INSERT INTO telnyx_inexplicit_orders (id, customer_reference, data)
+VALUES ('5b0e8f47-0000-4000-8000-000000000011', 'from-1.1', '{}');
+INSERT INTO telnyx_order_requests (request_key, body)
+VALUES (gen_random_uuid(), '{"ordering_groups": [{"country_iso": "US", "count_requested": "1", "phone_number_type": "local"}], "customer_reference": "queued-in-1.1"}');
+ALTER EXTENSION telnyx_orders UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'telnyx_orders';
+SELECT customer_reference, pg_typeof(id) AS id_type FROM telnyx_inexplicit_orders
+ WHERE customer_reference = 'from-1.1';
+SELECT request_body = body::text AS same_bytes,
+       requested_by = (SELECT extowner FROM pg_extension WHERE extname = 'telnyx_orders') AS owned_by_the_extension_owner,
+       (SELECT count(*) FROM telnyx_queue_home) AS home_rows
+  FROM telnyx_order_requests;
+SELECT telnyx_process_queue() AS handled;
+SELECT state FROM telnyx_order_requests;
 
 DROP OWNED BY regress_telnyx_orderer;
 DROP ROLE regress_telnyx_nobody;

@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/formatting.h"
@@ -48,6 +49,7 @@ static OptInt get_int(JsonbContainer *obj, const char *key);
 static OptBool get_bool(JsonbContainer *obj, const char *key);
 static OptTimestamp get_timestamp(JsonbContainer *obj, const char *key);
 static char *get_uuid(JsonbContainer *obj, const char *key);
+static char *get_id(JsonbContainer *obj, const char *key);
 static List *get_string_array(JsonbContainer *obj, const char *key, bool uuids,
 							  bool *present);
 static TelnyxGroup *api_parse_group(JsonbContainer *g, int index);
@@ -60,7 +62,7 @@ static bool parse_timestamptz(const char *s, TimestampTz *result);
  *		Telnyx.
  */
 TelnyxResult *
-api_create_inexplicit_order(Jsonb *request, const char *idempotency_key)
+api_create_inexplicit_order(const char *request, const char *idempotency_key)
 {
 	HttpRequest req;
 	HttpResponse resp;
@@ -72,18 +74,50 @@ api_create_inexplicit_order(Jsonb *request, const char *idempotency_key)
 
 /*
  * api_create_request
- *		Fill req with the create POST for request (from
- *		validate_order_request).  Not idempotent: never resent once it may
- *		have reached Telnyx.
+ *		Fill req with the create POST of request, the exact bytes of a body
+ *		from validate_order_request (api_request_text).  Not idempotent:
+ *		never resent once it may have reached Telnyx, except by
+ *		reconciliation, with the same bytes and the same key.
  */
 void
-api_create_request(HttpRequest *req, Jsonb *request, const char *idempotency_key)
+api_create_request(HttpRequest *req, const char *request, const char *idempotency_key)
 {
+	if (!api_idempotency_key_valid(idempotency_key))
+		elog(ERROR, "invalid idempotency key");
 	req->method = HTTP_POST;
 	req->path = "/inexplicit_number_orders";
-	req->body = JsonbToCString(NULL, &request->root, VARSIZE(request));
+	req->body = request;
 	req->idempotency_key = idempotency_key;
 	req->idempotent = false;
+}
+
+/*
+ * api_request_text
+ *		The bytes to send for a request body: jsonb's canonical text.
+ */
+char *
+api_request_text(Jsonb *request)
+{
+	return JsonbToCString(NULL, &request->root, VARSIZE(request));
+}
+
+/*
+ * api_idempotency_key_valid
+ *		Is key what Telnyx accepts as an Idempotency-Key: 1 to 255 of
+ *		[A-Za-z0-9_:-]?
+ */
+bool
+api_idempotency_key_valid(const char *key)
+{
+	size_t		len = key ? strlen(key) : 0;
+	size_t		i;
+
+	if (len < 1 || len > 255)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char) key[i]) && strchr("_:-", key[i]) == NULL)
+			return false;
+	return true;
 }
 
 /*
@@ -96,7 +130,7 @@ api_create_result(const HttpRequest *req, const HttpResponse *resp)
 {
 	TelnyxResult *r = api_classify(req, resp, false);
 
-	if (r->class == TELNYX_OK && get_uuid(r->data.val.binary.data, "id") == NULL)
+	if (r->class == TELNYX_OK && get_id(r->data.val.binary.data, "id") == NULL)
 	{
 		r->class = TELNYX_UNKNOWN;
 		r->why = "Telnyx accepted the request, but its answer does not give the order's id.";
@@ -104,24 +138,34 @@ api_create_result(const HttpRequest *req, const HttpResponse *resp)
 	return r;
 }
 
-/* GET /inexplicit_number_orders/{id}; id must already be a valid uuid. */
+/* GET /inexplicit_number_orders/{id}; id is percent-encoded. */
 TelnyxResult *
 api_get_inexplicit_order(const char *id)
 {
 	HttpRequest req;
 	TelnyxResult *r;
+	char	   *found;
 
 	req.method = HTTP_GET;
-	req.path = psprintf("/inexplicit_number_orders/%s", id);
+	req.path = psprintf("/inexplicit_number_orders/%s", api_path_escape(id));
 	req.body = NULL;
 	req.idempotency_key = NULL;
 	req.idempotent = true;
 
 	r = api_call(&req, false);
-	if (r->class == TELNYX_OK && get_uuid(r->data.val.binary.data, "id") == NULL)
+	if (r->class != TELNYX_OK)
+		return r;
+	found = get_id(r->data.val.binary.data, "id");
+	if (found == NULL)
 	{
 		r->class = TELNYX_MALFORMED;
 		r->why = "The order in Telnyx's answer has no valid id.";
+	}
+	else if (strcmp(found, id) != 0 &&
+			 !(api_is_uuid(id, strlen(id)) && pg_strcasecmp(found, id) == 0))
+	{
+		r->class = TELNYX_MALFORMED;
+		r->why = "Telnyx's answer is for another order than the one asked for.";
 	}
 	return r;
 }
@@ -159,6 +203,80 @@ api_list_total_pages(const TelnyxResult *result)
 		return -1;
 	total = get_int(meta, "total_pages");
 	return total.present ? total.value : -1;
+}
+
+/*
+ * api_each_page
+ *		Read the whole list of orders, page by page, and call fn for each
+ *		page with its parsed orders (TelnyxOrder *) and the elements that
+ *		could not be parsed (JsonbValue *).  Every page lives in a memory
+ *		context of its own, reset before the next one is read, so memory
+ *		stays bounded by one page: what fn keeps, it copies elsewhere.
+ *
+ * Returns NULL when the list was read to its end (a short or empty page,
+ * or the last page as Telnyx counts them), else the result that stopped
+ * it, allocated under the caller's memory context.  A list that has not
+ * ended after API_MAX_LIST_PAGES pages is malformed.
+ */
+TelnyxResult *
+api_each_page(ApiPageCallback fn, void *arg)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext pagecxt;
+	int			page;
+
+	pagecxt = AllocSetContextCreate(callercxt, "telnyx_orders list page",
+									ALLOCSET_DEFAULT_SIZES);
+	for (page = 1;; page++)
+	{
+		TelnyxResult *r;
+		JsonbContainer *data;
+		List	   *orders = NIL;
+		List	   *unparsed = NIL;
+		int			total_pages;
+		int			n;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(pagecxt);
+		r = api_list_inexplicit_orders(page, TELNYX_MAX_PAGE_SIZE);
+		if (r->class == TELNYX_OK && page > API_MAX_LIST_PAGES)
+		{
+			r->class = TELNYX_MALFORMED;
+			r->why = psprintf("The list of orders did not end after %d pages.",
+							  API_MAX_LIST_PAGES);
+		}
+		if (r->class != TELNYX_OK)
+		{
+			/* the page's context lives on with the caller's */
+			MemoryContextSwitchTo(callercxt);
+			return r;
+		}
+
+		data = r->data.val.binary.data;
+		n = JsonContainerSize(data);
+		for (i = 0; i < n; i++)
+		{
+			JsonbValue *elem = getIthJsonbValueFromContainer(data, i);
+			TelnyxOrder *order = api_parse_order(elem);
+
+			if (order != NULL)
+				orders = lappend(orders, order);
+			else
+				unparsed = lappend(unparsed, elem);
+		}
+		fn(orders, unparsed, arg);
+		total_pages = api_list_total_pages(r);
+
+		MemoryContextSwitchTo(callercxt);
+		MemoryContextReset(pagecxt);
+
+		if (n == 0 || (total_pages >= 0 ? page >= total_pages
+					   : n < TELNYX_MAX_PAGE_SIZE))
+			break;
+	}
+	MemoryContextDelete(pagecxt);
+	return NULL;
 }
 
 /* Send req, with the retries http.c allows, and classify the answer. */
@@ -473,7 +591,7 @@ api_parse_order(const JsonbValue *value)
 	data = value->val.binary.data;
 
 	o = palloc0(sizeof(TelnyxOrder));
-	o->id = get_uuid(data, "id");
+	o->id = get_id(data, "id");
 	if (o->id == NULL)
 		return NULL;
 	o->connection_id = get_string(data, "connection_id");
@@ -800,6 +918,52 @@ get_uuid(JsonbContainer *obj, const char *key)
 		!api_is_uuid(v->val.string.val, v->val.string.len))
 		return NULL;
 	return asc_tolower(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * An order id: a string of 1 to TELNYX_MAX_ID_LEN bytes without control
+ * characters, kept as Telnyx spells it (a uuid in lower case, so that the
+ * same order is always the same text); NULL otherwise.
+ */
+static char *
+get_id(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	buf;
+	JsonbValue *v = get_field(obj, key, &buf);
+	int			i;
+
+	if (v == NULL || v->type != jbvString ||
+		v->val.string.len < 1 || v->val.string.len > TELNYX_MAX_ID_LEN)
+		return NULL;
+	for (i = 0; i < v->val.string.len; i++)
+		if ((unsigned char) v->val.string.val[i] < ' ' ||
+			v->val.string.val[i] == 0x7f)
+			return NULL;
+	if (api_is_uuid(v->val.string.val, v->val.string.len))
+		return get_uuid(obj, key);
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * api_path_escape
+ *		s percent-encoded for one path segment: every byte but RFC 3986's
+ *		unreserved characters.
+ */
+char *
+api_path_escape(const char *s)
+{
+	StringInfoData buf;
+	const unsigned char *p;
+
+	initStringInfo(&buf);
+	for (p = (const unsigned char *) s; *p; p++)
+	{
+		if (isalnum(*p) || strchr("-._~", *p) != NULL)
+			appendStringInfoChar(&buf, (char) *p);
+		else
+			appendStringInfo(&buf, "%%%02X", *p);
+	}
+	return buf.data;
 }
 
 /*

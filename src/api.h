@@ -104,7 +104,8 @@ typedef struct TelnyxGroup
 /* An inexplicit number order as Telnyx describes it. */
 typedef struct TelnyxOrder
 {
-	char	   *id;				/* canonical uuid text; never NULL */
+	char	   *id;				/* as Telnyx gives it (a uuid in lower case);
+								 * never NULL */
 	char	   *connection_id;
 	char	   *messaging_profile_id;
 	char	   *customer_reference;
@@ -116,15 +117,31 @@ typedef struct TelnyxOrder
 	Jsonb	   *data;			/* the whole object */
 } TelnyxOrder;
 
-extern TelnyxResult *api_create_inexplicit_order(Jsonb *request,
+/* Longest order id kept (the spec types it as a string). */
+#define TELNYX_MAX_ID_LEN 255
+
+extern TelnyxResult *api_create_inexplicit_order(const char *request,
 												 const char *idempotency_key);
-extern void api_create_request(HttpRequest *req, Jsonb *request,
+extern void api_create_request(HttpRequest *req, const char *request,
 							   const char *idempotency_key);
+extern char *api_request_text(Jsonb *request);
+extern bool api_idempotency_key_valid(const char *key);
+extern char *api_path_escape(const char *s);
 extern TelnyxResult *api_create_result(const HttpRequest *req,
 									   const HttpResponse *resp);
 extern TelnyxResult *api_get_inexplicit_order(const char *id);
 extern TelnyxResult *api_list_inexplicit_orders(int page_number, int page_size);
 
+/*
+ * Called for each page of the list: the orders parsed (TelnyxOrder *) and
+ * the elements that could not be (JsonbValue *).
+ */
+typedef void (*ApiPageCallback) (List *orders, List *unparsed, void *arg);
+
+/* Pages of the list read at most before it counts as endless. */
+#define API_MAX_LIST_PAGES 1000000
+
+extern TelnyxResult *api_each_page(ApiPageCallback fn, void *arg);
 extern TelnyxOrder *api_parse_order(const JsonbValue *data);
 extern int	api_list_total_pages(const TelnyxResult *result);
 extern void api_raise(const TelnyxResult *result, const char *action);

@@ -4,41 +4,47 @@
  *	  The queue of order requests in telnyx_order_requests.
  *
  * A request is a row written in the caller's transaction, so a transaction
- * that rolls back leaves nothing to send.  A sender (the background worker,
- * or telnyx_process_queue's worker) claims due rows in a short transaction:
+ * that rolls back leaves nothing to send.  It records who queued it
+ * (requested_by): only that role, a member of it or a superuser may cancel
+ * it or see it.  A sender (the background worker, or
+ * telnyx_process_queue's worker) claims due rows in a short transaction:
  * FOR UPDATE SKIP LOCKED, state "sending", a lease, and the claimer's pid
  * and start time.  It commits, sends with no transaction open, and records
- * each outcome in another short transaction, where a success also records
- * the order's rows (store.c): the state and the order change together.
+ * each outcome in a subtransaction of its own, where a success also
+ * records the order's rows (store.c): the state and the order change
+ * together, and one outcome that cannot be recorded never takes the
+ * others with it.
  *
  * Never twice: a request whose outcome is uncertain (timeout or reset after
- * sending, 5xx, an unreadable 2xx), or found "sending" when its claimer is
- * gone (a crash, a restart, kill -9) or its lease has run out, becomes
- * "unknown".  After telnyx.reconcile_delay it is looked up in the list of
- * orders by its customer_reference and groups (every request has a
- * customer_reference: one derived from its request_key when the caller gave
- * none).  Found: "sent" with that order.  Proven absent after reading the
- * whole list: "retrying", to be sent again with the same Idempotency-Key.
- * Absence is not proven while the list holds an order made since the
- * request (or of unknown date) that gives no customer_reference: such a
- * request stays "unknown" and is looked up again later.
+ * sending, 5xx, an unreadable 2xx), or found claimed by a sender that is
+ * gone (a crash, a restart, kill -9) or whose lease has run out, becomes
+ * "unknown" (reconcile.c looks it up).  A request is always sent as the
+ * same bytes (request_body) under the same Idempotency-Key, so that a
+ * resend after "proven absent" is the same request to Telnyx.
  *
- * Every state change is announced by a trigger on the table (NOTIFY
- * telnyx_orders), not here.
+ * Every statement here runs as the extension's owner with search_path
+ * pinned (store_enter), names the extension's schema and qualifies its
+ * operators; times and leases are computed in C, in 64 bits.  Every state
+ * change made by a sender is announced by a trigger on the table (NOTIFY
+ * telnyx_orders, without payload), not here.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "commands/sequence.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "catalog/namespace.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -55,86 +61,300 @@ int			telnyx_reconcile_delay_ms = 10000;
 /* A sender's claim lasts this much longer than a request may take. */
 #define QUEUE_LEASE_MARGIN_MS 60000
 
-/* Pages of 250 orders read at most while reconciling. */
-#define QUEUE_MAX_RECONCILE_PAGES 400
-
-/*
- * Orders without a customer_reference created this long before a request,
- * or after it, might be its order.
- */
-#define QUEUE_CLOCK_SKEW_MS (5 * 60 * 1000)
-
 /* How long a sender's claim on unknown requests, to reconcile them, lasts. */
 #define QUEUE_RECONCILE_LEASE_MS (10 * 60 * 1000)
+
+/* A request whose order cannot be told apart is looked up again after this. */
+#define QUEUE_UNCERTAIN_DELAY_MS 60000
+
+/* The columns a claim returns, as queue_read_requests reads them. */
+#define QUEUE_REQUEST_COLUMNS \
+	" RETURNING r.id, r.request_key::pg_catalog.text, r.body, r.request_body," \
+	" r.attempts, r.created_at, r.first_sent_at"
 
 /*---- Local variables ----*/
 
 /* Did the current transaction enqueue?  (Read at commit to wake a sender.) */
 static bool enqueued_in_transaction = false;
+
+/* Ids reserved by this transaction and not queued yet (TopTransactionContext). */
+static List *reserved_ids = NIL;
 static bool xact_callback_registered = false;
 
 /*---- Function declarations ----*/
 
 static void queue_xact_callback(XactEvent event, void *arg);
-static void queue_connect(void);
-static void queue_exec(const char *template, int nargs, Oid *argtypes,
-					   Datum *values, const char *nulls, int expected);
-static char *queue_sql(const char *template);
+static void queue_register_callback(void);
+static bool take_reserved(int64 id);
+static char *queue_begin(StoreScope *scope);
+static void queue_end(StoreScope *scope);
+static void queue_exec(const char *schema, const char *template, int nargs,
+					   Oid *argtypes, Datum *values, const char *nulls,
+					   int expected);
 static void queue_set_state(int64 id, const char *from, const char *to,
 							const char *order_id, Jsonb *last_error,
 							double delay_ms);
-static List *queue_claim_rows(const char *template, int max, int lease_ms,
+static List *queue_claim_rows(const char *template, int max, int64 lease_ms,
 							  MemoryContext mcxt);
 static List *queue_read_requests(MemoryContext mcxt);
 static Jsonb *queue_reason(const char *reason);
+static Datum queue_after_ms(double ms);
 
 /*
  * queue_enqueue
  *		Validate an order and queue it; return the request id.  Runs in the
- *		caller's transaction: nothing is sent unless it commits.
+ *		caller's transaction, as the caller: nothing is sent unless it
+ *		commits.  reserved_id, when not 0, is an id that queue_reserve_id
+ *		gave this transaction (any other is ignored); a request with that id
+ *		already queued is not queued again (0 is returned).
  */
 int64
-queue_enqueue(Jsonb *ordering_groups, OrderFields *fields)
+queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 {
 	char	   *key;
 	Jsonb	   *body;
-	Oid			argtypes[2] = {UUIDOID, JSONBOID};
-	Datum		values[2];
-	int64		id;
+	Oid			argtypes[5] = {UUIDOID, JSONBOID, TEXTOID, OIDOID, INT8OID};
+	Datum		values[5];
+	char		nulls[5] = "     ";
+	int			nargs = reserved_id == 0 ? 4 : 5;
+	Oid			home_types[3] = {INT8OID, OIDOID, TEXTOID};
+	Datum		home_values[3];
+	Oid			requested_by = GetUserId();
+	char	   *schema;
+	StoreScope	scope;
+	int64		id = 0;
 	bool		isnull;
+
+	if (reserved_id != 0 && !take_reserved(reserved_id))
+		reserved_id = 0;
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot queue an order in a read-only transaction"),
+				 errhint("Queue it on the primary server, in a read-write transaction.")));
 
 	key = DatumGetCString(DirectFunctionCall1(uuid_out,
 											  DirectFunctionCall1(gen_random_uuid, (Datum) 0)));
 
 	/* so that the order can always be found again, even if the answer is lost */
 	if (fields->customer_reference == NULL)
-		fields->customer_reference = psprintf("telnyx_orders:%s", key);
+		fields->customer_reference = psprintf("%s%s", QUEUE_REFERENCE_PREFIX, key);
 
 	body = validate_order_request(ordering_groups, fields);
 
 	values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(key));
 	values[1] = JsonbPGetDatum(body);
+	values[2] = CStringGetTextDatum(api_request_text(body));
+	values[3] = ObjectIdGetDatum(requested_by);
+	values[4] = Int64GetDatum(reserved_id);
 
-	queue_connect();
-	queue_exec("INSERT INTO %s.telnyx_order_requests (request_key, body)"
-			   " VALUES ($1, $2) RETURNING id",
-			   2, argtypes, values, NULL, SPI_OK_INSERT_RETURNING);
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	home_values[0] = Int64GetDatum((int64) GetSystemIdentifier());
+	home_values[1] = ObjectIdGetDatum(MyDatabaseId);
+	home_values[2] = CStringGetTextDatum(get_database_name(MyDatabaseId));
 
+	schema = queue_begin(&scope);
+	/* the queue lives here from its first request on (see queue_home) */
+	queue_exec(schema,
+			   "INSERT INTO %s.telnyx_queue_home"
+			   " (system_identifier, database_oid, database_name)"
+			   " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+			   3, home_types, home_values, NULL, SPI_OK_INSERT);
+	queue_exec(schema,
+			   reserved_id == 0
+			   ? "INSERT INTO %s.telnyx_order_requests AS r"
+			   " (request_key, body, request_body, requested_by)"
+			   " VALUES ($1, $2, $3, $4) RETURNING r.id"
+			   : "INSERT INTO %s.telnyx_order_requests AS r"
+			   " (id, request_key, body, request_body, requested_by)"
+			   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4)"
+			   " ON CONFLICT (id) DO NOTHING RETURNING r.id",
+			   nargs, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+	if (SPI_processed == 1)
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	queue_end(&scope);
+
+	if (id == 0)
+		return 0;
+	queue_register_callback();
+	enqueued_in_transaction = true;
+	return id;
+}
+
+/* Was id reserved by this transaction?  It is then no longer. */
+static bool
+take_reserved(int64 id)
+{
+	ListCell   *lc;
+
+	foreach(lc, reserved_ids)
+	{
+		if (*(int64 *) lfirst(lc) == id)
+		{
+			reserved_ids = foreach_delete_current(reserved_ids, lc);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+queue_register_callback(void)
+{
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(queue_xact_callback, NULL);
 		xact_callback_registered = true;
 	}
-	enqueued_in_transaction = true;
+}
+
+/*
+ * queue_reserve_id
+ *		A new request id, for queue_enqueue to use later in this transaction.
+ */
+int64
+queue_reserve_id(void)
+{
+	StoreScope	scope;
+	char	   *schema = store_enter(&scope);
+	Oid			relid;
+	int64		id;
+
+	relid = get_relname_relid("telnyx_order_requests",
+							  get_namespace_oid(schema, false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "could not find table \"telnyx_order_requests\"");
+	id = nextval_internal(getIdentitySequence(relid, 1, false), true);
+	store_leave(&scope);
+
+	queue_register_callback();
+	{
+		int64	   *copy = MemoryContextAlloc(TopTransactionContext, sizeof(int64));
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		*copy = id;
+		reserved_ids = lappend(reserved_ids, copy);
+		MemoryContextSwitchTo(old);
+	}
 	return id;
+}
+
+/*
+ * queue_cancel
+ *		Cancel request id if it is still queued or retrying and the calling
+ *		role queued it (or is a member of the role that did, or a
+ *		superuser).  Returns whether it was cancelled; another role's
+ *		request is treated as absent.
+ */
+bool
+queue_cancel(int64 id)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		values[2];
+	StoreScope	scope;
+	char	   *schema;
+	bool		cancelled;
+
+	values[0] = Int64GetDatum(id);
+	values[1] = ObjectIdGetDatum(GetUserId());
+
+	schema = queue_begin(&scope);
+	queue_exec(schema,
+			   "UPDATE %s.telnyx_order_requests r"
+			   "   SET state = 'cancelled', updated_at = pg_catalog.now()"
+			   " WHERE r.id OPERATOR(pg_catalog.=) $1"
+			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
+			   "   AND pg_catalog.pg_has_role($2, r.requested_by, 'MEMBER')",
+			   2, argtypes, values, NULL, SPI_OK_UPDATE);
+	cancelled = SPI_processed > 0;
+	queue_end(&scope);
+	return cancelled;
+}
+
+/*
+ * queue_home
+ *		Does the queue live in this cluster and database?  A database that
+ *		was restored or cloned from another keeps the original's home, and
+ *		must not send until an administrator says so (queue_resume).  So
+ *		must one that holds requests but no home yet (every enqueue writes
+ *		the home, so that is a restore under way).
+ */
+QueueHome
+queue_home(void)
+{
+	StoreScope	scope;
+	char	   *schema = queue_begin(&scope);
+	QueueHome	result = QUEUE_HOME_NONE;
+	bool		isnull;
+
+	queue_exec(schema,
+			   "SELECT h.system_identifier, h.database_oid FROM %1$s.telnyx_queue_home h"
+			   " UNION ALL"
+			   " SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM %1$s.telnyx_order_requests)"
+			   " AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_queue_home)",
+			   0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum		sysid = SPI_getbinval(tup, desc, 1, &isnull);
+
+		if (isnull)
+			result = QUEUE_HOME_ELSEWHERE;	/* requests without a home */
+		else if (DatumGetInt64(sysid) == (int64) GetSystemIdentifier() &&
+				 DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)) == MyDatabaseId)
+			result = QUEUE_HOME_HERE;
+		else
+			result = QUEUE_HOME_ELSEWHERE;
+	}
+	queue_end(&scope);
+	return result;
+}
+
+/*
+ * queue_resume
+ *		Make this cluster and database the queue's home; returns whether it
+ *		was elsewhere before.
+ */
+bool
+queue_resume(void)
+{
+	Oid			argtypes[3] = {INT8OID, OIDOID, TEXTOID};
+	Datum		values[3];
+	StoreScope	scope;
+	char	   *schema;
+	bool		moved;
+
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot resume the queue in a read-only transaction")));
+	moved = queue_home() == QUEUE_HOME_ELSEWHERE;
+
+	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	values[2] = CStringGetTextDatum(get_database_name(MyDatabaseId));
+	schema = queue_begin(&scope);
+	queue_exec(schema,
+			   "INSERT INTO %s.telnyx_queue_home AS h"
+			   " (system_identifier, database_oid, database_name)"
+			   " VALUES ($1, $2, $3) ON CONFLICT (only_row) DO UPDATE"
+			   " SET system_identifier = EXCLUDED.system_identifier,"
+			   "     database_oid = EXCLUDED.database_oid,"
+			   "     database_name = EXCLUDED.database_name,"
+			   "     since = pg_catalog.now()",
+			   3, argtypes, values, NULL, SPI_OK_INSERT);
+	queue_end(&scope);
+	return moved;
 }
 
 /* At commit of a transaction that enqueued, wake this database's sender. */
 static void
 queue_xact_callback(XactEvent event, void *arg)
 {
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
+		reserved_ids = NIL;		/* freed with TopTransactionContext */
 	if (!enqueued_in_transaction)
 		return;
 	switch (event)
@@ -146,6 +366,7 @@ queue_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
+			/* a prepared enqueue is found by the sender's next look */
 			enqueued_in_transaction = false;
 			break;
 		default:
@@ -153,34 +374,46 @@ queue_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-static void
-queue_connect(void)
+/* Act as the extension (store_enter) and connect SPI; returns the schema. */
+static char *
+queue_begin(StoreScope *scope)
 {
+	char	   *schema = store_enter(scope);
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	return pstrdup(quote_identifier(schema));
+}
+
+static void
+queue_end(StoreScope *scope)
+{
+	SPI_finish();
+	store_leave(scope);
 }
 
 /*
- * Run the statement template (its schema put in by queue_sql) with nargs
- * parameters; raise an error unless SPI answers expected.  SPI must be
- * connected.
+ * Run the statement template, its "%s" replaced by the quoted schema, with
+ * nargs parameters; raise an error unless SPI answers expected.
  */
 static void
-queue_exec(const char *template, int nargs, Oid *argtypes, Datum *values,
-		   const char *nulls, int expected)
-		   {
-		   int			rc = SPI_execute_with_args(queue_sql(template), nargs, argtypes,
-		   values, nulls, false, 0);
+queue_exec(const char *schema, const char *template, int nargs, Oid *argtypes,
+		   Datum *values, const char *nulls, int expected)
+{
+	int			rc = SPI_execute_with_args(psprintf(template, schema), nargs,
+										   argtypes, values, nulls, false, 0);
 
 	if (rc != expected)
 		elog(ERROR, "queue statement failed: %s", SPI_result_code_string(rc));
 }
 
-/* template with its "%s" replaced by the extension's quoted schema. */
-static char *
-queue_sql(const char *template)
+/* A timestamptz datum ms milliseconds from now (64-bit arithmetic). */
+static Datum
+queue_after_ms(double ms)
 {
-	return psprintf(template, quote_identifier(store_schema_name()));
+	ms = Max(ms, 0.0);
+	ms = Min(ms, (double) INT64CONST(1000000000000));
+	return TimestampTzGetDatum(GetCurrentTimestamp() + (TimestampTz) (ms * 1000.0));
 }
 
 /*
@@ -194,7 +427,7 @@ queue_ready(void)
 
 	if (!OidIsValid(extoid))
 		return false;
-	return OidIsValid(get_relname_relid("telnyx_order_requests",
+	return OidIsValid(get_relname_relid("telnyx_queue_home",
 										get_namespace_oid(store_schema_name(), false)));
 }
 
@@ -209,42 +442,47 @@ queue_claim(int max, MemoryContext mcxt)
 {
 	return queue_claim_rows("WITH due AS ("
 							"  SELECT id FROM %1$s.telnyx_order_requests"
-							"   WHERE state IN ('queued', 'retrying') AND next_attempt_at <= now()"
+							"   WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
+							"     AND next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 							"   ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
 							" UPDATE %1$s.telnyx_order_requests r"
-							"    SET state = 'sending', attempts = r.attempts + 1,"
-							"        lease_until = now() + $2 * interval '1 millisecond',"
-							"        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3,"
-							"        updated_at = now()"
-							"   FROM due WHERE r.id = due.id"
-							" RETURNING r.id, r.request_key::text, r.body, r.attempts, r.created_at",
-							max, telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS, mcxt);
+							"    SET state = 'sending',"
+							"        attempts = r.attempts OPERATOR(pg_catalog.+) 1,"
+							"        lease_until = $2, claimed_by_pid = pg_catalog.pg_backend_pid(),"
+							"        claimed_by_start = $3,"
+							"        first_sent_at = coalesce(r.first_sent_at, pg_catalog.now()),"
+							"        updated_at = pg_catalog.now()"
+							"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
+							QUEUE_REQUEST_COLUMNS,
+							max, (int64) telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS, mcxt);
 }
 
 /*
- * Run a claiming statement: $1 the most rows, $2 the lease in milliseconds,
- * $3 this process's start time; it returns the claimed requests, which are
+ * Run a claiming statement: $1 the most rows, $2 the end of the lease, $3
+ * this process's start time; it returns the claimed requests, which are
  * read into mcxt.
  */
 static List *
-queue_claim_rows(const char *template, int max, int lease_ms, MemoryContext mcxt)
+queue_claim_rows(const char *template, int max, int64 lease_ms, MemoryContext mcxt)
 {
-	Oid			argtypes[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
+	Oid			argtypes[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[3];
+	StoreScope	scope;
+	char	   *schema;
 	List	   *result;
 
 	values[0] = Int32GetDatum(max);
-	values[1] = Int32GetDatum(lease_ms);
+	values[1] = queue_after_ms((double) lease_ms);
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
 
-	queue_connect();
-	queue_exec(template, 3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	schema = queue_begin(&scope);
+	queue_exec(schema, template, 3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
-	SPI_finish();
+	queue_end(&scope);
 	return result;
 }
 
-/* The rows of SPI_tuptable (id, request_key, body, attempts, created_at), in mcxt. */
+/* The rows of SPI_tuptable (QUEUE_REQUEST_COLUMNS), in mcxt. */
 static List *
 queue_read_requests(MemoryContext mcxt)
 {
@@ -258,12 +496,16 @@ queue_read_requests(MemoryContext mcxt)
 		MemoryContext old = MemoryContextSwitchTo(mcxt);
 		QueueRequest *req = palloc0(sizeof(QueueRequest));
 		bool		isnull;
+		Datum		d;
 
 		req->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		req->request_key = SPI_getvalue(tup, desc, 2);
 		req->body = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
-		req->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		req->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+		req->request_body = SPI_getvalue(tup, desc, 4);
+		req->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		req->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		req->first_sent_at = isnull ? req->created_at : DatumGetTimestampTz(d);
 		result = lappend(result, req);
 		MemoryContextSwitchTo(old);
 	}
@@ -292,20 +534,24 @@ queue_record(QueueRequest *req, TelnyxResult *result, double *wait_ms)
 			{
 				TelnyxOrder *order = api_parse_order(&result->data);
 
-				store_order(order);
+				store_order(order, false);
 				queue_set_state(req->id, "sending", "sent", order->id, NULL, 0);
 				return QUEUE_DONE;
 			}
 
 		case TELNYX_REJECTED:
-		case TELNYX_NOT_FOUND:
 			queue_set_state(req->id, "sending", "failed", NULL, error, 0);
 			return QUEUE_DONE;
 
 		case TELNYX_AUTH:
-			/* a configuration problem: it stays queued, as if not claimed */
+		case TELNYX_NOT_FOUND:
+
+			/*
+			 * A refused key, or no such endpoint (a base URL without /v2):
+			 * a configuration fault.  It stays queued, as if not claimed.
+			 */
 			queue_set_state(req->id, "sending", "queued", NULL, error, 0);
-			return QUEUE_AUTH;
+			return QUEUE_PAUSE;
 
 		case TELNYX_RATE_LIMITED:
 			delay = http_retry_delay_ms(req->attempts - 1, result->wait_ms);
@@ -327,6 +573,30 @@ queue_record(QueueRequest *req, TelnyxResult *result, double *wait_ms)
 }
 
 /*
+ * queue_record_unstored
+ *		queue_record failed (why says how).  A created order is still "sent"
+ *		with its id, and its rows are left to the periodic sync; any other
+ *		outcome becomes unknown, to be reconciled.
+ */
+void
+queue_record_unstored(QueueRequest *req, TelnyxResult *result, const char *why)
+{
+	if (result->class == TELNYX_OK)
+	{
+		TelnyxOrder *order = api_parse_order(&result->data);
+
+		queue_set_state(req->id, "sending", "sent", order->id,
+						queue_reason(psprintf("The order was created, but its rows could not be recorded (%s); the periodic sync records them.",
+											  why)),
+						0);
+	}
+	else
+		queue_set_state(req->id, "sending", "unknown", NULL,
+						queue_reason(psprintf("The outcome could not be recorded (%s).", why)),
+						telnyx_reconcile_delay_ms);
+}
+
+/*
  * Move request id from state "from" to "to", due after delay_ms.  The claim
  * is released.  order_id and last_error are kept unless given.
  */
@@ -334,66 +604,86 @@ static void
 queue_set_state(int64 id, const char *from, const char *to,
 				const char *order_id, Jsonb *last_error, double delay_ms)
 {
-	Oid			argtypes[6] = {INT8OID, TEXTOID, TEXTOID, UUIDOID, JSONBOID, FLOAT8OID};
+	Oid			argtypes[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 	Datum		values[6];
 	char		nulls[6] = "      ";
+	StoreScope	scope;
+	char	   *schema;
 
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(from);
 	values[2] = CStringGetTextDatum(to);
 	if (order_id != NULL)
-		values[3] = DirectFunctionCall1(uuid_in, CStringGetDatum(order_id));
+		values[3] = CStringGetTextDatum(order_id);
 	else
 		nulls[3] = 'n';
 	if (last_error != NULL)
 		values[4] = JsonbPGetDatum(last_error);
 	else
 		nulls[4] = 'n';
-	values[5] = Float8GetDatum(delay_ms);
+	values[5] = queue_after_ms(delay_ms);
 
-	queue_connect();
-	queue_exec("UPDATE %s.telnyx_order_requests"
+	schema = queue_begin(&scope);
+	queue_exec(schema,
+			   "UPDATE %s.telnyx_order_requests"
 			   "   SET state = $3, order_id = coalesce($4, order_id),"
-			   "       last_error = CASE WHEN $3 = 'sent' THEN NULL"
+			   "       last_error = CASE WHEN $3 OPERATOR(pg_catalog.=) 'sent'"
+			   "                         AND $5 IS NULL THEN NULL"
 			   "                         ELSE coalesce($5, last_error) END,"
-			   "       next_attempt_at = now() + $6 * interval '1 millisecond',"
+			   "       next_attempt_at = $6,"
 			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, updated_at = now()"
-			   " WHERE id = $1 AND state = $2",
+			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
+			   " WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) $2",
 			   6, argtypes, values, nulls, SPI_OK_UPDATE);
-	SPI_finish();
+	queue_end(&scope);
 }
 
 /*
  * queue_recover_stale
- *		Requests left "sending" by a sender that is gone (crash, restart,
- *		kill) or whose lease ran out have an unknown outcome.  Returns how
- *		many were found.
+ *		Every claim of a sender that is gone (crash, restart, kill) or whose
+ *		lease ran out ends at once: a request it left "sending" has an
+ *		unknown outcome, and an unknown one it was reconciling is free to be
+ *		reconciled again.  Returns how many were left "sending".
  */
 int
 queue_recover_stale(void)
 {
-	Oid			argtypes[2] = {FLOAT8OID, JSONBOID};
+	Oid			argtypes[2] = {TIMESTAMPTZOID, JSONBOID};
 	Datum		values[2];
-	int			n;
+	StoreScope	scope;
+	char	   *schema;
+	int			n = 0;
+	uint64		i;
 
-	values[0] = Float8GetDatum(telnyx_reconcile_delay_ms);
+	values[0] = queue_after_ms(telnyx_reconcile_delay_ms);
 	values[1] = JsonbPGetDatum(queue_reason("The sender stopped before it could record the outcome."));
 
-	queue_connect();
-	queue_exec("UPDATE %s.telnyx_order_requests r"
-			   "   SET state = 'unknown', last_error = $2,"
-			   "       next_attempt_at = now() + $1 * interval '1 millisecond',"
+	schema = queue_begin(&scope);
+	queue_exec(schema,
+			   "UPDATE %s.telnyx_order_requests r"
+			   "   SET state = 'unknown',"
+			   "       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+			   "                         THEN $2 ELSE r.last_error END,"
+			   "       next_attempt_at = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+			   "                              THEN $1 ELSE r.next_attempt_at END,"
 			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, updated_at = now()"
-			   " WHERE state = 'sending'"
-			   "   AND (lease_until < now()"
+			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
+			   " WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
+			   "   AND r.claimed_by_pid IS NOT NULL"
+			   "   AND (r.lease_until OPERATOR(pg_catalog.<) pg_catalog.now()"
 			   "        OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
-			   "                        WHERE a.pid = r.claimed_by_pid"
-			   "                          AND a.backend_start = r.claimed_by_start))",
-			   2, argtypes, values, NULL, SPI_OK_UPDATE);
-	n = (int) SPI_processed;
-	SPI_finish();
+			   "                        WHERE a.pid OPERATOR(pg_catalog.=) r.claimed_by_pid"
+			   "                          AND a.backend_start OPERATOR(pg_catalog.=) r.claimed_by_start))"
+			   " RETURNING r.last_error OPERATOR(pg_catalog.=) $2",
+			   2, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)))
+			n++;
+	}
+	queue_end(&scope);
 	return n;
 }
 
@@ -405,26 +695,31 @@ queue_recover_stale(void)
 int
 queue_release_own(void)
 {
-	Oid			argtypes[3] = {FLOAT8OID, JSONBOID, TIMESTAMPTZOID};
+	Oid			argtypes[3] = {TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID};
 	Datum		values[3];
+	StoreScope	scope;
+	char	   *schema;
 	int			n;
 
-	values[0] = Float8GetDatum(telnyx_reconcile_delay_ms);
+	values[0] = queue_after_ms(telnyx_reconcile_delay_ms);
 	values[1] = JsonbPGetDatum(queue_reason("The sender failed before it could record the outcome."));
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
 
-	queue_connect();
-	queue_exec("UPDATE %s.telnyx_order_requests r"
+	schema = queue_begin(&scope);
+	queue_exec(schema,
+			   "UPDATE %s.telnyx_order_requests r"
 			   "   SET state = 'unknown',"
-			   "       last_error = CASE WHEN state = 'sending' THEN $2 ELSE last_error END,"
-			   "       next_attempt_at = now() + $1 * interval '1 millisecond',"
+			   "       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+			   "                         THEN $2 ELSE r.last_error END,"
+			   "       next_attempt_at = $1,"
 			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, updated_at = now()"
-			   " WHERE state IN ('sending', 'unknown')"
-			   "   AND claimed_by_pid = pg_backend_pid() AND claimed_by_start = $3",
+			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
+			   " WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
+			   "   AND r.claimed_by_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
+			   "   AND r.claimed_by_start OPERATOR(pg_catalog.=) $3",
 			   3, argtypes, values, NULL, SPI_OK_UPDATE);
 	n = (int) SPI_processed;
-	SPI_finish();
+	queue_end(&scope);
 	return n;
 }
 
@@ -438,161 +733,101 @@ queue_claim_unknown(int max, MemoryContext mcxt)
 {
 	return queue_claim_rows("WITH due AS ("
 							"  SELECT id FROM %1$s.telnyx_order_requests"
-							"   WHERE state = 'unknown' AND next_attempt_at <= now()"
-							"     AND (claimed_by_pid IS NULL OR lease_until < now())"
+							"   WHERE state OPERATOR(pg_catalog.=) 'unknown'"
+							"     AND next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+							"     AND claimed_by_pid IS NULL"
 							"   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
 							" UPDATE %1$s.telnyx_order_requests r"
-							"    SET lease_until = now() + $2 * interval '1 millisecond',"
-							"        claimed_by_pid = pg_backend_pid(), claimed_by_start = $3"
-							"   FROM due WHERE r.id = due.id"
-							" RETURNING r.id, r.request_key::text, r.body, r.attempts, r.created_at",
+							"    SET lease_until = $2, claimed_by_pid = pg_catalog.pg_backend_pid(),"
+							"        claimed_by_start = $3"
+							"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
+							QUEUE_REQUEST_COLUMNS,
 							max, QUEUE_RECONCILE_LEASE_MS, mcxt);
 }
 
 /*
- * queue_find_orders
- *		Read the whole list of orders and attach to each request the orders
- *		that match it (same customer_reference and groups), in list order.
- *		Returns NULL when the list was read to the end, or the failed
- *		result.  Runs with no transaction open, in the current memory
- *		context.
- */
-TelnyxResult *
-queue_find_orders(List *requests)
-{
-	int			page;
-
-	for (page = 1; page <= QUEUE_MAX_RECONCILE_PAGES; page++)
-	{
-		TelnyxResult *r = api_list_inexplicit_orders(page, TELNYX_MAX_PAGE_SIZE);
-		JsonbContainer *data;
-		int			total_pages;
-		int			n;
-		int			i;
-
-		if (r->class != TELNYX_OK)
-			return r;
-		data = r->data.val.binary.data;
-		n = JsonContainerSize(data);
-		for (i = 0; i < n; i++)
-		{
-			TelnyxOrder *order = api_parse_order(getIthJsonbValueFromContainer(data, i));
-			ListCell   *lc;
-
-			if (order == NULL)
-				continue;
-			foreach(lc, requests)
-			{
-				QueueRequest *req = (QueueRequest *) lfirst(lc);
-
-				if (api_order_matches(order, req->body))
-					req->candidates = lappend(req->candidates, order);
-				else if (order->customer_reference == NULL &&
-						 (!order->created_at.present ||
-						  order->created_at.value >=
-						  req->created_at - QUEUE_CLOCK_SKEW_MS * INT64CONST(1000)))
-				{
-					/* an order made since, that does not say whose it is */
-					req->uncertain = true;
-				}
-			}
-		}
-		total_pages = api_list_total_pages(r);
-		if (n == 0 || (total_pages >= 0 ? page >= total_pages : n < TELNYX_MAX_PAGE_SIZE))
-			return NULL;
-		CHECK_FOR_INTERRUPTS();
-	}
-	return NULL;
-}
-
-/*
  * queue_resolve_unknown
- *		After queue_find_orders read the whole list: a request with a
- *		matching order not yet linked to another request is "sent" with it;
- *		one with none is proven absent and "retrying", to be sent again with
- *		its own key.  Returns how many were resolved.
+ *		After reconcile_find read the whole list: the first candidate order
+ *		that is not linked to another request, and that the tables do not
+ *		hold as the answer to a create (only a sync can have found this
+ *		request's order) or from before this request was first sent, is its
+ *		order: "sent" with it.  None, and
+ *		nothing uncertain: proven absent, so "retrying", to be sent again as
+ *		the same bytes with the same key.  Uncertain: looked up again later.
  */
-int
-queue_resolve_unknown(List *requests)
+void
+queue_resolve_unknown(QueueRequest *req)
 {
-	List	   *taken = NIL;
+	TelnyxOrder *found = NULL;
 	ListCell   *lc;
-	int			n = 0;
 
-	foreach(lc, requests)
+	foreach(lc, req->candidates)
 	{
-		QueueRequest *req = (QueueRequest *) lfirst(lc);
-		TelnyxOrder *found = NULL;
-		ListCell   *lc2;
+		Jsonb	   *data = (Jsonb *) lfirst(lc);
+		JsonbValue	v;
+		TelnyxOrder *order;
+		Oid			argtypes[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
+		Datum		values[3];
+		StoreScope	scope;
+		char	   *schema;
+		bool		taken;
 
-		foreach(lc2, req->candidates)
+		v.type = jbvBinary;
+		v.val.binary.data = &data->root;
+		v.val.binary.len = VARSIZE(data) - VARHDRSZ;
+		order = api_parse_order(&v);
+		if (order == NULL)
+			continue;
+
+		values[0] = CStringGetTextDatum(order->id);
+		values[1] = Int64GetDatum(req->id);
+		values[2] = TimestampTzGetDatum(req->first_sent_at);
+		schema = queue_begin(&scope);
+		queue_exec(schema,
+				   "SELECT 1 FROM %1$s.telnyx_order_requests r"
+				   " WHERE r.order_id OPERATOR(pg_catalog.=) $1"
+				   "   AND r.id OPERATOR(pg_catalog.<>) $2"
+				   " UNION ALL "
+				   "SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
+				   " WHERE o.id OPERATOR(pg_catalog.=) $1"
+				   "   AND (NOT o.found_by_sync"
+				   "        OR o.first_seen_at OPERATOR(pg_catalog.<) $3)",
+				   3, argtypes, values, NULL, SPI_OK_SELECT);
+		taken = SPI_processed > 0;
+		queue_end(&scope);
+		if (!taken)
 		{
-			TelnyxOrder *order = (TelnyxOrder *) lfirst(lc2);
-			Oid			argtypes[1] = {UUIDOID};
-			Datum		values[1];
-			bool		linked;
-			ListCell   *lc3;
-
-			linked = false;
-			foreach(lc3, taken)
-				if (strcmp((char *) lfirst(lc3), order->id) == 0)
-					linked = true;
-			if (linked)
-				continue;
-
-			values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(order->id));
-			queue_connect();
-			queue_exec("SELECT 1 FROM %s.telnyx_order_requests"
-					   " WHERE order_id = $1",
-					   1, argtypes, values, NULL, SPI_OK_SELECT);
-			linked = SPI_processed > 0;
-			SPI_finish();
-			if (!linked)
-			{
-				found = order;
-				break;
-			}
+			found = order;
+			break;
 		}
-
-		if (found != NULL)
-		{
-			store_order(found);
-			queue_set_state(req->id, "unknown", "sent", found->id, NULL, 0);
-			taken = lappend(taken, found->id);
-		}
-		else if (req->uncertain)
-		{
-			/* absence is not proven: look again later, never resend */
-			queue_set_state(req->id, "unknown", "unknown", NULL,
-							queue_reason("Not found, but an order without a customer_reference was created since, so absence is not proven."),
-							Max(telnyx_reconcile_delay_ms, 60000));
-		}
-		else
-			queue_set_state(req->id, "unknown", "retrying", NULL,
-							queue_reason("Reconciled: no such order exists at Telnyx, so it is sent again."),
-							0);
-		n++;
 	}
-	return n;
+
+	if (found != NULL)
+	{
+		store_order(found, false);
+		queue_set_state(req->id, "unknown", "sent", found->id, NULL, 0);
+	}
+	else if (req->uncertain)
+		queue_set_state(req->id, "unknown", "unknown", NULL,
+						queue_reason("Not found, but the list holds an order that cannot be told apart from this one's, so absence is not proven."),
+						Max(telnyx_reconcile_delay_ms, QUEUE_UNCERTAIN_DELAY_MS));
+	else
+		queue_set_state(req->id, "unknown", "retrying", NULL,
+						queue_reason("Reconciled: no such order exists at Telnyx, so it is sent again, as the same request."),
+						0);
 }
 
 /*
  * queue_unknown_retry_later
- *		The list could not be read: reconcile these again later.
+ *		The list could not be read (result), or the request could not be
+ *		resolved: reconcile it again later.
  */
 void
-queue_unknown_retry_later(List *requests, TelnyxResult *result)
+queue_unknown_retry_later(QueueRequest *req, TelnyxResult *result)
 {
-	ListCell   *lc;
-
-	foreach(lc, requests)
-	{
-		QueueRequest *req = (QueueRequest *) lfirst(lc);
-
-		queue_set_state(req->id, "unknown", "unknown", NULL, NULL,
-						http_retry_delay_ms(req->attempts, result->wait_ms) +
-						telnyx_reconcile_delay_ms);
-	}
+	queue_set_state(req->id, "unknown", "unknown", NULL, NULL,
+					http_retry_delay_ms(req->attempts, result ? result->wait_ms : -1) +
+					telnyx_reconcile_delay_ms);
 }
 
 /*
@@ -604,19 +839,24 @@ double
 queue_next_due_ms(void)
 {
 	double		result = -1;
+	StoreScope	scope;
+	char	   *schema = queue_begin(&scope);
 	bool		isnull;
 	Datum		d;
 
-	queue_connect();
-	if (SPI_execute(queue_sql("SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - now()) * 1000)::float8"
-							  "  FROM %s.telnyx_order_requests"
-							  " WHERE state IN ('queued', 'retrying', 'unknown')"),
-					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read order requests");
+	queue_exec(schema,
+			   "SELECT pg_catalog.min(next_attempt_at) FROM %s.telnyx_order_requests"
+			   " WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,unknown}')",
+			   0, NULL, NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
-		result = DatumGetFloat8(d);
-	SPI_finish();
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		TimestampTz due = DatumGetTimestampTz(d);
+
+		result = due <= now ? 0 : (double) (due - now) / 1000.0;
+	}
+	queue_end(&scope);
 	return result;
 }
 

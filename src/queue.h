@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * queue.h
- *	  The queue of order requests: enqueue, claim, state changes and
- *	  reconciliation of unknown outcomes.
+ *	  The queue of order requests: enqueue, claim, state changes and the
+ *	  outcome of reconciliation.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,11 +21,13 @@ typedef struct QueueRequest
 {
 	int64		id;
 	char	   *request_key;	/* uuid text: the Idempotency-Key */
-	Jsonb	   *body;			/* the exact body to send */
+	Jsonb	   *body;			/* the body, as jsonb */
+	char	   *request_body;	/* the exact bytes to send */
 	int			attempts;		/* including this one */
 	TimestampTz created_at;		/* when it was enqueued */
-	List	   *candidates;		/* while reconciling: TelnyxOrder * that
-								 * match */
+	TimestampTz first_sent_at;	/* when it was first claimed for sending */
+	List	   *candidates;		/* while reconciling: Jsonb * of orders that
+								 * may be this one's, in list order */
 	bool		uncertain;		/* while reconciling: an order that might be
 								 * this one cannot be told apart */
 } QueueRequest;
@@ -36,28 +38,44 @@ typedef enum QueueOutcome
 	QUEUE_DONE,					/* sent or failed for good */
 	QUEUE_RETRY,				/* will be sent again later */
 	QUEUE_RATE_LIMITED,			/* slow down: wait before sending anything */
-	QUEUE_AUTH,					/* the key is refused: stop until reload */
+	QUEUE_PAUSE,				/* a configuration fault (key refused, no
+								 * such endpoint): stop until reload */
 	QUEUE_UNKNOWN				/* to be reconciled */
 } QueueOutcome;
 
+/* Where the queue's database stands with respect to its home. */
+typedef enum QueueHome
+{
+	QUEUE_HOME_NONE,			/* no request was ever queued here */
+	QUEUE_HOME_HERE,			/* this cluster and database */
+	QUEUE_HOME_ELSEWHERE		/* restored or cloned from elsewhere */
+} QueueHome;
+
+/* The customer_reference of a request queued without one: prefix + key. */
+#define QUEUE_REFERENCE_PREFIX "telnyx_orders:"
+
 extern int	telnyx_reconcile_delay_ms;
 
-/* Called in the caller's transaction. */
-extern int64 queue_enqueue(Jsonb *ordering_groups, OrderFields *fields);
+/* Called in the caller's transaction, as the caller. */
+extern int64 queue_enqueue(Jsonb *ordering_groups, OrderFields *fields,
+						   int64 reserved_id);
+extern int64 queue_reserve_id(void);
+extern bool queue_cancel(int64 id);
+extern bool queue_resume(void);
 
 /* Each of these runs in a transaction the caller opened. */
 extern bool queue_ready(void);
+extern QueueHome queue_home(void);
 extern List *queue_claim(int max, MemoryContext mcxt);
 extern QueueOutcome queue_record(QueueRequest *req, TelnyxResult *result,
 								 double *wait_ms);
+extern void queue_record_unstored(QueueRequest *req, TelnyxResult *result,
+								  const char *why);
 extern int	queue_recover_stale(void);
 extern int	queue_release_own(void);
 extern List *queue_claim_unknown(int max, MemoryContext mcxt);
-extern int	queue_resolve_unknown(List *requests);
-extern void queue_unknown_retry_later(List *requests, TelnyxResult *result);
+extern void queue_resolve_unknown(QueueRequest *req);
+extern void queue_unknown_retry_later(QueueRequest *req, TelnyxResult *result);
 extern double queue_next_due_ms(void);
-
-/* Runs outside any transaction: looks the requests up at Telnyx. */
-extern TelnyxResult *queue_find_orders(List *requests);
 
 #endif							/* TELNYX_QUEUE_H */

@@ -11,6 +11,13 @@
  * names are qualified with the extension's schema, never found through
  * search_path.  Plans are prepared once per backend and kept.
  *
+ * The SQL-callable functions run as their caller, so that whatever a user
+ * wrote (a cast, an output function) runs with the user's rights.  The
+ * extension's own statements on its own tables run inside store_enter and
+ * store_leave: as the extension's owner, with search_path pinned to
+ * pg_catalog and pg_temp, and every operator they use qualified, so that no
+ * object a user can create is ever resolved by them.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -23,9 +30,11 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -41,6 +50,7 @@ typedef enum StoreStatement
 	STORE_UPSERT_GROUP,
 	STORE_DELETE_EXTRA_GROUPS,
 	STORE_UPSERT_NUMBER_ORDER,
+	STORE_KNOWN_ORDERS,
 	STORE_NUM_STATEMENTS
 } StoreStatement;
 
@@ -57,8 +67,9 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 	[STORE_UPSERT_ORDER] = {
 		"INSERT INTO %1$s.telnyx_inexplicit_orders AS o"
 		" (id, connection_id, messaging_profile_id, customer_reference,"
-		"  billing_group_id, created_at, updated_at, data, synced_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())"
+		"  billing_group_id, created_at, updated_at, data, found_by_sync,"
+		"  synced_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, pg_catalog.now())"
 		" ON CONFLICT (id) DO UPDATE SET"
 		" connection_id = EXCLUDED.connection_id,"
 		" messaging_profile_id = EXCLUDED.messaging_profile_id,"
@@ -67,10 +78,10 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" created_at = EXCLUDED.created_at,"
 		" updated_at = EXCLUDED.updated_at,"
 		" data = EXCLUDED.data,"
-		" synced_at = now()",
-		8,
-		{UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, JSONBOID}
+		" synced_at = pg_catalog.now()",
+		9,
+		{TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, JSONBOID, BOOLOID}
 	},
 	[STORE_UPSERT_GROUP] = {
 		"INSERT INTO %1$s.telnyx_ordering_groups AS g"
@@ -81,7 +92,7 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		"  count_requested, count_allocated, status, error_reason,"
 		"  created_at, updated_at, synced_at)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-		"  $15, $16, $17, $18, $19, $20, now())"
+		"  $15, $16, $17, $18, $19, $20, pg_catalog.now())"
 		" ON CONFLICT (order_id, group_index) DO UPDATE SET"
 		" country_iso = EXCLUDED.country_iso,"
 		" phone_number_type = EXCLUDED.phone_number_type,"
@@ -101,29 +112,36 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" error_reason = EXCLUDED.error_reason,"
 		" created_at = EXCLUDED.created_at,"
 		" updated_at = EXCLUDED.updated_at,"
-		" synced_at = now()",
+		" synced_at = pg_catalog.now()",
 		20,
-		{UUIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		{TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 			TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID,
 		INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 	},
 	[STORE_DELETE_EXTRA_GROUPS] = {
 		"DELETE FROM %1$s.telnyx_ordering_groups"
-		" WHERE order_id = $1 AND group_index > $2",
+		" WHERE order_id OPERATOR(pg_catalog.=) $1"
+		"   AND group_index OPERATOR(pg_catalog.>) $2",
 		2,
-		{UUIDOID, INT4OID}
+		{TEXTOID, INT4OID}
 	},
 	[STORE_UPSERT_NUMBER_ORDER] = {
 		"INSERT INTO %1$s.telnyx_number_orders AS n"
 		" (number_order_id, order_id, group_index, sub_number_order_ids, synced_at)"
-		" VALUES ($1, $2, $3, $4, now())"
+		" VALUES ($1, $2, $3, $4, pg_catalog.now())"
 		" ON CONFLICT (number_order_id) DO UPDATE SET"
 		" order_id = EXCLUDED.order_id,"
 		" group_index = EXCLUDED.group_index,"
 		" sub_number_order_ids = EXCLUDED.sub_number_order_ids,"
-		" synced_at = now()",
+		" synced_at = pg_catalog.now()",
 		4,
-		{UUIDOID, UUIDOID, INT4OID, UUIDARRAYOID}
+		{UUIDOID, TEXTOID, INT4OID, UUIDARRAYOID}
+	},
+	[STORE_KNOWN_ORDERS] = {
+		"SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
+		" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)",
+		1,
+		{TEXTARRAYOID}
 	},
 };
 
@@ -133,7 +151,7 @@ static char *store_plans_schema = NULL;
 
 /*---- Function declarations ----*/
 
-static void store_use_schema(void);
+static void store_use_schema(const char *schema);
 static SPIPlanPtr store_plan(StoreStatement stmt);
 static void store_execute(StoreStatement stmt, Datum *values, const char *nulls,
 						  int expected);
@@ -145,21 +163,23 @@ static Datum text_array_datum(List *strings);
 /*
  * store_order
  *		Upsert order, its groups and their number orders, in the current
- *		transaction.
+ *		transaction, as the extension's owner.  found_by_sync marks an order
+ *		first recorded by the periodic sync (kept as it is on an update).
  */
 void
-store_order(const TelnyxOrder *order)
+store_order(const TelnyxOrder *order, bool found_by_sync)
 {
 	Datum		values[20];
 	char		nulls[20];
 	Datum		order_id;
 	ListCell   *lc;
+	StoreScope	scope;
 
+	store_use_schema(store_enter(&scope));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	store_use_schema();
 
-	order_id = uuid_datum(order->id);
+	order_id = CStringGetTextDatum(order->id);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = order_id;
@@ -172,6 +192,7 @@ store_order(const TelnyxOrder *order)
 	values[6] = TimestampTzGetDatum(order->updated_at.value);
 	nulls[6] = order->updated_at.present ? ' ' : 'n';
 	values[7] = JsonbPGetDatum(order->data);
+	values[8] = BoolGetDatum(found_by_sync);
 	store_execute(STORE_UPSERT_ORDER, values, nulls, SPI_OK_INSERT);
 
 	foreach(lc, order->groups)
@@ -234,18 +255,65 @@ store_order(const TelnyxOrder *order)
 	}
 
 	SPI_finish();
+	store_leave(&scope);
 }
 
 /*
- * Look the extension's schema up, once per stored order.  Kept plans name
+ * store_orders_missing
+ *		Of the orders in the list, those the tables do not hold yet.
+ */
+List *
+store_orders_missing(List *orders)
+{
+	List	   *missing = NIL;
+	Datum	   *ids;
+	Datum		values[1];
+	ListCell   *lc;
+	StoreScope	scope;
+	int			n = 0;
+	uint64		i;
+
+	if (orders == NIL)
+		return NIL;
+	ids = palloc(sizeof(Datum) * list_length(orders));
+	foreach(lc, orders)
+		ids[n++] = CStringGetTextDatum(((TelnyxOrder *) lfirst(lc))->id);
+	values[0] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false,
+												TYPALIGN_INT));
+
+	store_use_schema(store_enter(&scope));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	store_execute(STORE_KNOWN_ORDERS, values, NULL, SPI_OK_SELECT);
+	foreach(lc, orders)
+	{
+		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
+		bool		known = false;
+
+		for (i = 0; i < SPI_processed && !known; i++)
+		{
+			char	   *id = SPI_getvalue(SPI_tuptable->vals[i],
+										  SPI_tuptable->tupdesc, 1);
+
+			known = strcmp(id, order->id) == 0;
+		}
+		if (!known)
+			missing = lappend(missing, order);
+	}
+	SPI_finish();
+	store_leave(&scope);
+	return missing;
+}
+
+/*
+ * Use the extension's schema (looked up once per call).  Kept plans name
  * the schema as it was when they were prepared; if it was renamed (or the
  * extension was created again elsewhere), they are dropped, to be prepared
  * again.
  */
 static void
-store_use_schema(void)
+store_use_schema(const char *schema)
 {
-	char	   *schema = store_schema_name();
 	int			i;
 
 	if (store_plans_schema == NULL || strcmp(store_plans_schema, schema) != 0)
@@ -290,6 +358,18 @@ store_plan(StoreStatement stmt)
 char *
 store_schema_name(void)
 {
+	return store_extension(NULL);
+}
+
+/*
+ * store_extension
+ *		The extension's schema (unquoted, palloc'd) and, when owner is not
+ *		NULL, its owner.  Raises an error if the extension does not exist in
+ *		this database.
+ */
+char *
+store_extension(Oid *owner)
+{
 	Oid			extoid = get_extension_oid("telnyx_orders", false);
 	Relation	rel;
 	SysScanDesc scan;
@@ -304,7 +384,11 @@ store_schema_name(void)
 	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
+	{
 		nsp = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+		if (owner != NULL)
+			*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 
@@ -312,6 +396,40 @@ store_schema_name(void)
 	if (name == NULL)
 		elog(ERROR, "could not find the schema of extension \"telnyx_orders\"");
 	return name;
+}
+
+/*
+ * store_enter
+ *		Act as the extension's owner, with search_path pinned to pg_catalog
+ *		and pg_temp, until store_leave: for the extension's own statements
+ *		on its own tables, and nothing else.  The user id is a security-
+ *		restricted one, as in a maintenance command, and on an error the
+ *		transaction's abort restores the caller's identity and settings.
+ *		Returns the extension's schema (unquoted, palloc'd).
+ */
+char *
+store_enter(StoreScope *scope)
+{
+	Oid			owner = InvalidOid;
+	char	   *schema = store_extension(&owner);
+
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	scope->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	SetUserIdAndSecContext(owner, scope->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	return schema;
+}
+
+/* Back to the caller's identity and settings. */
+void
+store_leave(StoreScope *scope)
+{
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+	AtEOXact_GUC(true, scope->nestlevel);
 }
 
 static void

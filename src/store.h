@@ -8,9 +8,23 @@
 #ifndef TELNYX_STORE_H
 #define TELNYX_STORE_H
 
+#include "nodes/pg_list.h"
+
 #include "api.h"
 
-extern void store_order(const TelnyxOrder *order);
+/* The caller's identity and settings, while acting as the extension. */
+typedef struct StoreScope
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+} StoreScope;
+
+extern void store_order(const TelnyxOrder *order, bool found_by_sync);
+extern List *store_orders_missing(List *orders);
 extern char *store_schema_name(void);
+extern char *store_extension(Oid *owner);
+extern char *store_enter(StoreScope *scope);
+extern void store_leave(StoreScope *scope);
 
 #endif							/* TELNYX_STORE_H */

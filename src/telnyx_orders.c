@@ -8,13 +8,20 @@
  * validate.c checks the input and builds the request, api.c sends it (via
  * http.c) and classifies the answer, store.c records the order in the
  * extension's tables, in the caller's transaction.  An order created at
- * Telnyx exists even if that transaction later rolls back;
- * telnyx_sync_inexplicit_orders() brings the record back.
+ * Telnyx exists even if that transaction later rolls back; the worker's
+ * periodic sync (or telnyx_sync_inexplicit_orders()) brings the record
+ * back.  Nothing is sent from a read-only transaction, where nothing could
+ * be recorded.
+ *
+ * Every function runs as its caller: what a user wrote (the casts and
+ * output functions that turn a trigger's row into JSON) runs with the
+ * user's rights, and only store.c and queue.c act as the extension, for
+ * their own statements.
  *
  * The queued functions (enqueue, the trigger) only write a request row
  * through queue.c; worker.c sends it after commit, along the same path.
- * This file also loads the module: settings, libcurl, the workers, and the
- * log hook that keeps the API key out of every message.
+ * This file also loads the module: the key (apikey.c), settings, libcurl
+ * and the workers.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,7 +30,10 @@
 #include <limits.h>
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -32,10 +42,12 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/uuid.h"
 
 #include "api.h"
+#include "apikey.h"
 #include "http.h"
 #include "queue.h"
 #include "store.h"
@@ -47,17 +59,12 @@ PG_MODULE_MAGIC;
 
 /*---- GUC variables ----*/
 
-char	   *telnyx_api_key = NULL;
 char	   *telnyx_api_base_url = NULL;
 char	   *telnyx_ca_file = NULL;
 int			telnyx_timeout_ms = 30000;
 int			telnyx_connect_timeout_ms = 10000;
 int			telnyx_max_retries = 2;
 int			telnyx_max_response_size = 10 * 1024 * 1024;
-
-/*---- Local variables ----*/
-
-static emit_log_hook_type prev_emit_log_hook = NULL;
 
 /*---- Function declarations ----*/
 
@@ -70,99 +77,33 @@ PG_FUNCTION_INFO_V1(telnyx_sync_inexplicit_orders);
 PG_FUNCTION_INFO_V1(telnyx_enqueue_inexplicit_order);
 PG_FUNCTION_INFO_V1(telnyx_order_trigger);
 PG_FUNCTION_INFO_V1(telnyx_process_queue);
+PG_FUNCTION_INFO_V1(telnyx_cancel_order_request);
+PG_FUNCTION_INFO_V1(telnyx_resume_queue);
 
 static void define_settings(void);
-static bool check_api_key(char **newval, void **extra, GucSource source);
 static bool check_api_base_url(char **newval, void **extra, GucSource source);
-static bool key_is_valid(const char *key);
 static const char *text_arg_or_null(FunctionCallInfo fcinfo, int argno);
-static void redact_key_in_log(ErrorData *edata);
 static Jsonb *row_to_jsonb(HeapTuple tuple, TupleDesc desc);
-static char *redact(char *text, const char *secret);
+static bool has_after_insert_trigger(Relation rel, Oid fn);
+static void refuse_read_only(void);
+static void sync_page(List *orders, List *unparsed, void *arg);
 
 /*
- * Module load: settings, then libcurl.
+ * Module load: the key, settings, libcurl, the workers.
  */
 void
 _PG_init(void)
 {
+	apikey_init();
 	define_settings();
 	http_init();
 	if (process_shared_preload_libraries_in_progress)
 		worker_init();
-
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = redact_key_in_log;
-}
-
-/*
- * PostgreSQL itself may write the key into a message: a reload logs
- * "parameter \"telnyx.api_key\" changed to ...", and log_statement logs a
- * SET of it.  Every message that passes through a process that loaded us
- * has the key replaced before it is logged or sent.  (Loaded through
- * shared_preload_libraries, that includes the postmaster.)
- */
-static void
-redact_key_in_log(ErrorData *edata)
-{
-	const char *secrets[2];
-	int			i;
-
-	secrets[0] = telnyx_api_key;
-	secrets[1] = getenv("TELNYX_API_KEY");
-	for (i = 0; i < lengthof(secrets); i++)
-	{
-		const char *secret = secrets[i];
-
-		/* a short value would redact innocent text, and cannot be a key */
-		if (secret == NULL || strlen(secret) < 8)
-			continue;
-		edata->message = redact(edata->message, secret);
-		edata->detail = redact(edata->detail, secret);
-		edata->detail_log = redact(edata->detail_log, secret);
-		edata->hint = redact(edata->hint, secret);
-		edata->context = redact(edata->context, secret);
-		edata->internalquery = redact(edata->internalquery, secret);
-	}
-
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
-}
-
-/* text with every occurrence of secret replaced; text itself if none. */
-static char *
-redact(char *text, const char *secret)
-{
-	StringInfoData buf;
-	size_t		len = strlen(secret);
-	char	   *p;
-	char	   *hit;
-
-	if (text == NULL || (hit = strstr(text, secret)) == NULL)
-		return text;
-
-	initStringInfo(&buf);
-	for (p = text; hit != NULL; p = hit + len, hit = strstr(p, secret))
-	{
-		appendBinaryStringInfo(&buf, p, hit - p);
-		appendStringInfoString(&buf, "********");
-	}
-	appendStringInfoString(&buf, p);
-	return buf.data;
 }
 
 static void
 define_settings(void)
 {
-	DefineCustomStringVariable("telnyx.api_key",
-							   "Telnyx API key (V2) sent as a bearer token.",
-							   "When empty, the server's TELNYX_API_KEY environment variable is used.",
-							   &telnyx_api_key,
-							   "",
-							   PGC_SUSET,
-							   GUC_SUPERUSER_ONLY,
-							   check_api_key, NULL, NULL);
-
 	DefineCustomStringVariable("telnyx.api_base_url",
 							   "Base URL of the Telnyx API.",
 							   "The API key is sent here: https only, or http to a loopback address.",
@@ -185,7 +126,7 @@ define_settings(void)
 							"Longest time one API request may take.",
 							NULL,
 							&telnyx_timeout_ms,
-							30000, 100, INT_MAX,
+							30000, 100, TELNYX_MAX_TIMEOUT_MS,
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
@@ -194,7 +135,7 @@ define_settings(void)
 							"Longest time to connect to the API.",
 							NULL,
 							&telnyx_connect_timeout_ms,
-							10000, 100, INT_MAX,
+							10000, 100, TELNYX_MAX_TIMEOUT_MS,
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
@@ -224,6 +165,15 @@ define_settings(void)
 							10000, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.sync_interval",
+							"Time between two reads of the list of orders by the background worker, to record any the tables lack.",
+							"Each sync costs one request per 250 orders in the account; 0 turns it off.",
+							&telnyx_sync_interval_s,
+							300, 0, 7 * 24 * 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("telnyx.database",
@@ -256,31 +206,6 @@ define_settings(void)
 	MarkGUCPrefixReserved("telnyx");
 }
 
-/* The key goes into a header line: no control characters, no spaces. */
-static bool
-key_is_valid(const char *key)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *) key; *p; p++)
-		if (*p <= ' ' || *p == 0x7f)
-			return false;
-	return true;
-}
-
-static bool
-check_api_key(char **newval, void **extra, GucSource source)
-{
-	if (*newval != NULL && !key_is_valid(*newval))
-	{
-		/* never echo the value */
-		GUC_check_errmsg("invalid value for parameter \"telnyx.api_key\"");
-		GUC_check_errdetail("An API key cannot contain spaces or control characters.");
-		return false;
-	}
-	return true;
-}
-
 static bool
 check_api_base_url(char **newval, void **extra, GucSource source)
 {
@@ -295,24 +220,20 @@ check_api_base_url(char **newval, void **extra, GucSource source)
 }
 
 /*
- * telnyx_api_key_value
- *		The key to send, or NULL when none is configured.
+ * An order made in a read-only transaction (or on a standby) would be
+ * bought and then not recorded: refuse before sending anything.
  */
-const char *
-telnyx_api_key_value(void)
+static void
+refuse_read_only(void)
 {
-	const char *key = telnyx_api_key;
-
-	if (key == NULL || key[0] == '\0')
-		key = getenv("TELNYX_API_KEY");
-	if (key == NULL || key[0] == '\0')
-		return NULL;
-	if (!key_is_valid(key))
+	if (XactReadOnly)
 		ereport(ERROR,
-				(errcode(ERRCODE_TELNYX_NO_API_KEY),
-				 errmsg("the Telnyx API key in TELNYX_API_KEY is not valid"),
-				 errdetail("An API key cannot contain spaces or control characters.")));
-	return key;
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot order or record Telnyx orders in a read-only transaction"),
+				 errdetail("Nothing was sent: an order could not be recorded here."),
+				 errhint(RecoveryInProgress()
+						 ? "Connect to the primary server."
+						 : "Use a read-write transaction on the primary server.")));
 }
 
 static const char *
@@ -346,16 +267,17 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	fields.billing_group_id = text_arg_or_null(fcinfo, 4);
 
 	request = validate_order_request(groups, &fields);
+	refuse_read_only();
 
 	/* one key for every attempt of this call */
 	key = DatumGetCString(DirectFunctionCall1(uuid_out,
 											  DirectFunctionCall1(gen_random_uuid, (Datum) 0)));
 
-	result = api_create_inexplicit_order(request, key);
+	result = api_create_inexplicit_order(api_request_text(request), key);
 	api_raise(result, "could not create inexplicit number order");
 
 	order = api_parse_order(&result->data);
-	store_order(order);
+	store_order(order, false);
 
 	PG_RETURN_JSONB_P(order->data);
 }
@@ -373,11 +295,12 @@ telnyx_get_inexplicit_order(PG_FUNCTION_ARGS)
 	TelnyxResult *result;
 	TelnyxOrder *order;
 
+	refuse_read_only();
 	result = api_get_inexplicit_order(id);
 	api_raise(result, psprintf("could not retrieve inexplicit number order \"%s\"", id));
 
 	order = api_parse_order(&result->data);
-	store_order(order);
+	store_order(order, false);
 
 	PG_RETURN_JSONB_P(order->data);
 }
@@ -414,61 +337,34 @@ telnyx_list_inexplicit_orders(PG_FUNCTION_ARGS)
 /*
  * telnyx_sync_inexplicit_orders() returns bigint
  *
- * Walk every page of the list and upsert every order; return how many
- * orders were recorded.
+ * Walk every page of the list and upsert every order (one the tables
+ * lacked is marked found_by_sync); return how many orders were recorded.
  */
 Datum
 telnyx_sync_inexplicit_orders(PG_FUNCTION_ARGS)
 {
-	MemoryContext pagecxt;
-	MemoryContext oldcxt;
 	int64		count = 0;
-	int			page;
+	TelnyxResult *failure;
 
-	pagecxt = AllocSetContextCreate(CurrentMemoryContext,
-									"telnyx_orders sync page",
-									ALLOCSET_DEFAULT_SIZES);
-
-	for (page = 1;; page++)
-	{
-		TelnyxResult *result;
-		JsonbContainer *data;
-		int			n;
-		int			total_pages;
-		int			i;
-
-		CHECK_FOR_INTERRUPTS();
-		oldcxt = MemoryContextSwitchTo(pagecxt);
-
-		result = api_list_inexplicit_orders(page, TELNYX_MAX_PAGE_SIZE);
-		api_raise(result, psprintf("could not list page %d of inexplicit number orders", page));
-
-		data = result->data.val.binary.data;
-		n = JsonContainerSize(data);
-		for (i = 0; i < n; i++)
-		{
-			JsonbValue *elem = getIthJsonbValueFromContainer(data, i);
-			TelnyxOrder *order = api_parse_order(elem);
-
-			if (order != NULL)
-			{
-				store_order(order);
-				count++;
-			}
-		}
-		total_pages = api_list_total_pages(result);
-
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(pagecxt);
-
-		/* the last page: as Telnyx counts, or a short (or empty) page */
-		if (n == 0 || (total_pages >= 0 ? page >= total_pages
-					   : n < TELNYX_MAX_PAGE_SIZE))
-			break;
-	}
-
-	MemoryContextDelete(pagecxt);
+	refuse_read_only();
+	failure = api_each_page(sync_page, &count);
+	if (failure != NULL)
+		api_raise(failure, "could not list inexplicit number orders");
 	PG_RETURN_INT64(count);
+}
+
+/* One page of telnyx_sync_inexplicit_orders: upsert every order. */
+static void
+sync_page(List *orders, List *unparsed, void *arg)
+{
+	int64	   *count = (int64 *) arg;
+	ListCell   *lc;
+
+	foreach(lc, orders)
+	{
+		store_order((TelnyxOrder *) lfirst(lc), true);
+		(*count)++;
+	}
 }
 
 /*
@@ -490,16 +386,27 @@ telnyx_enqueue_inexplicit_order(PG_FUNCTION_ARGS)
 	fields.customer_reference = text_arg_or_null(fcinfo, 3);
 	fields.billing_group_id = text_arg_or_null(fcinfo, 4);
 
-	PG_RETURN_INT64(queue_enqueue(groups, &fields));
+	PG_RETURN_INT64(queue_enqueue(groups, &fields, 0));
 }
 
 /*
  * telnyx_order_trigger() returns trigger
  *
- * FOR EACH ROW on INSERT: queue one order per row (see
- * validate_row_request for how the row becomes an order).  As a BEFORE
- * trigger on a table with a bigint column "telnyx_request_id", stores the
- * request id there.
+ * AFTER INSERT FOR EACH ROW: queue one order for each row really inserted
+ * (see validate_row_request for how the row becomes an order).  A row that
+ * is not inserted (ON CONFLICT DO NOTHING, a later BEFORE trigger that
+ * skips it) fires no AFTER trigger, and orders nothing.
+ *
+ * BEFORE INSERT FOR EACH ROW, on a table with a bigint column
+ * "telnyx_request_id" that also has the AFTER trigger: reserve the
+ * request's id and store it in that column, so that the row points at its
+ * request.  The AFTER trigger then queues the request under that id, once:
+ * an id this transaction did not reserve is never used, and an id already
+ * queued is not queued again.
+ *
+ * Runs as the user who inserts: the row is turned into jsonb (casts,
+ * output functions) with that user's rights, and recorded as that user's
+ * request.
  */
 Datum
 telnyx_order_trigger(PG_FUNCTION_ARGS)
@@ -511,7 +418,7 @@ telnyx_order_trigger(PG_FUNCTION_ARGS)
 	Jsonb	   *defaults = NULL;
 	Jsonb	   *groups;
 	OrderFields fields;
-	int64		id;
+	int64		reserved = 0;
 	int			attnum;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -530,32 +437,73 @@ telnyx_order_trigger(PG_FUNCTION_ARGS)
 
 	desc = trigdata->tg_relation->rd_att;
 	tuple = trigdata->tg_trigtuple;
+	attnum = SPI_fnumber(desc, "telnyx_request_id");
+	if (attnum > 0 && TupleDescAttr(desc, attnum - 1)->atttypid != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"telnyx_request_id\" must be of type bigint")));
+
+	if (TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+	{
+		Datum		value;
+		bool		isnull = false;
+
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("telnyx_order_trigger fired BEFORE INSERT needs a column \"telnyx_request_id\" of type bigint"),
+					 errdetail("Before the insert, it only reserves the request's id for that column."),
+					 errhint("Order with an AFTER INSERT trigger.")));
+		if (!has_after_insert_trigger(trigdata->tg_relation, fcinfo->flinfo->fn_oid))
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("table \"%s\" has telnyx_order_trigger BEFORE INSERT but not AFTER INSERT",
+							RelationGetRelationName(trigdata->tg_relation)),
+					 errdetail("Orders are queued after the insert, so that only a row really inserted orders."),
+					 errhint("Add \"CREATE TRIGGER ... AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger(...)\".",
+							 RelationGetRelationName(trigdata->tg_relation))));
+		value = Int64GetDatum(queue_reserve_id());
+		return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum,
+														 &value, &isnull));
+	}
 
 	if (trigdata->tg_trigger->tgnargs == 1)
 		defaults = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 													  CStringGetDatum(trigdata->tg_trigger->tgargs[0])));
+	if (attnum > 0)
+	{
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, attnum, desc, &isnull);
+
+		if (!isnull)
+			reserved = DatumGetInt64(value);
+	}
 
 	row = row_to_jsonb(tuple, desc);
 	groups = validate_row_request(row, defaults, &fields);
-	id = queue_enqueue(groups, &fields);
-
-	/* a BEFORE trigger links the row to its request */
-	attnum = SPI_fnumber(desc, "telnyx_request_id");
-	if (TRIGGER_FIRED_BEFORE(trigdata->tg_event) && attnum > 0)
-	{
-		Datum		value = Int64GetDatum(id);
-		bool		isnull = false;
-
-		if (TupleDescAttr(desc, attnum - 1)->atttypid != INT8OID)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("column \"telnyx_request_id\" must be of type bigint")));
-		tuple = heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull);
-		return PointerGetDatum(tuple);
-	}
-	if (TRIGGER_FIRED_BEFORE(trigdata->tg_event))
-		return PointerGetDatum(tuple);
+	(void) queue_enqueue(groups, &fields, reserved);
 	return PointerGetDatum(NULL);
+}
+
+/* Does rel have an AFTER INSERT FOR EACH ROW trigger calling function fn? */
+static bool
+has_after_insert_trigger(Relation rel, Oid fn)
+{
+	TriggerDesc *td = rel->trigdesc;
+	int			i;
+
+	if (td == NULL)
+		return false;
+	for (i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+
+		if (t->tgfoid == fn && t->tgenabled != TRIGGER_DISABLED &&
+			TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_AFTER(t->tgtype) &&
+			TRIGGER_FOR_INSERT(t->tgtype))
+			return true;
+	}
+	return false;
 }
 
 /* The row tuple (of a table with descriptor desc) as jsonb, as to_jsonb makes it. */
@@ -599,4 +547,32 @@ telnyx_process_queue(PG_FUNCTION_ARGS)
 					 errmsg("\"max_requests\" must not be negative")));
 	}
 	PG_RETURN_INT32(worker_process_queue(max_requests));
+}
+
+/*
+ * telnyx_cancel_order_request(id bigint) returns boolean
+ *
+ * Cancel a request that is still queued or retrying, if the calling role
+ * queued it (or is a member of the role that did, or a superuser).
+ */
+Datum
+telnyx_cancel_order_request(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(queue_cancel(PG_GETARG_INT64(0)));
+}
+
+/*
+ * telnyx_resume_queue() returns boolean
+ *
+ * Let a restored or cloned database's queue send; returns whether it was
+ * paused.
+ */
+Datum
+telnyx_resume_queue(PG_FUNCTION_ARGS)
+{
+	bool		moved = queue_resume();
+
+	if (moved)
+		worker_wake(MyDatabaseId);
+	PG_RETURN_BOOL(moved);
 }

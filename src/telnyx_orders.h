@@ -13,7 +13,6 @@
 #define TELNYX_DEFAULT_BASE_URL "https://api.telnyx.com/v2"
 
 /* Settings (telnyx.*), defined in telnyx_orders.c */
-extern char *telnyx_api_key;
 extern char *telnyx_api_base_url;
 extern char *telnyx_ca_file;
 extern int	telnyx_timeout_ms;
@@ -21,8 +20,13 @@ extern int	telnyx_connect_timeout_ms;
 extern int	telnyx_max_retries;
 extern int	telnyx_max_response_size;
 
-/* The API key to send: telnyx.api_key, else $TELNYX_API_KEY; NULL if none. */
-extern const char *telnyx_api_key_value(void);
+/*
+ * The longest telnyx.timeout and telnyx.connect_timeout: a sender's lease
+ * (the timeout and a minute) assumes no request outlasts it.
+ */
+#define TELNYX_MAX_TIMEOUT_MS (10 * 60 * 1000)
+
+#include "apikey.h"
 
 /*
  * SQLSTATEs of our own, class "TX".  The README lists them; a caller can
@@ -43,6 +47,12 @@ extern const char *telnyx_api_key_value(void);
 
 /* Largest page the list endpoint serves. */
 #define TELNYX_MAX_PAGE_SIZE 250
+
+/*
+ * Longest connection_id, messaging_profile_id, customer_reference or
+ * billing_group_id accepted in an order, in bytes.
+ */
+#define TELNYX_MAX_FIELD_LEN 1024
 
 /* Largest order Telnyx accepts, over all ordering groups. */
 #define TELNYX_MAX_COUNT_REQUESTED 10000

@@ -162,6 +162,12 @@ validate_order_request(Jsonb *ordering_groups, const OrderFields *fields)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("\"%s\" must not be an empty string", top[i].key),
 					 errhint("Pass NULL to leave it out.")));
+		if (strlen(top[i].value) > TELNYX_MAX_FIELD_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" must be at most %d bytes long",
+							top[i].key, TELNYX_MAX_FIELD_LEN),
+					 errdetail("It is %zu bytes long.", strlen(top[i].value))));
 		push_string(&st, top[i].key, top[i].value);
 	}
 

@@ -39,7 +39,9 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -62,6 +64,8 @@
 #include "api.h"
 #include "http.h"
 #include "queue.h"
+#include "reconcile.h"
+#include "store.h"
 #include "telnyx_orders.h"
 #include "worker.h"
 
@@ -70,6 +74,9 @@
 
 /* The least time between two starts of a sender for the same database. */
 #define WORKER_RESTART_INTERVAL_MS 5000
+
+/* The longest a worker's statement waits for a lock. */
+#define WORKER_LOCK_TIMEOUT "1s"
 
 /* Unknown requests reconciled per pass. */
 #define WORKER_RECONCILE_BATCH 100
@@ -111,13 +118,32 @@ typedef struct PassShared
 /* A sender's own state, across passes. */
 typedef struct SenderState
 {
-	bool		paused;			/* no key, or key refused: wait for reload */
+	bool		paused;			/* no key, key refused, no such endpoint:
+								 * wait for reload */
+	bool		is_pass;		/* telnyx_process_queue's one pass */
+	bool		elsewhere;		/* the database was restored or cloned: its
+								 * queue waits for telnyx_resume_queue() */
 	TimestampTz not_before;		/* rate limited until then */
+	TimestampTz next_sync;		/* when the periodic sync is due */
 	bool		release_pending;	/* give up own claims after an error */
 } SenderState;
 
+/* What one step run in a subtransaction works on. */
+typedef struct RecordStep
+{
+	QueueRequest *req;
+	TelnyxResult *result;
+	TelnyxOrder *order;			/* an order found by the sync */
+	double		wait_ms;
+	QueueOutcome outcome;
+	const char *why;			/* the error of a failed step */
+} RecordStep;
+
+typedef void (*WorkerStepFn) (RecordStep *step);
+
 /*---- GUC variables ----*/
 
+int			telnyx_sync_interval_s = 300;
 char	   *telnyx_database = NULL;
 int			telnyx_worker_naptime_ms = 1000;
 int			telnyx_worker_concurrency = 16;
@@ -146,7 +172,7 @@ static void worker_unregister_slot(int code, Datum arg);
 static bool worker_start_sender(Oid dboid, BackgroundWorkerHandle **handle);
 static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_send_batch(SenderState *state, int max);
-static int	worker_reconcile(void);
+static int	worker_reconcile(SenderState *state);
 static void worker_describe(BackgroundWorker *bgw, const char *function,
 							const char *name, BgWorkerStartTime start,
 							int restart, Datum arg);
@@ -154,6 +180,15 @@ static bool worker_database_wanted(void);
 static Oid	worker_database_oid(const char *name);
 static void worker_begin(void);
 static void worker_commit(void);
+static bool worker_try(WorkerStepFn fn, RecordStep *step, const char *what);
+static void step_record(RecordStep *step);
+static void step_record_unstored(RecordStep *step);
+static void step_resolve(RecordStep *step);
+static void step_retry_later(RecordStep *step);
+static void step_store_found(RecordStep *step);
+static void worker_sync(SenderState *state);
+static void worker_sync_page(List *orders, List *unparsed, void *arg);
+static bool worker_at_home(SenderState *state);
 
 /*
  * worker_init
@@ -520,6 +555,10 @@ telnyx_sender_main(Datum arg)
 			worker_commit();
 			if (due >= 0 && due < timeout)
 				timeout = (long) due + 1;
+			if (telnyx_sync_interval_s > 0)
+				timeout = Min(timeout,
+							  TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+															  sender_state.next_sync) + 1);
 		}
 		/* never spin; look at least every second whether the database is wanted */
 		timeout = Max(Min(timeout, 1000), 10);
@@ -544,18 +583,20 @@ worker_pass(SenderState *state, int max_requests)
 
 	worker_begin();
 	ready = queue_ready();
-	if (ready)
-	{
-		if (state->release_pending)
-			queue_release_own();
-		state->release_pending = false;
-		if (queue_recover_stale() > 0)
-			ereport(LOG,
-					(errmsg("telnyx_orders worker found order requests left \"sending\" by a sender that stopped; they will be reconciled")));
-	}
 	worker_commit();
 	if (!ready)
 		return -1;
+	if (!worker_at_home(state))
+		return 0;
+
+	worker_begin();
+	if (state->release_pending)
+		queue_release_own();
+	state->release_pending = false;
+	if (queue_recover_stale() > 0)
+		ereport(LOG,
+				(errmsg("telnyx_orders worker found order requests left \"sending\" by a sender that stopped; they will be reconciled")));
+	worker_commit();
 
 	if (state->paused || max_requests == 0)
 		return 0;
@@ -564,12 +605,12 @@ worker_pass(SenderState *state, int max_requests)
 	{
 		ereport(LOG,
 				(errmsg("telnyx_orders worker: no Telnyx API key is configured; queued requests wait"),
-				 errhint("Set telnyx.api_key in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload.")));
+				 errhint("Set telnyx.api_key or telnyx.api_key_file in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload.")));
 		state->paused = true;
 		return 0;
 	}
 
-	done += worker_reconcile();
+	done += worker_reconcile(state);
 
 	while (max_requests < 0 || done < max_requests)
 	{
@@ -586,7 +627,46 @@ worker_pass(SenderState *state, int max_requests)
 		done += n;
 		CHECK_FOR_INTERRUPTS();
 	}
+
+	if (!state->is_pass && !state->paused && telnyx_sync_interval_s > 0 &&
+		GetCurrentTimestamp() >= state->next_sync)
+		worker_sync(state);
 	return done;
+}
+
+/*
+ * Is this database the queue's home?  A restored or cloned database sends
+ * nothing (a WARNING once for the worker, an error for
+ * telnyx_process_queue) until telnyx_resume_queue() is run in it.
+ */
+static bool
+worker_at_home(SenderState *state)
+{
+	QueueHome	home;
+	char	   *dbname;
+
+	worker_begin();
+	home = queue_home();
+	dbname = get_database_name(MyDatabaseId);
+	worker_commit();
+	if (home != QUEUE_HOME_ELSEWHERE)
+	{
+		state->elsewhere = false;
+		return true;
+	}
+	if (state->is_pass)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the order queue of database \"%s\" is paused", dbname),
+				 errdetail("The queue was created in another cluster or database: this one was restored or cloned from it."),
+				 errhint("Once sure that the original no longer sends, run \"SELECT telnyx_resume_queue()\" in this database.")));
+	if (!state->elsewhere)
+		ereport(WARNING,
+				(errmsg("telnyx_orders worker pauses the order queue of database \"%s\"", dbname),
+				 errdetail("The queue was created in another cluster or database: this one was restored or cloned from it."),
+				 errhint("Once sure that the original no longer sends, run \"SELECT telnyx_resume_queue()\" in this database.")));
+	state->elsewhere = true;
+	return false;
 }
 
 /* Claim and send up to max requests at once; record their outcomes. */
@@ -600,7 +680,7 @@ worker_send_batch(SenderState *state, int max)
 	int			n;
 	int			i;
 	double		longest_wait = 0;
-	bool		auth = false;
+	TelnyxResultClass pause_class = TELNYX_OK;
 
 	worker_begin();
 	reqs = queue_claim(Min(max, HTTP_MAX_CONCURRENCY), worker_outer_cxt);
@@ -617,7 +697,7 @@ worker_send_batch(SenderState *state, int max)
 	{
 		QueueRequest *req = (QueueRequest *) lfirst(lc);
 
-		api_create_request(&http[i++], req->body, req->request_key);
+		api_create_request(&http[i++], req->request_body, req->request_key);
 	}
 
 	http_perform_many(http, resps, n);
@@ -627,18 +707,33 @@ worker_send_batch(SenderState *state, int max)
 	i = 0;
 	foreach(lc, reqs)
 	{
-		QueueRequest *req = (QueueRequest *) lfirst(lc);
-		TelnyxResult *result = api_create_result(&http[i], &resps[i]);
-		double		wait_ms;
+		RecordStep	step;
 
+		memset(&step, 0, sizeof(step));
+		step.req = (QueueRequest *) lfirst(lc);
+		step.result = api_create_result(&http[i], &resps[i]);
 		i++;
-		switch (queue_record(req, result, &wait_ms))
+
+		/*
+		 * Each outcome in a subtransaction of its own: one that cannot be
+		 * recorded (a lock held too long, a row the tables refuse) never
+		 * takes the others with it.  A created order is then recorded as
+		 * sent without its rows; if even that fails, the request stays
+		 * ours, "sending", and becomes unknown at the next pass.
+		 */
+		if (!worker_try(step_record, &step, "could not record the outcome of an order request") &&
+			!worker_try(step_record_unstored, &step, "could not record the outcome of an order request"))
 		{
-			case QUEUE_AUTH:
-				auth = true;
+			state->release_pending = true;
+			continue;
+		}
+		switch (step.outcome)
+		{
+			case QUEUE_PAUSE:
+				pause_class = step.result->class;
 				break;
 			case QUEUE_RATE_LIMITED:
-				longest_wait = Max(longest_wait, wait_ms);
+				longest_wait = Max(longest_wait, step.wait_ms);
 				break;
 			default:
 				break;
@@ -646,13 +741,17 @@ worker_send_batch(SenderState *state, int max)
 	}
 	worker_commit();
 
-	if (auth)
-	{
+	if (pause_class == TELNYX_AUTH)
 		ereport(LOG,
 				(errmsg("telnyx_orders worker: Telnyx did not accept the API key; queued requests wait"),
-				 errhint("Fix telnyx.api_key (or TELNYX_API_KEY) and reload the configuration.")));
+				 errhint("Fix telnyx.api_key (or telnyx.api_key_file, TELNYX_API_KEY) and reload the configuration.")));
+	else if (pause_class == TELNYX_NOT_FOUND)
+		ereport(LOG,
+				(errmsg("telnyx_orders worker: Telnyx has no order endpoint at telnyx.api_base_url; queued requests wait"),
+				 errdetail("POST %s answered 404.", "/inexplicit_number_orders"),
+				 errhint("Fix telnyx.api_base_url (it ends in \"/v2\") and reload the configuration.")));
+	if (pause_class != TELNYX_OK)
 		state->paused = true;
-	}
 	if (longest_wait > 0)
 		state->not_before = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														(int64) longest_wait);
@@ -660,13 +759,13 @@ worker_send_batch(SenderState *state, int max)
 	return n;
 }
 
-/* Reconcile unknown outcomes due now; returns how many were settled. */
+/* Reconcile unknown outcomes due now; returns how many were looked up. */
 static int
-worker_reconcile(void)
+worker_reconcile(SenderState *state)
 {
 	List	   *reqs;
 	TelnyxResult *failure;
-	int			n;
+	ListCell   *lc;
 
 	worker_begin();
 	reqs = queue_claim_unknown(WORKER_RECONCILE_BATCH, worker_outer_cxt);
@@ -676,18 +775,146 @@ worker_reconcile(void)
 
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("reconciling %d order requests", list_length(reqs)));
-	failure = queue_find_orders(reqs);
+	failure = reconcile_find(reqs, CurrentMemoryContext);
 
 	worker_begin();
-	if (failure == NULL)
-		n = queue_resolve_unknown(reqs);
-	else
+	foreach(lc, reqs)
 	{
-		queue_unknown_retry_later(reqs, failure);
-		n = 0;
+		RecordStep	step;
+
+		memset(&step, 0, sizeof(step));
+		step.req = (QueueRequest *) lfirst(lc);
+		step.result = failure;
+		if (failure == NULL &&
+			worker_try(step_resolve, &step, "could not reconcile an order request"))
+			continue;
+		if (!worker_try(step_retry_later, &step, "could not reconcile an order request"))
+			state->release_pending = true;
 	}
 	worker_commit();
-	return n;
+	return list_length(reqs);
+}
+
+/*
+ * The periodic sync: read the whole list of orders and record every order
+ * the tables lack, marked found_by_sync, whatever became of the
+ * transaction that created it.
+ */
+static void
+worker_sync(SenderState *state)
+{
+	TelnyxResult *failure;
+	int			found = 0;
+
+	state->next_sync = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   (int64) telnyx_sync_interval_s * 1000);
+	pgstat_report_activity(STATE_RUNNING, "syncing the list of orders");
+	failure = api_each_page(worker_sync_page, &found);
+	if (failure != NULL)
+		ereport(LOG,
+				(errmsg("telnyx_orders worker could not read the list of orders to sync it"),
+				 errdetail_internal("%s", failure->why ? failure->why : "")));
+	if (found > 0)
+		ereport(LOG,
+				(errmsg("telnyx_orders worker recorded %d orders the tables lacked", found)));
+}
+
+/* One page of the periodic sync: record the orders the tables lack. */
+static void
+worker_sync_page(List *orders, List *unparsed, void *arg)
+{
+	int		   *found = (int *) arg;
+	List	   *missing;
+	ListCell   *lc;
+
+	if (orders == NIL)
+		return;
+	worker_begin();
+	missing = store_orders_missing(orders);
+	foreach(lc, missing)
+	{
+		RecordStep	step;
+
+		memset(&step, 0, sizeof(step));
+		step.order = (TelnyxOrder *) lfirst(lc);
+		if (worker_try(step_store_found, &step, "could not record an order found by the sync"))
+			(*found)++;
+	}
+	worker_commit();
+}
+
+/*
+ * Run fn(step) in a subtransaction.  On an error, log it with what, roll
+ * the subtransaction back, set step->why and return false.
+ */
+static bool
+worker_try(WorkerStepFn fn, RecordStep *step, const char *what)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(step);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
+		ereport(WARNING,
+				(errmsg("telnyx_orders worker %s", what),
+				 step->req ? errdetail("Order request %lld: %s", (long long) step->req->id, edata->message)
+				 : errdetail("%s", edata->message)));
+		step->why = pstrdup(edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+static void
+step_record(RecordStep *step)
+{
+	step->outcome = queue_record(step->req, step->result, &step->wait_ms);
+}
+
+static void
+step_record_unstored(RecordStep *step)
+{
+	queue_record_unstored(step->req, step->result, step->why);
+	step->outcome = QUEUE_DONE;
+}
+
+static void
+step_resolve(RecordStep *step)
+{
+	queue_resolve_unknown(step->req);
+}
+
+static void
+step_retry_later(RecordStep *step)
+{
+	queue_unknown_retry_later(step->req, step->result);
+}
+
+static void
+step_store_found(RecordStep *step)
+{
+	store_order(step->order, true);
 }
 
 /*
@@ -719,6 +946,10 @@ worker_begin(void)
 	worker_outer_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* never wait long on a lock a user holds: skip, and come back later */
+	(void) set_config_option("lock_timeout", WORKER_LOCK_TIMEOUT,
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
 	PushActiveSnapshot(GetTransactionSnapshot());
 }
 
@@ -746,6 +977,9 @@ worker_process_queue(int max_requests)
 	BgwHandleStatus status;
 	int			result;
 	int			i;
+
+	/* a key that may not be used here is refused here, with its reason */
+	(void) telnyx_api_key_value();
 
 	seg = dsm_create(sizeof(PassShared), 0);
 	shared = dsm_segment_address(seg);
@@ -826,6 +1060,7 @@ telnyx_pass_main(Datum arg)
 			SetConfigOption(pass_settings[i], shared->settings[i], PGC_SUSET, PGC_S_SESSION);
 
 		memset(&state, 0, sizeof(state));
+		state.is_pass = true;
 		result = worker_pass(&state, shared->max_requests);
 		shared->processed = Max(result, 0);
 	}

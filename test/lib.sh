@@ -132,6 +132,7 @@ unix_socket_directories = '$SCRATCH'
 fsync = off
 shared_preload_libraries = 'telnyx_orders'
 max_worker_processes = 16
+max_prepared_transactions = 4
 telnyx.api_key = '$TELNYX_TEST_KEY'
 telnyx.api_base_url = '$TELNYX_TEST_HTTPS_URL'
 telnyx.ca_file = '$TELNYX_TEST_CA'

@@ -1,5 +1,6 @@
-# The API key: taken from telnyx.api_key or else from the server's
-# TELNYX_API_KEY, and never written to the server log, whatever fails.
+# The API key: taken from telnyx.api_key, telnyx.api_key_file or the
+# server's TELNYX_API_KEY; readable by superusers only in every set-up,
+# and never written to the server log, whatever fails or whoever sets it.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -70,12 +71,72 @@ like($err, qr/statement timeout/, 'cancelled in flight');
 
 # a superuser's SET of the key, logged by log_statement, is redacted too
 $node->safe_psql('postgres', "SET telnyx.api_key = '$key'");
-like(slurp_file($node->logfile), qr/SET telnyx.api_key = '\*{8}'/, 'a logged SET shows the key redacted');
+like(slurp_file($node->logfile), qr/SET telnyx.api_key \*{8}/, 'a logged SET shows the key redacted');
+
+# a new key, set with ALTER SYSTEM and reloaded, is in no log line; nor is
+# the statement of a failing command that assigns it, nor any earlier key
+my $new_key = 'KEYrotated' . ('7' x 20);
+$node->safe_psql('postgres', "ALTER SYSTEM SET telnyx.api_key = '$new_key'");
+$node->reload;
+$node->psql('postgres', "SET telnyx.api_key = '${new_key}x'; SELECT 1/0;");
+$node->psql('postgres', "SELECT set_config('telnyx.api_key', '${new_key}y', false)::int;");
+$node->psql('postgres', "SELECT '$new_key'::int;");
+$node->safe_psql('postgres', "ALTER SYSTEM RESET telnyx.api_key");
+$node->reload;
+my $rotated_log = slurp_file($node->logfile);
+unlike($rotated_log, qr/\Q$new_key\E/, 'a rotated key is in no log line');
+like($rotated_log, qr/division by zero/, 'the failing statement was logged');
+
+# the key file: used when it is the server user's alone, refused otherwise
+my $key_file = $node->basedir . '/telnyx.key';
+open my $kf, '>', $key_file or die;
+print $kf "$key\n";
+close $kf;
+chmod 0644, $key_file;
+$node->append_conf('postgresql.conf', "telnyx.api_key = ''\ntelnyx.api_key_file = '$key_file'\n");
+$node->reload;
+($ret, $out, $err) = $node->psql('postgres', "SELECT telnyx_create_inexplicit_order('$groups')");
+like($err, qr/may be read by others/, 'a key file others can read is refused');
+chmod 0600, $key_file;
+is( $node->safe_psql('postgres',
+		"SELECT telnyx_create_inexplicit_order('$groups', customer_reference => 'file-key') ->> 'customer_reference'"),
+	'file-key', 'orders with the key from telnyx.api_key_file');
+$node->safe_psql('postgres', 'CREATE ROLE regress_reader LOGIN');
+($ret, $out, $err) = $node->psql('postgres', 'SHOW telnyx.api_key_file', extra_params => [ '-U', 'regress_reader' ]);
+like($err, qr/permission denied|must be superuser/, 'only superusers see where the key file is');
 
 $node->stop;
 my $log = slurp_file($node->logfile);
 ok(length($log) > 1000, 'the server log was written');
 unlike($log, qr/\Q$key\E/, 'the key is nowhere in the server log');
 unlike($log, qr/Authorization/i, 'no request header is in the server log');
+
+# without shared_preload_libraries, a key in postgresql.conf is readable
+# by any role in a session that has not loaded the library: refused
+my $plain = PostgreSQL::Test::Cluster->new('no_preload');
+$plain->init;
+$plain->append_conf('postgresql.conf', qq{
+telnyx.api_key = '$key'
+telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTPS_URL}'
+telnyx.ca_file = '$ENV{TELNYX_TEST_CA}'
+});
+$plain->start;
+$plain->safe_psql('postgres', 'CREATE EXTENSION telnyx_orders');
+standinctl('reset-requests');
+($ret, $out, $err) = $plain->psql('postgres', "SELECT telnyx_create_inexplicit_order('$groups')");
+like($err, qr/not in shared_preload_libraries/, 'a key from postgresql.conf without preloading is refused');
+like($err, qr/HINT:.*telnyx\.api_key_file/s, 'with a hint to the safe ways');
+is(`standinctl requests`, "requests: 0\n", 'and nothing was sent');
+# the same set-up with the key in the environment works
+$plain->stop;
+$plain->append_conf('postgresql.conf', "telnyx.api_key = ''\n");
+{
+	local $ENV{TELNYX_API_KEY} = $key;
+	$plain->start;
+}
+is( $plain->safe_psql('postgres',
+		"SELECT telnyx_create_inexplicit_order('$groups', customer_reference => 'plain-env') ->> 'customer_reference'"),
+	'plain-env', 'without preloading, the key from the environment is used');
+$plain->stop;
 
 done_testing();
