@@ -145,6 +145,9 @@ SELECT telnyx_process_queue() AS handled;
 SELECT telnyx_process_queue() AS handled;
 SELECT state, order_id LIKE 'ord\_%' AS text_id FROM telnyx_order_requests WHERE id = :t1;
 SELECT count(*) AS text_id_orders FROM telnyx_inexplicit_orders WHERE id LIKE 'ord\_%';
+SELECT telnyx_get_inexplicit_order(order_id) ->> 'id' = order_id AS fetched_by_text_id
+  FROM telnyx_order_requests WHERE id = :t1;
+SELECT telnyx_get_inexplicit_order(E'ord\n1');
 \! standinctl config '{"order_id_style": "uuid"}'
 
 -- an older order with the same reference and groups, placed by the

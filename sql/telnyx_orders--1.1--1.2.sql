@@ -142,6 +142,14 @@ ALTER FUNCTION @extschema@.telnyx_enqueue_inexplicit_order(jsonb, text, text, te
 ALTER FUNCTION @extschema@.telnyx_order_trigger() SECURITY INVOKER;
 ALTER FUNCTION @extschema@.telnyx_process_queue(integer) SET search_path = pg_catalog, pg_temp;
 
+/* An order whose id is not a uuid can be fetched too. */
+CREATE FUNCTION @extschema@.telnyx_get_inexplicit_order(id text)
+RETURNS jsonb
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_get_inexplicit_order_text';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_get_inexplicit_order(text) FROM PUBLIC;
+
 DROP FUNCTION @extschema@.telnyx_cancel_order_request(bigint);
 /* Cancels a request queued by the caller (or a role it is a member of). */
 CREATE FUNCTION @extschema@.telnyx_cancel_order_request(id bigint)

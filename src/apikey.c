@@ -310,6 +310,17 @@ key_from_file(void)
 static void
 redact_key_in_log(ErrorData *edata)
 {
+	bool		assigns = (edata->message != NULL && find_assignment(edata->message) != NULL) ||
+		(debug_query_string != NULL && find_assignment(debug_query_string) != NULL);
+
+	/* the bind parameters of a statement that assigns the key */
+	if (assigns && edata->detail != NULL &&
+		pg_strncasecmp(edata->detail, "parameters:", strlen("parameters:")) == 0)
+		edata->detail = pstrdup("parameters: ********");
+	if (assigns && edata->detail_log != NULL &&
+		pg_strncasecmp(edata->detail_log, "parameters:", strlen("parameters:")) == 0)
+		edata->detail_log = pstrdup("parameters: ********");
+
 	edata->message = redact_assignment(redact_secrets(edata->message));
 	edata->detail = redact_assignment(redact_secrets(edata->detail));
 	edata->detail_log = redact_assignment(redact_secrets(edata->detail_log));

@@ -72,6 +72,7 @@ void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(telnyx_create_inexplicit_order);
 PG_FUNCTION_INFO_V1(telnyx_get_inexplicit_order);
+PG_FUNCTION_INFO_V1(telnyx_get_inexplicit_order_text);
 PG_FUNCTION_INFO_V1(telnyx_list_inexplicit_orders);
 PG_FUNCTION_INFO_V1(telnyx_sync_inexplicit_orders);
 PG_FUNCTION_INFO_V1(telnyx_enqueue_inexplicit_order);
@@ -86,6 +87,7 @@ static const char *text_arg_or_null(FunctionCallInfo fcinfo, int argno);
 static Jsonb *row_to_jsonb(HeapTuple tuple, TupleDesc desc);
 static bool has_after_insert_trigger(Relation rel, Oid fn);
 static void refuse_read_only(void);
+static Datum get_order(const char *id);
 static void sync_page(List *orders, List *unparsed, void *arg);
 
 /*
@@ -284,14 +286,40 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 
 /*
  * telnyx_get_inexplicit_order(id uuid) returns jsonb
+ * telnyx_get_inexplicit_order(id text) returns jsonb
  *
- * Fetch one order, refresh its rows, return Telnyx's "data".
+ * Fetch one order, refresh its rows, return Telnyx's "data".  Order ids are
+ * strings in the spec; most are uuids.
  */
 Datum
 telnyx_get_inexplicit_order(PG_FUNCTION_ARGS)
 {
-	char	   *id = DatumGetCString(DirectFunctionCall1(uuid_out,
-														 PG_GETARG_DATUM(0)));
+	return get_order(DatumGetCString(DirectFunctionCall1(uuid_out,
+														 PG_GETARG_DATUM(0))));
+}
+
+Datum
+telnyx_get_inexplicit_order_text(PG_FUNCTION_ARGS)
+{
+	char	   *id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	size_t		len = strlen(id);
+	size_t		i;
+
+	if (len < 1 || len > TELNYX_MAX_ID_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"id\" must be 1 to %d bytes long", TELNYX_MAX_ID_LEN)));
+	for (i = 0; i < len; i++)
+		if ((unsigned char) id[i] < ' ' || id[i] == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"id\" must not contain control characters")));
+	return get_order(id);
+}
+
+static Datum
+get_order(const char *id)
+{
 	TelnyxResult *result;
 	TelnyxOrder *order;
 
