@@ -176,6 +176,21 @@ SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requ
 \! standinctl replays
 \! standinctl config '{"list_lag_seconds": 0}'
 
+-- a list longer than 400 pages is read to its end before anything is
+-- proven absent (Telnyx serving 2 orders a page, oldest first, and not
+-- honouring the Idempotency-Key, so that a resend would buy twice)
+\! standinctl config '{"list_page_cap": 2, "list_oldest_first": true, "idempotency": false}'
+\! standinctl bulk 810 filler
+\! standinctl fault '{"match": "create", "action": "close_after"}'
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'far-down') AS f1 \gset
+SELECT telnyx_process_queue() AS handled;
+\! standinctl reset-requests
+SELECT telnyx_process_queue() AS handled;
+SELECT state, attempts FROM telnyx_order_requests WHERE id = :f1;
+\! standinctl requests list | awk '{ print ($2 > 400) ? "more than 400 pages read" : "at most 400 pages read" }'
+\! standinctl ledger | grep -c '"customer_reference": "far-down"'
+\! standinctl config '{"list_page_cap": 0, "list_oldest_first": false, "idempotency": true}'
+
 -- a claim of a sender that is gone is recovered at once, whatever its state
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'orphan') AS o1 \gset
 SELECT telnyx_process_queue() AS handled;

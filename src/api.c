@@ -213,9 +213,9 @@ api_list_total_pages(const TelnyxResult *result)
  *		context of its own, reset before the next one is read, so memory
  *		stays bounded by one page: what fn keeps, it copies elsewhere.
  *
- * Returns NULL when the list was read to its end (a short or empty page,
- * or the last page as Telnyx counts them), else the result that stopped
- * it, allocated under the caller's memory context.  A list that has not
+ * Returns NULL when the list was read to its end (an empty page, or the
+ * last page as Telnyx counts them), else the result that stopped it,
+ * allocated under the caller's memory context.  A list that has not
  * ended after API_MAX_LIST_PAGES pages is malformed.
  */
 TelnyxResult *
@@ -271,8 +271,12 @@ api_each_page(ApiPageCallback fn, void *arg)
 		MemoryContextSwitchTo(callercxt);
 		MemoryContextReset(pagecxt);
 
-		if (n == 0 || (total_pages >= 0 ? page >= total_pages
-					   : n < TELNYX_MAX_PAGE_SIZE))
+		/*
+		 * The end: an empty page, or the last page as Telnyx counts them.
+		 * A short page proves nothing by itself (a server may serve fewer
+		 * than asked for), so without a count we read on to an empty page.
+		 */
+		if (n == 0 || (total_pages >= 0 && page >= total_pages))
 			break;
 	}
 	MemoryContextDelete(pagecxt);

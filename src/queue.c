@@ -67,12 +67,25 @@ int			telnyx_reconcile_delay_ms = 10000;
 /* A request whose order cannot be told apart is looked up again after this. */
 #define QUEUE_UNCERTAIN_DELAY_MS 60000
 
+/*
+ * A claim takes nothing unless the queue lives here, checked in the
+ * claiming statement itself: a restore that brings requests in while a
+ * sender runs can never race it (see queue_home).
+ */
+#define QUEUE_AT_HOME \
+	"     AND EXISTS (SELECT 1 FROM %1$s.telnyx_queue_home h" \
+	"                  WHERE h.system_identifier OPERATOR(pg_catalog.=) $4" \
+	"                    AND h.database_oid OPERATOR(pg_catalog.=) $5)"
+
 /* The columns a claim returns, as queue_read_requests reads them. */
 #define QUEUE_REQUEST_COLUMNS \
 	" RETURNING r.id, r.request_key::pg_catalog.text, r.body, r.request_body," \
 	" r.attempts, r.created_at, r.first_sent_at"
 
 /*---- Local variables ----*/
+
+/* The types of queue_here's values. */
+static Oid	queue_here_types[3] = {INT8OID, OIDOID, TEXTOID};
 
 /* Did the current transaction enqueue?  (Read at commit to wake a sender.) */
 static bool enqueued_in_transaction = false;
@@ -85,6 +98,7 @@ static bool xact_callback_registered = false;
 
 static void queue_xact_callback(XactEvent event, void *arg);
 static void queue_register_callback(void);
+static void queue_here(Datum *values);
 static bool take_reserved(int64 id);
 static char *queue_begin(StoreScope *scope);
 static void queue_end(StoreScope *scope);
@@ -117,7 +131,6 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 	Datum		values[5];
 	char		nulls[5] = "     ";
 	int			nargs = reserved_id == 0 ? 4 : 5;
-	Oid			home_types[3] = {INT8OID, OIDOID, TEXTOID};
 	Datum		home_values[3];
 	Oid			requested_by = GetUserId();
 	char	   *schema;
@@ -148,9 +161,7 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 	values[3] = ObjectIdGetDatum(requested_by);
 	values[4] = Int64GetDatum(reserved_id);
 
-	home_values[0] = Int64GetDatum((int64) GetSystemIdentifier());
-	home_values[1] = ObjectIdGetDatum(MyDatabaseId);
-	home_values[2] = CStringGetTextDatum(get_database_name(MyDatabaseId));
+	queue_here(home_values);
 
 	schema = queue_begin(&scope);
 	/* the queue lives here from its first request on (see queue_home) */
@@ -158,7 +169,7 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 			   "INSERT INTO %s.telnyx_queue_home"
 			   " (system_identifier, database_oid, database_name)"
 			   " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-			   3, home_types, home_values, NULL, SPI_OK_INSERT);
+			   3, queue_here_types, home_values, NULL, SPI_OK_INSERT);
 	queue_exec(schema,
 			   reserved_id == 0
 			   ? "INSERT INTO %s.telnyx_order_requests AS r"
@@ -319,7 +330,6 @@ queue_home(void)
 bool
 queue_resume(void)
 {
-	Oid			argtypes[3] = {INT8OID, OIDOID, TEXTOID};
 	Datum		values[3];
 	StoreScope	scope;
 	char	   *schema;
@@ -331,9 +341,7 @@ queue_resume(void)
 				 errmsg("cannot resume the queue in a read-only transaction")));
 	moved = queue_home() == QUEUE_HOME_ELSEWHERE;
 
-	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
-	values[1] = ObjectIdGetDatum(MyDatabaseId);
-	values[2] = CStringGetTextDatum(get_database_name(MyDatabaseId));
+	queue_here(values);
 	schema = queue_begin(&scope);
 	queue_exec(schema,
 			   "INSERT INTO %s.telnyx_queue_home AS h"
@@ -343,9 +351,18 @@ queue_resume(void)
 			   "     database_oid = EXCLUDED.database_oid,"
 			   "     database_name = EXCLUDED.database_name,"
 			   "     since = pg_catalog.now()",
-			   3, argtypes, values, NULL, SPI_OK_INSERT);
+			   3, queue_here_types, values, NULL, SPI_OK_INSERT);
 	queue_end(&scope);
 	return moved;
+}
+
+/* This cluster and database, as a row of telnyx_queue_home. */
+static void
+queue_here(Datum *values)
+{
+	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	values[2] = CStringGetTextDatum(get_database_name(MyDatabaseId));
 }
 
 /* At commit of a transaction that enqueued, wake this database's sender. */
@@ -444,6 +461,7 @@ queue_claim(int max, MemoryContext mcxt)
 							"  SELECT id FROM %1$s.telnyx_order_requests"
 							"   WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
 							"     AND next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+							QUEUE_AT_HOME
 							"   ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
 							" UPDATE %1$s.telnyx_order_requests r"
 							"    SET state = 'sending',"
@@ -459,14 +477,15 @@ queue_claim(int max, MemoryContext mcxt)
 
 /*
  * Run a claiming statement: $1 the most rows, $2 the end of the lease, $3
- * this process's start time; it returns the claimed requests, which are
- * read into mcxt.
+ * this process's start time, $4 and $5 this cluster's system identifier
+ * and this database (QUEUE_AT_HOME); it returns the claimed requests,
+ * which are read into mcxt.
  */
 static List *
 queue_claim_rows(const char *template, int max, int64 lease_ms, MemoryContext mcxt)
 {
-	Oid			argtypes[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[3];
+	Oid			argtypes[5] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID};
+	Datum		values[5];
 	StoreScope	scope;
 	char	   *schema;
 	List	   *result;
@@ -474,9 +493,11 @@ queue_claim_rows(const char *template, int max, int64 lease_ms, MemoryContext mc
 	values[0] = Int32GetDatum(max);
 	values[1] = queue_after_ms((double) lease_ms);
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
+	values[3] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[4] = ObjectIdGetDatum(MyDatabaseId);
 
 	schema = queue_begin(&scope);
-	queue_exec(schema, template, 3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	queue_exec(schema, template, 5, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	queue_end(&scope);
 	return result;
@@ -736,6 +757,7 @@ queue_claim_unknown(int max, MemoryContext mcxt)
 							"   WHERE state OPERATOR(pg_catalog.=) 'unknown'"
 							"     AND next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 							"     AND claimed_by_pid IS NULL"
+							QUEUE_AT_HOME
 							"   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
 							" UPDATE %1$s.telnyx_order_requests r"
 							"    SET lease_until = $2, claimed_by_pid = pg_catalog.pg_backend_pid(),"

@@ -28,7 +28,12 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
                            Idempotency-Key, as below; on by default),
                            "order_id_style": "uuid" (default) or "text"
                            (order ids that are not uuids, as the spec
-                           allows)}
+                           allows), "list_page_cap": N (serve at most N
+                           orders a page, whatever page_size asks),
+                           "list_oldest_first": true (list the oldest
+                           orders first; newest first by default)}
+  POST /_standin/bulk     {"count": N, "customer_reference": ...}: make N
+                          orders at once, as another client would
   GET  /_standin/ledger   every order created, with the request that made it
   GET  /_standin/stats    API requests, and the TCP connections they came on
 
@@ -134,6 +139,8 @@ class State:
         self.list_lag = 0.0         # seconds before an order is listed
         self.idempotency = True
         self.order_id_style = "uuid"
+        self.list_page_cap = 0
+        self.list_oldest_first = False
         self.reset()
 
     def reset(self):
@@ -603,8 +610,11 @@ class Handler(BaseHTTPRequestHandler):
                 raise err
             with st.lock:
                 listed_before = time.time() - st.list_lag
-                ids = [i for i in reversed(st.order_ids)
+                ids = [i for i in (st.order_ids if st.list_oldest_first
+                                   else reversed(st.order_ids))
                        if st.orders[i]["created_at"] <= listed_before]
+                if st.list_page_cap:
+                    size = min(size, st.list_page_cap)
                 total = len(ids)
                 chunk = ids[(page - 1) * size: page * size]
                 data = [st.render(st.orders[i]) for i in chunk]
@@ -632,6 +642,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.api_key, st.process_seconds = key, secs
                 st.latency, st.list_lag = 0.0, 0.0
                 st.idempotency, st.order_id_style = True, "uuid"
+                st.list_page_cap, st.list_oldest_first = 0, False
                 return self.send_json(200, {"ok": True})
             if what == "reset-requests" and method == "POST":
                 st.connections = {"http": 0, "https": 0}
@@ -648,6 +659,16 @@ class Handler(BaseHTTPRequestHandler):
                                  if e["order"] not in gone}
                 st.order_ids = [i for i in st.order_ids if i not in gone]
                 return self.send_json(200, {"forgotten": len(gone)})
+            if what == "bulk" and method == "POST":
+                body = {"ordering_groups": [{"country_iso": "US",
+                                             "phone_number_type": "local",
+                                             "count_requested": "1"}],
+                        "customer_reference": arg.get("customer_reference",
+                                                      "bulk")}
+                for _ in range(int(arg.get("count", 1))):
+                    st.create_order(json.loads(json.dumps(body)),
+                                    {"received_at": time.time()})
+                return self.send_json(200, {"created": int(arg["count"])})
             if what == "settle" and method == "POST":
                 for o in st.orders.values():
                     st.advance(o, force=True)
@@ -665,6 +686,10 @@ class Handler(BaseHTTPRequestHandler):
                     st.idempotency = bool(arg["idempotency"])
                 if "order_id_style" in arg:
                     st.order_id_style = arg["order_id_style"]
+                if "list_page_cap" in arg:
+                    st.list_page_cap = int(arg["list_page_cap"])
+                if "list_oldest_first" in arg:
+                    st.list_oldest_first = bool(arg["list_oldest_first"])
                 return self.send_json(200, {"ok": True})
             if what == "ledger" and method == "GET":
                 entries = []

@@ -78,6 +78,8 @@ like(slurp_file($node->logfile), qr/SET telnyx.api_key \*{8}/, 'a logged SET sho
 my $new_key = 'KEYrotated' . ('7' x 20);
 $node->safe_psql('postgres', "ALTER SYSTEM SET telnyx.api_key = '$new_key'");
 $node->reload;
+($ret, $out, $err) = $node->psql('postgres', "SELECT telnyx_list_inexplicit_orders(1, 1)");
+like($err, qr/did not accept the API key/, 'with preloading, a key set by ALTER SYSTEM is used');
 $node->psql('postgres', "SET telnyx.api_key = '${new_key}x'; SELECT 1/0;");
 $node->psql('postgres', "SELECT set_config('telnyx.api_key', '${new_key}y', false)::int;");
 $node->psql('postgres', "SELECT '$new_key'::int;");
@@ -126,6 +128,11 @@ standinctl('reset-requests');
 ($ret, $out, $err) = $plain->psql('postgres', "SELECT telnyx_create_inexplicit_order('$groups')");
 like($err, qr/not in shared_preload_libraries/, 'a key from postgresql.conf without preloading is refused');
 like($err, qr/HINT:.*telnyx\.api_key_file/s, 'with a hint to the safe ways');
+$plain->safe_psql('postgres', "ALTER SYSTEM SET telnyx.api_key = '$key'");
+$plain->reload;
+($ret, $out, $err) = $plain->psql('postgres', "SELECT telnyx_create_inexplicit_order('$groups')");
+like($err, qr/not in shared_preload_libraries/, 'so is one set by ALTER SYSTEM');
+$plain->safe_psql('postgres', "ALTER SYSTEM RESET telnyx.api_key");
 is(`standinctl requests`, "requests: 0\n", 'and nothing was sent');
 # the same set-up with the key in the environment works
 $plain->stop;
