@@ -48,6 +48,16 @@ SELECT telnyx_sync_inexplicit_orders();
 SHOW telnyx.api_key;
 SELECT current_setting('telnyx.api_key');
 SELECT count(*) AS visible FROM pg_settings WHERE name = 'telnyx.api_key';
+RESET ROLE;
+-- not even as a member of pg_read_all_settings
+GRANT pg_read_all_settings TO regress_telnyx_orderer;
+SET ROLE regress_telnyx_orderer;
+SHOW telnyx.api_key;
+SELECT current_setting('telnyx.api_key');
+SELECT count(*) AS rows_in_pg_settings FROM pg_settings WHERE name = 'telnyx.api_key';
+RESET ROLE;
+REVOKE pg_read_all_settings FROM regress_telnyx_orderer;
+SET ROLE regress_telnyx_orderer;
 -- nor change it, nor where it is sent, nor which CAs are trusted
 SET telnyx.api_key = 'KEYmine';
 SET telnyx.api_base_url = 'https://collector.example.com/v2';

@@ -208,15 +208,12 @@ api_list_total_pages(const TelnyxResult *result)
 /*
  * api_each_page
  *		Read the whole list of orders, page by page, and call fn for each
- *		page with its parsed orders (TelnyxOrder *) and the elements that
- *		could not be parsed (JsonbValue *).  Every page lives in a memory
- *		context of its own, reset before the next one is read, so memory
- *		stays bounded by one page: what fn keeps, it copies elsewhere.
+ *		page (see api_read_page).  Every page lives in a memory context of
+ *		its own, reset before the next one is read, so memory stays bounded
+ *		by one page: what fn keeps, it copies elsewhere.
  *
- * Returns NULL when the list was read to its end (an empty page, or the
- * last page as Telnyx counts them), else the result that stopped it,
- * allocated under the caller's memory context.  A list that has not
- * ended after API_MAX_LIST_PAGES pages is malformed.
+ * Returns NULL when the list was read to its end, else the result that
+ * stopped it, allocated under the caller's memory context.
  */
 TelnyxResult *
 api_each_page(ApiPageCallback fn, void *arg)
@@ -224,62 +221,80 @@ api_each_page(ApiPageCallback fn, void *arg)
 	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext pagecxt;
 	int			page;
+	bool		last = false;
 
 	pagecxt = AllocSetContextCreate(callercxt, "telnyx_orders list page",
 									ALLOCSET_DEFAULT_SIZES);
-	for (page = 1;; page++)
+	for (page = 1; !last; page++)
 	{
 		TelnyxResult *r;
-		JsonbContainer *data;
-		List	   *orders = NIL;
-		List	   *unparsed = NIL;
-		int			total_pages;
-		int			n;
-		int			i;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextSwitchTo(pagecxt);
-		r = api_list_inexplicit_orders(page, TELNYX_MAX_PAGE_SIZE);
-		if (r->class == TELNYX_OK && page > API_MAX_LIST_PAGES)
-		{
-			r->class = TELNYX_MALFORMED;
-			r->why = psprintf("The list of orders did not end after %d pages.",
-							  API_MAX_LIST_PAGES);
-		}
-		if (r->class != TELNYX_OK)
-		{
-			/* the page's context lives on with the caller's */
-			MemoryContextSwitchTo(callercxt);
-			return r;
-		}
-
-		data = r->data.val.binary.data;
-		n = JsonContainerSize(data);
-		for (i = 0; i < n; i++)
-		{
-			JsonbValue *elem = getIthJsonbValueFromContainer(data, i);
-			TelnyxOrder *order = api_parse_order(elem);
-
-			if (order != NULL)
-				orders = lappend(orders, order);
-			else
-				unparsed = lappend(unparsed, elem);
-		}
-		fn(orders, unparsed, arg);
-		total_pages = api_list_total_pages(r);
-
+		r = api_read_page(page, fn, arg, &last);
 		MemoryContextSwitchTo(callercxt);
+		if (r != NULL)
+			return r;			/* the page's context lives on with the
+								 * caller's */
 		MemoryContextReset(pagecxt);
-
-		/*
-		 * The end: an empty page, or the last page as Telnyx counts them.
-		 * A short page proves nothing by itself (a server may serve fewer
-		 * than asked for), so without a count we read on to an empty page.
-		 */
-		if (n == 0 || (total_pages >= 0 && page >= total_pages))
-			break;
 	}
 	MemoryContextDelete(pagecxt);
+	return NULL;
+}
+
+/*
+ * api_read_page
+ *		Read page number page of the list of orders and call fn with its
+ *		parsed orders (TelnyxOrder *) and the elements that could not be
+ *		parsed (JsonbValue *).  *last says whether it was the list's end:
+ *		an empty page, or the last page as Telnyx counts them.  A short page
+ *		proves nothing by itself (a server may serve fewer than asked for),
+ *		so without a count the list ends only at an empty page.  Returns
+ *		NULL, or the result that failed (a list that has not ended after
+ *		API_MAX_LIST_PAGES pages is malformed).  Allocates in the current
+ *		memory context.
+ */
+TelnyxResult *
+api_read_page(int page, ApiPageCallback fn, void *arg, bool *last)
+{
+	TelnyxResult *r;
+	JsonbContainer *data;
+	List	   *orders = NIL;
+	List	   *unparsed = NIL;
+	int			total_pages;
+	int			n;
+	int			i;
+
+	*last = false;
+	if (page > API_MAX_LIST_PAGES)
+	{
+		r = palloc0(sizeof(TelnyxResult));
+		r->class = TELNYX_MALFORMED;
+		r->wait_ms = -1;
+		r->why = psprintf("The list of orders did not end after %d pages.",
+						  API_MAX_LIST_PAGES);
+		return r;
+	}
+	r = api_list_inexplicit_orders(page, TELNYX_MAX_PAGE_SIZE);
+	if (r->class != TELNYX_OK)
+		return r;
+
+	data = r->data.val.binary.data;
+	n = JsonContainerSize(data);
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(data, i);
+		TelnyxOrder *order = api_parse_order(elem);
+
+		if (order != NULL)
+			orders = lappend(orders, order);
+		else
+			unparsed = lappend(unparsed, elem);
+	}
+	fn(orders, unparsed, arg);
+
+	total_pages = api_list_total_pages(r);
+	*last = n == 0 || (total_pages >= 0 && page >= total_pages);
 	return NULL;
 }
 
@@ -950,8 +965,8 @@ get_id(JsonbContainer *obj, const char *key)
 
 /*
  * api_path_escape
- *		s percent-encoded for one path segment: every byte but RFC 3986's
- *		unreserved characters.
+ *		s percent-encoded for one path segment: every byte but letters,
+ *		digits, "-", "_" and "~".
  */
 char *
 api_path_escape(const char *s)
@@ -962,7 +977,8 @@ api_path_escape(const char *s)
 	initStringInfo(&buf);
 	for (p = (const unsigned char *) s; *p; p++)
 	{
-		if (isalnum(*p) || strchr("-._~", *p) != NULL)
+		/* "." too, so that no id can be a dot-segment that curl squashes */
+		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '~')
 			appendStringInfoChar(&buf, (char) *p);
 		else
 			appendStringInfo(&buf, "%%%02X", *p);

@@ -142,6 +142,8 @@ typedef void (*ApiPageCallback) (List *orders, List *unparsed, void *arg);
 #define API_MAX_LIST_PAGES 1000000
 
 extern TelnyxResult *api_each_page(ApiPageCallback fn, void *arg);
+extern TelnyxResult *api_read_page(int page, ApiPageCallback fn, void *arg,
+								   bool *last);
 extern TelnyxOrder *api_parse_order(const JsonbValue *data);
 extern int	api_list_total_pages(const TelnyxResult *result);
 extern void api_raise(const TelnyxResult *result, const char *action);

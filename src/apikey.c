@@ -75,6 +75,7 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static bool check_api_key(char **newval, void **extra, GucSource source);
 static void assign_api_key(const char *newval, void *extra);
+static const char *show_api_key(void);
 static bool key_is_valid(const char *key);
 static void remember(const char *value);
 static const char *key_from_file(void);
@@ -100,8 +101,8 @@ apikey_init(void)
 							   &telnyx_api_key,
 							   "",
 							   PGC_SUSET,
-							   GUC_SUPERUSER_ONLY,
-							   check_api_key, assign_api_key, NULL);
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   check_api_key, assign_api_key, show_api_key);
 
 	DefineCustomStringVariable("telnyx.api_key_file",
 							   "File holding the Telnyx API key, readable only by the server's OS user.",
@@ -165,6 +166,20 @@ static void
 assign_api_key(const char *newval, void *extra)
 {
 	api_key_source = extra ? *(GucSource *) extra : PGC_S_DEFAULT;
+}
+
+/*
+ * What SHOW and current_setting() show: the key to superusers only
+ * (pg_read_all_settings may see superuser-only settings, not this).  The
+ * setting is also left out of pg_settings, whose reset_val would show the
+ * value from postgresql.conf as it is.
+ */
+static const char *
+show_api_key(void)
+{
+	if (telnyx_api_key == NULL || telnyx_api_key[0] == '\0')
+		return "";
+	return superuser() ? telnyx_api_key : "********";
 }
 
 /* Keep value for redaction (the last APIKEY_MAX_REMEMBERED of them). */

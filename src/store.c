@@ -265,6 +265,7 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 List *
 store_orders_missing(List *orders)
 {
+	MemoryContext callercxt = CurrentMemoryContext;
 	List	   *missing = NIL;
 	Datum	   *ids;
 	Datum		values[1];
@@ -298,7 +299,13 @@ store_orders_missing(List *orders)
 			known = strcmp(id, order->id) == 0;
 		}
 		if (!known)
+		{
+			/* the list outlives SPI_finish */
+			MemoryContext old = MemoryContextSwitchTo(callercxt);
+
 			missing = lappend(missing, order);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	SPI_finish();
 	store_leave(&scope);

@@ -125,6 +125,9 @@ typedef struct SenderState
 								 * queue waits for telnyx_resume_queue() */
 	TimestampTz not_before;		/* rate limited until then */
 	TimestampTz next_sync;		/* when the periodic sync is due */
+	int			sync_page;		/* the page of the list the sync reads
+								 * next; 0 when it is not under way */
+	int			sync_found;		/* orders it recorded so far */
 	bool		release_pending;	/* give up own claims after an error */
 } SenderState;
 
@@ -538,7 +541,7 @@ telnyx_sender_main(Datum arg)
 			MemoryContextReset(passcxt);
 		}
 
-		if (done > 0)
+		if (done > 0 || sender_state.sync_page > 0)
 			continue;			/* there may be more */
 
 		if (resting || sender_state.paused)
@@ -628,8 +631,7 @@ worker_pass(SenderState *state, int max_requests)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	if (!state->is_pass && !state->paused && telnyx_sync_interval_s > 0 &&
-		GetCurrentTimestamp() >= state->next_sync)
+	if (!state->is_pass && !state->paused && telnyx_sync_interval_s > 0)
 		worker_sync(state);
 	return done;
 }
@@ -798,25 +800,47 @@ worker_reconcile(SenderState *state)
 /*
  * The periodic sync: read the whole list of orders and record every order
  * the tables lack, marked found_by_sync, whatever became of the
- * transaction that created it.
+ * transaction that created it.  One page per pass, so that sending never
+ * waits for a long list: the sender loops at once while a sync is under
+ * way.
  */
 static void
 worker_sync(SenderState *state)
 {
 	TelnyxResult *failure;
-	int			found = 0;
+	bool		last;
 
-	state->next_sync = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												   (int64) telnyx_sync_interval_s * 1000);
-	pgstat_report_activity(STATE_RUNNING, "syncing the list of orders");
-	failure = api_each_page(worker_sync_page, &found);
+	if (state->sync_page == 0)
+	{
+		if (GetCurrentTimestamp() < state->next_sync)
+			return;
+		state->next_sync = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   (int64) telnyx_sync_interval_s * 1000);
+		state->sync_page = 1;
+		state->sync_found = 0;
+	}
+
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("syncing page %d of the list of orders", state->sync_page));
+	failure = api_read_page(state->sync_page, worker_sync_page, &state->sync_found, &last);
 	if (failure != NULL)
+	{
 		ereport(LOG,
 				(errmsg("telnyx_orders worker could not read the list of orders to sync it"),
 				 errdetail_internal("%s", failure->why ? failure->why : "")));
-	if (found > 0)
+		state->sync_page = 0;
+		return;
+	}
+	if (!last)
+	{
+		state->sync_page++;
+		return;
+	}
+	if (state->sync_found > 0)
 		ereport(LOG,
-				(errmsg("telnyx_orders worker recorded %d orders the tables lacked", found)));
+				(errmsg("telnyx_orders worker recorded %d orders the tables lacked",
+						state->sync_found)));
+	state->sync_page = 0;
 }
 
 /* One page of the periodic sync: record the orders the tables lack. */

@@ -382,6 +382,7 @@ $node->stop;
 my $whole_log = slurp_file($node->logfile);
 unlike($whole_log, qr/\Q$key\E/, 'the key is nowhere in the server log');
 unlike($whole_log, qr/\Q$ENV{TELNYX_TEST_KEY}\E/, 'nor the key it replaced');
+unlike($whole_log, qr/terminated by signal (?!9:)/, 'no process crashed (only the kill -9s of the test)');
 
 # leave the stand-in as we found it
 standinctl('config', "'" . encode_json({ api_key => $ENV{TELNYX_TEST_KEY} }) . "'");

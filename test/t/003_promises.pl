@@ -227,6 +227,9 @@ is(join(' ', map { ledger()->{$_} // 0 } 'prepared-commit', 'prepared-rollback')
 	is(scalar(@wrong), 0, 'each has exactly one order')
 	  or diag('wrong: ' . join(' ', map { "chaos-$_=" . ($ledger->{"chaos-$_"} // 0) } @wrong));
 	$standby->stop;
+	unlike(slurp_file($standby->logfile), qr/terminated by signal (?!9:)/,
+		'no process crashed (only the kill -9s of the test)');
 }
+unlike(slurp_file($node->logfile), qr/terminated by signal (?!9:)/, 'nor on the primary');
 
 done_testing();
