@@ -26,6 +26,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -421,10 +422,16 @@ store_enter(StoreScope *scope)
 	char	   *schema = store_extension(&owner);
 
 	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
-	scope->nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	/* the SQL functions and the workers have it pinned already */
+	scope->nestlevel = -1;
+	if (namespace_search_path == NULL ||
+		strcmp(namespace_search_path, STORE_SEARCH_PATH) != 0)
+	{
+		scope->nestlevel = NewGUCNestLevel();
+		(void) set_config_option("search_path", STORE_SEARCH_PATH,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	}
 	SetUserIdAndSecContext(owner, scope->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
@@ -436,7 +443,8 @@ void
 store_leave(StoreScope *scope)
 {
 	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
-	AtEOXact_GUC(true, scope->nestlevel);
+	if (scope->nestlevel >= 0)
+		AtEOXact_GUC(true, scope->nestlevel);
 }
 
 static void

@@ -12,12 +12,16 @@
 
 #include "api.h"
 
+/* The search_path of every statement run as the extension. */
+#define STORE_SEARCH_PATH "pg_catalog, pg_temp"
+
 /* The caller's identity and settings, while acting as the extension. */
 typedef struct StoreScope
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	int			nestlevel;
+	int			nestlevel;		/* of the pinned search_path; -1 if it was
+								 * pinned already */
 } StoreScope;
 
 extern void store_order(const TelnyxOrder *order, bool found_by_sync);

@@ -18,12 +18,23 @@
  * telnyx.worker_naptime for retries.
  *
  * A 429 holds back the whole sender until the wait Telnyx asked for is
- * over.  A refused key (401, 403) or no key leaves requests queued: the
- * sender logs one error and sends nothing more until the configuration is
- * reloaded.  An error in a pass is logged, the sender's own claims are
- * given up (their outcome is unknown), and it goes on after a pause.  It
- * exits when someone wants its database to itself (DROP DATABASE), so that
- * it never holds that up.
+ * over.  A refused key (401, 403), no key, or no order endpoint at the base
+ * URL (404 on the create) leaves requests queued: the sender logs one
+ * error and sends nothing more until the configuration is reloaded.  A
+ * database restored or cloned from elsewhere sends nothing until
+ * telnyx_resume_queue() (queue.c).  Each outcome is recorded in a
+ * subtransaction of its own, with a short lock_timeout in every
+ * transaction, so one outcome that cannot be recorded, or a lock a user
+ * holds, never takes the others with it or stalls the queue.  An error in
+ * a pass is logged, the sender's own claims are given up (their outcome is
+ * unknown), and it goes on after a pause.  Every telnyx.sync_interval it
+ * reads the list of orders, a page per pass, and records any order the
+ * tables lack.  It exits when someone wants its database to itself (DROP
+ * DATABASE), so that it never holds that up.
+ *
+ * The workers run as the bootstrap superuser, but every statement they run
+ * goes through store.c and queue.c, as the extension's owner with a pinned
+ * search_path: nothing a user created is ever resolved by them.
  *
  * telnyx_process_queue() runs one pass of the same code in a dynamic
  * worker of its own, with the caller's telnyx.* settings, and waits for
@@ -483,6 +494,7 @@ telnyx_sender_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("telnyx_orders worker");
+	SetConfigOption("search_path", STORE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
 	worker_register_slot();
 
 	passcxt = AllocSetContextCreate(TopMemoryContext, "telnyx_orders pass",
@@ -1077,6 +1089,7 @@ telnyx_pass_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(shared->dboid, InvalidOid, 0);
 	pgstat_report_appname("telnyx_orders queue pass");
+	SetConfigOption("search_path", STORE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
 
 	PG_TRY();
 	{

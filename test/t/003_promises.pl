@@ -187,6 +187,15 @@ is(join(' ', map { ledger()->{$_} // 0 } 'prepared-commit', 'prepared-rollback')
 	$node->safe_psql('postgres',
 		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'promoted')");
 	$node->wait_for_catchup($standby);
+
+	# a hot standby cannot order: it could not record the order
+	standinctl('reset-requests');
+	my ($ret, $out, $err) = $standby->psql('postgres',
+		"SELECT telnyx_create_inexplicit_order('$groups', customer_reference => 'on-standby')");
+	like($err, qr/read-only transaction.*HINT:\s+Connect to the primary server/s,
+		'a hot standby refuses to order, with a hint to the primary');
+	is(standinctl('requests'), "requests: 0\n", 'and sends nothing');
+
 	$node->stop;
 	my $log_offset = -s $standby->logfile;
 	$standby->promote;
@@ -200,17 +209,18 @@ is(join(' ', map { ledger()->{$_} // 0 } 'prepared-commit', 'prepared-rollback')
 
 	# kill -9 of the worker at random moments, in the middle of sending,
 	# recording and reconciling: every request ends with exactly one order
-	my $n = 150;
+	my $n = $ENV{CHAOS_REQUESTS} // 150;
+	my $kills = $ENV{CHAOS_KILLS} // 8;
 	$standby->safe_psql('postgres', "ALTER SYSTEM SET telnyx.reconcile_delay = '200ms'");
 	$standby->reload;
-	for my $i (1 .. 30)
+	for my $i (1 .. int($n / 5))
 	{
 		fault({ match => 'create', action => ($i % 2 ? 'close_after' : 'delay'), seconds => 0.5, times => 1 });
 	}
 	$standby->safe_psql('postgres',
 		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'chaos-' || i) FROM generate_series(1, $n) i");
 	srand(42);
-	for my $round (1 .. 8)
+	for my $round (1 .. $kills)
 	{
 		usleep(200_000 + int(rand(1_200_000)));
 		my $pid = $standby->safe_psql('postgres',
@@ -221,7 +231,7 @@ is(join(' ', map { ledger()->{$_} // 0 } 'prepared-commit', 'prepared-rollback')
 	}
 	my $settled = $standby->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM telnyx_order_requests WHERE body->>'customer_reference' LIKE 'chaos-%' AND state <> 'sent'");
-	ok($settled, "after 8 kills, all $n chaos requests settle as sent");
+	ok($settled, "after $kills kills, all $n chaos requests settle as sent");
 	my $ledger = ledger();
 	my @wrong = grep { ($ledger->{"chaos-$_"} // 0) != 1 } 1 .. $n;
 	is(scalar(@wrong), 0, 'each has exactly one order')
