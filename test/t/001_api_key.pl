@@ -6,11 +6,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use StandIn;
 
 my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
 my $groups = '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]';
-
-sub standinctl { system('standinctl', @_) == 0 or die "standinctl @_ failed"; }
 
 standinctl('reset');
 

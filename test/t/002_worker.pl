@@ -7,31 +7,13 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use StandIn;
 use Time::HiRes qw(time usleep);
 
 my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
 my $groups = '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]';
-
-sub standinctl
-{
-	my $out = `standinctl @_`;
-	die "standinctl @_ failed" if $? != 0;
-	return $out;
-}
-
-sub fault { standinctl('fault', "'" . encode_json($_[0]) . "'"); }
-
-# orders in the ledger, by customer_reference
-sub ledger
-{
-	my %count;
-	for my $line (split /\n/, standinctl('ledger'))
-	{
-		my $o = decode_json($line);
-		$count{ $o->{customer_reference} // '' }++;
-	}
-	return \%count;
-}
 
 standinctl('reset');
 
@@ -189,7 +171,7 @@ is( $node->safe_psql('postgres',
 # 401: requests stay queued, one clear error, then the fixed key and a reload
 {
 	my $newkey = 'KEYrotated' . int(rand(1_000_000_000));
-	standinctl('config', "'" . encode_json({ api_key => $newkey }) . "'");
+	standinctl('config', encode_json({ api_key => $newkey }));
 	my $log_offset = -s $node->logfile;
 	my $rid = $node->safe_psql('postgres',
 		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'auth')");
@@ -385,6 +367,6 @@ unlike($whole_log, qr/\Q$ENV{TELNYX_TEST_KEY}\E/, 'nor the key it replaced');
 unlike($whole_log, qr/terminated by signal (?!9:)/, 'no process crashed (only the kill -9s of the test)');
 
 # leave the stand-in as we found it
-standinctl('config', "'" . encode_json({ api_key => $ENV{TELNYX_TEST_KEY} }) . "'");
+standinctl('config', encode_json({ api_key => $ENV{TELNYX_TEST_KEY} }));
 
 done_testing();

@@ -9,30 +9,13 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use StandIn;
 use Time::HiRes qw(usleep);
 
 my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
 my $groups = '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]';
-
-sub standinctl
-{
-	my $out = `standinctl @_`;
-	die "standinctl @_ failed" if $? != 0;
-	return $out;
-}
-
-sub fault { standinctl('fault', "'" . encode_json($_[0]) . "'"); }
-
-sub ledger
-{
-	my %count;
-	for my $line (split /\n/, standinctl('ledger'))
-	{
-		my $o = decode_json($line);
-		$count{ $o->{customer_reference} // '' }++;
-	}
-	return \%count;
-}
 
 standinctl('reset');
 
