@@ -855,7 +855,8 @@ queue_unknown_retry_later(QueueRequest *req, TelnyxResult *result)
 /*
  * queue_next_due_ms
  *		Milliseconds until the next request is due (0 if one is due now),
- *		or -1 if nothing waits.
+ *		or -1 if nothing waits.  A request another sender has claimed is
+ *		not this one's to wait for.
  */
 double
 queue_next_due_ms(void)
@@ -868,7 +869,8 @@ queue_next_due_ms(void)
 
 	queue_exec(schema,
 			   "SELECT pg_catalog.min(next_attempt_at) FROM %s.telnyx_order_requests"
-			   " WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,unknown}')",
+			   " WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,unknown}')"
+			   "   AND claimed_by_pid IS NULL",
 			   0, NULL, NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)

@@ -191,7 +191,7 @@ define_settings(void)
 							"Longest time the background worker sleeps between looks at the queue.",
 							NULL,
 							&telnyx_worker_naptime_ms,
-							1000, 10, INT_MAX,
+							10000, 10, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

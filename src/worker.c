@@ -14,8 +14,10 @@
  * telnyx.worker_concurrency of them at once.  It holds no transaction
  * while HTTP is in flight (queue.c explains the transactions).  It sleeps
  * on its latch, which a committing transaction that enqueued sets (through
- * the slot in shared memory), and wakes at least every
- * telnyx.worker_naptime for retries.
+ * the slot in shared memory), and wakes when the next retry is due, or
+ * after telnyx.worker_naptime at most.  In between it wakes each second
+ * only to see whether its database is wanted, so an idle sender uses no
+ * measurable CPU.
  *
  * A 429 holds back the whole sender until the wait Telnyx asked for is
  * over.  A refused key (401, 403), no key, or no order endpoint at the base
@@ -159,7 +161,7 @@ typedef void (*WorkerStepFn) (RecordStep *step);
 
 int			telnyx_sync_interval_s = 300;
 char	   *telnyx_database = NULL;
-int			telnyx_worker_naptime_ms = 1000;
+int			telnyx_worker_naptime_ms = 10000;
 int			telnyx_worker_concurrency = 16;
 
 /*---- Local variables ----*/
@@ -203,6 +205,7 @@ static void step_store_found(RecordStep *step);
 static void worker_sync(SenderState *state);
 static void worker_sync_page(List *orders, List *unparsed, void *arg);
 static bool worker_at_home(SenderState *state);
+static long worker_rest_ms(SenderState *state);
 
 /*
  * worker_init
@@ -488,6 +491,7 @@ telnyx_sender_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 	sigjmp_buf	local_sigjmp_buf;
 	MemoryContext passcxt;
+	TimestampTz next_pass = 0;	/* a pass is due from then on */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -518,9 +522,7 @@ telnyx_sender_main(Datum arg)
 
 	for (;;)
 	{
-		long		timeout = telnyx_worker_naptime_ms;
-		int			done = 0;
-		bool		resting = false;
+		int			rc;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -542,47 +544,66 @@ telnyx_sender_main(Datum arg)
 		{
 			/* a second's rest after an error, whatever is due */
 			sender_failed_last = false;
-			resting = true;
-			timeout = 1000;
+			next_pass = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
 		}
-		else
+		else if (GetCurrentTimestamp() >= next_pass)
 		{
+			int			done;
+
 			MemoryContextSwitchTo(passcxt);
 			done = worker_pass(&sender_state, -1);
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(passcxt);
+			if (done > 0 || sender_state.sync_page > 0)
+				continue;		/* there may be more */
+			next_pass = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													worker_rest_ms(&sender_state));
 		}
 
-		if (done > 0 || sender_state.sync_page > 0)
-			continue;			/* there may be more */
-
-		if (resting || sender_state.paused)
-			timeout = 1000;
-		else if (sender_state.not_before > GetCurrentTimestamp())
-			timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-													  sender_state.not_before) + 1;
-		else
-		{
-			double		due;
-
-			worker_begin();
-			due = queue_ready() ? queue_next_due_ms() : -1;
-			worker_commit();
-			if (due >= 0 && due < timeout)
-				timeout = (long) due + 1;
-			if (telnyx_sync_interval_s > 0)
-				timeout = Min(timeout,
-							  TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-															  sender_state.next_sync) + 1);
-		}
-		/* never spin; look at least every second whether the database is wanted */
-		timeout = Max(Min(timeout, 1000), 10);
-
+		/*
+		 * Sleep until the next pass is due or a commit that enqueued sets
+		 * the latch; wake each second only to see whether the database is
+		 * wanted (DROP DATABASE), which costs one small transaction.
+		 */
+		pgstat_report_stat(true);
 		pgstat_report_activity(STATE_IDLE, NULL);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   Max(Min(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+															   next_pass), 1000), 1),
+					   PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		if (rc & WL_LATCH_SET)
+			next_pass = 0;		/* woken: a commit, a reload, a resume */
 	}
+}
+
+/*
+ * How long a sender may rest after a pass that found nothing to do: until
+ * telnyx.worker_naptime at most, the next request due, the end of a rate
+ * limit, or the next periodic sync.  A paused sender, or one whose
+ * database was restored elsewhere, rests its naptime (a reload or
+ * telnyx_resume_queue() wakes it).
+ */
+static long
+worker_rest_ms(SenderState *state)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		rest = telnyx_worker_naptime_ms;
+	double		due;
+
+	if (state->paused || state->elsewhere)
+		return rest;
+	if (state->not_before > now)
+		return TimestampDifferenceMilliseconds(now, state->not_before) + 1;
+
+	worker_begin();
+	due = queue_ready() ? queue_next_due_ms() : -1;
+	worker_commit();
+	if (due >= 0 && due < rest)
+		rest = (long) due + 1;
+	if (telnyx_sync_interval_s > 0)
+		rest = Min(rest, TimestampDifferenceMilliseconds(now, state->next_sync) + 1);
+	return rest;
 }
 
 /*
@@ -994,6 +1015,8 @@ worker_commit(void)
 {
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* so that autovacuum and pg_stat_user_tables see the worker's writes */
+	pgstat_report_stat(false);
 	MemoryContextSwitchTo(worker_outer_cxt);
 }
 
