@@ -299,7 +299,11 @@ class State:
 
 
 def validate_create(body):
-    """Reject what the real API would reject, as the spec describes it."""
+    """Reject what the spec says the API rejects, and, as policy, more:
+    an integer count_requested (the spec types it a string), unknown
+    fields (the spec does not forbid them) and over 10,000 numbers (in
+    Telnyx's prose, not the schema), so that a request that bends the
+    spec fails here rather than at Telnyx."""
     if not isinstance(body, dict):
         raise unprocessable("The request body must be a JSON object.", "/")
     for key in body:
