@@ -11,7 +11,8 @@ OBJS = \
 	src/queue.o \
 	src/worker.o \
 	src/reconcile.o \
-	src/apikey.o
+	src/apikey.o \
+	src/wakeup.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 

@@ -31,7 +31,7 @@
 
 #include "api.h"
 #include "http.h"
-#include "telnyx_orders.h"
+#include "errcodes.h"
 
 /*---- Function declarations ----*/
 

@@ -14,6 +14,9 @@
 
 #include "http.h"
 
+/* Largest page the list endpoint serves. */
+#define TELNYX_MAX_PAGE_SIZE 250
+
 /*
  * What an API call came to.  The synchronous functions turn a class into an
  * error with its own SQLSTATE (api_raise); a queue turns it into a state.

@@ -39,7 +39,7 @@
 #include "utils/memutils.h"
 
 #include "apikey.h"
-#include "telnyx_orders.h"
+#include "errcodes.h"
 
 /* Values of telnyx.api_key remembered for redaction. */
 #define APIKEY_MAX_REMEMBERED 16

@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <math.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -48,7 +49,8 @@
 #include "utils/wait_event.h"
 
 #include "http.h"
-#include "telnyx_orders.h"
+#include "apikey.h"
+#include "errcodes.h"
 
 /* Longest wait the server may ask for before we fall back to our backoff. */
 #define HTTP_MAX_SERVER_WAIT_MS 60000.0
@@ -90,6 +92,15 @@ typedef struct HttpTransfer
 	bool		done;
 } HttpTransfer;
 
+/*---- GUC variables ----*/
+
+char	   *telnyx_api_base_url = NULL;
+char	   *telnyx_ca_file = NULL;
+int			telnyx_timeout_ms = 30000;
+int			telnyx_connect_timeout_ms = 10000;
+int			telnyx_max_retries = 2;
+int			telnyx_max_response_size = 10 * 1024 * 1024;
+
 /*---- Local variables ----*/
 
 static CURLM *http_multi = NULL;
@@ -99,6 +110,7 @@ static char *http_user_agent = NULL;
 
 /*---- Function declarations ----*/
 
+static bool check_api_base_url(char **newval, void **extra, GucSource source);
 static void http_ensure_handles(int n);
 static void http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp);
 static struct curl_slist *http_build_headers(const HttpRequest *req);
@@ -119,12 +131,69 @@ static void http_error_context(void *arg);
 
 /*
  * http_init
- *		Initialise libcurl once per process.  Called from _PG_init.
+ *		From _PG_init: the API key's settings (apikey.c), the HTTP client's
+ *		own settings, and libcurl, once per process.
  */
 void
 http_init(void)
 {
 	curl_version_info_data *info;
+
+	apikey_init();
+
+	DefineCustomStringVariable("telnyx.api_base_url",
+							   "Base URL of the Telnyx API.",
+							   "The API key is sent here: https only, or http to a loopback address.",
+							   &telnyx_api_base_url,
+							   TELNYX_DEFAULT_BASE_URL,
+							   PGC_SUSET,
+							   0,
+							   check_api_base_url, NULL, NULL);
+
+	DefineCustomStringVariable("telnyx.ca_file",
+							   "File of CA certificates trusted to verify the API's TLS certificate.",
+							   "When empty, the system's CA bundle is used.",
+							   &telnyx_ca_file,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.timeout",
+							"Longest time one API request may take.",
+							NULL,
+							&telnyx_timeout_ms,
+							30000, 100, TELNYX_MAX_TIMEOUT_MS,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.connect_timeout",
+							"Longest time to connect to the API.",
+							NULL,
+							&telnyx_connect_timeout_ms,
+							10000, 100, TELNYX_MAX_TIMEOUT_MS,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.max_retries",
+							"Retries of a request that failed in a way that is safe to retry.",
+							NULL,
+							&telnyx_max_retries,
+							2, 0, 10,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.max_response_size",
+							"Largest API response accepted.",
+							NULL,
+							&telnyx_max_response_size,
+							10 * 1024 * 1024, 1024, (int) MaxAllocSize - 1,
+							PGC_USERSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		ereport(ERROR,
@@ -136,6 +205,19 @@ http_init(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("libcurl was built without TLS support")));
+}
+
+static bool
+check_api_base_url(char **newval, void **extra, GucSource source)
+{
+	const char *why;
+
+	if (*newval == NULL || !http_base_url_allowed(*newval, &why))
+	{
+		GUC_check_errdetail("%s", *newval == NULL ? "A URL is required." : why);
+		return false;
+	}
+	return true;
 }
 
 /*

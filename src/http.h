@@ -46,6 +46,22 @@ typedef struct HttpResponse
 	char	   *transport_error;	/* curl's description, or NULL */
 } HttpResponse;
 
+/* Settings (telnyx.*), defined by http_init */
+extern char *telnyx_api_base_url;
+extern char *telnyx_ca_file;
+extern int	telnyx_timeout_ms;
+extern int	telnyx_connect_timeout_ms;
+extern int	telnyx_max_retries;
+extern int	telnyx_max_response_size;
+
+#define TELNYX_DEFAULT_BASE_URL "https://api.telnyx.com/v2"
+
+/*
+ * The longest telnyx.timeout and telnyx.connect_timeout: a sender's lease
+ * (the timeout and a minute) assumes no request outlasts it.
+ */
+#define TELNYX_MAX_TIMEOUT_MS (10 * 60 * 1000)
+
 extern void http_init(void);
 /* Most requests sent at once by http_perform_many. */
 #define HTTP_MAX_CONCURRENCY 64

@@ -32,6 +32,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/dependency.h"
@@ -42,7 +44,9 @@
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -52,8 +56,7 @@
 #include "http.h"
 #include "queue.h"
 #include "store.h"
-#include "telnyx_orders.h"
-#include "worker.h"
+#include "wakeup.h"
 
 /* Reconcile an unknown outcome no sooner than this after it arose. */
 int			telnyx_reconcile_delay_ms = 10000;
@@ -87,17 +90,16 @@ int			telnyx_reconcile_delay_ms = 10000;
 /* The types of queue_here's values. */
 static Oid	queue_here_types[3] = {INT8OID, OIDOID, TEXTOID};
 
-/* Did the current transaction enqueue?  (Read at commit to wake a sender.) */
-static bool enqueued_in_transaction = false;
-
-/* Ids reserved by this transaction and not queued yet (TopTransactionContext). */
+/*
+ * Ids reserved by the transaction whose local id is reserved_lxid and not
+ * queued yet, in its TopTransactionContext: stale once it has ended.
+ */
 static List *reserved_ids = NIL;
-static bool xact_callback_registered = false;
+static LocalTransactionId reserved_lxid = InvalidLocalTransactionId;
 
 /*---- Function declarations ----*/
 
-static void queue_xact_callback(XactEvent event, void *arg);
-static void queue_register_callback(void);
+static void use_reserved_ids(void);
 static void queue_here(Datum *values);
 static bool take_reserved(int64 id);
 static char *queue_begin(StoreScope *scope);
@@ -113,6 +115,23 @@ static List *queue_claim_rows(const char *template, int max, int64 lease_ms,
 static List *queue_read_requests(MemoryContext mcxt);
 static Jsonb *queue_reason(const char *reason);
 static Datum queue_after_ms(double ms);
+
+/*
+ * queue_init
+ *		From _PG_init: the queue's settings.
+ */
+void
+queue_init(void)
+{
+	DefineCustomIntVariable("telnyx.reconcile_delay",
+							"Time to wait before looking up an order whose outcome is unknown.",
+							"An order Telnyx is still processing must show up in the list before the request is judged lost.",
+							&telnyx_reconcile_delay_ms,
+							10000, 0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
 
 /*
  * queue_enqueue
@@ -185,11 +204,20 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 										 SPI_tuptable->tupdesc, 1, &isnull));
 	queue_end(&scope);
 
-	if (id == 0)
-		return 0;
-	queue_register_callback();
-	enqueued_in_transaction = true;
+	if (id != 0)
+		wakeup_at_commit();
 	return id;
+}
+
+/* Forget the ids of a transaction that has ended. */
+static void
+use_reserved_ids(void)
+{
+	if (reserved_lxid != MyProc->lxid)
+	{
+		reserved_ids = NIL;		/* freed with its TopTransactionContext */
+		reserved_lxid = MyProc->lxid;
+	}
 }
 
 /* Was id reserved by this transaction?  It is then no longer. */
@@ -198,6 +226,7 @@ take_reserved(int64 id)
 {
 	ListCell   *lc;
 
+	use_reserved_ids();
 	foreach(lc, reserved_ids)
 	{
 		if (*(int64 *) lfirst(lc) == id)
@@ -207,16 +236,6 @@ take_reserved(int64 id)
 		}
 	}
 	return false;
-}
-
-static void
-queue_register_callback(void)
-{
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(queue_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
 }
 
 /*
@@ -238,7 +257,7 @@ queue_reserve_id(void)
 	id = nextval_internal(getIdentitySequence(relid, 1, false), true);
 	store_leave(&scope);
 
-	queue_register_callback();
+	use_reserved_ids();
 	{
 		int64	   *copy = MemoryContextAlloc(TopTransactionContext, sizeof(int64));
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
@@ -363,32 +382,6 @@ queue_here(Datum *values)
 	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
 	values[1] = ObjectIdGetDatum(MyDatabaseId);
 	values[2] = CStringGetTextDatum(get_database_name(MyDatabaseId));
-}
-
-/* At commit of a transaction that enqueued, wake this database's sender. */
-static void
-queue_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
-		reserved_ids = NIL;		/* freed with TopTransactionContext */
-	if (!enqueued_in_transaction)
-		return;
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-			worker_wake(MyDatabaseId);
-			enqueued_in_transaction = false;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			/* a prepared enqueue is found by the sender's next look */
-			enqueued_in_transaction = false;
-			break;
-		default:
-			break;
-	}
 }
 
 /* Act as the extension (store_enter) and connect SPI; returns the schema. */

@@ -56,6 +56,8 @@ typedef enum QueueHome
 
 extern int	telnyx_reconcile_delay_ms;
 
+extern void queue_init(void);
+
 /* Called in the caller's transaction, as the caller. */
 extern int64 queue_enqueue(Jsonb *ordering_groups, OrderFields *fields,
 						   int64 reserved_id);

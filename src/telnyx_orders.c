@@ -51,20 +51,12 @@
 #include "http.h"
 #include "queue.h"
 #include "store.h"
-#include "telnyx_orders.h"
+#include "errcodes.h"
 #include "validate.h"
+#include "wakeup.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
-
-/*---- GUC variables ----*/
-
-char	   *telnyx_api_base_url = NULL;
-char	   *telnyx_ca_file = NULL;
-int			telnyx_timeout_ms = 30000;
-int			telnyx_connect_timeout_ms = 10000;
-int			telnyx_max_retries = 2;
-int			telnyx_max_response_size = 10 * 1024 * 1024;
 
 /*---- Function declarations ----*/
 
@@ -81,8 +73,6 @@ PG_FUNCTION_INFO_V1(telnyx_process_queue);
 PG_FUNCTION_INFO_V1(telnyx_cancel_order_request);
 PG_FUNCTION_INFO_V1(telnyx_resume_queue);
 
-static void define_settings(void);
-static bool check_api_base_url(char **newval, void **extra, GucSource source);
 static const char *text_arg_or_null(FunctionCallInfo fcinfo, int argno);
 static Jsonb *row_to_jsonb(HeapTuple tuple, TupleDesc desc);
 static bool has_after_insert_trigger(Relation rel, Oid fn);
@@ -91,134 +81,17 @@ static Datum get_order(const char *id);
 static void sync_page(List *orders, List *unparsed, void *arg);
 
 /*
- * Module load: the key, settings, libcurl, the workers.
+ * Module load: each subsystem defines its own settings.  http_init also
+ * owns the API key (apikey.c) and libcurl; worker_init registers the
+ * launcher when loaded by shared_preload_libraries.
  */
 void
 _PG_init(void)
 {
-	apikey_init();
-	define_settings();
 	http_init();
-	if (process_shared_preload_libraries_in_progress)
-		worker_init();
-}
-
-static void
-define_settings(void)
-{
-	DefineCustomStringVariable("telnyx.api_base_url",
-							   "Base URL of the Telnyx API.",
-							   "The API key is sent here: https only, or http to a loopback address.",
-							   &telnyx_api_base_url,
-							   TELNYX_DEFAULT_BASE_URL,
-							   PGC_SUSET,
-							   0,
-							   check_api_base_url, NULL, NULL);
-
-	DefineCustomStringVariable("telnyx.ca_file",
-							   "File of CA certificates trusted to verify the API's TLS certificate.",
-							   "When empty, the system's CA bundle is used.",
-							   &telnyx_ca_file,
-							   "",
-							   PGC_SUSET,
-							   0,
-							   NULL, NULL, NULL);
-
-	DefineCustomIntVariable("telnyx.timeout",
-							"Longest time one API request may take.",
-							NULL,
-							&telnyx_timeout_ms,
-							30000, 100, TELNYX_MAX_TIMEOUT_MS,
-							PGC_USERSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("telnyx.connect_timeout",
-							"Longest time to connect to the API.",
-							NULL,
-							&telnyx_connect_timeout_ms,
-							10000, 100, TELNYX_MAX_TIMEOUT_MS,
-							PGC_USERSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("telnyx.max_retries",
-							"Retries of a request that failed in a way that is safe to retry.",
-							NULL,
-							&telnyx_max_retries,
-							2, 0, 10,
-							PGC_USERSET,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("telnyx.max_response_size",
-							"Largest API response accepted.",
-							NULL,
-							&telnyx_max_response_size,
-							10 * 1024 * 1024, 1024, (int) MaxAllocSize - 1,
-							PGC_USERSET,
-							GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("telnyx.reconcile_delay",
-							"Time to wait before looking up an order whose outcome is unknown.",
-							"An order Telnyx is still processing must show up in the list before the request is judged lost.",
-							&telnyx_reconcile_delay_ms,
-							10000, 0, INT_MAX,
-							PGC_SUSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("telnyx.sync_interval",
-							"Time between two reads of the list of orders by the background worker, to record any the tables lack.",
-							"Each sync costs one request per 250 orders in the account; 0 turns it off.",
-							&telnyx_sync_interval_s,
-							300, 0, 7 * 24 * 3600,
-							PGC_SIGHUP,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	DefineCustomStringVariable("telnyx.database",
-							   "Databases whose queue the background worker sends (comma-separated).",
-							   NULL,
-							   &telnyx_database,
-							   "postgres",
-							   PGC_SIGHUP,
-							   GUC_LIST_INPUT,
-							   NULL, NULL, NULL);
-
-	DefineCustomIntVariable("telnyx.worker_naptime",
-							"Longest time the background worker sleeps between looks at the queue.",
-							NULL,
-							&telnyx_worker_naptime_ms,
-							10000, 10, INT_MAX,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("telnyx.worker_concurrency",
-							"Order requests the background worker keeps in flight at once.",
-							NULL,
-							&telnyx_worker_concurrency,
-							16, 1, HTTP_MAX_CONCURRENCY,
-							PGC_SIGHUP,
-							0,
-							NULL, NULL, NULL);
-
+	queue_init();
+	worker_init();
 	MarkGUCPrefixReserved("telnyx");
-}
-
-static bool
-check_api_base_url(char **newval, void **extra, GucSource source)
-{
-	const char *why;
-
-	if (*newval == NULL || !http_base_url_allowed(*newval, &why))
-	{
-		GUC_check_errdetail("%s", *newval == NULL ? "A URL is required." : why);
-		return false;
-	}
-	return true;
 }
 
 /*
@@ -601,6 +474,6 @@ telnyx_resume_queue(PG_FUNCTION_ARGS)
 	bool		moved = queue_resume();
 
 	if (moved)
-		worker_wake(MyDatabaseId);
+		wakeup_now(MyDatabaseId);
 	PG_RETURN_BOOL(moved);
 }

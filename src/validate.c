@@ -21,7 +21,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-#include "telnyx_orders.h"
+#include "errcodes.h"
 #include "validate.h"
 
 /*---- Local variables ----*/

@@ -10,6 +10,15 @@
 
 #include "utils/jsonb.h"
 
+/* Largest order Telnyx accepts, over all ordering groups. */
+#define TELNYX_MAX_COUNT_REQUESTED 10000
+
+/*
+ * Longest connection_id, messaging_profile_id, customer_reference or
+ * billing_group_id accepted in an order, in bytes.
+ */
+#define TELNYX_MAX_FIELD_LEN 1024
+
 /* The order-level strings of an inexplicit number order; NULL = absent. */
 typedef struct OrderFields
 {

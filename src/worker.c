@@ -47,6 +47,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -79,11 +81,13 @@
 #include "queue.h"
 #include "reconcile.h"
 #include "store.h"
-#include "telnyx_orders.h"
+#include "apikey.h"
+#include "errcodes.h"
+#include "wakeup.h"
 #include "worker.h"
 
 /* Senders the launcher keeps at most (databases in telnyx.database). */
-#define WORKER_MAX_DATABASES 16
+#define WORKER_MAX_DATABASES WAKEUP_MAX_SENDERS
 
 /* The least time between two starts of a sender for the same database. */
 #define WORKER_RESTART_INTERVAL_MS 5000
@@ -103,18 +107,6 @@ static const char *const pass_settings[] = {
 #define WORKER_SETTING_LEN 1024
 
 /*---- Local types ----*/
-
-typedef struct WorkerSlot
-{
-	Oid			dboid;
-	Latch	   *latch;
-} WorkerSlot;
-
-typedef struct WorkerShared
-{
-	slock_t		mutex;
-	WorkerSlot	slots[WORKER_MAX_DATABASES];
-} WorkerShared;
 
 /* What telnyx_process_queue and its worker share. */
 typedef struct PassShared
@@ -166,14 +158,11 @@ int			telnyx_worker_concurrency = 16;
 
 /*---- Local variables ----*/
 
-static WorkerShared *worker_shared = NULL;
 static MemoryContext worker_outer_cxt = NULL;
 
 /* a sender's state; static, so that it survives a longjmp intact */
 static SenderState sender_state;
 static bool sender_failed_last = false;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /*---- Function declarations ----*/
 
@@ -181,10 +170,6 @@ PGDLLEXPORT void telnyx_launcher_main(Datum arg);
 PGDLLEXPORT void telnyx_sender_main(Datum arg);
 PGDLLEXPORT void telnyx_pass_main(Datum arg);
 
-static void worker_shmem_request(void);
-static void worker_shmem_startup(void);
-static void worker_register_slot(void);
-static void worker_unregister_slot(int code, Datum arg);
 static bool worker_start_sender(Oid dboid, BackgroundWorkerHandle **handle);
 static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_send_batch(SenderState *state, int max);
@@ -209,109 +194,59 @@ static long worker_rest_ms(SenderState *state);
 
 /*
  * worker_init
- *		From _PG_init while shared_preload_libraries are loaded: ask for
- *		shared memory and register the launcher.
+ *		From _PG_init: the workers' settings; while shared_preload_libraries
+ *		are loaded, also the wake-up slots' shared memory and the launcher.
  */
 void
 worker_init(void)
 {
 	BackgroundWorker bgw;
 
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = worker_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = worker_shmem_startup;
+	DefineCustomIntVariable("telnyx.sync_interval",
+							"Time between two reads of the list of orders by the background worker, to record any the tables lack.",
+							"Each sync costs one request per 250 orders in the account; 0 turns it off.",
+							&telnyx_sync_interval_s,
+							300, 0, 7 * 24 * 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("telnyx.database",
+							   "Databases whose queue the background worker sends (comma-separated).",
+							   NULL,
+							   &telnyx_database,
+							   "postgres",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.worker_naptime",
+							"Longest time the background worker sleeps between looks at the queue.",
+							NULL,
+							&telnyx_worker_naptime_ms,
+							10000, 10, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.worker_concurrency",
+							"Order requests the background worker keeps in flight at once.",
+							NULL,
+							&telnyx_worker_concurrency,
+							16, 1, HTTP_MAX_CONCURRENCY,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	wakeup_init();
 
 	worker_describe(&bgw, "telnyx_launcher_main", "telnyx_orders launcher",
 					BgWorkerStart_RecoveryFinished, 10, (Datum) 0);
 	bgw.bgw_notify_pid = 0;
 	RegisterBackgroundWorker(&bgw);
-}
-
-static void
-worker_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerShared)));
-}
-
-static void
-worker_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	worker_shared = ShmemInitStruct("telnyx_orders", sizeof(WorkerShared), &found);
-	if (!found)
-	{
-		memset(worker_shared, 0, sizeof(WorkerShared));
-		SpinLockInit(&worker_shared->mutex);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/*
- * worker_wake
- *		Wake the sender of database dboid, if one runs.  Called at commit of
- *		a transaction that enqueued.
- */
-void
-worker_wake(Oid dboid)
-{
-	int			i;
-
-	if (worker_shared == NULL)
-		return;
-	SpinLockAcquire(&worker_shared->mutex);
-	for (i = 0; i < WORKER_MAX_DATABASES; i++)
-	{
-		if (worker_shared->slots[i].dboid == dboid && worker_shared->slots[i].latch)
-			SetLatch(worker_shared->slots[i].latch);
-	}
-	SpinLockRelease(&worker_shared->mutex);
-}
-
-/* Publish this sender's latch for its database. */
-static void
-worker_register_slot(void)
-{
-	int			i;
-
-	if (worker_shared == NULL)
-		return;
-	SpinLockAcquire(&worker_shared->mutex);
-	for (i = 0; i < WORKER_MAX_DATABASES; i++)
-	{
-		if (worker_shared->slots[i].latch == NULL)
-		{
-			worker_shared->slots[i].dboid = MyDatabaseId;
-			worker_shared->slots[i].latch = MyLatch;
-			break;
-		}
-	}
-	SpinLockRelease(&worker_shared->mutex);
-	on_shmem_exit(worker_unregister_slot, (Datum) 0);
-}
-
-static void
-worker_unregister_slot(int code, Datum arg)
-{
-	int			i;
-
-	SpinLockAcquire(&worker_shared->mutex);
-	for (i = 0; i < WORKER_MAX_DATABASES; i++)
-	{
-		if (worker_shared->slots[i].latch == MyLatch)
-		{
-			worker_shared->slots[i].latch = NULL;
-			worker_shared->slots[i].dboid = InvalidOid;
-		}
-	}
-	SpinLockRelease(&worker_shared->mutex);
 }
 
 /*
@@ -499,7 +434,7 @@ telnyx_sender_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("telnyx_orders worker");
 	SetConfigOption("search_path", STORE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
-	worker_register_slot();
+	wakeup_register_sender();
 
 	passcxt = AllocSetContextCreate(TopMemoryContext, "telnyx_orders pass",
 									ALLOCSET_DEFAULT_SIZES);

@@ -14,7 +14,6 @@ extern int	telnyx_worker_naptime_ms;
 extern int	telnyx_worker_concurrency;
 
 extern void worker_init(void);
-extern void worker_wake(Oid dboid);
 extern int	worker_process_queue(int max_requests);
 
 #endif							/* TELNYX_WORKER_H */
