@@ -68,7 +68,7 @@ RESET ROLE;
 SELECT who, outcome FROM public.hostile_log;
 SELECT pg_get_userbyid(requested_by) AS requested_by, state FROM telnyx_order_requests;
 -- the queue's own statements, run with more rights, never use them
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state FROM telnyx_order_requests;
 SELECT count(*) AS operator_calls FROM public.hostile_log WHERE outcome LIKE 'operator%';
 SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_hostile_owner';
@@ -127,7 +127,7 @@ CREATE TRIGGER hostile_refuse BEFORE INSERT ON telnyx_inexplicit_orders
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'batch-1') AS b1,
        telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'poison') AS b2,
        telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'batch-3') AS b3 \gset
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT r.body ->> 'customer_reference' AS reference, r.state, r.order_id IS NOT NULL AS has_order,
        o.id IS NOT NULL AS recorded, r.last_error ->> 'reason' LIKE 'The order was created, but its rows could not be recorded%' AS said_so
   FROM telnyx_order_requests r LEFT JOIN telnyx_inexplicit_orders o ON o.id = r.order_id
@@ -141,8 +141,8 @@ SELECT count(*) AS poison_recorded FROM telnyx_inexplicit_orders WHERE customer_
 SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'text-id') ->> 'id' LIKE 'ord\_%' AS text_id;
 \! standinctl fault '{"match": "create", "action": "close_after"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS t1 \gset
-SELECT telnyx_process_queue() AS handled;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
+CALL telnyx_process_queue();
 SELECT state, order_id LIKE 'ord\_%' AS text_id FROM telnyx_order_requests WHERE id = :t1;
 SELECT count(*) AS text_id_orders FROM telnyx_inexplicit_orders WHERE id LIKE 'ord\_%';
 SELECT telnyx_get_inexplicit_order(order_id) ->> 'id' = order_id AS fetched_by_text_id
@@ -155,8 +155,8 @@ SELECT telnyx_get_inexplicit_order(E'ord\n1');
 SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'same-ref') ->> 'customer_reference' AS earlier;
 \! standinctl fault '{"match": "create", "status": 500, "code": "10007"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'same-ref') AS s1 \gset
-SELECT telnyx_process_queue() AS handled;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
+CALL telnyx_process_queue();
 SELECT state, attempts, order_id <> (SELECT id FROM telnyx_inexplicit_orders
                                       WHERE customer_reference = 'same-ref' AND NOT found_by_sync
                                       ORDER BY first_seen_at LIMIT 1) AS its_own_order
@@ -168,9 +168,9 @@ SELECT state, attempts, order_id <> (SELECT id FROM telnyx_inexplicit_orders
 \! standinctl config '{"list_lag_seconds": 3600}'
 \! standinctl fault '{"match": "create", "action": "close_after"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'lagging') AS l1 \gset
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state FROM telnyx_order_requests WHERE id = :l1;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :l1;
 \! standinctl ledger | grep -c '"customer_reference": "lagging"'
 \! standinctl replays
@@ -183,9 +183,9 @@ SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requ
 \! standinctl bulk 810 filler
 \! standinctl fault '{"match": "create", "action": "close_after"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'far-down') AS f1 \gset
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 \! standinctl reset-requests
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts FROM telnyx_order_requests WHERE id = :f1;
 \! standinctl requests list | awk '{ print ($2 > 400) ? "more than 400 pages read" : "at most 400 pages read" }'
 \! standinctl ledger | grep -c '"customer_reference": "far-down"'
@@ -193,40 +193,30 @@ SELECT state, attempts FROM telnyx_order_requests WHERE id = :f1;
 
 -- a claim of a sender that is gone is recovered at once, whatever its state
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'orphan') AS o1 \gset
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 UPDATE telnyx_order_requests
    SET state = 'unknown', claimed_by_pid = 2147483647, claimed_by_start = now(),
        lease_until = now() + interval '10 minutes', next_attempt_at = now()
  WHERE id = :o1;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, claimed_by_pid IS NULL AS unclaimed FROM telnyx_order_requests WHERE id = :o1;
 \! standinctl ledger | grep -c '"customer_reference": "orphan"'
 
--- a lock a user holds never stalls the queue: the sender skips and
--- comes back
-\! standinctl fault '{"match": "create", "action": "close_after"}'
-SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'locked') AS k1 \gset
-SELECT telnyx_process_queue() AS handled;
-SET statement_timeout = '60s';
+-- the procedure commits as it goes: not inside a transaction block
 BEGIN;
-SELECT telnyx_sync_inexplicit_orders() > 0 AS synced;
-SELECT telnyx_process_queue() AS handled;
-SELECT state FROM telnyx_order_requests WHERE id = :k1;
-COMMIT;
-RESET statement_timeout;
-UPDATE telnyx_order_requests SET next_attempt_at = now() WHERE id = :k1;
-SELECT telnyx_process_queue() AS handled;
-SELECT state FROM telnyx_order_requests WHERE id = :k1;
+CALL telnyx_process_queue();
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
 
 -- a base URL without /v2 is a configuration fault: requests wait
 \getenv https_url TELNYX_TEST_HTTPS_URL
 SELECT regexp_replace(:'https_url', '/v2$', '') AS no_v2 \gset
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'no-v2') AS u1 \gset
 SET telnyx.api_base_url = :'no_v2';
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 RESET telnyx.api_base_url;
 SELECT state, last_error ->> 'status' AS status FROM telnyx_order_requests WHERE id = :u1;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state FROM telnyx_order_requests WHERE id = :u1;
 
 -- two-phase commit: a prepared enqueue is sent only once committed
@@ -236,21 +226,21 @@ PREPARE TRANSACTION 'telnyx_p1';
 BEGIN;
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'prepared-rollback') AS p2 \gset
 PREPARE TRANSACTION 'telnyx_p2';
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 COMMIT PREPARED 'telnyx_p1';
 ROLLBACK PREPARED 'telnyx_p2';
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT body ->> 'customer_reference' AS reference, state FROM telnyx_order_requests
  WHERE id IN (:p1, :p2) ORDER BY id;
 
 -- a database restored or cloned from elsewhere does not send until told
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'restored') AS h1 \gset
 UPDATE telnyx_queue_home SET system_identifier = system_identifier + 1;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state FROM telnyx_order_requests WHERE id = :h1;
 SELECT telnyx_resume_queue() AS resumed;
 SELECT telnyx_resume_queue() AS resumed_again;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state FROM telnyx_order_requests WHERE id = :h1;
 
 -- every request that was sent, one order each

@@ -1,5 +1,5 @@
 --
--- The queued path, driven by telnyx_process_queue() (the background
+-- The queued path, driven by CALL telnyx_process_queue() (the background
 -- worker runs the same code; the TAP tests cover it).
 --
 \! standinctl reset
@@ -20,7 +20,7 @@ BEGIN;
 SELECT telnyx_enqueue_inexplicit_order(:'groups') IS NOT NULL AS enqueued;
 ROLLBACK;
 SELECT count(*) AS queued FROM telnyx_order_requests;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 \! standinctl requests
 
 -- a request: the exact body to send, with a customer_reference derived
@@ -35,7 +35,7 @@ SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'mine', 
 SELECT body - 'ordering_groups' AS order_fields FROM telnyx_order_requests WHERE id = :r2;
 
 -- sent after commit, once, with the request's key as Idempotency-Key
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT id, state, attempts, order_id IS NOT NULL AS has_order, last_error
   FROM telnyx_order_requests ORDER BY id;
 SELECT count(*) AS recorded_orders FROM telnyx_order_requests r
@@ -44,15 +44,15 @@ SELECT count(*) AS recorded_orders FROM telnyx_order_requests r
 SELECT count(*) AS keys_match FROM telnyx_order_requests r
   JOIN telnyx_inexplicit_orders o ON o.id = r.order_id
  WHERE r.body ->> 'customer_reference' = o.customer_reference;
-SELECT telnyx_process_queue() AS handled_again;
+CALL telnyx_process_queue();
 \! standinctl count
 
 -- max_requests bounds a pass
 SELECT count(telnyx_enqueue_inexplicit_order(:'groups')) AS enqueued FROM generate_series(1, 3);
-SELECT telnyx_process_queue(2) AS handled;
-SELECT telnyx_process_queue(0) AS handled;
-SELECT telnyx_process_queue() AS handled;
-SELECT telnyx_process_queue(-1);
+CALL telnyx_process_queue(2);
+CALL telnyx_process_queue(0);
+CALL telnyx_process_queue();
+CALL telnyx_process_queue(-1);
 SELECT state, count(*) FROM telnyx_order_requests GROUP BY state ORDER BY state COLLATE "C";
 
 -- cancel: only while queued or retrying
@@ -61,36 +61,36 @@ SELECT telnyx_cancel_order_request(:r3) AS cancelled;
 SELECT telnyx_cancel_order_request(:r3) AS cancelled_again;
 SELECT telnyx_cancel_order_request(:r1) AS cancelled_sent;
 SELECT telnyx_cancel_order_request(123456) AS cancelled_missing;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state FROM telnyx_order_requests WHERE id = :r3;
 
 -- Telnyx rejects it for good: failed, with Telnyx's error kept
 \! standinctl fault '{"match": "create", "status": 422, "code": "10015", "title": "Invalid parameter", "detail": "No such connection.", "pointer": "/connection_id"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups', connection_id => 'nope') AS r4 \gset
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts, order_id, last_error FROM telnyx_order_requests WHERE id = :r4;
 
 -- rate limited: retrying when Telnyx says, then sent
 \! standinctl fault '{"match": "create", "status": 429, "code": "10011", "title": "Too many requests", "headers": {"Retry-After": "30"}}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r5 \gset
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts, last_error ->> 'status' AS status, last_error ->> 'code' AS code,
        next_attempt_at - updated_at BETWEEN interval '29 seconds' AND interval '31 seconds' AS waits_as_asked
   FROM telnyx_order_requests WHERE id = :r5;
-SELECT telnyx_process_queue() AS handled_before_due;
+CALL telnyx_process_queue();
 UPDATE telnyx_order_requests SET next_attempt_at = now() WHERE id = :r5;
-SELECT telnyx_process_queue() AS handled_when_due;
+CALL telnyx_process_queue();
 SELECT state, attempts, last_error FROM telnyx_order_requests WHERE id = :r5;
 
 -- could not reach Telnyx: retrying, nothing sent
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r6 \gset
 \getenv closed_url TELNYX_TEST_CLOSED_URL
 SET telnyx.api_base_url = :'closed_url';
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 RESET telnyx.api_base_url;
 SELECT state, attempts, last_error ->> 'class' AS class FROM telnyx_order_requests WHERE id = :r6;
 UPDATE telnyx_order_requests SET next_attempt_at = now() WHERE id = :r6;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts FROM telnyx_order_requests WHERE id = :r6;
 
 -- unknown outcomes are reconciled, never blindly resent:
@@ -98,32 +98,33 @@ SELECT state, attempts FROM telnyx_order_requests WHERE id = :r6;
 \! standinctl reset-requests
 \! standinctl fault '{"match": "create", "action": "close_after"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r7 \gset
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts, last_error FROM telnyx_order_requests WHERE id = :r7;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :r7;
 \! standinctl requests create
 -- a 500 before anything was made: proven absent, sent again with the same key
 \! standinctl fault '{"match": "create", "status": 500, "code": "10007"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r8 \gset
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts, last_error ->> 'status' AS status FROM telnyx_order_requests WHERE id = :r8;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :r8;
 -- a malformed answer after the order was made: found
 \! standinctl fault '{"match": "create", "action": "malformed"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r9 \gset
-SELECT telnyx_process_queue() + telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
+CALL telnyx_process_queue();
 SELECT state, attempts FROM telnyx_order_requests WHERE id = :r9;
 -- every queued body carries a customer_reference, so an order made since
 -- without one cannot be the request's: absence is still proven
 \! standinctl fault '{"match": "create", "status": 500, "code": "10007"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r10 \gset
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT telnyx_create_inexplicit_order(:'groups') ->> 'customer_reference' AS anonymous_order;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts, last_error ->> 'reason' AS reason FROM telnyx_order_requests WHERE id = :r10;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :r10;
 
 -- one order in the ledger per request that was sent
@@ -197,7 +198,7 @@ INSERT INTO number_requests (team, country_iso, count_requested) VALUES ('bad', 
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO number_requests (team, country_iso, count_requested) VALUES ('bad', 'US', 20000);
 SELECT count(*) AS bad_rows FROM number_requests WHERE team = 'bad';
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT n.team, r.state, o.count_requested
   FROM number_requests n JOIN telnyx_order_requests r ON r.id = n.telnyx_request_id
   JOIN telnyx_order_allocations o ON o.order_id = r.order_id

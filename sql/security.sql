@@ -155,7 +155,7 @@ SELECT request_body = body::text AS same_bytes,
        requested_by = (SELECT extowner FROM pg_extension WHERE extname = 'telnyx_orders') AS owned_by_the_extension_owner,
        (SELECT count(*) FROM telnyx_queue_home) AS home_rows
   FROM telnyx_order_requests;
-SELECT telnyx_process_queue() AS handled;
+CALL telnyx_process_queue();
 SELECT state FROM telnyx_order_requests;
 
 DROP OWNED BY regress_telnyx_orderer;

@@ -140,7 +140,18 @@ ALTER FUNCTION @extschema@.telnyx_list_inexplicit_orders(integer, integer) SECUR
 ALTER FUNCTION @extschema@.telnyx_sync_inexplicit_orders() SECURITY INVOKER;
 ALTER FUNCTION @extschema@.telnyx_enqueue_inexplicit_order(jsonb, text, text, text, text) SECURITY INVOKER;
 ALTER FUNCTION @extschema@.telnyx_order_trigger() SECURITY INVOKER;
-ALTER FUNCTION @extschema@.telnyx_process_queue(integer) SET search_path = pg_catalog, pg_temp;
+
+/*
+ * One pass of the sender, in the caller's session, as the caller: a
+ * procedure, which may commit between claiming, sending and recording.
+ */
+DROP FUNCTION @extschema@.telnyx_process_queue(integer);
+CREATE PROCEDURE @extschema@.telnyx_process_queue(
+	max_requests	integer DEFAULT NULL,
+	INOUT handled	integer DEFAULT NULL)
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'telnyx_process_queue';
+REVOKE ALL ON PROCEDURE @extschema@.telnyx_process_queue(integer, integer) FROM PUBLIC;
 
 /* An order whose id is not a uuid can be fetched too. */
 CREATE FUNCTION @extschema@.telnyx_get_inexplicit_order(id text)

@@ -35,8 +35,10 @@
 #include "catalog/pg_type.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
+#include "nodes/parsenodes.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -429,16 +431,28 @@ row_to_jsonb(HeapTuple tuple, TupleDesc desc)
 }
 
 /*
- * telnyx_process_queue(max_requests integer) returns integer
+ * CALL telnyx_process_queue(max_requests integer, INOUT handled integer)
  *
- * Send the due requests now, without waiting for the background worker
- * (or without one at all), and return how many were handled.
+ * Send the due requests now, in this session, without waiting for the
+ * background worker (or without one at all); "handled" says how many were
+ * handled.  It commits as it goes, so it cannot run inside a transaction
+ * block.
  */
 Datum
 telnyx_process_queue(PG_FUNCTION_ARGS)
 {
 	int			max_requests = -1;
+	TupleDesc	tupdesc;
+	Datum		handled;
+	bool		isnull = false;
 
+	if (fcinfo->context == NULL || !IsA(fcinfo->context, CallContext) ||
+		castNode(CallContext, fcinfo->context)->atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("telnyx_process_queue cannot run inside a transaction block"),
+				 errdetail("It commits between claiming, sending and recording."),
+				 errhint("Run \"CALL telnyx_process_queue()\" on its own.")));
 	if (!PG_ARGISNULL(0))
 	{
 		max_requests = PG_GETARG_INT32(0);
@@ -447,7 +461,17 @@ telnyx_process_queue(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("\"max_requests\" must not be negative")));
 	}
-	PG_RETURN_INT32(worker_process_queue(max_requests));
+	refuse_read_only();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	handled = Int32GetDatum(worker_process_queue(max_requests));
+	SPI_finish();
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
+													   &handled, &isnull)));
 }
 
 /*

@@ -38,10 +38,9 @@
  * goes through store.c and queue.c, as the extension's owner with a pinned
  * search_path: nothing a user created is ever resolved by them.
  *
- * telnyx_process_queue() runs one pass of the same code in a dynamic
- * worker of its own, with the caller's telnyx.* settings, and waits for
- * it: the pass needs transactions of its own, which a SQL function cannot
- * have.
+ * CALL telnyx_process_queue() runs one pass of the same code in the
+ * caller's session, as the caller: a procedure may commit between
+ * claiming, sending and recording.
  *
  *-------------------------------------------------------------------------
  */
@@ -57,11 +56,11 @@
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -98,27 +97,7 @@
 /* Unknown requests reconciled per pass. */
 #define WORKER_RECONCILE_BATCH 100
 
-/* Settings handed to telnyx_process_queue's worker. */
-static const char *const pass_settings[] = {
-	"telnyx.api_key", "telnyx.api_base_url", "telnyx.ca_file",
-	"telnyx.timeout", "telnyx.connect_timeout", "telnyx.max_retries",
-	"telnyx.max_response_size", "telnyx.reconcile_delay",
-};
-#define WORKER_SETTING_LEN 1024
-
 /*---- Local types ----*/
-
-/* What telnyx_process_queue and its worker share. */
-typedef struct PassShared
-{
-	Oid			dboid;
-	int			max_requests;
-	int			processed;		/* -1 until the pass ends */
-	bool		failed;
-	int			sqlerrcode;
-	char		message[1024];
-	char		settings[lengthof(pass_settings)][WORKER_SETTING_LEN];
-} PassShared;
 
 /* A sender's own state, across passes. */
 typedef struct SenderState
@@ -162,13 +141,15 @@ static MemoryContext worker_outer_cxt = NULL;
 
 /* a sender's state; static, so that it survives a longjmp intact */
 static SenderState sender_state;
+
+/* Is worker_pass running inside CALL telnyx_process_queue()? */
+static bool worker_in_procedure = false;
 static bool sender_failed_last = false;
 
 /*---- Function declarations ----*/
 
 PGDLLEXPORT void telnyx_launcher_main(Datum arg);
 PGDLLEXPORT void telnyx_sender_main(Datum arg);
-PGDLLEXPORT void telnyx_pass_main(Datum arg);
 
 static bool worker_start_sender(Oid dboid, BackgroundWorkerHandle **handle);
 static int	worker_pass(SenderState *state, int max_requests);
@@ -867,7 +848,7 @@ worker_try(WorkerStepFn fn, RecordStep *step, const char *what)
 		CurrentResourceOwner = oldowner;
 
 		ereport(WARNING,
-				(errmsg("telnyx_orders worker %s", what),
+				(errmsg("telnyx_orders %s", what),
 				 step->req ? errdetail("Order request %lld: %s", (long long) step->req->id, edata->message)
 				 : errdetail("%s", edata->message)));
 		step->why = pstrdup(edata->message);
@@ -929,15 +910,20 @@ worker_database_wanted(void)
 }
 
 /*
- * A short transaction.  What is allocated outside it (in the memory
+ * A short transaction (inside the procedure, the part of its transaction
+ * up to the next commit).  What is allocated outside it (in the memory
  * context current at worker_begin, worker_outer_cxt) outlives it.
  */
 static void
 worker_begin(void)
 {
 	worker_outer_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
+	/* inside the procedure, a transaction is always open */
+	if (!worker_in_procedure)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+	}
 	/* never wait long on a lock a user holds: skip, and come back later */
 	(void) set_config_option("lock_timeout", WORKER_LOCK_TIMEOUT,
 							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
@@ -949,7 +935,10 @@ static void
 worker_commit(void)
 {
 	PopActiveSnapshot();
-	CommitTransactionCommand();
+	if (worker_in_procedure)
+		SPI_commit();			/* and a new transaction starts */
+	else
+		CommitTransactionCommand();
 	/* so that autovacuum and pg_stat_user_tables see the worker's writes */
 	pgstat_report_stat(false);
 	MemoryContextSwitchTo(worker_outer_cxt);
@@ -957,123 +946,42 @@ worker_commit(void)
 
 /*
  * worker_process_queue
- *		For telnyx_process_queue(): run one pass in a worker of its own, with
- *		this session's telnyx.* settings, and return how many requests it
- *		handled.  Errors of the pass are raised here.
+ *		For CALL telnyx_process_queue(): one pass of the sender's code in
+ *		the caller's session, as the caller, with the caller's telnyx.*
+ *		settings, committing between claiming, sending and recording (the
+ *		procedure's SPI connection must be nonatomic).  Returns how many
+ *		requests were handled.  Errors are the caller's, whole.
  */
 int
 worker_process_queue(int max_requests)
 {
-	dsm_segment *seg;
-	PassShared *shared;
-	BackgroundWorker bgw;
-	BackgroundWorkerHandle *handle;
-	BgwHandleStatus status;
-	int			result;
-	int			i;
-
-	/* a key that may not be used here is refused here, with its reason */
-	(void) telnyx_api_key_value();
-
-	seg = dsm_create(sizeof(PassShared), 0);
-	shared = dsm_segment_address(seg);
-	memset(shared, 0, sizeof(PassShared));
-	shared->dboid = MyDatabaseId;
-	shared->max_requests = max_requests;
-	shared->processed = -1;
-	for (i = 0; i < lengthof(pass_settings); i++)
-	{
-		const char *value = GetConfigOption(pass_settings[i], false, false);
-
-		if (strlen(value) >= WORKER_SETTING_LEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("setting \"%s\" is too long to hand to a worker", pass_settings[i])));
-		strlcpy(shared->settings[i], value, WORKER_SETTING_LEN);
-	}
-
-	worker_describe(&bgw, "telnyx_pass_main", "telnyx_orders queue pass",
-					BgWorkerStart_ConsistentState, BGW_NEVER_RESTART,
-					UInt32GetDatum(dsm_segment_handle(seg)));
-
-	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not start a worker to process the queue"),
-				 errhint("Raise max_worker_processes.")));
-
-	status = WaitForBackgroundWorkerShutdown(handle);
-	if (status != BGWH_STOPPED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not run a worker to process the queue")));
-
-	if (shared->failed)
-		ereport(ERROR,
-				(errcode(shared->sqlerrcode),
-				 errmsg("could not process the queue"),
-				 errdetail_internal("%s", shared->message)));
-	if (shared->processed < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("the queue worker stopped before it finished")));
-	result = shared->processed;
-	dsm_detach(seg);
-	return result;
-}
-
-/*
- * telnyx_pass_main
- *		telnyx_process_queue's worker: one pass, then exit.
- */
-void
-telnyx_pass_main(Datum arg)
-{
-	dsm_segment *seg;
-	PassShared *shared;
 	SenderState state;
-	int			result;
-	int			i;
+	MemoryContext passcxt;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	volatile int result = 0;
 
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
+	memset(&state, 0, sizeof(state));
+	state.is_pass = true;
+	/* no request of this session can be in flight: its claims are stale */
+	state.release_pending = true;
 
-	seg = dsm_attach(DatumGetUInt32(arg));
-	if (seg == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not map the queue worker's shared memory")));
-	shared = dsm_segment_address(seg);
-
-	BackgroundWorkerInitializeConnectionByOid(shared->dboid, InvalidOid, 0);
-	pgstat_report_appname("telnyx_orders queue pass");
-	SetConfigOption("search_path", STORE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
-
+	passcxt = AllocSetContextCreate(TopMemoryContext, "telnyx_orders pass",
+									ALLOCSET_DEFAULT_SIZES);
+	worker_in_procedure = true;
 	PG_TRY();
 	{
-		for (i = 0; i < lengthof(pass_settings); i++)
-			SetConfigOption(pass_settings[i], shared->settings[i], PGC_SUSET, PGC_S_SESSION);
+		int			done;
 
-		memset(&state, 0, sizeof(state));
-		state.is_pass = true;
-		result = worker_pass(&state, shared->max_requests);
-		shared->processed = Max(result, 0);
+		MemoryContextSwitchTo(passcxt);
+		done = worker_pass(&state, max_requests);
+		result = Max(done, 0);
 	}
-	PG_CATCH();
+	PG_FINALLY();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(TopMemoryContext);
-		edata = CopyErrorData();
-		shared->failed = true;
-		shared->sqlerrcode = edata->sqlerrcode;
-		snprintf(shared->message, sizeof(shared->message), "%s%s%s",
-				 edata->message, edata->detail ? ": " : "",
-				 edata->detail ? edata->detail : "");
-		PG_RE_THROW();
+		worker_in_procedure = false;
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextDelete(passcxt);
 	}
 	PG_END_TRY();
-
-	dsm_detach(seg);
-	proc_exit(0);
+	return result;
 }
