@@ -12,7 +12,8 @@ OBJS = \
 	src/worker.o \
 	src/reconcile.o \
 	src/apikey.o \
-	src/wakeup.o
+	src/wakeup.o \
+	src/launcher.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 

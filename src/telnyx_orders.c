@@ -51,6 +51,7 @@
 #include "api.h"
 #include "apikey.h"
 #include "http.h"
+#include "launcher.h"
 #include "queue.h"
 #include "store.h"
 #include "errcodes.h"
@@ -84,7 +85,7 @@ static void sync_page(List *orders, List *unparsed, void *arg);
 
 /*
  * Module load: each subsystem defines its own settings.  http_init also
- * owns the API key (apikey.c) and libcurl; worker_init registers the
+ * owns the API key (apikey.c) and libcurl; launcher_init registers the
  * launcher when loaded by shared_preload_libraries.
  */
 void
@@ -93,6 +94,7 @@ _PG_init(void)
 	http_init();
 	queue_init();
 	worker_init();
+	launcher_init();
 	MarkGUCPrefixReserved("telnyx");
 }
 

@@ -1,14 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The background workers that send queued order requests.
+ *	  The sender: the background worker that sends one database's queue.
  *
- * With telnyx_orders in shared_preload_libraries, a launcher starts at
- * server start.  It is connected to no database; for each database named
- * in telnyx.database that exists, it keeps one sender running (a dynamic
- * background worker), and starts it again, not too often, if it stops.
- *
- * A sender connects to its database and loops: when the extension is
+ * The launcher (launcher.c) keeps one sender running for each database it
+ * serves.  A sender connects to its database and loops: when the extension is
  * there, it recovers requests left "sending" by a sender that is gone,
  * reconciles unknown outcomes, then claims due requests and sends up to
  * telnyx.worker_concurrency of them at once.  It holds no transaction
@@ -34,7 +30,7 @@
  * tables lack.  It exits when someone wants its database to itself (DROP
  * DATABASE), so that it never holds that up.
  *
- * The workers run as the bootstrap superuser, but every statement they run
+ * A sender runs as the bootstrap superuser, but every statement it runs
  * goes through store.c and queue.c, as the extension's owner with a pinned
  * search_path: nothing a user created is ever resolved by them.
  *
@@ -48,10 +44,7 @@
 
 #include <limits.h>
 
-#include "access/heapam.h"
 #include "access/htup_details.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
@@ -73,7 +66,6 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
-#include "utils/varlena.h"
 
 #include "api.h"
 #include "http.h"
@@ -84,12 +76,6 @@
 #include "errcodes.h"
 #include "wakeup.h"
 #include "worker.h"
-
-/* Senders the launcher keeps at most (databases in telnyx.database). */
-#define WORKER_MAX_DATABASES WAKEUP_MAX_SENDERS
-
-/* The least time between two starts of a sender for the same database. */
-#define WORKER_RESTART_INTERVAL_MS 5000
 
 /* The longest a worker's statement waits for a lock. */
 #define WORKER_LOCK_TIMEOUT "1s"
@@ -131,7 +117,6 @@ typedef void (*WorkerStepFn) (RecordStep *step);
 /*---- GUC variables ----*/
 
 int			telnyx_sync_interval_s = 300;
-char	   *telnyx_database = NULL;
 int			telnyx_worker_naptime_ms = 10000;
 int			telnyx_worker_concurrency = 16;
 
@@ -148,18 +133,12 @@ static bool sender_failed_last = false;
 
 /*---- Function declarations ----*/
 
-PGDLLEXPORT void telnyx_launcher_main(Datum arg);
 PGDLLEXPORT void telnyx_sender_main(Datum arg);
 
-static bool worker_start_sender(Oid dboid, BackgroundWorkerHandle **handle);
 static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_send_batch(SenderState *state, int max);
 static int	worker_reconcile(SenderState *state);
-static void worker_describe(BackgroundWorker *bgw, const char *function,
-							const char *name, BgWorkerStartTime start,
-							int restart, Datum arg);
 static bool worker_database_wanted(void);
-static Oid	worker_database_oid(const char *name);
 static void worker_begin(void);
 static void worker_commit(void);
 static bool worker_try(WorkerStepFn fn, RecordStep *step, const char *what);
@@ -175,14 +154,11 @@ static long worker_rest_ms(SenderState *state);
 
 /*
  * worker_init
- *		From _PG_init: the workers' settings; while shared_preload_libraries
- *		are loaded, also the wake-up slots' shared memory and the launcher.
+ *		From _PG_init: the senders' settings.
  */
 void
 worker_init(void)
 {
-	BackgroundWorker bgw;
-
 	DefineCustomIntVariable("telnyx.sync_interval",
 							"Time between two reads of the list of orders by the background worker, to record any the tables lack.",
 							"Each sync costs one request per 250 orders in the account; 0 turns it off.",
@@ -191,15 +167,6 @@ worker_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
-
-	DefineCustomStringVariable("telnyx.database",
-							   "Databases whose queue the background worker sends (comma-separated).",
-							   NULL,
-							   &telnyx_database,
-							   "postgres",
-							   PGC_SIGHUP,
-							   GUC_LIST_INPUT,
-							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("telnyx.worker_naptime",
 							"Longest time the background worker sleeps between looks at the queue.",
@@ -219,182 +186,6 @@ worker_init(void)
 							0,
 							NULL, NULL, NULL);
 
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-
-	wakeup_init();
-
-	worker_describe(&bgw, "telnyx_launcher_main", "telnyx_orders launcher",
-					BgWorkerStart_RecoveryFinished, 10, (Datum) 0);
-	bgw.bgw_notify_pid = 0;
-	RegisterBackgroundWorker(&bgw);
-}
-
-/*
- * telnyx_launcher_main
- *		Keep one sender running for each database of telnyx.database.
- */
-void
-telnyx_launcher_main(Datum arg)
-{
-	struct
-	{
-		char		name[NAMEDATALEN];
-		BackgroundWorkerHandle *handle;
-		TimestampTz last_start;
-	}			dbs[WORKER_MAX_DATABASES];
-	int			ndbs = 0;
-
-	memset(dbs, 0, sizeof(dbs));
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("telnyx_orders launcher");
-
-	for (;;)
-	{
-		char	   *list;
-		List	   *names = NIL;
-		ListCell   *lc;
-		int			i;
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-
-		list = pstrdup(telnyx_database ? telnyx_database : "");
-		if (!SplitIdentifierString(list, ',', &names))
-		{
-			ereport(LOG,
-					(errmsg("telnyx_orders launcher: invalid list syntax in telnyx.database")));
-			names = NIL;
-		}
-
-		foreach(lc, names)
-		{
-			const char *name = (const char *) lfirst(lc);
-			Oid			dboid;
-			int			slot = -1;
-			pid_t		pid;
-
-			for (i = 0; i < ndbs; i++)
-				if (strcmp(dbs[i].name, name) == 0)
-					slot = i;
-			if (slot < 0)
-			{
-				if (ndbs == WORKER_MAX_DATABASES)
-					continue;
-				slot = ndbs++;
-				strlcpy(dbs[slot].name, name, NAMEDATALEN);
-			}
-			if (dbs[slot].handle != NULL &&
-				GetBackgroundWorkerPid(dbs[slot].handle, &pid) != BGWH_STOPPED)
-				continue;
-			if (!TimestampDifferenceExceeds(dbs[slot].last_start, GetCurrentTimestamp(),
-											WORKER_RESTART_INTERVAL_MS))
-				continue;
-
-			dboid = worker_database_oid(name);
-			if (!OidIsValid(dboid))
-				continue;
-
-			dbs[slot].last_start = GetCurrentTimestamp();
-			if (!worker_start_sender(dboid, &dbs[slot].handle))
-				ereport(LOG,
-						(errmsg("telnyx_orders launcher could not start a sender for database \"%s\"", name),
-						 errhint("Raise max_worker_processes.")));
-		}
-		/* a database no longer listed loses its sender */
-		for (i = 0; i < ndbs; i++)
-		{
-			bool		listed = false;
-
-			foreach(lc, names)
-				if (strcmp(dbs[i].name, (const char *) lfirst(lc)) == 0)
-					listed = true;
-			if (!listed && dbs[i].handle != NULL)
-			{
-				TerminateBackgroundWorker(dbs[i].handle);
-				pfree(dbs[i].handle);
-				dbs[i].handle = NULL;
-			}
-		}
-		pfree(list);
-		list_free(names);
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 WORKER_RESTART_INTERVAL_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-}
-
-/*
- * The oid of database name, or InvalidOid.  The launcher is connected to no
- * database, so it reads pg_database with a plain heap scan, as the
- * autovacuum launcher does (an index scan would need pg_class).
- */
-static Oid
-worker_database_oid(const char *name)
-{
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	Oid			result = InvalidOid;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-
-		if (strcmp(NameStr(db->datname), name) == 0)
-		{
-			result = db->oid;
-			break;
-		}
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return result;
-}
-
-/* Start a sender for dboid; the launcher is told when it stops. */
-static bool
-worker_start_sender(Oid dboid, BackgroundWorkerHandle **handle)
-{
-	BackgroundWorker bgw;
-
-	worker_describe(&bgw, "telnyx_sender_main", "telnyx_orders worker",
-					BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART,
-					ObjectIdGetDatum(dboid));
-	return RegisterDynamicBackgroundWorker(&bgw, handle);
-}
-
-/*
- * Fill bgw for one of our workers, connected to a database, reporting to
- * this process.
- */
-static void
-worker_describe(BackgroundWorker *bgw, const char *function, const char *name,
-				BgWorkerStartTime start, int restart, Datum arg)
-{
-	memset(bgw, 0, sizeof(*bgw));
-	bgw->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw->bgw_start_time = start;
-	bgw->bgw_restart_time = restart;
-	strlcpy(bgw->bgw_library_name, "telnyx_orders", BGW_MAXLEN);
-	strlcpy(bgw->bgw_function_name, function, BGW_MAXLEN);
-	strlcpy(bgw->bgw_name, name, BGW_MAXLEN);
-	strlcpy(bgw->bgw_type, name, BGW_MAXLEN);
-	bgw->bgw_main_arg = arg;
-	bgw->bgw_notify_pid = MyProcPid;
 }
 
 /*

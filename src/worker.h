@@ -9,7 +9,6 @@
 #define TELNYX_WORKER_H
 
 extern int	telnyx_sync_interval_s;
-extern char *telnyx_database;
 extern int	telnyx_worker_naptime_ms;
 extern int	telnyx_worker_concurrency;
 

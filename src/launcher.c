@@ -1,0 +1,256 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The launcher: one sender (worker.c) for each database to serve.
+ *
+ * With telnyx_orders in shared_preload_libraries, the launcher starts at
+ * server start, once recovery has finished.  It is connected to no
+ * database.  For each database named in telnyx.database that exists, it
+ * keeps one sender running (a dynamic background worker, told to report
+ * to the launcher), and starts it again, at most every five seconds, if it
+ * stops; a database no longer listed loses its sender.  It reads the list
+ * again on SIGHUP.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "launcher.h"
+#include "wakeup.h"
+
+/* Senders the launcher keeps at most (databases in telnyx.database). */
+#define LAUNCHER_MAX_DATABASES WAKEUP_MAX_SENDERS
+
+/* The least time between two starts of a sender for the same database. */
+#define LAUNCHER_RESTART_INTERVAL_MS 5000
+
+/*---- GUC variables ----*/
+
+static char *telnyx_database = NULL;
+
+/*---- Function declarations ----*/
+
+PGDLLEXPORT void telnyx_launcher_main(Datum arg);
+
+static Oid	launcher_database_oid(const char *name);
+static bool launcher_start_sender(Oid dboid, BackgroundWorkerHandle **handle);
+static void launcher_describe(BackgroundWorker *bgw, const char *function,
+							  const char *name, BgWorkerStartTime start,
+							  int restart, Datum arg);
+
+/*
+ * launcher_init
+ *		From _PG_init: the databases to serve; while shared_preload_libraries
+ *		are loaded, also the wake-up slots' shared memory and the launcher.
+ */
+void
+launcher_init(void)
+{
+	BackgroundWorker bgw;
+
+	DefineCustomStringVariable("telnyx.database",
+							   "Databases whose queue the background worker sends (comma-separated).",
+							   NULL,
+							   &telnyx_database,
+							   "postgres",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	wakeup_init();
+
+	launcher_describe(&bgw, "telnyx_launcher_main", "telnyx_orders launcher",
+					  BgWorkerStart_RecoveryFinished, 10, (Datum) 0);
+	bgw.bgw_notify_pid = 0;
+	RegisterBackgroundWorker(&bgw);
+}
+
+/*
+ * telnyx_launcher_main
+ *		Keep one sender running for each database of telnyx.database.
+ */
+void
+telnyx_launcher_main(Datum arg)
+{
+	struct
+	{
+		char		name[NAMEDATALEN];
+		BackgroundWorkerHandle *handle;
+		TimestampTz last_start;
+	}			dbs[LAUNCHER_MAX_DATABASES];
+	int			ndbs = 0;
+
+	memset(dbs, 0, sizeof(dbs));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("telnyx_orders launcher");
+
+	for (;;)
+	{
+		char	   *list;
+		List	   *names = NIL;
+		ListCell   *lc;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		list = pstrdup(telnyx_database ? telnyx_database : "");
+		if (!SplitIdentifierString(list, ',', &names))
+		{
+			ereport(LOG,
+					(errmsg("telnyx_orders launcher: invalid list syntax in telnyx.database")));
+			names = NIL;
+		}
+
+		foreach(lc, names)
+		{
+			const char *name = (const char *) lfirst(lc);
+			Oid			dboid;
+			int			slot = -1;
+			pid_t		pid;
+
+			for (i = 0; i < ndbs; i++)
+				if (strcmp(dbs[i].name, name) == 0)
+					slot = i;
+			if (slot < 0)
+			{
+				if (ndbs == LAUNCHER_MAX_DATABASES)
+					continue;
+				slot = ndbs++;
+				strlcpy(dbs[slot].name, name, NAMEDATALEN);
+			}
+			if (dbs[slot].handle != NULL &&
+				GetBackgroundWorkerPid(dbs[slot].handle, &pid) != BGWH_STOPPED)
+				continue;
+			if (!TimestampDifferenceExceeds(dbs[slot].last_start, GetCurrentTimestamp(),
+											LAUNCHER_RESTART_INTERVAL_MS))
+				continue;
+
+			dboid = launcher_database_oid(name);
+			if (!OidIsValid(dboid))
+				continue;
+
+			dbs[slot].last_start = GetCurrentTimestamp();
+			if (!launcher_start_sender(dboid, &dbs[slot].handle))
+				ereport(LOG,
+						(errmsg("telnyx_orders launcher could not start a sender for database \"%s\"", name),
+						 errhint("Raise max_worker_processes.")));
+		}
+		/* a database no longer listed loses its sender */
+		for (i = 0; i < ndbs; i++)
+		{
+			bool		listed = false;
+
+			foreach(lc, names)
+				if (strcmp(dbs[i].name, (const char *) lfirst(lc)) == 0)
+					listed = true;
+			if (!listed && dbs[i].handle != NULL)
+			{
+				TerminateBackgroundWorker(dbs[i].handle);
+				pfree(dbs[i].handle);
+				dbs[i].handle = NULL;
+			}
+		}
+		pfree(list);
+		list_free(names);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 LAUNCHER_RESTART_INTERVAL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * The oid of database name, or InvalidOid.  The launcher is connected to no
+ * database, so it reads pg_database with a plain heap scan, as the
+ * autovacuum launcher does (an index scan would need pg_class).
+ */
+static Oid
+launcher_database_oid(const char *name)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Oid			result = InvalidOid;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(db->datname), name) == 0)
+		{
+			result = db->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return result;
+}
+
+/* Start a sender for dboid; the launcher is told when it stops. */
+static bool
+launcher_start_sender(Oid dboid, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker bgw;
+
+	launcher_describe(&bgw, "telnyx_sender_main", "telnyx_orders worker",
+					BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART,
+					ObjectIdGetDatum(dboid));
+	return RegisterDynamicBackgroundWorker(&bgw, handle);
+}
+
+/*
+ * Fill bgw for one of our workers, connected to a database, reporting to
+ * this process.
+ */
+static void
+launcher_describe(BackgroundWorker *bgw, const char *function, const char *name,
+				BgWorkerStartTime start, int restart, Datum arg)
+{
+	memset(bgw, 0, sizeof(*bgw));
+	bgw->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw->bgw_start_time = start;
+	bgw->bgw_restart_time = restart;
+	strlcpy(bgw->bgw_library_name, "telnyx_orders", BGW_MAXLEN);
+	strlcpy(bgw->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(bgw->bgw_name, name, BGW_MAXLEN);
+	strlcpy(bgw->bgw_type, name, BGW_MAXLEN);
+	bgw->bgw_main_arg = arg;
+	bgw->bgw_notify_pid = MyProcPid;
+}
+
