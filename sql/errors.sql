@@ -44,14 +44,19 @@ SELECT number_order_id, group_index, sub_number_order_ids FROM telnyx_number_ord
 \set VERBOSITY terse
 \! standinctl fault '{"match": "get", "status": 200, "nesting": 200000}'
 SELECT telnyx_get_inexplicit_order(:'id');
+\echo :LAST_ERROR_SQLSTATE
 \! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"x\": 1e1000000}}"}'
 SELECT telnyx_get_inexplicit_order(:'id');
+\echo :LAST_ERROR_SQLSTATE
 \! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"customer_reference\": \"a\\u0000b\"}}"}'
 SELECT telnyx_get_inexplicit_order(:'id');
+\echo :LAST_ERROR_SQLSTATE
 \! standinctl fault '{"match": "get", "status": 200, "latin1": true, "body": "{\"data\": {\"id\": \"{path_id}\", \"customer_reference\": \"\u00ff\"}}"}'
 SELECT telnyx_get_inexplicit_order(:'id');
+\echo :LAST_ERROR_SQLSTATE
 \! standinctl fault '{"match": "create", "status": 200, "nesting": 200000}'
 SELECT telnyx_create_inexplicit_order(:'groups');
+\echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY default
 
 -- authentication: the key is refused, never shown

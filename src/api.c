@@ -55,6 +55,63 @@ static List *get_string_array(JsonbContainer *obj, const char *key, bool uuids,
 static TelnyxGroup *api_parse_group(JsonbContainer *g, int index);
 static bool parse_timestamptz(const char *s, TimestampTz *result);
 
+/*---- Local types ----*/
+
+/* One row of the result-class table. */
+typedef struct ApiClassInfo
+{
+	const char *name;			/* in a queue's last_error */
+	int			sqlerrcode;		/* raised by api_raise */
+	const char *sentence;		/* what happened, first line of the DETAIL */
+	const char *hint;			/* or NULL */
+	bool		counts_attempts;	/* the DETAIL says how many were made */
+	ApiDisposition create_disposition;	/* a queue's answer to a create */
+} ApiClassInfo;
+
+/*---- Local variables ----*/
+
+/*
+ * The one table of result classes: for each, its name, its SQLSTATE, the
+ * sentence and hint of its error, and what a queue does with a create
+ * that ended so.  Anything that may have created the order is unknown,
+ * never retried blindly; a configuration fault (a refused key, no such
+ * endpoint) pauses the queue; only what provably never reached Telnyx is
+ * sent again as is.
+ */
+static const ApiClassInfo api_classes[] = {
+	[TELNYX_OK] = {"ok", 0, NULL, NULL, false, API_CREATED},
+	[TELNYX_REJECTED] = {"rejected", ERRCODE_TELNYX_REJECTED,
+		gettext_noop("Telnyx rejected the request."), NULL, false, API_FAILED},
+	[TELNYX_NOT_FOUND] = {"not_found", ERRCODE_TELNYX_NOT_FOUND,
+		gettext_noop("Not found at Telnyx."), NULL, false, API_PAUSE},
+	[TELNYX_AUTH] = {"auth", ERRCODE_TELNYX_AUTH,
+		gettext_noop("Telnyx did not accept the API key."),
+		gettext_noop("Check telnyx.api_key (or telnyx.api_key_file, TELNYX_API_KEY) and the key's permissions at Telnyx."),
+	false, API_PAUSE},
+	[TELNYX_RATE_LIMITED] = {"rate_limited", ERRCODE_TELNYX_RATE_LIMITED,
+		gettext_noop("Rate limited by Telnyx."),
+		gettext_noop("Try again later, or raise telnyx.max_retries."),
+	true, API_RATE_LIMITED},
+	[TELNYX_SERVER_ERROR] = {"server_error", ERRCODE_TELNYX_SERVER_ERROR,
+		gettext_noop("Telnyx server error."), NULL, true, API_UNKNOWN},
+	[TELNYX_NOT_SENT] = {"not_sent", ERRCODE_TELNYX_TRANSPORT,
+		gettext_noop("Could not reach Telnyx."), NULL, false, API_SEND_AGAIN},
+	[TELNYX_TRANSPORT] = {"transport", ERRCODE_TELNYX_TRANSPORT,
+		gettext_noop("Could not reach Telnyx."), NULL, false, API_UNKNOWN},
+	[TELNYX_UNKNOWN] = {"unknown", ERRCODE_TELNYX_UNKNOWN_OUTCOME,
+		gettext_noop("The outcome is unknown: the order may exist at Telnyx."),
+		gettext_noop("Run \"SELECT telnyx_sync_inexplicit_orders()\" and look for the order in telnyx_inexplicit_orders before ordering again."),
+	false, API_UNKNOWN},
+	[TELNYX_TOO_LARGE] = {"too_large", ERRCODE_TELNYX_TOO_LARGE,
+		gettext_noop("The answer from Telnyx is too large."),
+		gettext_noop("Raise telnyx.max_response_size."), false, API_UNKNOWN},
+	[TELNYX_MALFORMED] = {"malformed", ERRCODE_TELNYX_MALFORMED,
+		gettext_noop("The answer from Telnyx is malformed."), NULL, false, API_UNKNOWN},
+};
+
+StaticAssertDecl(lengthof(api_classes) == TELNYX_NUM_CLASSES,
+				 "every result class has a row");
+
 /*
  * api_create_inexplicit_order
  *		POST /inexplicit_number_orders with request (from
@@ -510,87 +567,63 @@ api_parse_errors(TelnyxResult *r)
 
 /*
  * api_raise
- *		Raise the error for a result that is not TELNYX_OK.  action is the
- *		primary message's start, such as "could not create inexplicit number
- *		order".
+ *		Raise the error for a result that is not TELNYX_OK.  The primary
+ *		message says which call failed (action; id for API_GET); the DETAIL
+ *		says what happened (the class's sentence, our explanation, Telnyx's
+ *		errors), the SQLSTATE and hint come from the class's row.
  */
 void
-api_raise(const TelnyxResult *r, const char *action)
+api_raise(const TelnyxResult *r, ApiAction action, const char *id)
 {
-	const char *detail;
+	const ApiClassInfo *c = &api_classes[r->class];
+	StringInfoData detail;
 
 	if (r->class == TELNYX_OK)
 		return;
 
-	if (r->telnyx_errors != NULL && r->why != NULL)
-		detail = psprintf("%s\n%s", r->why, r->telnyx_errors);
-	else
-		detail = r->why ? r->why : r->telnyx_errors;
+	initStringInfo(&detail);
+	appendStringInfoString(&detail, _(c->sentence));
+	if (r->why != NULL)
+		appendStringInfo(&detail, "\n%s", r->why);
+	if (r->telnyx_errors != NULL)
+		appendStringInfo(&detail, "\n%s", r->telnyx_errors);
+	if (c->counts_attempts)
+		appendStringInfo(&detail, _("\nGave up after %d attempts."), r->attempts);
 
-	switch (r->class)
+	switch (action)
 	{
-		case TELNYX_OK:
-			break;
-		case TELNYX_REJECTED:
+		case API_CREATE:
 			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_REJECTED),
-					 errmsg("%s: Telnyx rejected the request", action),
-					 errdetail_internal("%s", detail)));
+					(errcode(c->sqlerrcode),
+					 errmsg("could not create inexplicit number order"),
+					 errdetail_internal("%s", detail.data),
+					 c->hint ? errhint("%s", _(c->hint)) : 0));
 			break;
-		case TELNYX_NOT_FOUND:
+		case API_GET:
 			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_NOT_FOUND),
-					 errmsg("%s: not found at Telnyx", action),
-					 errdetail_internal("%s", detail)));
+					(errcode(c->sqlerrcode),
+					 errmsg("could not retrieve inexplicit number order \"%s\"", id),
+					 errdetail_internal("%s", detail.data),
+					 c->hint ? errhint("%s", _(c->hint)) : 0));
 			break;
-		case TELNYX_AUTH:
+		case API_LIST:
 			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_AUTH),
-					 errmsg("%s: Telnyx did not accept the API key", action),
-					 errdetail_internal("%s", detail),
-					 errhint("Check telnyx.api_key (or TELNYX_API_KEY) and the key's permissions at Telnyx.")));
-			break;
-		case TELNYX_RATE_LIMITED:
-			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_RATE_LIMITED),
-					 errmsg("%s: rate limited by Telnyx", action),
-					 errdetail_internal("%s\nGave up after %d attempts.", detail, r->attempts),
-					 errhint("Try again later, or raise telnyx.max_retries.")));
-			break;
-		case TELNYX_SERVER_ERROR:
-			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_SERVER_ERROR),
-					 errmsg("%s: Telnyx server error", action),
-					 errdetail_internal("%s\nGave up after %d attempts.", detail, r->attempts)));
-			break;
-		case TELNYX_NOT_SENT:
-		case TELNYX_TRANSPORT:
-			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_TRANSPORT),
-					 errmsg("%s: could not reach Telnyx", action),
-					 errdetail_internal("%s", detail)));
-			break;
-		case TELNYX_UNKNOWN:
-			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_UNKNOWN_OUTCOME),
-					 errmsg("%s: the outcome is unknown", action),
-					 errdetail_internal("%s\nThe order may exist at Telnyx.", detail),
-					 errhint("Run \"SELECT telnyx_sync_inexplicit_orders()\" and look for the order in telnyx_inexplicit_orders before ordering again.")));
-			break;
-		case TELNYX_TOO_LARGE:
-			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_TOO_LARGE),
-					 errmsg("%s: the answer from Telnyx is too large", action),
-					 errdetail_internal("%s", detail),
-					 errhint("Raise telnyx.max_response_size.")));
-			break;
-		case TELNYX_MALFORMED:
-			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_MALFORMED),
-					 errmsg("%s: the answer from Telnyx is malformed", action),
-					 errdetail_internal("%s", detail)));
+					(errcode(c->sqlerrcode),
+					 errmsg("could not list inexplicit number orders"),
+					 errdetail_internal("%s", detail.data),
+					 c->hint ? errhint("%s", _(c->hint)) : 0));
 			break;
 	}
+}
+
+/*
+ * api_create_disposition
+ *		What a queue does with a create that ended in this class.
+ */
+ApiDisposition
+api_create_disposition(TelnyxResultClass class)
+{
+	return api_classes[class].create_disposition;
 }
 
 /*
@@ -752,19 +785,6 @@ api_order_matches(const TelnyxOrder *order, Jsonb *request)
 Jsonb *
 api_error_json(const TelnyxResult *r)
 {
-	static const char *const class_names[] = {
-		[TELNYX_OK] = "ok",
-		[TELNYX_REJECTED] = "rejected",
-		[TELNYX_NOT_FOUND] = "not_found",
-		[TELNYX_AUTH] = "auth",
-		[TELNYX_RATE_LIMITED] = "rate_limited",
-		[TELNYX_SERVER_ERROR] = "server_error",
-		[TELNYX_NOT_SENT] = "not_sent",
-		[TELNYX_TRANSPORT] = "transport",
-		[TELNYX_UNKNOWN] = "unknown",
-		[TELNYX_TOO_LARGE] = "too_large",
-		[TELNYX_MALFORMED] = "malformed",
-	};
 	JsonbParseState *st = NULL;
 	JsonbValue	v;
 	struct
@@ -772,7 +792,7 @@ api_error_json(const TelnyxResult *r)
 		const char *key;
 		const char *value;
 	}			fields[] = {
-		{"class", class_names[r->class]},
+		{"class", api_classes[r->class].name},
 		{"code", r->error_code},
 		{"title", r->error_title},
 		{"detail", r->error_detail},

@@ -33,8 +33,28 @@ typedef enum TelnyxResultClass
 	TELNYX_TRANSPORT,			/* connection failed mid-way on a safe request */
 	TELNYX_UNKNOWN,				/* an order may or may not exist */
 	TELNYX_TOO_LARGE,			/* response exceeded telnyx.max_response_size */
-	TELNYX_MALFORMED			/* response is not what the spec promises */
+	TELNYX_MALFORMED,			/* response is not what the spec promises */
+	TELNYX_NUM_CLASSES
 } TelnyxResultClass;
+
+/* What a queue does with a create that ended in a class (see api.c). */
+typedef enum ApiDisposition
+{
+	API_CREATED,				/* record the order: sent */
+	API_FAILED,					/* refused for good: failed */
+	API_PAUSE,					/* a configuration fault: stay queued, pause */
+	API_RATE_LIMITED,			/* retry after the wait, holding back all */
+	API_SEND_AGAIN,				/* never reached Telnyx: retry */
+	API_UNKNOWN					/* may exist: reconcile before anything */
+} ApiDisposition;
+
+/* Which call failed, for api_raise's primary message. */
+typedef enum ApiAction
+{
+	API_CREATE,
+	API_GET,
+	API_LIST
+} ApiAction;
 
 typedef struct TelnyxResult
 {
@@ -149,7 +169,9 @@ extern TelnyxResult *api_read_page(int page, ApiPageCallback fn, void *arg,
 								   bool *last);
 extern TelnyxOrder *api_parse_order(const JsonbValue *data);
 extern int	api_list_total_pages(const TelnyxResult *result);
-extern void api_raise(const TelnyxResult *result, const char *action);
+extern void api_raise(const TelnyxResult *result, ApiAction action,
+					  const char *id);
+extern ApiDisposition api_create_disposition(TelnyxResultClass class);
 extern bool api_is_uuid(const char *s, int len);
 extern bool api_order_matches(const TelnyxOrder *order, Jsonb *request);
 extern Jsonb *api_error_json(const TelnyxResult *result);

@@ -542,9 +542,9 @@ queue_record(QueueRequest *req, TelnyxResult *result, double *wait_ms)
 	if (result->class != TELNYX_OK)
 		error = api_error_json(result);
 
-	switch (result->class)
+	switch (api_create_disposition(result->class))
 	{
-		case TELNYX_OK:
+		case API_CREATED:
 			{
 				TelnyxOrder *order = api_parse_order(&result->data);
 
@@ -553,37 +553,33 @@ queue_record(QueueRequest *req, TelnyxResult *result, double *wait_ms)
 				return QUEUE_DONE;
 			}
 
-		case TELNYX_REJECTED:
+		case API_FAILED:
 			queue_set_state(req->id, "sending", "failed", NULL, error, 0);
 			return QUEUE_DONE;
 
-		case TELNYX_AUTH:
-		case TELNYX_NOT_FOUND:
-
-			/*
-			 * A refused key, or no such endpoint (a base URL without /v2):
-			 * a configuration fault.  It stays queued, as if not claimed.
-			 */
+		case API_PAUSE:
+			/* it stays queued, as if not claimed */
 			queue_set_state(req->id, "sending", "queued", NULL, error, 0);
 			return QUEUE_PAUSE;
 
-		case TELNYX_RATE_LIMITED:
+		case API_RATE_LIMITED:
 			delay = http_retry_delay_ms(req->attempts - 1, result->wait_ms);
 			queue_set_state(req->id, "sending", "retrying", NULL, error, delay);
 			*wait_ms = delay;
 			return QUEUE_RATE_LIMITED;
 
-		case TELNYX_NOT_SENT:
+		case API_SEND_AGAIN:
 			delay = http_retry_delay_ms(req->attempts - 1, -1);
 			queue_set_state(req->id, "sending", "retrying", NULL, error, delay);
 			return QUEUE_RETRY;
 
-		default:
-			/* anything else may have created the order */
-			queue_set_state(req->id, "sending", "unknown", NULL, error,
-							telnyx_reconcile_delay_ms);
-			return QUEUE_UNKNOWN;
+		case API_UNKNOWN:
+			break;
 	}
+	/* anything else may have created the order */
+	queue_set_state(req->id, "sending", "unknown", NULL, error,
+					telnyx_reconcile_delay_ms);
+	return QUEUE_UNKNOWN;
 }
 
 /*

@@ -153,7 +153,7 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 											  DirectFunctionCall1(gen_random_uuid, (Datum) 0)));
 
 	result = api_create_inexplicit_order(api_request_text(request), key);
-	api_raise(result, "could not create inexplicit number order");
+	api_raise(result, API_CREATE, NULL);
 
 	order = api_parse_order(&result->data);
 	store_order(order, false);
@@ -202,7 +202,7 @@ get_order(const char *id)
 
 	refuse_read_only();
 	result = api_get_inexplicit_order(id);
-	api_raise(result, psprintf("could not retrieve inexplicit number order \"%s\"", id));
+	api_raise(result, API_GET, id);
 
 	order = api_parse_order(&result->data);
 	store_order(order, false);
@@ -234,7 +234,7 @@ telnyx_list_inexplicit_orders(PG_FUNCTION_ARGS)
 				 errmsg("\"page_size\" must be between 1 and %d", TELNYX_MAX_PAGE_SIZE)));
 
 	result = api_list_inexplicit_orders(page_number, page_size);
-	api_raise(result, "could not list inexplicit number orders");
+	api_raise(result, API_LIST, NULL);
 
 	PG_RETURN_JSONB_P(result->body);
 }
@@ -254,7 +254,7 @@ telnyx_sync_inexplicit_orders(PG_FUNCTION_ARGS)
 	refuse_read_only();
 	failure = api_each_page(sync_page, &count);
 	if (failure != NULL)
-		api_raise(failure, "could not list inexplicit number orders");
+		api_raise(failure, API_LIST, NULL);
 	PG_RETURN_INT64(count);
 }
 

@@ -64,7 +64,7 @@ standinctl('fault', '{"match": "create", "action": "close_after"}');
 like($err, qr/outcome is unknown/, 'connection closed after the order');
 ($ret, $out, $err) = $node->psql('postgres',
 	"SET telnyx.ca_file = '$ENV{TELNYX_TEST_OTHER_CA}'; SELECT telnyx_list_inexplicit_orders()");
-like($err, qr/could not reach Telnyx/, 'TLS verification failure');
+like($err, qr/Could not reach Telnyx/, 'TLS verification failure');
 standinctl('fault', '{"match": "create", "action": "delay", "seconds": 5}');
 ($ret, $out, $err) = $node->psql('postgres',
 	"SET statement_timeout = '300ms'; SELECT telnyx_create_inexplicit_order('$groups')");
