@@ -23,8 +23,9 @@
  * resend after "proven absent" is the same request to Telnyx.
  *
  * Every statement here runs as the extension's owner with search_path
- * pinned (store_enter), names the extension's schema and qualifies its
- * operators; times and leases are computed in C, in 64 bits.  Every state
+ * pinned (store_enter), through store.c's kept plans (store_exec), names
+ * the extension's schema and qualifies its operators; times and leases
+ * are computed in C, in 64 bits.  Every state
  * change made by a sender is announced by a trigger on the table (NOTIFY
  * telnyx_orders, without payload), not here.
  *
@@ -104,9 +105,6 @@ static void queue_here(Datum *values);
 static bool take_reserved(int64 id);
 static char *queue_begin(StoreScope *scope);
 static void queue_end(StoreScope *scope);
-static void queue_exec(const char *schema, const char *template, int nargs,
-					   Oid *argtypes, Datum *values, const char *nulls,
-					   int expected);
 static void queue_set_state(int64 id, const char *from, const char *to,
 							const char *order_id, Jsonb *last_error,
 							double delay_ms);
@@ -184,17 +182,17 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 
 	schema = queue_begin(&scope);
 	/* the queue lives here from its first request on (see queue_home) */
-	queue_exec(schema,
-			   "INSERT INTO %s.telnyx_queue_home"
+	store_exec(schema,
+			   "INSERT INTO %1$s.telnyx_queue_home"
 			   " (system_identifier, database_oid, database_name)"
 			   " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
 			   3, queue_here_types, home_values, NULL, SPI_OK_INSERT);
-	queue_exec(schema,
+	store_exec(schema,
 			   reserved_id == 0
-			   ? "INSERT INTO %s.telnyx_order_requests AS r"
+			   ? "INSERT INTO %1$s.telnyx_order_requests AS r"
 			   " (request_key, body, request_body, requested_by)"
 			   " VALUES ($1, $2, $3, $4) RETURNING r.id"
-			   : "INSERT INTO %s.telnyx_order_requests AS r"
+			   : "INSERT INTO %1$s.telnyx_order_requests AS r"
 			   " (id, request_key, body, request_body, requested_by)"
 			   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4)"
 			   " ON CONFLICT (id) DO NOTHING RETURNING r.id",
@@ -289,8 +287,8 @@ queue_cancel(int64 id)
 	values[1] = ObjectIdGetDatum(GetUserId());
 
 	schema = queue_begin(&scope);
-	queue_exec(schema,
-			   "UPDATE %s.telnyx_order_requests r"
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = 'cancelled', updated_at = pg_catalog.now()"
 			   " WHERE r.id OPERATOR(pg_catalog.=) $1"
 			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
@@ -317,7 +315,7 @@ queue_home(void)
 	QueueHome	result = QUEUE_HOME_NONE;
 	bool		isnull;
 
-	queue_exec(schema,
+	store_exec(schema,
 			   "SELECT h.system_identifier, h.database_oid FROM %1$s.telnyx_queue_home h"
 			   " UNION ALL"
 			   " SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM %1$s.telnyx_order_requests)"
@@ -362,8 +360,8 @@ queue_resume(void)
 
 	queue_here(values);
 	schema = queue_begin(&scope);
-	queue_exec(schema,
-			   "INSERT INTO %s.telnyx_queue_home AS h"
+	store_exec(schema,
+			   "INSERT INTO %1$s.telnyx_queue_home AS h"
 			   " (system_identifier, database_oid, database_name)"
 			   " VALUES ($1, $2, $3) ON CONFLICT (only_row) DO UPDATE"
 			   " SET system_identifier = EXCLUDED.system_identifier,"
@@ -392,7 +390,7 @@ queue_begin(StoreScope *scope)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	return pstrdup(quote_identifier(schema));
+	return schema;
 }
 
 static void
@@ -402,20 +400,6 @@ queue_end(StoreScope *scope)
 	store_leave(scope);
 }
 
-/*
- * Run the statement template, its "%s" replaced by the quoted schema, with
- * nargs parameters; raise an error unless SPI answers expected.
- */
-static void
-queue_exec(const char *schema, const char *template, int nargs, Oid *argtypes,
-		   Datum *values, const char *nulls, int expected)
-{
-	int			rc = SPI_execute_with_args(psprintf(template, schema), nargs,
-										   argtypes, values, nulls, false, 0);
-
-	if (rc != expected)
-		elog(ERROR, "queue statement failed: %s", SPI_result_code_string(rc));
-}
 
 /* A timestamptz datum ms milliseconds from now (64-bit arithmetic). */
 static Datum
@@ -490,7 +474,7 @@ queue_claim_rows(const char *template, int max, int64 lease_ms, MemoryContext mc
 	values[4] = ObjectIdGetDatum(MyDatabaseId);
 
 	schema = queue_begin(&scope);
-	queue_exec(schema, template, 5, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	store_exec(schema, template, 5, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	queue_end(&scope);
 	return result;
@@ -634,8 +618,8 @@ queue_set_state(int64 id, const char *from, const char *to,
 	values[5] = queue_after_ms(delay_ms);
 
 	schema = queue_begin(&scope);
-	queue_exec(schema,
-			   "UPDATE %s.telnyx_order_requests"
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests"
 			   "   SET state = $3, order_id = coalesce($4, order_id),"
 			   "       last_error = CASE WHEN $3 OPERATOR(pg_catalog.=) 'sent'"
 			   "                         AND $5 IS NULL THEN NULL"
@@ -669,8 +653,8 @@ queue_recover_stale(void)
 	values[1] = JsonbPGetDatum(queue_reason("The sender stopped before it could record the outcome."));
 
 	schema = queue_begin(&scope);
-	queue_exec(schema,
-			   "UPDATE %s.telnyx_order_requests r"
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = 'unknown',"
 			   "       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "                         THEN $2 ELSE r.last_error END,"
@@ -716,8 +700,8 @@ queue_release_own(void)
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
 
 	schema = queue_begin(&scope);
-	queue_exec(schema,
-			   "UPDATE %s.telnyx_order_requests r"
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = 'unknown',"
 			   "       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "                         THEN $2 ELSE r.last_error END,"
@@ -794,7 +778,7 @@ queue_resolve_unknown(QueueRequest *req)
 		values[1] = Int64GetDatum(req->id);
 		values[2] = TimestampTzGetDatum(req->first_sent_at);
 		schema = queue_begin(&scope);
-		queue_exec(schema,
+		store_exec(schema,
 				   "SELECT 1 FROM %1$s.telnyx_order_requests r"
 				   " WHERE r.order_id OPERATOR(pg_catalog.=) $1"
 				   "   AND r.id OPERATOR(pg_catalog.<>) $2"
@@ -856,8 +840,8 @@ queue_next_due_ms(void)
 	bool		isnull;
 	Datum		d;
 
-	queue_exec(schema,
-			   "SELECT pg_catalog.min(next_attempt_at) FROM %s.telnyx_order_requests"
+	store_exec(schema,
+			   "SELECT pg_catalog.min(next_attempt_at) FROM %1$s.telnyx_order_requests"
 			   " WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,unknown}')"
 			   "   AND claimed_by_pid IS NULL",
 			   0, NULL, NULL, NULL, SPI_OK_SELECT);

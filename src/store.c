@@ -146,16 +146,24 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 	},
 };
 
-/* Kept plans, valid for the schema named store_plans_schema. */
-static SPIPlanPtr store_plans[STORE_NUM_STATEMENTS];
-static char *store_plans_schema = NULL;
+/*
+ * Plans kept for the statements run through store_exec, by the address of
+ * their text, valid for the schema named kept_schema.
+ */
+typedef struct KeptPlan
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+} KeptPlan;
+
+static KeptPlan kept_plans[STORE_MAX_KEPT_PLANS];
+static int	nkept_plans = 0;
+static char *kept_schema = NULL;
 
 /*---- Function declarations ----*/
 
-static void store_use_schema(const char *schema);
-static SPIPlanPtr store_plan(StoreStatement stmt);
-static void store_execute(StoreStatement stmt, Datum *values, const char *nulls,
-						  int expected);
+static void store_execute(const char *schema, StoreStatement stmt,
+						  Datum *values, const char *nulls, int expected);
 static Datum text_datum(const char *s, char *null);
 static Datum uuid_datum(const char *s);
 static Datum uuid_array_datum(List *ids);
@@ -175,8 +183,9 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 	Datum		order_id;
 	ListCell   *lc;
 	StoreScope	scope;
+	char	   *schema;
 
-	store_use_schema(store_enter(&scope));
+	schema = store_enter(&scope);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -194,7 +203,7 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 	nulls[6] = order->updated_at.present ? ' ' : 'n';
 	values[7] = JsonbPGetDatum(order->data);
 	values[8] = BoolGetDatum(found_by_sync);
-	store_execute(STORE_UPSERT_ORDER, values, nulls, SPI_OK_INSERT);
+	store_execute(schema, STORE_UPSERT_ORDER, values, nulls, SPI_OK_INSERT);
 
 	foreach(lc, order->groups)
 	{
@@ -231,7 +240,7 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 		nulls[18] = g->created_at.present ? ' ' : 'n';
 		values[19] = TimestampTzGetDatum(g->updated_at.value);
 		nulls[19] = g->updated_at.present ? ' ' : 'n';
-		store_execute(STORE_UPSERT_GROUP, values, nulls, SPI_OK_INSERT);
+		store_execute(schema, STORE_UPSERT_GROUP, values, nulls, SPI_OK_INSERT);
 
 		foreach(lc2, g->orders)
 		{
@@ -242,7 +251,7 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 			values[1] = order_id;
 			values[2] = Int32GetDatum(g->group_index);
 			values[3] = uuid_array_datum(ref->sub_number_order_ids);
-			store_execute(STORE_UPSERT_NUMBER_ORDER, values, nulls, SPI_OK_INSERT);
+			store_execute(schema, STORE_UPSERT_NUMBER_ORDER, values, nulls, SPI_OK_INSERT);
 		}
 	}
 
@@ -252,7 +261,7 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 		memset(nulls, ' ', sizeof(nulls));
 		values[0] = order_id;
 		values[1] = Int32GetDatum(order->ngroups);
-		store_execute(STORE_DELETE_EXTRA_GROUPS, values, nulls, SPI_OK_DELETE);
+		store_execute(schema, STORE_DELETE_EXTRA_GROUPS, values, nulls, SPI_OK_DELETE);
 	}
 
 	SPI_finish();
@@ -272,6 +281,7 @@ store_orders_missing(List *orders)
 	Datum		values[1];
 	ListCell   *lc;
 	StoreScope	scope;
+	char	   *schema;
 	int			n = 0;
 	uint64		i;
 
@@ -283,10 +293,10 @@ store_orders_missing(List *orders)
 	values[0] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false,
 												TYPALIGN_INT));
 
-	store_use_schema(store_enter(&scope));
+	schema = store_enter(&scope);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	store_execute(STORE_KNOWN_ORDERS, values, NULL, SPI_OK_SELECT);
+	store_execute(schema, STORE_KNOWN_ORDERS, values, NULL, SPI_OK_SELECT);
 	foreach(lc, orders)
 	{
 		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
@@ -311,51 +321,6 @@ store_orders_missing(List *orders)
 	SPI_finish();
 	store_leave(&scope);
 	return missing;
-}
-
-/*
- * Use the extension's schema (looked up once per call).  Kept plans name
- * the schema as it was when they were prepared; if it was renamed (or the
- * extension was created again elsewhere), they are dropped, to be prepared
- * again.
- */
-static void
-store_use_schema(const char *schema)
-{
-	int			i;
-
-	if (store_plans_schema == NULL || strcmp(store_plans_schema, schema) != 0)
-	{
-		for (i = 0; i < STORE_NUM_STATEMENTS; i++)
-		{
-			if (store_plans[i] != NULL)
-				SPI_freeplan(store_plans[i]);
-			store_plans[i] = NULL;
-		}
-		if (store_plans_schema != NULL)
-			pfree(store_plans_schema);
-		store_plans_schema = MemoryContextStrdup(TopMemoryContext, schema);
-	}
-}
-
-/* The kept plan for stmt, prepared on first use (after store_use_schema). */
-static SPIPlanPtr
-store_plan(StoreStatement stmt)
-{
-	const StoreQuery *q = &store_queries[stmt];
-	SPIPlanPtr	plan;
-
-	if (store_plans[stmt] != NULL)
-		return store_plans[stmt];
-
-	plan = SPI_prepare(psprintf(q->sql, quote_identifier(store_plans_schema)),
-					   q->nargs, (Oid *) q->argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	store_plans[stmt] = plan;
-	return plan;
 }
 
 /*
@@ -447,14 +412,67 @@ store_leave(StoreScope *scope)
 		AtEOXact_GUC(true, scope->nestlevel);
 }
 
+/* Run store_queries[stmt] through store_exec. */
 static void
-store_execute(StoreStatement stmt, Datum *values, const char *nulls,
-			  int expected)
+store_execute(const char *schema, StoreStatement stmt, Datum *values,
+			  const char *nulls, int expected)
 {
-	int			rc = SPI_execute_plan(store_plan(stmt), values, nulls, false, 0);
+	const StoreQuery *q = &store_queries[stmt];
 
+	store_exec(schema, q->sql, q->nargs, (Oid *) q->argtypes, values, nulls,
+			   expected);
+}
+
+/*
+ * store_exec
+ *		Run the statement sql (a string that lives as long as the process,
+ *		its "%1$s" standing for the extension's schema) with nargs
+ *		parameters, through a plan prepared on first use and kept; raise an
+ *		error unless SPI answers expected.  SPI must be connected, inside
+ *		store_enter, whose schema is schema.  The same sql always has the
+ *		same argtypes.  Plans name the schema as it was when they were
+ *		prepared: if it was renamed (or the extension created again
+ *		elsewhere), they are dropped, to be prepared again.
+ */
+void
+store_exec(const char *schema, const char *sql, int nargs, Oid *argtypes,
+		   Datum *values, const char *nulls, int expected)
+{
+	SPIPlanPtr	plan = NULL;
+	int			rc;
+	int			i;
+
+	if (kept_schema == NULL || strcmp(kept_schema, schema) != 0)
+	{
+		for (i = 0; i < nkept_plans; i++)
+			SPI_freeplan(kept_plans[i].plan);
+		nkept_plans = 0;
+		if (kept_schema != NULL)
+			pfree(kept_schema);
+		kept_schema = MemoryContextStrdup(TopMemoryContext, schema);
+	}
+
+	for (i = 0; i < nkept_plans && plan == NULL; i++)
+		if (kept_plans[i].sql == sql)
+			plan = kept_plans[i].plan;
+
+	if (plan == NULL)
+	{
+		if (nkept_plans == STORE_MAX_KEPT_PLANS)
+			elog(ERROR, "too many kept plans");
+		plan = SPI_prepare(psprintf(sql, quote_identifier(schema)), nargs, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		kept_plans[nkept_plans].sql = sql;
+		kept_plans[nkept_plans].plan = plan;
+		nkept_plans++;
+	}
+
+	rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	if (rc != expected)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "statement failed: %s", SPI_result_code_string(rc));
 }
 
 /* A text Datum for s; sets *null when s is NULL. */

@@ -31,4 +31,11 @@ extern char *store_extension(Oid *owner);
 extern char *store_enter(StoreScope *scope);
 extern void store_leave(StoreScope *scope);
 
+/* Statements kept at most by store_exec (every module's together). */
+#define STORE_MAX_KEPT_PLANS 64
+
+extern void store_exec(const char *schema, const char *sql, int nargs,
+					   Oid *argtypes, Datum *values, const char *nulls,
+					   int expected);
+
 #endif							/* TELNYX_STORE_H */
