@@ -54,16 +54,12 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
-#include "http.h"
 #include "queue.h"
 #include "store.h"
 #include "wakeup.h"
 
 /* Reconcile an unknown outcome no sooner than this after it arose. */
 int			telnyx_reconcile_delay_ms = 10000;
-
-/* A sender's claim lasts this much longer than a request may take. */
-#define QUEUE_LEASE_MARGIN_MS 60000
 
 /* How long a sender's claim on unknown requests, to reconcile them, lasts. */
 #define QUEUE_RECONCILE_LEASE_MS (10 * 60 * 1000)
@@ -427,12 +423,12 @@ queue_ready(void)
 
 /*
  * queue_claim
- *		Claim up to max due requests for sending: state "sending", a lease,
- *		and this process as claimer.  The list is allocated in mcxt, which
+ *		Claim up to max due requests for sending: state "sending", a lease
+ *		of lease_ms, and this process as claimer.  The list is allocated in mcxt, which
  *		must outlive the transaction.
  */
 List *
-queue_claim(int max, MemoryContext mcxt)
+queue_claim(int max, int64 lease_ms, MemoryContext mcxt)
 {
 	return queue_claim_rows("WITH due AS ("
 							"  SELECT id FROM %1$s.telnyx_order_requests"
@@ -449,7 +445,7 @@ queue_claim(int max, MemoryContext mcxt)
 							"        updated_at = pg_catalog.now()"
 							"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
 							QUEUE_REQUEST_COLUMNS,
-							max, (int64) telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS, mcxt);
+							max, lease_ms, mcxt);
 }
 
 /*
@@ -513,14 +509,15 @@ queue_read_requests(MemoryContext mcxt)
 /*
  * queue_record
  *		Record the outcome of sending req.  A success records the order too.
- *		*wait_ms is set to how long the sender should hold back (rate
- *		limits).
+ *		A request to send again is due after retry_delay_ms (the sender's
+ *		backoff); *wait_ms is set to how long the sender should hold back
+ *		(rate limits).
  */
 QueueOutcome
-queue_record(QueueRequest *req, TelnyxResult *result, double *wait_ms)
+queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
+			 double *wait_ms)
 {
 	Jsonb	   *error = NULL;
-	double		delay;
 
 	*wait_ms = 0;
 	if (result->class != TELNYX_OK)
@@ -547,14 +544,12 @@ queue_record(QueueRequest *req, TelnyxResult *result, double *wait_ms)
 			return QUEUE_PAUSE;
 
 		case API_RATE_LIMITED:
-			delay = http_retry_delay_ms(req->attempts - 1, result->wait_ms);
-			queue_set_state(req->id, "sending", "retrying", NULL, error, delay);
-			*wait_ms = delay;
+			queue_set_state(req->id, "sending", "retrying", NULL, error, retry_delay_ms);
+			*wait_ms = retry_delay_ms;
 			return QUEUE_RATE_LIMITED;
 
 		case API_SEND_AGAIN:
-			delay = http_retry_delay_ms(req->attempts - 1, -1);
-			queue_set_state(req->id, "sending", "retrying", NULL, error, delay);
+			queue_set_state(req->id, "sending", "retrying", NULL, error, retry_delay_ms);
 			return QUEUE_RETRY;
 
 		case API_UNKNOWN:
@@ -814,15 +809,15 @@ queue_resolve_unknown(QueueRequest *req)
 
 /*
  * queue_unknown_retry_later
- *		The list could not be read (result), or the request could not be
- *		resolved: reconcile it again later.
+ *		The list could not be read, or the request could not be resolved:
+ *		reconcile it again after retry_delay_ms (the sender's backoff) and
+ *		telnyx.reconcile_delay.
  */
 void
-queue_unknown_retry_later(QueueRequest *req, TelnyxResult *result)
+queue_unknown_retry_later(QueueRequest *req, double retry_delay_ms)
 {
 	queue_set_state(req->id, "unknown", "unknown", NULL, NULL,
-					http_retry_delay_ms(req->attempts, result ? result->wait_ms : -1) +
-					telnyx_reconcile_delay_ms);
+					retry_delay_ms + telnyx_reconcile_delay_ms);
 }
 
 /*

@@ -51,6 +51,9 @@ typedef enum QueueHome
 	QUEUE_HOME_ELSEWHERE		/* restored or cloned from elsewhere */
 } QueueHome;
 
+/* A sender's claim lasts this much longer than a request may take. */
+#define QUEUE_LEASE_MARGIN_MS 60000
+
 /* The customer_reference of a request queued without one: prefix + key. */
 #define QUEUE_REFERENCE_PREFIX "telnyx_orders:"
 
@@ -68,16 +71,16 @@ extern bool queue_resume(void);
 /* Each of these runs in a transaction the caller opened. */
 extern bool queue_ready(void);
 extern QueueHome queue_home(void);
-extern List *queue_claim(int max, MemoryContext mcxt);
+extern List *queue_claim(int max, int64 lease_ms, MemoryContext mcxt);
 extern QueueOutcome queue_record(QueueRequest *req, TelnyxResult *result,
-								 double *wait_ms);
+								 double retry_delay_ms, double *wait_ms);
 extern void queue_record_unstored(QueueRequest *req, TelnyxResult *result,
 								  const char *why);
 extern int	queue_recover_stale(void);
 extern int	queue_release_own(void);
 extern List *queue_claim_unknown(int max, MemoryContext mcxt);
 extern void queue_resolve_unknown(QueueRequest *req);
-extern void queue_unknown_retry_later(QueueRequest *req, TelnyxResult *result);
+extern void queue_unknown_retry_later(QueueRequest *req, double retry_delay_ms);
 extern double queue_next_due_ms(void);
 
 #endif							/* TELNYX_QUEUE_H */

@@ -425,7 +425,9 @@ worker_send_batch(SenderState *state, int max)
 	TelnyxResultClass pause_class = TELNYX_OK;
 
 	worker_begin();
-	reqs = queue_claim(Min(max, HTTP_MAX_CONCURRENCY), worker_outer_cxt);
+	reqs = queue_claim(Min(max, HTTP_MAX_CONCURRENCY),
+					   (int64) telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS,
+					   worker_outer_cxt);
 	worker_commit();
 	n = list_length(reqs);
 	if (n == 0)
@@ -653,7 +655,10 @@ worker_try(WorkerStepFn fn, RecordStep *step, const char *what)
 static void
 step_record(RecordStep *step)
 {
-	step->outcome = queue_record(step->req, step->result, &step->wait_ms);
+	step->outcome = queue_record(step->req, step->result,
+								 http_retry_delay_ms(step->req->attempts - 1,
+													 step->result->wait_ms),
+								 &step->wait_ms);
 }
 
 static void
@@ -672,7 +677,9 @@ step_resolve(RecordStep *step)
 static void
 step_retry_later(RecordStep *step)
 {
-	queue_unknown_retry_later(step->req, step->result);
+	queue_unknown_retry_later(step->req,
+							  http_retry_delay_ms(step->req->attempts,
+												  step->result ? step->result->wait_ms : -1));
 }
 
 static void
