@@ -8,8 +8,9 @@
  * exits.  A transaction that enqueued arms a commit hook
  * (wakeup_at_commit); at commit the hook sets the latch of its database's
  * sender, so the request goes out within milliseconds rather than at the
- * next naptime.  A transaction that aborts or is prepared wakes nobody (a
- * prepared enqueue is found at the sender's next look).
+ * next naptime.  A transaction that aborts or is prepared wakes nobody; a
+ * COMMIT PREPARED wakes its database's sender (it cannot know whether the
+ * prepared transaction enqueued, and a needless look costs little).
  *
  * The slots are read and written under a spinlock; a latch is set only
  * after the spinlock is released, as WalSndWakeup does, since setting a
@@ -29,6 +30,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "tcop/utility.h"
 
 #include "wakeup.h"
 
@@ -51,6 +53,7 @@ typedef struct WakeupShared
 static WakeupShared *wakeup_shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /* Did the current transaction enqueue?  (Read at commit.) */
 static bool armed = false;
@@ -62,11 +65,17 @@ static void wakeup_shmem_request(void);
 static void wakeup_shmem_startup(void);
 static void wakeup_unregister_sender(int code, Datum arg);
 static void wakeup_xact_callback(XactEvent event, void *arg);
+static void wakeup_process_utility(PlannedStmt *pstmt, const char *queryString,
+								   bool readOnlyTree,
+								   ProcessUtilityContext context,
+								   ParamListInfo params,
+								   QueryEnvironment *queryEnv,
+								   DestReceiver *dest, QueryCompletion *qc);
 
 /*
  * wakeup_init
  *		From _PG_init while shared_preload_libraries are loaded: ask for
- *		the slots' shared memory.
+ *		the slots' shared memory, and watch for COMMIT PREPARED.
  */
 void
 wakeup_init(void)
@@ -75,6 +84,29 @@ wakeup_init(void)
 	shmem_request_hook = wakeup_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = wakeup_shmem_startup;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = wakeup_process_utility;
+}
+
+/* After COMMIT PREPARED, the prepared transaction's enqueues are visible. */
+static void
+wakeup_process_utility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		commit_prepared = IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED;
+
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+								  params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+	if (commit_prepared)
+		wakeup_now(MyDatabaseId);
 }
 
 static void

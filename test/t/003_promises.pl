@@ -12,7 +12,7 @@ use Test::More;
 use FindBin;
 use lib $FindBin::Bin;
 use StandIn;
-use Time::HiRes qw(usleep);
+use Time::HiRes qw(time usleep);
 
 my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
 my $groups = '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]';
@@ -90,7 +90,11 @@ DROP FUNCTION public.planted(integer, interval), public.planted_num(numeric, int
               public.planted_ts(timestamptz, integer);
 });
 
-# two-phase commit: sent after COMMIT PREPARED, never after ROLLBACK PREPARED
+# two-phase commit: sent after COMMIT PREPARED, never after ROLLBACK PREPARED;
+# the COMMIT PREPARED wakes the sender (its naptime is a minute here)
+$node->safe_psql('postgres', "ALTER SYSTEM SET telnyx.worker_naptime = '1min'");
+$node->reload;
+sleep 1;
 $node->safe_psql('postgres', qq{
 BEGIN;
 SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'prepared-commit');
@@ -101,10 +105,15 @@ PREPARE TRANSACTION 'p_rollback';
 });
 sleep 2;
 is(ledger()->{'prepared-commit'} // 0, 0, 'a prepared enqueue is not sent before it commits');
-$node->safe_psql('postgres', "COMMIT PREPARED 'p_commit'; ROLLBACK PREPARED 'p_rollback';");
+my $t0 = time;
+$node->safe_psql('postgres', "COMMIT PREPARED 'p_commit'");
+$node->safe_psql('postgres', "ROLLBACK PREPARED 'p_rollback'");
 $node->poll_query_until('postgres',
 	"SELECT state = 'sent' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'prepared-commit'")
   or die "prepared enqueue not sent";
+ok(time - $t0 < 10, 'COMMIT PREPARED wakes the sender');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET telnyx.worker_naptime");
+$node->reload;
 sleep 1;
 is(join(' ', map { ledger()->{$_} // 0 } 'prepared-commit', 'prepared-rollback'),
 	'1 0', 'sent once after COMMIT PREPARED, never after ROLLBACK PREPARED');
