@@ -6,8 +6,9 @@
  * A request is a row written in the caller's transaction, so a transaction
  * that rolls back leaves nothing to send.  It records who queued it
  * (requested_by): only that role, a member of it or a superuser may cancel
- * it or see it.  A sender (the background worker, or
- * telnyx_process_queue's worker) claims due rows in a short transaction:
+ * it or see it.  A sender (the background worker, or CALL
+ * telnyx_process_queue() in a session) claims due rows in a short
+ * transaction:
  * FOR UPDATE SKIP LOCKED, state "sending", a lease, and the claimer's pid
  * and start time.  It commits, sends with no transaction open, and records
  * each outcome in a subtransaction of its own, where a success also
@@ -25,9 +26,10 @@
  * Every statement here runs as the extension's owner with search_path
  * pinned (store_enter), through store.c's kept plans (store_exec), names
  * the extension's schema and qualifies its operators; times and leases
- * are computed in C, in 64 bits.  Every state
- * change made by a sender is announced by a trigger on the table (NOTIFY
- * telnyx_orders, without payload), not here.
+ * are computed in C, in 64 bits.  Every state change made by a sender is
+ * announced by a trigger on the table (NOTIFY telnyx_orders, without
+ * payload), not here; a commit that enqueued wakes the sender through
+ * wakeup.c.
  *
  *-------------------------------------------------------------------------
  */
