@@ -51,3 +51,27 @@ SELECT telnyx_list_inexplicit_orders(0);
 SELECT telnyx_list_inexplicit_orders(1, 0);
 SELECT telnyx_list_inexplicit_orders(1, 251);
 SELECT telnyx_list_inexplicit_orders(NULL) IS NULL AS null_in_null_out;
+
+-- refresh: an order still being filled is fetched again until every group
+-- has ended, then never again
+DELETE FROM telnyx_inexplicit_orders;
+SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 2},
+                                        {"country_iso": "US", "phone_number_type": "local", "count_requested": 3, "national_destination_code": "555"}]',
+                                      customer_reference => 'to-refresh') IS NOT NULL AS placed;
+SELECT next_refresh_at > now() AS refresh_planned,
+       next_refresh_at < now() + interval '1 minute' AS soon
+  FROM telnyx_inexplicit_orders WHERE customer_reference = 'to-refresh';
+SELECT telnyx_refresh_orders() AS refreshed_before_due;
+UPDATE telnyx_inexplicit_orders SET next_refresh_at = now();
+SELECT telnyx_refresh_orders() AS refreshed_while_pending;
+SELECT status FROM telnyx_order_allocations ORDER BY group_index;
+SELECT next_refresh_at IS NOT NULL AS still_followed FROM telnyx_inexplicit_orders;
+\! standinctl settle
+UPDATE telnyx_inexplicit_orders SET next_refresh_at = now();
+SELECT telnyx_refresh_orders() AS refreshed_when_filled;
+SELECT group_index, status, count_requested, count_allocated, shortfall, cardinality(number_order_ids) AS number_orders
+  FROM telnyx_order_allocations ORDER BY group_index;
+SELECT next_refresh_at IS NULL AS no_longer_followed FROM telnyx_inexplicit_orders;
+\! standinctl reset-requests
+SELECT telnyx_refresh_orders() AS refreshed_after_the_end;
+\! standinctl requests get

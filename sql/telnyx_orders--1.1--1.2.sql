@@ -38,6 +38,24 @@ CREATE INDEX telnyx_inexplicit_orders_customer_reference_idx
 ALTER TABLE @extschema@.telnyx_inexplicit_orders
 	ADD COLUMN found_by_sync boolean NOT NULL DEFAULT false;
 
+/*
+ * When an order still being filled is fetched again (NULL once every group
+ * has ended): the worker and telnyx_refresh_orders() follow it.
+ */
+ALTER TABLE @extschema@.telnyx_inexplicit_orders
+	ADD COLUMN next_refresh_at timestamptz;
+UPDATE @extschema@.telnyx_inexplicit_orders o
+   SET next_refresh_at = pg_catalog.now()
+ WHERE NOT EXISTS (SELECT 1 FROM @extschema@.telnyx_ordering_groups g
+					WHERE g.order_id OPERATOR(pg_catalog.=) o.id)
+	OR EXISTS (SELECT 1 FROM @extschema@.telnyx_ordering_groups g
+				WHERE g.order_id OPERATOR(pg_catalog.=) o.id
+				  AND (g.status IS NULL
+					   OR g.status OPERATOR(pg_catalog.=) ANY ('{pending,processing}')));
+CREATE INDEX telnyx_inexplicit_orders_refresh_idx
+	ON @extschema@.telnyx_inexplicit_orders (next_refresh_at)
+	WHERE next_refresh_at IS NOT NULL;
+
 CREATE VIEW @extschema@.telnyx_order_allocations AS
 SELECT g.order_id,
 	   o.customer_reference,
@@ -152,6 +170,14 @@ CREATE PROCEDURE @extschema@.telnyx_process_queue(
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'telnyx_process_queue';
 REVOKE ALL ON PROCEDURE @extschema@.telnyx_process_queue(integer, integer) FROM PUBLIC;
+
+/* Fetch every order due for a refresh, once; returns how many were. */
+CREATE FUNCTION @extschema@.telnyx_refresh_orders()
+RETURNS integer
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_refresh_orders';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_refresh_orders() FROM PUBLIC;
 
 /* An order whose id is not a uuid can be fetched too. */
 CREATE FUNCTION @extschema@.telnyx_get_inexplicit_order(id text)

@@ -52,6 +52,8 @@ typedef enum StoreStatement
 	STORE_DELETE_EXTRA_GROUPS,
 	STORE_UPSERT_NUMBER_ORDER,
 	STORE_KNOWN_ORDERS,
+	STORE_CLAIM_REFRESH,
+	STORE_NEXT_REFRESH,
 	STORE_NUM_STATEMENTS
 } StoreStatement;
 
@@ -62,6 +64,13 @@ typedef struct StoreQuery
 	Oid			argtypes[21];
 } StoreQuery;
 
+/* The first refresh of an order comes this long after it is recorded. */
+#define STORE_REFRESH_FIRST_MS 5000
+
+/*---- GUC variables ----*/
+
+int			telnyx_refresh_interval_max_s = 600;
+
 /*---- Local variables ----*/
 
 static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
@@ -69,8 +78,8 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		"INSERT INTO %1$s.telnyx_inexplicit_orders AS o"
 		" (id, connection_id, messaging_profile_id, customer_reference,"
 		"  billing_group_id, created_at, updated_at, data, found_by_sync,"
-		"  synced_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, pg_catalog.now())"
+		"  next_refresh_at, synced_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, pg_catalog.now())"
 		" ON CONFLICT (id) DO UPDATE SET"
 		" connection_id = EXCLUDED.connection_id,"
 		" messaging_profile_id = EXCLUDED.messaging_profile_id,"
@@ -79,10 +88,11 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" created_at = EXCLUDED.created_at,"
 		" updated_at = EXCLUDED.updated_at,"
 		" data = EXCLUDED.data,"
+		" next_refresh_at = EXCLUDED.next_refresh_at,"
 		" synced_at = pg_catalog.now()",
-		9,
+		10,
 		{TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, JSONBOID, BOOLOID}
+		TIMESTAMPTZOID, JSONBOID, BOOLOID, TIMESTAMPTZOID}
 	},
 	[STORE_UPSERT_GROUP] = {
 		"INSERT INTO %1$s.telnyx_ordering_groups AS g"
@@ -138,6 +148,23 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		4,
 		{UUIDOID, TEXTOID, INT4OID, UUIDARRAYOID}
 	},
+	[STORE_CLAIM_REFRESH] = {
+		"WITH due AS ("
+		"  SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
+		"   WHERE o.next_refresh_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		"   ORDER BY o.next_refresh_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+		" UPDATE %1$s.telnyx_inexplicit_orders o SET next_refresh_at = $2"
+		"   FROM due WHERE o.id OPERATOR(pg_catalog.=) due.id"
+		" RETURNING o.id",
+		2,
+		{INT4OID, TIMESTAMPTZOID}
+	},
+	[STORE_NEXT_REFRESH] = {
+		"SELECT pg_catalog.min(o.next_refresh_at)"
+		"  FROM %1$s.telnyx_inexplicit_orders o",
+		0,
+		{InvalidOid}
+	},
 	[STORE_KNOWN_ORDERS] = {
 		"SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
 		" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)",
@@ -162,6 +189,7 @@ static char *kept_schema = NULL;
 
 /*---- Function declarations ----*/
 
+static TimestampTz store_next_refresh(const TelnyxOrder *order);
 static void store_execute(const char *schema, StoreStatement stmt,
 						  Datum *values, const char *nulls, int expected);
 static Datum text_datum(const char *s, char *null);
@@ -203,6 +231,8 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 	nulls[6] = order->updated_at.present ? ' ' : 'n';
 	values[7] = JsonbPGetDatum(order->data);
 	values[8] = BoolGetDatum(found_by_sync);
+	values[9] = TimestampTzGetDatum(store_next_refresh(order));
+	nulls[9] = values[9] == (Datum) 0 ? 'n' : ' ';
 	store_execute(schema, STORE_UPSERT_ORDER, values, nulls, SPI_OK_INSERT);
 
 	foreach(lc, order->groups)
@@ -266,6 +296,119 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 
 	SPI_finish();
 	store_leave(&scope);
+}
+
+/*
+ * When an order should next be fetched again: NULL (0) when every group
+ * has ended (success, partial_success, failed, or a status we do not
+ * know of), else soon after creation, then at half its age, at most
+ * telnyx.refresh_interval_max from now.
+ */
+static TimestampTz
+store_next_refresh(const TelnyxOrder *order)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz born = order->created_at.present ? Min(order->created_at.value, now) : now;
+	int64		delay;
+	bool		open = order->ngroups <= 0;
+	ListCell   *lc;
+
+	foreach(lc, order->groups)
+	{
+		TelnyxGroup *g = (TelnyxGroup *) lfirst(lc);
+
+		if (g->status == NULL || strcmp(g->status, "pending") == 0 ||
+			strcmp(g->status, "processing") == 0)
+			open = true;
+	}
+	if (!open)
+		return 0;
+	delay = (now - born) / 2;
+	delay = Max(delay, (int64) STORE_REFRESH_FIRST_MS * 1000);
+	delay = Min(delay, (int64) telnyx_refresh_interval_max_s * USECS_PER_SEC);
+	return now + delay;
+}
+
+/*
+ * store_claim_refresh
+ *		Ids (palloc'd text, in mcxt) of up to max orders due for a refresh, claimed until lease_ms from now: a refresh
+ *		that stores the order sets its next time; one that fails leaves it
+ *		due when the claim ends.
+ */
+List *
+store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt)
+{
+	Datum		values[2];
+	List	   *ids = NIL;
+	StoreScope	scope;
+	char	   *schema;
+	uint64		i;
+
+	values[0] = Int32GetDatum(max);
+	values[1] = TimestampTzGetDatum(GetCurrentTimestamp() + lease_ms * 1000);
+	schema = store_enter(&scope);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	store_execute(schema, STORE_CLAIM_REFRESH, values, NULL, SPI_OK_UPDATE_RETURNING);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(mcxt);
+
+		ids = lappend(ids, pstrdup(id));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	store_leave(&scope);
+	return ids;
+}
+
+/*
+ * store_next_refresh_ms
+ *		Milliseconds until an order is due for a refresh (0 if one is due
+ *		now), or -1 if none will be.
+ */
+double
+store_next_refresh_ms(void)
+{
+	StoreScope	scope;
+	char	   *schema;
+	double		result = -1;
+	bool		isnull;
+	Datum		d;
+
+	schema = store_enter(&scope);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	store_execute(schema, STORE_NEXT_REFRESH, NULL, NULL, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		result = DatumGetTimestampTz(d) <= now ? 0 :
+			(double) (DatumGetTimestampTz(d) - now) / 1000.0;
+	}
+	SPI_finish();
+	store_leave(&scope);
+	return result;
+}
+
+/*
+ * store_init
+ *		From _PG_init: the store's settings.
+ */
+void
+store_init(void)
+{
+	DefineCustomIntVariable("telnyx.refresh_interval_max",
+							"Longest time between two refreshes of an order still being filled.",
+							"An order is fetched again soon after it is created, then at half its age, at most this often, until every group has ended.",
+							&telnyx_refresh_interval_max_s,
+							600, 1, 7 * 24 * 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 }
 
 /*

@@ -24,7 +24,12 @@ typedef struct StoreScope
 								 * pinned already */
 } StoreScope;
 
+extern int	telnyx_refresh_interval_max_s;
+
+extern void store_init(void);
 extern void store_order(const TelnyxOrder *order, bool found_by_sync);
+extern List *store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt);
+extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
 extern char *store_schema_name(void);
 extern char *store_extension(Oid *owner);

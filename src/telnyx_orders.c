@@ -75,11 +75,16 @@ PG_FUNCTION_INFO_V1(telnyx_order_trigger);
 PG_FUNCTION_INFO_V1(telnyx_process_queue);
 PG_FUNCTION_INFO_V1(telnyx_cancel_order_request);
 PG_FUNCTION_INFO_V1(telnyx_resume_queue);
+PG_FUNCTION_INFO_V1(telnyx_refresh_orders);
 
 static const char *text_arg_or_null(FunctionCallInfo fcinfo, int argno);
 static Jsonb *row_to_jsonb(HeapTuple tuple, TupleDesc desc);
 static bool has_after_insert_trigger(Relation rel, Oid fn);
 static void refuse_read_only(void);
+
+/* Orders claimed at once for a refresh. */
+#define REFRESH_BATCH 16
+
 static Datum get_order(const char *id);
 static void sync_page(List *orders, List *unparsed, void *arg);
 
@@ -92,6 +97,7 @@ void
 _PG_init(void)
 {
 	http_init();
+	store_init();
 	queue_init();
 	worker_init();
 	launcher_init();
@@ -502,4 +508,45 @@ telnyx_resume_queue(PG_FUNCTION_ARGS)
 	if (moved)
 		wakeup_now(MyDatabaseId);
 	PG_RETURN_BOOL(moved);
+}
+
+/*
+ * telnyx_refresh_orders() returns integer
+ *
+ * One refresh pass in this session: fetch every order due for a refresh
+ * (one still being filled) and record what Telnyx says now.  An order that
+ * cannot be fetched is skipped with a WARNING, to be tried again later.
+ * Returns how many orders were refreshed.
+ */
+Datum
+telnyx_refresh_orders(PG_FUNCTION_ARGS)
+{
+	int			refreshed = 0;
+	List	   *ids;
+
+	refuse_read_only();
+	while ((ids = store_claim_refresh(REFRESH_BATCH,
+									  (int64) telnyx_timeout_ms * (telnyx_max_retries + 1) + 60000,
+									  CurrentMemoryContext)) != NIL)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ids)
+		{
+			const char *id = (const char *) lfirst(lc);
+			TelnyxResult *result = api_get_inexplicit_order(id);
+
+			if (result->class != TELNYX_OK)
+			{
+				ereport(WARNING,
+						(errmsg("could not refresh inexplicit number order \"%s\"", id),
+						 errdetail_internal("%s", result->why ? result->why : "")));
+				continue;
+			}
+			store_order(api_parse_order(&result->data), false);
+			refreshed++;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	PG_RETURN_INT32(refreshed);
 }

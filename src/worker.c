@@ -80,6 +80,9 @@
 /* The longest a worker's statement waits for a lock. */
 #define WORKER_LOCK_TIMEOUT "1s"
 
+/* Orders refreshed at most per pass. */
+#define WORKER_REFRESH_BATCH 16
+
 /* Unknown requests reconciled per pass. */
 #define WORKER_RECONCILE_BATCH 100
 
@@ -147,6 +150,8 @@ static void step_record_unstored(RecordStep *step);
 static void step_resolve(RecordStep *step);
 static void step_retry_later(RecordStep *step);
 static void step_store_found(RecordStep *step);
+static void step_store_refreshed(RecordStep *step);
+static int	worker_refresh(void);
 static void worker_sync(SenderState *state);
 static void worker_sync_page(List *orders, List *unparsed, void *arg);
 static bool worker_at_home(SenderState *state);
@@ -297,6 +302,7 @@ worker_rest_ms(SenderState *state)
 	TimestampTz now = GetCurrentTimestamp();
 	long		rest = telnyx_worker_naptime_ms;
 	double		due;
+	double		refresh;
 
 	if (state->paused || state->elsewhere)
 		return rest;
@@ -305,9 +311,12 @@ worker_rest_ms(SenderState *state)
 
 	worker_begin();
 	due = queue_ready() ? queue_next_due_ms() : -1;
+	refresh = queue_ready() ? store_next_refresh_ms() : -1;
 	worker_commit();
 	if (due >= 0 && due < rest)
 		rest = (long) due + 1;
+	if (refresh >= 0 && refresh < rest)
+		rest = (long) refresh + 1;
 	if (telnyx_sync_interval_s > 0)
 		rest = Min(rest, TimestampDifferenceMilliseconds(now, state->next_sync) + 1);
 	return rest;
@@ -371,6 +380,8 @@ worker_pass(SenderState *state, int max_requests)
 		CHECK_FOR_INTERRUPTS();
 	}
 
+	if (!state->is_pass && !state->paused)
+		done += worker_refresh();
 	if (!state->is_pass && !state->paused && telnyx_sync_interval_s > 0)
 		worker_sync(state);
 	return done;
@@ -540,6 +551,55 @@ worker_reconcile(SenderState *state)
 }
 
 /*
+ * Refresh the orders still being filled that are due: fetch each again and
+ * record what Telnyx says now (store.c sets the next refresh, or none once
+ * every group has ended).  One that cannot be fetched is due again when
+ * its claim ends.  Returns how many were claimed.
+ */
+static int
+worker_refresh(void)
+{
+	List	   *ids;
+	List	   *orders = NIL;
+	ListCell   *lc;
+
+	worker_begin();
+	ids = store_claim_refresh(WORKER_REFRESH_BATCH,
+							  (int64) telnyx_timeout_ms * (telnyx_max_retries + 1) + QUEUE_LEASE_MARGIN_MS,
+							  worker_outer_cxt);
+	worker_commit();
+	if (ids == NIL)
+		return 0;
+
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("refreshing %d orders", list_length(ids)));
+	foreach(lc, ids)
+	{
+		TelnyxResult *result = api_get_inexplicit_order((const char *) lfirst(lc));
+
+		if (result->class == TELNYX_OK)
+			orders = lappend(orders, api_parse_order(&result->data));
+		else
+			ereport(LOG,
+					(errmsg("telnyx_orders worker could not refresh inexplicit number order \"%s\"",
+							(const char *) lfirst(lc)),
+					 errdetail_internal("%s", result->why ? result->why : "")));
+	}
+
+	worker_begin();
+	foreach(lc, orders)
+	{
+		RecordStep	step;
+
+		memset(&step, 0, sizeof(step));
+		step.order = (TelnyxOrder *) lfirst(lc);
+		(void) worker_try(step_store_refreshed, &step, "could not record a refreshed order");
+	}
+	worker_commit();
+	return list_length(ids);
+}
+
+/*
  * The periodic sync: read the whole list of orders and record every order
  * the tables lack, marked found_by_sync, whatever became of the
  * transaction that created it.  One page per pass, so that sending never
@@ -680,6 +740,12 @@ step_retry_later(RecordStep *step)
 	queue_unknown_retry_later(step->req,
 							  http_retry_delay_ms(step->req->attempts,
 												  step->result ? step->result->wait_ms : -1));
+}
+
+static void
+step_store_refreshed(RecordStep *step)
+{
+	store_order(step->order, false);
 }
 
 static void

@@ -66,6 +66,18 @@ is($node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'"),
 	$worker_pid, 'by the worker that waited for the extension');
 
+# the worker follows the order until it is filled, with no manual call:
+# the first refresh comes seconds after creation
+standinctl('settle');
+ok( $node->poll_query_until('postgres',
+		"SELECT a.status = 'success' AND a.count_allocated = 1 FROM telnyx_order_allocations a
+		   JOIN telnyx_order_requests r ON r.order_id = a.order_id WHERE r.id = $id"),
+	'the worker refreshes a queued order until it is filled');
+is($node->safe_psql('postgres',
+		"SELECT o.next_refresh_at IS NULL FROM telnyx_inexplicit_orders o
+		   JOIN telnyx_order_requests r ON r.order_id = o.id WHERE r.id = $id"),
+	't', 'and then stops following it');
+
 # the worker's writes are reported to the statistics as it goes, not when
 # it exits
 ok( $node->poll_query_until('postgres',
