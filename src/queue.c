@@ -101,8 +101,6 @@ static LocalTransactionId reserved_lxid = InvalidLocalTransactionId;
 static void use_reserved_ids(void);
 static void queue_here(Datum *values);
 static bool take_reserved(int64 id);
-static char *queue_begin(StoreScope *scope);
-static void queue_end(StoreScope *scope);
 static void queue_set_state(int64 id, const char *from, const char *to,
 							const char *order_id, Jsonb *last_error,
 							double delay_ms);
@@ -178,7 +176,7 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 
 	queue_here(home_values);
 
-	schema = queue_begin(&scope);
+	schema = store_begin(&scope);
 	/* the queue lives here from its first request on (see queue_home) */
 	store_exec(schema,
 			   "INSERT INTO %1$s.telnyx_queue_home"
@@ -198,7 +196,7 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 	if (SPI_processed == 1)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
-	queue_end(&scope);
+	store_end(&scope);
 
 	if (id != 0)
 		wakeup_at_commit();
@@ -284,7 +282,7 @@ queue_cancel(int64 id)
 	values[0] = Int64GetDatum(id);
 	values[1] = ObjectIdGetDatum(GetUserId());
 
-	schema = queue_begin(&scope);
+	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = 'cancelled', updated_at = pg_catalog.now()"
@@ -293,7 +291,7 @@ queue_cancel(int64 id)
 			   "   AND pg_catalog.pg_has_role($2, r.requested_by, 'MEMBER')",
 			   2, argtypes, values, NULL, SPI_OK_UPDATE);
 	cancelled = SPI_processed > 0;
-	queue_end(&scope);
+	store_end(&scope);
 	return cancelled;
 }
 
@@ -309,7 +307,7 @@ QueueHome
 queue_home(void)
 {
 	StoreScope	scope;
-	char	   *schema = queue_begin(&scope);
+	char	   *schema = store_begin(&scope);
 	QueueHome	result = QUEUE_HOME_NONE;
 	bool		isnull;
 
@@ -333,7 +331,7 @@ queue_home(void)
 		else
 			result = QUEUE_HOME_ELSEWHERE;
 	}
-	queue_end(&scope);
+	store_end(&scope);
 	return result;
 }
 
@@ -357,7 +355,7 @@ queue_resume(void)
 	moved = queue_home() == QUEUE_HOME_ELSEWHERE;
 
 	queue_here(values);
-	schema = queue_begin(&scope);
+	schema = store_begin(&scope);
 	store_exec(schema,
 			   "INSERT INTO %1$s.telnyx_queue_home AS h"
 			   " (system_identifier, database_oid, database_name)"
@@ -367,7 +365,7 @@ queue_resume(void)
 			   "     database_name = EXCLUDED.database_name,"
 			   "     since = pg_catalog.now()",
 			   3, queue_here_types, values, NULL, SPI_OK_INSERT);
-	queue_end(&scope);
+	store_end(&scope);
 	return moved;
 }
 
@@ -379,25 +377,6 @@ queue_here(Datum *values)
 	values[1] = ObjectIdGetDatum(MyDatabaseId);
 	values[2] = CStringGetTextDatum(get_database_name(MyDatabaseId));
 }
-
-/* Act as the extension (store_enter) and connect SPI; returns the schema. */
-static char *
-queue_begin(StoreScope *scope)
-{
-	char	   *schema = store_enter(scope);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	return schema;
-}
-
-static void
-queue_end(StoreScope *scope)
-{
-	SPI_finish();
-	store_leave(scope);
-}
-
 
 /* A timestamptz datum ms milliseconds from now (64-bit arithmetic). */
 static Datum
@@ -471,10 +450,10 @@ queue_claim_rows(const char *template, int max, int64 lease_ms, MemoryContext mc
 	values[3] = Int64GetDatum((int64) GetSystemIdentifier());
 	values[4] = ObjectIdGetDatum(MyDatabaseId);
 
-	schema = queue_begin(&scope);
+	schema = store_begin(&scope);
 	store_exec(schema, template, 5, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
-	queue_end(&scope);
+	store_end(&scope);
 	return result;
 }
 
@@ -614,7 +593,7 @@ queue_set_state(int64 id, const char *from, const char *to,
 		nulls[4] = 'n';
 	values[5] = queue_after_ms(delay_ms);
 
-	schema = queue_begin(&scope);
+	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests"
 			   "   SET state = $3, order_id = coalesce($4, order_id),"
@@ -626,7 +605,7 @@ queue_set_state(int64 id, const char *from, const char *to,
 			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
 			   " WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) $2",
 			   6, argtypes, values, nulls, SPI_OK_UPDATE);
-	queue_end(&scope);
+	store_end(&scope);
 }
 
 /*
@@ -649,7 +628,7 @@ queue_recover_stale(void)
 	values[0] = queue_after_ms(telnyx_reconcile_delay_ms);
 	values[1] = JsonbPGetDatum(queue_reason("The sender stopped before it could record the outcome."));
 
-	schema = queue_begin(&scope);
+	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = 'unknown',"
@@ -674,7 +653,7 @@ queue_recover_stale(void)
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)))
 			n++;
 	}
-	queue_end(&scope);
+	store_end(&scope);
 	return n;
 }
 
@@ -696,7 +675,7 @@ queue_release_own(void)
 	values[1] = JsonbPGetDatum(queue_reason("The sender failed before it could record the outcome."));
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
 
-	schema = queue_begin(&scope);
+	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = 'unknown',"
@@ -710,7 +689,7 @@ queue_release_own(void)
 			   "   AND r.claimed_by_start OPERATOR(pg_catalog.=) $3",
 			   3, argtypes, values, NULL, SPI_OK_UPDATE);
 	n = (int) SPI_processed;
-	queue_end(&scope);
+	store_end(&scope);
 	return n;
 }
 
@@ -774,7 +753,7 @@ queue_resolve_unknown(QueueRequest *req)
 		values[0] = CStringGetTextDatum(order->id);
 		values[1] = Int64GetDatum(req->id);
 		values[2] = TimestampTzGetDatum(req->first_sent_at);
-		schema = queue_begin(&scope);
+		schema = store_begin(&scope);
 		store_exec(schema,
 				   "SELECT 1 FROM %1$s.telnyx_order_requests r"
 				   " WHERE r.order_id OPERATOR(pg_catalog.=) $1"
@@ -786,7 +765,7 @@ queue_resolve_unknown(QueueRequest *req)
 				   "        OR o.first_seen_at OPERATOR(pg_catalog.<) $3)",
 				   3, argtypes, values, NULL, SPI_OK_SELECT);
 		taken = SPI_processed > 0;
-		queue_end(&scope);
+		store_end(&scope);
 		if (!taken)
 		{
 			found = order;
@@ -833,7 +812,7 @@ queue_next_due_ms(void)
 {
 	double		result = -1;
 	StoreScope	scope;
-	char	   *schema = queue_begin(&scope);
+	char	   *schema = store_begin(&scope);
 	bool		isnull;
 	Datum		d;
 
@@ -844,13 +823,8 @@ queue_next_due_ms(void)
 			   0, NULL, NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
-	{
-		TimestampTz now = GetCurrentTimestamp();
-		TimestampTz due = DatumGetTimestampTz(d);
-
-		result = due <= now ? 0 : (double) (due - now) / 1000.0;
-	}
-	queue_end(&scope);
+		result = store_ms_until(DatumGetTimestampTz(d));
+	store_end(&scope);
 	return result;
 }
 

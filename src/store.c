@@ -41,6 +41,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "http.h"
 #include "store.h"
 
 /*---- Local types ----*/
@@ -66,6 +67,9 @@ typedef struct StoreQuery
 
 /* The first refresh of an order comes this long after it is recorded. */
 #define STORE_REFRESH_FIRST_MS 5000
+
+/* A fetch's retry may wait this long (a server's wait is honoured up to it). */
+#define STORE_REFRESH_WAIT_MS 60000
 
 /*---- GUC variables ----*/
 
@@ -213,9 +217,7 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 	StoreScope	scope;
 	char	   *schema;
 
-	schema = store_enter(&scope);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	schema = store_begin(&scope);
 
 	order_id = CStringGetTextDatum(order->id);
 
@@ -294,8 +296,7 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 		store_execute(schema, STORE_DELETE_EXTRA_GROUPS, values, nulls, SPI_OK_DELETE);
 	}
 
-	SPI_finish();
-	store_leave(&scope);
+	store_end(&scope);
 }
 
 /*
@@ -336,8 +337,11 @@ store_next_refresh(const TelnyxOrder *order)
  *		due when the claim ends.
  */
 List *
-store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt)
+store_claim_refresh(int max, MemoryContext mcxt)
 {
+	/* the longest a fetch may take, retries and their waits included */
+	int64		lease_ms = ((int64) telnyx_timeout_ms + STORE_REFRESH_WAIT_MS) *
+		(telnyx_max_retries + 1);
 	Datum		values[2];
 	List	   *ids = NIL;
 	StoreScope	scope;
@@ -346,9 +350,7 @@ store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt)
 
 	values[0] = Int32GetDatum(max);
 	values[1] = TimestampTzGetDatum(GetCurrentTimestamp() + lease_ms * 1000);
-	schema = store_enter(&scope);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	schema = store_begin(&scope);
 	store_execute(schema, STORE_CLAIM_REFRESH, values, NULL, SPI_OK_UPDATE_RETURNING);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -358,8 +360,7 @@ store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt)
 		ids = lappend(ids, pstrdup(id));
 		MemoryContextSwitchTo(old);
 	}
-	SPI_finish();
-	store_leave(&scope);
+	store_end(&scope);
 	return ids;
 }
 
@@ -377,20 +378,12 @@ store_next_refresh_ms(void)
 	bool		isnull;
 	Datum		d;
 
-	schema = store_enter(&scope);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	schema = store_begin(&scope);
 	store_execute(schema, STORE_NEXT_REFRESH, NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
-	{
-		TimestampTz now = GetCurrentTimestamp();
-
-		result = DatumGetTimestampTz(d) <= now ? 0 :
-			(double) (DatumGetTimestampTz(d) - now) / 1000.0;
-	}
-	SPI_finish();
-	store_leave(&scope);
+		result = store_ms_until(DatumGetTimestampTz(d));
+	store_end(&scope);
 	return result;
 }
 
@@ -436,9 +429,7 @@ store_orders_missing(List *orders)
 	values[0] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false,
 												TYPALIGN_INT));
 
-	schema = store_enter(&scope);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	schema = store_begin(&scope);
 	store_execute(schema, STORE_KNOWN_ORDERS, values, NULL, SPI_OK_SELECT);
 	foreach(lc, orders)
 	{
@@ -461,8 +452,7 @@ store_orders_missing(List *orders)
 			MemoryContextSwitchTo(old);
 		}
 	}
-	SPI_finish();
-	store_leave(&scope);
+	store_end(&scope);
 	return missing;
 }
 
@@ -553,6 +543,41 @@ store_leave(StoreScope *scope)
 	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
 	if (scope->nestlevel >= 0)
 		AtEOXact_GUC(true, scope->nestlevel);
+}
+
+/*
+ * store_begin
+ *		store_enter, and connect SPI, for statements run with store_exec.
+ *		Returns the extension's schema.
+ */
+char *
+store_begin(StoreScope *scope)
+{
+	char	   *schema = store_enter(scope);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return schema;
+}
+
+/* Undo store_begin. */
+void
+store_end(StoreScope *scope)
+{
+	SPI_finish();
+	store_leave(scope);
+}
+
+/*
+ * store_ms_until
+ *		Milliseconds from now until when (0 if it has passed).
+ */
+double
+store_ms_until(TimestampTz when)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	return when <= now ? 0 : (double) (when - now) / 1000.0;
 }
 
 /* Run store_queries[stmt] through store_exec. */

@@ -8,6 +8,7 @@
 #ifndef TELNYX_STORE_H
 #define TELNYX_STORE_H
 
+#include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 
 #include "api.h"
@@ -28,13 +29,16 @@ extern int	telnyx_refresh_interval_max_s;
 
 extern void store_init(void);
 extern void store_order(const TelnyxOrder *order, bool found_by_sync);
-extern List *store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt);
+extern List *store_claim_refresh(int max, MemoryContext mcxt);
 extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
 extern char *store_schema_name(void);
 extern char *store_extension(Oid *owner);
 extern char *store_enter(StoreScope *scope);
 extern void store_leave(StoreScope *scope);
+extern char *store_begin(StoreScope *scope);
+extern void store_end(StoreScope *scope);
+extern double store_ms_until(TimestampTz when);
 
 /* Statements kept at most by store_exec (every module's together). */
 #define STORE_MAX_KEPT_PLANS 64

@@ -525,9 +525,7 @@ telnyx_refresh_orders(PG_FUNCTION_ARGS)
 	List	   *ids;
 
 	refuse_read_only();
-	while ((ids = store_claim_refresh(REFRESH_BATCH,
-									  (int64) telnyx_timeout_ms * (telnyx_max_retries + 1) + 60000,
-									  CurrentMemoryContext)) != NIL)
+	while ((ids = store_claim_refresh(REFRESH_BATCH, CurrentMemoryContext)) != NIL)
 	{
 		ListCell   *lc;
 

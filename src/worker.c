@@ -310,8 +310,13 @@ worker_rest_ms(SenderState *state)
 		return TimestampDifferenceMilliseconds(now, state->not_before) + 1;
 
 	worker_begin();
-	due = queue_ready() ? queue_next_due_ms() : -1;
-	refresh = queue_ready() ? store_next_refresh_ms() : -1;
+	if (queue_ready())
+	{
+		due = queue_next_due_ms();
+		refresh = store_next_refresh_ms();
+	}
+	else
+		due = refresh = -1;
 	worker_commit();
 	if (due >= 0 && due < rest)
 		rest = (long) due + 1;
@@ -564,9 +569,7 @@ worker_refresh(void)
 	ListCell   *lc;
 
 	worker_begin();
-	ids = store_claim_refresh(WORKER_REFRESH_BATCH,
-							  (int64) telnyx_timeout_ms * (telnyx_max_retries + 1) + QUEUE_LEASE_MARGIN_MS,
-							  worker_outer_cxt);
+	ids = store_claim_refresh(WORKER_REFRESH_BATCH, worker_outer_cxt);
 	worker_commit();
 	if (ids == NIL)
 		return 0;
