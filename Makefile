@@ -11,6 +11,8 @@ OBJS = \
 	src/queue.o \
 	src/worker.o \
 	src/reconcile.o \
+	src/refresh.o \
+	src/webhook.o \
 	src/apikey.o \
 	src/wakeup.o \
 	src/launcher.o
@@ -32,7 +34,7 @@ endif
 WERROR ?= -Werror
 PG_CPPFLAGS = $(CURL_CFLAGS) -DTELNYX_ORDERS_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS = $(WERROR)
-SHLIB_LINK = $(CURL_LIBS)
+SHLIB_LINK = $(CURL_LIBS) -lcrypto
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

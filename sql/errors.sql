@@ -24,19 +24,38 @@ SELECT telnyx_get_inexplicit_order(:'id');
 \echo :LAST_ERROR_SQLSTATE
 
 -- answers are read defensively: a field that is missing or of the wrong
--- type is absent, never an error; an answer without "ordering_groups"
--- keeps the groups already recorded
+-- type is absent, never an error, and keeps the value recorded before; an
+-- answer without "ordering_groups" keeps the groups already recorded
 SELECT count(*) AS groups_before FROM telnyx_ordering_groups WHERE order_id = :'id';
 \! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"customer_reference\": \"first\", \"connection_id\": 7, \"created_at\": \"yesterday\", \"updated_at\": \"2026-13-45T99:00:00Z\", \"surprise\": {\"nested\": [1, 2]}}}"}'
 SELECT telnyx_get_inexplicit_order(:'id') ->> 'surprise' AS kept_in_data;
-SELECT connection_id, created_at, updated_at, data ? 'surprise' AS data_updated
+SELECT connection_id, created_at IS NOT NULL AS created_at_kept,
+       updated_at IS NOT NULL AS updated_at_kept, data ? 'surprise' AS data_updated
   FROM telnyx_inexplicit_orders WHERE id = :'id';
 SELECT count(*) AS groups_after FROM telnyx_ordering_groups WHERE order_id = :'id';
-\! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"ordering_groups\": [{\"count_requested\": \"many\", \"count_allocated\": -1, \"status\": \"on_the_moon\", \"features\": \"sms\", \"quickship\": \"yes\", \"orders\": [{\"number_order_id\": \"not-a-uuid\"}, 5, {\"number_order_id\": \"5A4F6E1C-1C4B-4E7B-9C43-1D7E0E6E1A2B\", \"sub_number_order_ids\": [\"x\", 3]}]}, 17, {\"country_iso\": \"CA\", \"count_requested\": 99999999999}]}}"}'
+-- a count that is not an integer from 0 to 2^31-1 cannot be kept exactly:
+-- the answer is malformed, nothing of it is recorded, the rows keep what
+-- they had (the shortfall is never computed from a count that is wrong)
+\! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"ordering_groups\": [{\"count_requested\": \"many\", \"status\": \"success\"}]}}"}'
+SELECT telnyx_get_inexplicit_order(:'id') IS NOT NULL AS stored;
+\! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"ordering_groups\": [{\"count_requested\": 1, \"count_allocated\": 99999999999, \"status\": \"success\"}]}}"}'
+SELECT telnyx_get_inexplicit_order(:'id') IS NOT NULL AS stored;
+\! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"ordering_groups\": [{\"count_requested\": 1, \"count_allocated\": -1, \"status\": \"success\"}]}}"}'
+SELECT telnyx_get_inexplicit_order(:'id') IS NOT NULL AS stored;
+-- a number order without an id could not be followed: malformed too
+\! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"ordering_groups\": [{\"orders\": [5]}]}}"}'
+SELECT telnyx_get_inexplicit_order(:'id') IS NOT NULL AS stored;
+SELECT group_index, country_iso, count_requested, count_allocated, status
+  FROM telnyx_ordering_groups WHERE order_id = :'id' ORDER BY group_index;
+-- anything else odd is kept as far as it can be read: a status we do not
+-- know, a group that is not an object, fields of the wrong type (absent),
+-- number order ids that are not uuids
+\! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"ordering_groups\": [{\"count_requested\": null, \"status\": \"on_the_moon\", \"features\": \"sms\", \"quickship\": \"yes\", \"orders\": [{\"number_order_id\": \"not-a-uuid\"}, {\"number_order_id\": \"5A4F6E1C-1C4B-4E7B-9C43-1D7E0E6E1A2B\", \"sub_number_order_ids\": [\"x\", 3]}]}, 17, {\"country_iso\": \"CA\", \"count_requested\": 7}]}}"}'
 SELECT telnyx_get_inexplicit_order(:'id') IS NOT NULL AS stored;
 SELECT group_index, country_iso, count_requested, count_allocated, status, features, quickship
   FROM telnyx_ordering_groups WHERE order_id = :'id' ORDER BY group_index;
-SELECT number_order_id, group_index, sub_number_order_ids FROM telnyx_number_orders WHERE order_id = :'id';
+SELECT number_order_id, group_index, sub_number_order_ids FROM telnyx_number_orders
+ WHERE order_id = :'id' ORDER BY number_order_id;
 
 -- hostile answers are malformed, never a crash: nesting beyond the stack,
 -- a number beyond numeric's range, a NUL in a string, bytes that are not

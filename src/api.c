@@ -12,8 +12,12 @@
  *
  * Answers are parsed defensively, as the spec marks no field required: a
  * field that is missing or of the wrong type is treated as absent, never as
- * an error, and nothing in an answer can make us raise an error other than
- * the ones in api_raise.  JSON is parsed with PostgreSQL's jsonb, behind a
+ * an error.  The exceptions are what would make the record wrong rather
+ * than incomplete: an id, a count that is not an integer we can keep
+ * exactly, a number order or phone number we could not key.  An answer
+ * with one of those is malformed as a whole, and nothing of it is
+ * recorded.  Nothing in an answer can make us raise an error other than the
+ * ones in api_raise.  JSON is parsed with PostgreSQL's jsonb, behind a
  * check that the bytes are valid in the database encoding.
  *
  *-------------------------------------------------------------------------
@@ -50,9 +54,12 @@ static OptBool get_bool(JsonbContainer *obj, const char *key);
 static OptTimestamp get_timestamp(JsonbContainer *obj, const char *key);
 static char *get_uuid(JsonbContainer *obj, const char *key);
 static char *get_id(JsonbContainer *obj, const char *key);
-static List *get_string_array(JsonbContainer *obj, const char *key, bool uuids,
+static List *get_string_array(JsonbContainer *obj, const char *key,
 							  bool *present);
-static TelnyxGroup *api_parse_group(JsonbContainer *g, int index);
+static TelnyxGroup *api_parse_group(JsonbContainer *g, int index,
+									const char **why);
+static TelnyxPhoneNumber *api_parse_phone_number(const JsonbValue *value);
+static bool same_id(const char *a, const char *b);
 static bool parse_timestamptz(const char *s, TimestampTz *result);
 
 /*---- Local types ----*/
@@ -186,11 +193,13 @@ TelnyxResult *
 api_create_result(const HttpRequest *req, const HttpResponse *resp)
 {
 	TelnyxResult *r = api_classify(req, resp, false);
+	const char *why;
 
-	if (r->class == TELNYX_OK && get_id(r->data.val.binary.data, "id") == NULL)
+	if (r->class == TELNYX_OK && api_parse_order(&r->data, &why) == NULL)
 	{
 		r->class = TELNYX_UNKNOWN;
-		r->why = "Telnyx accepted the request, but its answer does not give the order's id.";
+		r->why = psprintf("Telnyx accepted the request, but its answer cannot be recorded: %s",
+						  why);
 	}
 	return r;
 }
@@ -201,7 +210,8 @@ api_get_inexplicit_order(const char *id)
 {
 	HttpRequest req;
 	TelnyxResult *r;
-	char	   *found;
+	TelnyxOrder *found;
+	const char *why;
 
 	req.method = HTTP_GET;
 	req.path = psprintf("/inexplicit_number_orders/%s", api_path_escape(id));
@@ -212,19 +222,61 @@ api_get_inexplicit_order(const char *id)
 	r = api_call(&req, false);
 	if (r->class != TELNYX_OK)
 		return r;
-	found = get_id(r->data.val.binary.data, "id");
+	found = api_parse_order(&r->data, &why);
 	if (found == NULL)
 	{
 		r->class = TELNYX_MALFORMED;
-		r->why = "The order in Telnyx's answer has no valid id.";
+		r->why = pstrdup(why);
 	}
-	else if (strcmp(found, id) != 0 &&
-			 !(api_is_uuid(id, strlen(id)) && pg_strcasecmp(found, id) == 0))
+	else if (!same_id(found->id, id))
 	{
 		r->class = TELNYX_MALFORMED;
 		r->why = "Telnyx's answer is for another order than the one asked for.";
 	}
 	return r;
+}
+
+/*
+ * GET /number_orders/{id}; id is percent-encoded.  The answer must be a
+ * number order that can be recorded, and the one asked for.
+ */
+TelnyxResult *
+api_get_number_order(const char *id)
+{
+	HttpRequest req;
+	TelnyxResult *r;
+	TelnyxNumberOrder *found;
+	const char *why;
+
+	req.method = HTTP_GET;
+	req.path = psprintf("/number_orders/%s", api_path_escape(id));
+	req.body = NULL;
+	req.idempotency_key = NULL;
+	req.idempotent = true;
+
+	r = api_call(&req, false);
+	if (r->class != TELNYX_OK)
+		return r;
+	found = api_parse_number_order(&r->data, &why);
+	if (found == NULL)
+	{
+		r->class = TELNYX_MALFORMED;
+		r->why = pstrdup(why);
+	}
+	else if (!same_id(found->id, id))
+	{
+		r->class = TELNYX_MALFORMED;
+		r->why = "Telnyx's answer is for another number order than the one asked for.";
+	}
+	return r;
+}
+
+/* Are two ids the same (uuids in any case)? */
+static bool
+same_id(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0 ||
+		(api_is_uuid(a, strlen(a)) && pg_strcasecmp(a, b) == 0);
 }
 
 /* GET /inexplicit_number_orders?page_number=&page_size= */
@@ -341,7 +393,7 @@ api_read_page(int page, ApiPageCallback fn, void *arg, bool *last)
 	for (i = 0; i < n; i++)
 	{
 		JsonbValue *elem = getIthJsonbValueFromContainer(data, i);
-		TelnyxOrder *order = api_parse_order(elem);
+		TelnyxOrder *order = api_parse_order(elem, NULL);
 
 		if (order != NULL)
 			orders = lappend(orders, order);
@@ -613,6 +665,13 @@ api_raise(const TelnyxResult *r, ApiAction action, const char *id)
 					 errdetail_internal("%s", detail.data),
 					 c->hint ? errhint("%s", _(c->hint)) : 0));
 			break;
+		case API_GET_NUMBER_ORDER:
+			ereport(ERROR,
+					(errcode(c->sqlerrcode),
+					 errmsg("could not retrieve number order \"%s\"", id),
+					 errdetail_internal("%s", detail.data),
+					 c->hint ? errhint("%s", _(c->hint)) : 0));
+			break;
 	}
 }
 
@@ -628,24 +687,35 @@ api_create_disposition(TelnyxResultClass class)
 
 /*
  * api_parse_order
- *		Read an InexplicitNumberOrderResponse object.  Returns NULL when it
- *		has no valid id; any other field may be missing.
+ *		Read an InexplicitNumberOrderResponse object.  Returns NULL, with
+ *		*why (when why is not NULL) saying why, when it cannot be recorded:
+ *		no valid id, a count that is not an integer from 0 to PG_INT32_MAX,
+ *		a number order without a valid id.  Any other field may be missing.
  */
 TelnyxOrder *
-api_parse_order(const JsonbValue *value)
+api_parse_order(const JsonbValue *value, const char **why)
 {
 	TelnyxOrder *o;
 	JsonbContainer *data;
 	JsonbContainer *groups;
+	const char *dummy;
 
+	if (why == NULL)
+		why = &dummy;
 	if (value->type != jbvBinary || !JsonContainerIsObject(value->val.binary.data))
+	{
+		*why = "The order in Telnyx's answer is not an object.";
 		return NULL;
+	}
 	data = value->val.binary.data;
 
 	o = palloc0(sizeof(TelnyxOrder));
 	o->id = get_id(data, "id");
 	if (o->id == NULL)
+	{
+		*why = "The order in Telnyx's answer has no valid id.";
 		return NULL;
+	}
 	o->connection_id = get_string(data, "connection_id");
 	o->messaging_profile_id = get_string(data, "messaging_profile_id");
 	o->customer_reference = get_string(data, "customer_reference");
@@ -665,18 +735,23 @@ api_parse_order(const JsonbValue *value)
 		for (i = 0; i < n; i++)
 		{
 			JsonbValue *g = getIthJsonbValueFromContainer(groups, i);
+			TelnyxGroup *grp;
 
 			/* keep the index of every group, readable or not */
-			if (g->type == jbvBinary && JsonContainerIsObject(g->val.binary.data))
-				o->groups = lappend(o->groups,
-									api_parse_group(g->val.binary.data, i + 1));
+			if (g->type != jbvBinary || !JsonContainerIsObject(g->val.binary.data))
+				continue;
+			grp = api_parse_group(g->val.binary.data, i + 1, why);
+			if (grp == NULL)
+				return NULL;
+			o->groups = lappend(o->groups, grp);
 		}
 	}
 	return o;
 }
 
+/* An ordering group of an answer (or, with why NULL, of a request). */
 static TelnyxGroup *
-api_parse_group(JsonbContainer *g, int index)
+api_parse_group(JsonbContainer *g, int index, const char **why)
 {
 	TelnyxGroup *grp = palloc0(sizeof(TelnyxGroup));
 	JsonbContainer *orders;
@@ -687,7 +762,7 @@ api_parse_group(JsonbContainer *g, int index)
 	grp->national_destination_code = get_string(g, "national_destination_code");
 	grp->administrative_area = get_string(g, "administrative_area");
 	grp->locality = get_string(g, "locality");
-	grp->features = get_string_array(g, "features", false, &grp->has_features);
+	grp->features = get_string_array(g, "features", &grp->has_features);
 	grp->starts_with = get_string(g, "phone_number[starts_with]");
 	grp->ends_with = get_string(g, "phone_number[ends_with]");
 	grp->contains = get_string(g, "phone_number[contains]");
@@ -701,7 +776,20 @@ api_parse_group(JsonbContainer *g, int index)
 	grp->created_at = get_timestamp(g, "created_at");
 	grp->updated_at = get_timestamp(g, "updated_at");
 
+	if (why == NULL)
+		return grp;
+
+	/* a count we cannot keep exactly would make the shortfall wrong */
+	if (grp->count_requested.bad || grp->count_allocated.bad)
+	{
+		*why = psprintf("The %s of ordering group %d in Telnyx's answer is not an integer from 0 to %d.",
+						grp->count_requested.bad ? "count_requested" : "count_allocated",
+						index, PG_INT32_MAX);
+		return NULL;
+	}
+
 	orders = get_container(g, "orders", true);
+	grp->has_orders = orders != NULL;
 	if (orders != NULL)
 	{
 		int			n = JsonContainerSize(orders);
@@ -711,23 +799,193 @@ api_parse_group(JsonbContainer *g, int index)
 		{
 			JsonbValue *e = getIthJsonbValueFromContainer(orders, i);
 			TelnyxNumberOrderRef *ref;
-			char	   *id;
+			char	   *id = NULL;
 			bool		present;
 
-			if (e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data))
-				continue;
-			id = get_uuid(e->val.binary.data, "number_order_id");
+			if (e->type == jbvBinary && JsonContainerIsObject(e->val.binary.data))
+				id = get_id(e->val.binary.data, "number_order_id");
 			if (id == NULL)
-				continue;
+			{
+				*why = psprintf("Ordering group %d in Telnyx's answer lists a number order without a valid number_order_id.",
+								index);
+				return NULL;
+			}
 			ref = palloc0(sizeof(TelnyxNumberOrderRef));
 			ref->number_order_id = id;
 			ref->sub_number_order_ids = get_string_array(e->val.binary.data,
 														 "sub_number_order_ids",
-														 true, &present);
+														 &present);
 			grp->orders = lappend(grp->orders, ref);
 		}
 	}
 	return grp;
+}
+
+/*
+ * api_merge_request
+ *		Fill in what an order's answer leaves out from the request that
+ *		created it (a body built by validate_order_request): Telnyx does not
+ *		echo every criterion (locality, features, ...), and what was asked
+ *		for is part of the record.
+ */
+void
+api_merge_request(TelnyxOrder *order, Jsonb *request)
+{
+	JsonbContainer *root;
+	JsonbContainer *groups;
+	ListCell   *lc;
+
+	if (request == NULL || !JB_ROOT_IS_OBJECT(request))
+		return;
+	root = &request->root;
+	if (order->connection_id == NULL)
+		order->connection_id = get_string(root, "connection_id");
+	if (order->messaging_profile_id == NULL)
+		order->messaging_profile_id = get_string(root, "messaging_profile_id");
+	if (order->customer_reference == NULL)
+		order->customer_reference = get_string(root, "customer_reference");
+	if (order->billing_group_id == NULL)
+		order->billing_group_id = get_string(root, "billing_group_id");
+
+	groups = get_container(root, "ordering_groups", true);
+	if (groups == NULL)
+		return;
+	foreach(lc, order->groups)
+	{
+		TelnyxGroup *g = (TelnyxGroup *) lfirst(lc);
+		JsonbValue *e;
+		TelnyxGroup *want;
+		JsonbContainer *number;
+
+		if (g->group_index > (int) JsonContainerSize(groups))
+			break;
+		e = getIthJsonbValueFromContainer(groups, g->group_index - 1);
+		if (e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data))
+			continue;
+		want = api_parse_group(e->val.binary.data, g->group_index, NULL);
+		number = get_container(e->val.binary.data, "phone_number", false);
+
+#define FILL(field) if (g->field == NULL) g->field = want->field
+		FILL(country_iso);
+		FILL(phone_number_type);
+		FILL(national_destination_code);
+		FILL(administrative_area);
+		FILL(locality);
+		FILL(strategy);
+#undef FILL
+		if (g->starts_with == NULL)
+			g->starts_with = get_string(number, "starts_with");
+		if (g->ends_with == NULL)
+			g->ends_with = get_string(number, "ends_with");
+		if (g->contains == NULL)
+			g->contains = get_string(number, "contains");
+		if (!g->has_features && want->has_features)
+		{
+			g->features = want->features;
+			g->has_features = true;
+		}
+		if (!g->quickship.present)
+			g->quickship = want->quickship;
+		if (!g->exclude_held_numbers.present)
+			g->exclude_held_numbers = want->exclude_held_numbers;
+		if (!g->count_requested.present && !want->count_requested.bad)
+			g->count_requested = want->count_requested;
+	}
+}
+
+/*
+ * api_parse_number_order
+ *		Read a NumberOrderWithPhoneNumbers object.  Returns NULL, with *why
+ *		saying why, when it cannot be recorded: no valid id, a
+ *		phone_numbers_count that is not an integer from 0 to PG_INT32_MAX, a
+ *		number without a phone_number.  Statuses are free text.
+ */
+TelnyxNumberOrder *
+api_parse_number_order(const JsonbValue *value, const char **why)
+{
+	TelnyxNumberOrder *no;
+	JsonbContainer *data;
+	JsonbContainer *numbers;
+
+	if (value->type != jbvBinary || !JsonContainerIsObject(value->val.binary.data))
+	{
+		*why = "The number order in Telnyx's answer is not an object.";
+		return NULL;
+	}
+	data = value->val.binary.data;
+
+	no = palloc0(sizeof(TelnyxNumberOrder));
+	no->id = get_id(data, "id");
+	if (no->id == NULL)
+	{
+		*why = "The number order in Telnyx's answer has no valid id.";
+		return NULL;
+	}
+	no->status = get_string(data, "status");
+	no->phone_numbers_count = get_int(data, "phone_numbers_count");
+	if (no->phone_numbers_count.bad)
+	{
+		*why = psprintf("The phone_numbers_count of number order \"%s\" in Telnyx's answer is not an integer from 0 to %d.",
+						no->id, PG_INT32_MAX);
+		return NULL;
+	}
+	no->requirements_met = get_bool(data, "requirements_met");
+	no->customer_reference = get_string(data, "customer_reference");
+	/* the spec spells it so here, unlike the bulk order's refs */
+	no->sub_number_order_ids = get_string_array(data, "sub_number_orders_ids",
+												&no->has_sub_number_order_ids);
+	no->created_at = get_timestamp(data, "created_at");
+	no->updated_at = get_timestamp(data, "updated_at");
+	no->data = JsonbValueToJsonb((JsonbValue *) value);
+
+	numbers = get_container(data, "phone_numbers", true);
+	no->has_phone_numbers = numbers != NULL;
+	if (numbers != NULL)
+	{
+		int			n = JsonContainerSize(numbers);
+		int			i;
+
+		for (i = 0; i < n; i++)
+		{
+			TelnyxPhoneNumber *pn;
+
+			pn = api_parse_phone_number(getIthJsonbValueFromContainer(numbers, i));
+			if (pn == NULL)
+			{
+				*why = psprintf("Phone number %d of number order \"%s\" in Telnyx's answer has no phone_number.",
+								i + 1, no->id);
+				return NULL;
+			}
+			no->phone_numbers = lappend(no->phone_numbers, pn);
+		}
+	}
+	return no;
+}
+
+/* A phone number of a number order; NULL without a phone_number string. */
+static TelnyxPhoneNumber *
+api_parse_phone_number(const JsonbValue *value)
+{
+	TelnyxPhoneNumber *pn;
+	JsonbContainer *e;
+
+	if (value->type != jbvBinary || !JsonContainerIsObject(value->val.binary.data))
+		return NULL;
+	e = value->val.binary.data;
+	pn = palloc0(sizeof(TelnyxPhoneNumber));
+	pn->phone_number = get_string(e, "phone_number");
+	if (pn->phone_number == NULL || pn->phone_number[0] == '\0' ||
+		strlen(pn->phone_number) > TELNYX_MAX_ID_LEN)
+		return NULL;
+	pn->id = get_id(e, "id");
+	pn->status = get_string(e, "status");
+	pn->phone_number_type = get_string(e, "phone_number_type");
+	pn->requirements_met = get_bool(e, "requirements_met");
+	pn->requirements_status = get_string(e, "requirements_status");
+	pn->deadline = get_timestamp(e, "deadline");
+	pn->country_code = get_string(e, "country_code");
+	pn->data = JsonbValueToJsonb((JsonbValue *) value);
+	return pn;
 }
 
 /*
@@ -877,20 +1135,24 @@ get_container_value(JsonbContainer *obj, const char *key, bool array,
 	return true;
 }
 
-/* A non-negative integer field that fits int32 (a number or digit string). */
+/*
+ * A non-negative integer field that fits int32 (a number or digit string);
+ * anything else there but null is "bad".
+ */
 static OptInt
 get_int(JsonbContainer *obj, const char *key)
 {
 	JsonbValue	buf;
 	JsonbValue *v = get_field(obj, key, &buf);
-	OptInt		result = {false, 0};
+	OptInt		result = {false, false, 0};
 	const char *s;
 	int			len;
 	int64		value = 0;
 	int			i;
 
-	if (v == NULL)
+	if (v == NULL || v->type == jbvNull)
 		return result;
+	result.bad = true;
 	if (v->type == jbvNumeric)
 	{
 		s = DatumGetCString(DirectFunctionCall1(numeric_out,
@@ -915,6 +1177,7 @@ get_int(JsonbContainer *obj, const char *key)
 	}
 	if (value > PG_INT32_MAX)
 		return result;
+	result.bad = false;
 	result.present = true;
 	result.value = (int32) value;
 	return result;
@@ -1007,11 +1270,11 @@ api_path_escape(const char *s)
 }
 
 /*
- * An array of strings (with uuids, of uuids; other elements are skipped).
- * *present says whether the field was an array at all.
+ * An array of strings (other elements are skipped).  *present says whether
+ * the field was an array at all.
  */
 static List *
-get_string_array(JsonbContainer *obj, const char *key, bool uuids, bool *present)
+get_string_array(JsonbContainer *obj, const char *key, bool *present)
 {
 	JsonbContainer *arr = get_container(obj, key, true);
 	List	   *result = NIL;
@@ -1026,15 +1289,7 @@ get_string_array(JsonbContainer *obj, const char *key, bool uuids, bool *present
 	{
 		JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
 
-		if (e->type != jbvString)
-			continue;
-		if (uuids)
-		{
-			if (api_is_uuid(e->val.string.val, e->val.string.len))
-				result = lappend(result, asc_tolower(e->val.string.val,
-													 e->val.string.len));
-		}
-		else
+		if (e->type == jbvString)
 			result = lappend(result, pnstrdup(e->val.string.val, e->val.string.len));
 	}
 	return result;
@@ -1098,4 +1353,51 @@ parse_timestamptz(const char *s, TimestampTz *result)
 	if (tm2timestamp(&tt, fsec, &tz, result) != 0)
 		return false;
 	return IS_VALID_TIMESTAMP(*result);
+}
+
+/*---- Webhook deliveries ----*/
+
+/*
+ * api_parse_event
+ *		Parse a webhook delivery's body (text in the database encoding):
+ *		returns it as jsonb and sets *data to its "data" object, or returns
+ *		NULL with *why.
+ */
+Jsonb *
+api_parse_event(const char *body, JsonbValue *data, const char **why)
+{
+	Jsonb	   *doc = api_parse_json(body, strlen(body));
+
+	if (doc == NULL || !JB_ROOT_IS_OBJECT(doc))
+	{
+		*why = "The body is not a JSON object.";
+		return NULL;
+	}
+	if (!get_container_value(&doc->root, "data", false, data))
+	{
+		*why = "The body has no \"data\" object.";
+		return NULL;
+	}
+	return doc;
+}
+
+/* A string field of an event's "data" that is an id, or NULL. */
+char *
+api_event_field(JsonbContainer *data, const char *key)
+{
+	return get_id(data, key);
+}
+
+/* A timestamp field of an event's "data". */
+OptTimestamp
+api_event_time(JsonbContainer *data, const char *key)
+{
+	return get_timestamp(data, key);
+}
+
+/* The event's "payload" object, in *payload; false if it has none. */
+bool
+api_event_payload(JsonbContainer *data, JsonbValue *payload)
+{
+	return get_container_value(data, "payload", false, payload);
 }

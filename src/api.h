@@ -53,7 +53,8 @@ typedef enum ApiAction
 {
 	API_CREATE,
 	API_GET,
-	API_LIST
+	API_LIST,
+	API_GET_NUMBER_ORDER
 } ApiAction;
 
 typedef struct TelnyxResult
@@ -75,14 +76,19 @@ typedef struct TelnyxResult
 /* A number order Telnyx created to fill an ordering group. */
 typedef struct TelnyxNumberOrderRef
 {
-	char	   *number_order_id;	/* canonical uuid text */
-	List	   *sub_number_order_ids;	/* of canonical uuid text */
+	char	   *number_order_id;	/* an id (see get_id) */
+	List	   *sub_number_order_ids;	/* of char * */
 } TelnyxNumberOrderRef;
 
-/* An optional value from a response: "present" is false when absent. */
+/*
+ * An optional value from a response: "present" is false when absent (or
+ * null).  A count that is there but not an integer from 0 to PG_INT32_MAX
+ * is "bad": the answer it is in cannot be recorded as it is.
+ */
 typedef struct OptInt
 {
 	bool		present;
+	bool		bad;
 	int32		value;
 } OptInt;
 
@@ -122,6 +128,7 @@ typedef struct TelnyxGroup
 	OptTimestamp created_at;
 	OptTimestamp updated_at;
 	List	   *orders;			/* of TelnyxNumberOrderRef * */
+	bool		has_orders;		/* "orders" was there: it is the whole list */
 } TelnyxGroup;
 
 /* An inexplicit number order as Telnyx describes it. */
@@ -140,6 +147,37 @@ typedef struct TelnyxOrder
 	Jsonb	   *data;			/* the whole object */
 } TelnyxOrder;
 
+/* A phone number of a number order. */
+typedef struct TelnyxPhoneNumber
+{
+	char	   *phone_number;	/* E.164, as Telnyx gives it; never NULL */
+	char	   *id;
+	char	   *status;
+	char	   *phone_number_type;
+	OptBool		requirements_met;
+	char	   *requirements_status;
+	OptTimestamp deadline;
+	char	   *country_code;
+	Jsonb	   *data;			/* the whole element */
+} TelnyxPhoneNumber;
+
+/* A number order, with its numbers, as GET /number_orders/{id} gives it. */
+typedef struct TelnyxNumberOrder
+{
+	char	   *id;				/* never NULL */
+	char	   *status;
+	OptInt		phone_numbers_count;
+	OptBool		requirements_met;
+	char	   *customer_reference;
+	List	   *sub_number_order_ids;	/* of char * */
+	bool		has_sub_number_order_ids;
+	OptTimestamp created_at;
+	OptTimestamp updated_at;
+	List	   *phone_numbers;	/* of TelnyxPhoneNumber * */
+	bool		has_phone_numbers;	/* "phone_numbers" was there */
+	Jsonb	   *data;			/* the whole object */
+} TelnyxNumberOrder;
+
 /* Longest order id kept (the spec types it as a string). */
 #define TELNYX_MAX_ID_LEN 255
 
@@ -154,6 +192,7 @@ extern TelnyxResult *api_create_result(const HttpRequest *req,
 									   const HttpResponse *resp);
 extern TelnyxResult *api_get_inexplicit_order(const char *id);
 extern TelnyxResult *api_list_inexplicit_orders(int page_number, int page_size);
+extern TelnyxResult *api_get_number_order(const char *id);
 
 /*
  * Called for each page of the list: the orders parsed (TelnyxOrder *) and
@@ -167,12 +206,20 @@ typedef void (*ApiPageCallback) (List *orders, List *unparsed, void *arg);
 extern TelnyxResult *api_each_page(ApiPageCallback fn, void *arg);
 extern TelnyxResult *api_read_page(int page, ApiPageCallback fn, void *arg,
 								   bool *last);
-extern TelnyxOrder *api_parse_order(const JsonbValue *data);
+extern TelnyxOrder *api_parse_order(const JsonbValue *data, const char **why);
+extern void api_merge_request(TelnyxOrder *order, Jsonb *request);
+extern TelnyxNumberOrder *api_parse_number_order(const JsonbValue *data,
+												 const char **why);
 extern int	api_list_total_pages(const TelnyxResult *result);
 extern void api_raise(const TelnyxResult *result, ApiAction action,
 					  const char *id);
 extern ApiDisposition api_create_disposition(TelnyxResultClass class);
 extern bool api_is_uuid(const char *s, int len);
+extern Jsonb *api_parse_event(const char *body, JsonbValue *data,
+							  const char **why);
+extern char *api_event_field(JsonbContainer *data, const char *key);
+extern OptTimestamp api_event_time(JsonbContainer *data, const char *key);
+extern bool api_event_payload(JsonbContainer *data, JsonbValue *payload);
 extern bool api_order_matches(const TelnyxOrder *order, Jsonb *request);
 extern Jsonb *api_error_json(const TelnyxResult *result);
 

@@ -508,9 +508,9 @@ queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
 	{
 		case API_CREATED:
 			{
-				TelnyxOrder *order = api_parse_order(&result->data);
+				TelnyxOrder *order = api_parse_order(&result->data, NULL);
 
-				store_order(order, false);
+				store_order(order, false, req->body);
 				queue_set_state(req->id, "sending", "sent", order->id, NULL, 0);
 				return QUEUE_DONE;
 			}
@@ -553,7 +553,7 @@ queue_record_unstored(QueueRequest *req, TelnyxResult *result, const char *why)
 {
 	if (result->class == TELNYX_OK)
 	{
-		TelnyxOrder *order = api_parse_order(&result->data);
+		TelnyxOrder *order = api_parse_order(&result->data, NULL);
 
 		queue_set_state(req->id, "sending", "sent", order->id,
 						queue_reason(psprintf("The order was created, but its rows could not be recorded (%s); the periodic sync records them.",
@@ -746,7 +746,7 @@ queue_resolve_unknown(QueueRequest *req)
 		v.type = jbvBinary;
 		v.val.binary.data = &data->root;
 		v.val.binary.len = VARSIZE(data) - VARHDRSZ;
-		order = api_parse_order(&v);
+		order = api_parse_order(&v, NULL);
 		if (order == NULL)
 			continue;
 
@@ -775,7 +775,7 @@ queue_resolve_unknown(QueueRequest *req)
 
 	if (found != NULL)
 	{
-		store_order(found, false);
+		store_order(found, false, req->body);
 		queue_set_state(req->id, "unknown", "sent", found->id, NULL, 0);
 	}
 	else if (req->uncertain)

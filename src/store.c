@@ -4,9 +4,11 @@
  *	  Every write to the extension's tables.
  *
  * An order as Telnyx describes it is upserted into three tables: the order,
- * its ordering groups (keyed by order and group_index) and the number
- * orders that fill each group (keyed by number_order_id).  Fetching the
- * same order again updates its rows and never duplicates them.  The writes
+ * its ordering groups (keyed by order and group_index) and the links to the
+ * number orders that fill each group (keyed by order, group_index and
+ * number_order_id).  A number order, fetched on its own, fills in its link
+ * rows and its numbers (telnyx_phone_numbers).  Fetching the same thing
+ * again updates its rows and never duplicates them.  The writes
  * run in the caller's transaction, through SPI with $n parameters; table
  * names are qualified with the extension's schema, never found through
  * search_path.  Plans are prepared once per backend and kept.
@@ -39,7 +41,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/uuid.h"
 
 #include "http.h"
 #include "store.h"
@@ -51,9 +52,14 @@ typedef enum StoreStatement
 	STORE_UPSERT_ORDER,
 	STORE_UPSERT_GROUP,
 	STORE_DELETE_EXTRA_GROUPS,
-	STORE_UPSERT_NUMBER_ORDER,
+	STORE_UNLINK_NUMBER_ORDERS,
+	STORE_LINK_NUMBER_ORDER,
+	STORE_UPDATE_NUMBER_ORDER,
+	STORE_DELETE_GONE_NUMBERS,
+	STORE_UPSERT_NUMBERS,
 	STORE_KNOWN_ORDERS,
 	STORE_CLAIM_REFRESH,
+	STORE_CLAIM_NUMBER_ORDERS,
 	STORE_NEXT_REFRESH,
 	STORE_NUM_STATEMENTS
 } StoreStatement;
@@ -85,12 +91,14 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		"  next_refresh_at, synced_at)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, pg_catalog.now())"
 		" ON CONFLICT (id) DO UPDATE SET"
-		" connection_id = EXCLUDED.connection_id,"
-		" messaging_profile_id = EXCLUDED.messaging_profile_id,"
-		" customer_reference = EXCLUDED.customer_reference,"
-		" billing_group_id = EXCLUDED.billing_group_id,"
-		" created_at = EXCLUDED.created_at,"
-		" updated_at = EXCLUDED.updated_at,"
+		" connection_id = COALESCE(EXCLUDED.connection_id, o.connection_id),"
+		" messaging_profile_id = COALESCE(EXCLUDED.messaging_profile_id,"
+		"  o.messaging_profile_id),"
+		" customer_reference = COALESCE(EXCLUDED.customer_reference,"
+		"  o.customer_reference),"
+		" billing_group_id = COALESCE(EXCLUDED.billing_group_id, o.billing_group_id),"
+		" created_at = COALESCE(EXCLUDED.created_at, o.created_at),"
+		" updated_at = COALESCE(EXCLUDED.updated_at, o.updated_at),"
 		" data = EXCLUDED.data,"
 		" next_refresh_at = EXCLUDED.next_refresh_at,"
 		" synced_at = pg_catalog.now()",
@@ -109,24 +117,24 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
 		"  $15, $16, $17, $18, $19, $20, pg_catalog.now())"
 		" ON CONFLICT (order_id, group_index) DO UPDATE SET"
-		" country_iso = EXCLUDED.country_iso,"
-		" phone_number_type = EXCLUDED.phone_number_type,"
-		" national_destination_code = EXCLUDED.national_destination_code,"
-		" administrative_area = EXCLUDED.administrative_area,"
-		" locality = EXCLUDED.locality,"
-		" features = EXCLUDED.features,"
-		" phone_number_starts_with = EXCLUDED.phone_number_starts_with,"
-		" phone_number_ends_with = EXCLUDED.phone_number_ends_with,"
-		" phone_number_contains = EXCLUDED.phone_number_contains,"
-		" strategy = EXCLUDED.strategy,"
-		" quickship = EXCLUDED.quickship,"
-		" exclude_held_numbers = EXCLUDED.exclude_held_numbers,"
-		" count_requested = EXCLUDED.count_requested,"
-		" count_allocated = EXCLUDED.count_allocated,"
-		" status = EXCLUDED.status,"
-		" error_reason = EXCLUDED.error_reason,"
-		" created_at = EXCLUDED.created_at,"
-		" updated_at = EXCLUDED.updated_at,"
+		" country_iso = COALESCE(EXCLUDED.country_iso, g.country_iso),"
+		" phone_number_type = COALESCE(EXCLUDED.phone_number_type, g.phone_number_type),"
+		" national_destination_code = COALESCE(EXCLUDED.national_destination_code, g.national_destination_code),"
+		" administrative_area = COALESCE(EXCLUDED.administrative_area, g.administrative_area),"
+		" locality = COALESCE(EXCLUDED.locality, g.locality),"
+		" features = COALESCE(EXCLUDED.features, g.features),"
+		" phone_number_starts_with = COALESCE(EXCLUDED.phone_number_starts_with, g.phone_number_starts_with),"
+		" phone_number_ends_with = COALESCE(EXCLUDED.phone_number_ends_with, g.phone_number_ends_with),"
+		" phone_number_contains = COALESCE(EXCLUDED.phone_number_contains, g.phone_number_contains),"
+		" strategy = COALESCE(EXCLUDED.strategy, g.strategy),"
+		" quickship = COALESCE(EXCLUDED.quickship, g.quickship),"
+		" exclude_held_numbers = COALESCE(EXCLUDED.exclude_held_numbers, g.exclude_held_numbers),"
+		" count_requested = COALESCE(EXCLUDED.count_requested, g.count_requested),"
+		" count_allocated = COALESCE(EXCLUDED.count_allocated, g.count_allocated),"
+		" status = COALESCE(EXCLUDED.status, g.status),"
+		" error_reason = COALESCE(EXCLUDED.error_reason, g.error_reason),"
+		" created_at = COALESCE(EXCLUDED.created_at, g.created_at),"
+		" updated_at = COALESCE(EXCLUDED.updated_at, g.updated_at),"
 		" synced_at = pg_catalog.now()",
 		20,
 		{TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
@@ -140,17 +148,90 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		2,
 		{TEXTOID, INT4OID}
 	},
-	[STORE_UPSERT_NUMBER_ORDER] = {
+	[STORE_UNLINK_NUMBER_ORDERS] = {
+		"DELETE FROM %1$s.telnyx_number_orders n"
+		" WHERE n.order_id OPERATOR(pg_catalog.=) $1"
+		"   AND n.group_index OPERATOR(pg_catalog.=) $2"
+		"   AND n.number_order_id OPERATOR(pg_catalog.<>) ALL ($3)",
+		3,
+		{TEXTOID, INT4OID, TEXTARRAYOID}
+	},
+	/* a new link is fetched at once (next_fetch_at defaults to now) */
+	[STORE_LINK_NUMBER_ORDER] = {
 		"INSERT INTO %1$s.telnyx_number_orders AS n"
-		" (number_order_id, order_id, group_index, sub_number_order_ids, synced_at)"
-		" VALUES ($1, $2, $3, $4, pg_catalog.now())"
-		" ON CONFLICT (number_order_id) DO UPDATE SET"
-		" order_id = EXCLUDED.order_id,"
-		" group_index = EXCLUDED.group_index,"
-		" sub_number_order_ids = EXCLUDED.sub_number_order_ids,"
+		" (number_order_id, order_id, group_index, sub_number_order_ids,"
+		"  next_fetch_at, synced_at)"
+		" VALUES ($1, $2, $3, COALESCE($4, '{}'), pg_catalog.now(),"
+		"  pg_catalog.now())"
+		" ON CONFLICT (order_id, group_index, number_order_id) DO UPDATE SET"
+		" sub_number_order_ids = COALESCE($4, n.sub_number_order_ids),"
 		" synced_at = pg_catalog.now()",
 		4,
-		{UUIDOID, TEXTOID, INT4OID, UUIDARRAYOID}
+		{TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID}
+	},
+	[STORE_UPDATE_NUMBER_ORDER] = {
+		"UPDATE %1$s.telnyx_number_orders n SET"
+		" status = COALESCE($2, n.status),"
+		" phone_numbers_count = COALESCE($3, n.phone_numbers_count),"
+		" requirements_met = COALESCE($4, n.requirements_met),"
+		" customer_reference = COALESCE($5, n.customer_reference),"
+		" sub_number_order_ids = COALESCE($6, n.sub_number_order_ids),"
+		" created_at = COALESCE($7, n.created_at),"
+		" updated_at = COALESCE($8, n.updated_at),"
+		" data = $9,"
+		" next_fetch_at = $10,"
+		" fetched_at = pg_catalog.now(),"
+		" synced_at = pg_catalog.now()"
+		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1",
+		10,
+		{TEXTOID, TEXTOID, INT4OID, BOOLOID, TEXTOID, TEXTARRAYOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID}
+	},
+	[STORE_DELETE_GONE_NUMBERS] = {
+		"DELETE FROM %1$s.telnyx_phone_numbers p"
+		" WHERE p.number_order_id OPERATOR(pg_catalog.=) $1"
+		"   AND p.phone_number OPERATOR(pg_catalog.<>) ALL ($2)",
+		2,
+		{TEXTOID, TEXTARRAYOID}
+	},
+	/* every number, under every group the number order is linked to */
+	[STORE_UPSERT_NUMBERS] = {
+		"INSERT INTO %1$s.telnyx_phone_numbers AS p"
+		" (order_id, group_index, number_order_id, phone_number, id, status,"
+		"  phone_number_type, requirements_met, requirements_status, deadline,"
+		"  country_code, data, bought_at)"
+		" SELECT n.order_id, n.group_index, n.number_order_id, x.phone_number,"
+		"  x.id, x.status, x.phone_number_type, x.requirements_met,"
+		"  x.requirements_status, x.deadline, x.country_code, x.data,"
+		"  CASE WHEN x.status OPERATOR(pg_catalog.=) 'success'"
+		"   THEN pg_catalog.now() END"
+		" FROM %1$s.telnyx_number_orders n,"
+		"  ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+		"   pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9),"
+		"   pg_catalog.unnest($10))"
+		"  AS x(phone_number, id, status, phone_number_type, requirements_met,"
+		"   requirements_status, deadline, country_code, data)"
+		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+		" ON CONFLICT (order_id, group_index, number_order_id, phone_number)"
+		" DO UPDATE SET"
+		" id = COALESCE(EXCLUDED.id, p.id),"
+		" status = COALESCE(EXCLUDED.status, p.status),"
+		" phone_number_type = COALESCE(EXCLUDED.phone_number_type,"
+		"  p.phone_number_type),"
+		" requirements_met = COALESCE(EXCLUDED.requirements_met,"
+		"  p.requirements_met),"
+		" requirements_status = COALESCE(EXCLUDED.requirements_status,"
+		"  p.requirements_status),"
+		" deadline = COALESCE(EXCLUDED.deadline, p.deadline),"
+		" country_code = COALESCE(EXCLUDED.country_code, p.country_code),"
+		" data = EXCLUDED.data,"
+		" bought_at = COALESCE(p.bought_at, EXCLUDED.bought_at),"
+		" synced_at = pg_catalog.now()",
+		10,
+		{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			BOOLARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+		JSONBARRAYOID}
 	},
 	[STORE_CLAIM_REFRESH] = {
 		"WITH due AS ("
@@ -163,9 +244,25 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		2,
 		{INT4OID, TIMESTAMPTZOID}
 	},
+	[STORE_CLAIM_NUMBER_ORDERS] = {
+		"WITH due AS ("
+		"  SELECT n.order_id, n.group_index, n.number_order_id"
+		"    FROM %1$s.telnyx_number_orders n"
+		"   WHERE n.next_fetch_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		"   ORDER BY n.next_fetch_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+		" UPDATE %1$s.telnyx_number_orders n SET next_fetch_at = $2"
+		"   FROM due WHERE n.order_id OPERATOR(pg_catalog.=) due.order_id"
+		"    AND n.group_index OPERATOR(pg_catalog.=) due.group_index"
+		"    AND n.number_order_id OPERATOR(pg_catalog.=) due.number_order_id"
+		" RETURNING n.number_order_id",
+		2,
+		{INT4OID, TIMESTAMPTZOID}
+	},
 	[STORE_NEXT_REFRESH] = {
-		"SELECT pg_catalog.min(o.next_refresh_at)"
-		"  FROM %1$s.telnyx_inexplicit_orders o",
+		"SELECT LEAST((SELECT pg_catalog.min(o.next_refresh_at)"
+		"                FROM %1$s.telnyx_inexplicit_orders o),"
+		"             (SELECT pg_catalog.min(n.next_fetch_at)"
+		"                FROM %1$s.telnyx_number_orders n))",
 		0,
 		{InvalidOid}
 	},
@@ -194,21 +291,32 @@ static char *kept_schema = NULL;
 /*---- Function declarations ----*/
 
 static TimestampTz store_next_refresh(const TelnyxOrder *order);
+static TimestampTz store_next_fetch(const TelnyxNumberOrder *no);
+static TimestampTz store_next_time(bool open, const OptTimestamp *created_at);
+static List *store_claim(StoreStatement stmt, int max, MemoryContext mcxt);
+static void store_numbers(const char *schema, const TelnyxNumberOrder *no);
 static void store_execute(const char *schema, StoreStatement stmt,
 						  Datum *values, const char *nulls, int expected);
 static Datum text_datum(const char *s, char *null);
-static Datum uuid_datum(const char *s);
-static Datum uuid_array_datum(List *ids);
 static Datum text_array_datum(List *strings);
+static Datum array_datum(Datum *elems, bool *nulls, int n, Oid elemtype);
 
 /*
  * store_order
- *		Upsert order, its groups and their number orders, in the current
- *		transaction, as the extension's owner.  found_by_sync marks an order
- *		first recorded by the periodic sync (kept as it is on an update).
+ *		Upsert order, its groups and their links to number orders, in the
+ *		current transaction, as the extension's owner.  found_by_sync marks
+ *		an order first recorded by the periodic sync (kept as it is on an
+ *		update).  request, when not NULL, is the body that created the
+ *		order: what the answer does not echo is taken from it.
+ *
+ * The rows stay true to the latest answer without losing what it leaves
+ * out: a field it does not give keeps its stored value; a group's list of
+ * number orders, when given, is the whole list (a number order no longer
+ * listed is unlinked, with its numbers); groups beyond the ones listed are
+ * deleted.
  */
 void
-store_order(const TelnyxOrder *order, bool found_by_sync)
+store_order(TelnyxOrder *order, bool found_by_sync, Jsonb *request)
 {
 	Datum		values[20];
 	char		nulls[20];
@@ -217,6 +325,8 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 	StoreScope	scope;
 	char	   *schema;
 
+	if (request != NULL)
+		api_merge_request(order, request);
 	schema = store_begin(&scope);
 
 	order_id = CStringGetTextDatum(order->id);
@@ -274,16 +384,33 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 		nulls[19] = g->updated_at.present ? ' ' : 'n';
 		store_execute(schema, STORE_UPSERT_GROUP, values, nulls, SPI_OK_INSERT);
 
+		if (!g->has_orders)
+			continue;
+
+		/* the list given is the whole list: unlink what it no longer has */
+		{
+			List	   *ids = NIL;
+
+			foreach(lc2, g->orders)
+				ids = lappend(ids, ((TelnyxNumberOrderRef *) lfirst(lc2))->number_order_id);
+			memset(nulls, ' ', sizeof(nulls));
+			values[0] = order_id;
+			values[1] = Int32GetDatum(g->group_index);
+			values[2] = text_array_datum(ids);
+			store_execute(schema, STORE_UNLINK_NUMBER_ORDERS, values, nulls, SPI_OK_DELETE);
+		}
 		foreach(lc2, g->orders)
 		{
 			TelnyxNumberOrderRef *ref = (TelnyxNumberOrderRef *) lfirst(lc2);
 
 			memset(nulls, ' ', sizeof(nulls));
-			values[0] = uuid_datum(ref->number_order_id);
+			values[0] = CStringGetTextDatum(ref->number_order_id);
 			values[1] = order_id;
 			values[2] = Int32GetDatum(g->group_index);
-			values[3] = uuid_array_datum(ref->sub_number_order_ids);
-			store_execute(schema, STORE_UPSERT_NUMBER_ORDER, values, nulls, SPI_OK_INSERT);
+			values[3] = text_array_datum(ref->sub_number_order_ids);
+			if (ref->sub_number_order_ids == NIL)
+				nulls[3] = 'n';
+			store_execute(schema, STORE_LINK_NUMBER_ORDER, values, nulls, SPI_OK_INSERT);
 		}
 	}
 
@@ -308,9 +435,6 @@ store_order(const TelnyxOrder *order, bool found_by_sync)
 static TimestampTz
 store_next_refresh(const TelnyxOrder *order)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz born = order->created_at.present ? Min(order->created_at.value, now) : now;
-	int64		delay;
 	bool		open = order->ngroups <= 0;
 	ListCell   *lc;
 
@@ -322,6 +446,42 @@ store_next_refresh(const TelnyxOrder *order)
 			strcmp(g->status, "processing") == 0)
 			open = true;
 	}
+	return store_next_time(open, &order->created_at);
+}
+
+/*
+ * When a number order should next be fetched again: while it, or one of
+ * its numbers, is pending (or it gives no status at all), on the same
+ * schedule as an order.
+ */
+static TimestampTz
+store_next_fetch(const TelnyxNumberOrder *no)
+{
+	bool		open = no->status == NULL || strcmp(no->status, "pending") == 0;
+	ListCell   *lc;
+
+	foreach(lc, no->phone_numbers)
+	{
+		TelnyxPhoneNumber *pn = (TelnyxPhoneNumber *) lfirst(lc);
+
+		if (pn->status != NULL && strcmp(pn->status, "pending") == 0)
+			open = true;
+	}
+	return store_next_time(open, &no->created_at);
+}
+
+/*
+ * The next fetch of something still open (0 if it is not): soon after its
+ * creation, then at half its age, at most telnyx.refresh_interval_max from
+ * now.
+ */
+static TimestampTz
+store_next_time(bool open, const OptTimestamp *created_at)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz born = created_at->present ? Min(created_at->value, now) : now;
+	int64		delay;
+
 	if (!open)
 		return 0;
 	delay = (now - born) / 2;
@@ -332,12 +492,29 @@ store_next_refresh(const TelnyxOrder *order)
 
 /*
  * store_claim_refresh
- *		Ids (palloc'd text, in mcxt) of up to max orders due for a refresh, claimed until lease_ms from now: a refresh
- *		that stores the order sets its next time; one that fails leaves it
- *		due when the claim ends.
+ *		Ids (palloc'd text, in mcxt) of up to max orders due for a refresh,
+ *		claimed for as long as a fetch may take: a refresh that stores the
+ *		order sets its next time; one that fails leaves it due when the
+ *		claim ends.
  */
 List *
 store_claim_refresh(int max, MemoryContext mcxt)
+{
+	return store_claim(STORE_CLAIM_REFRESH, max, mcxt);
+}
+
+/*
+ * store_claim_number_orders
+ *		The same for number orders due to be fetched: their ids, each once.
+ */
+List *
+store_claim_number_orders(int max, MemoryContext mcxt)
+{
+	return store_claim(STORE_CLAIM_NUMBER_ORDERS, max, mcxt);
+}
+
+static List *
+store_claim(StoreStatement stmt, int max, MemoryContext mcxt)
 {
 	/* the longest a fetch may take, retries and their waits included */
 	int64		lease_ms = ((int64) telnyx_timeout_ms + STORE_REFRESH_WAIT_MS) *
@@ -351,17 +528,192 @@ store_claim_refresh(int max, MemoryContext mcxt)
 	values[0] = Int32GetDatum(max);
 	values[1] = TimestampTzGetDatum(GetCurrentTimestamp() + lease_ms * 1000);
 	schema = store_begin(&scope);
-	store_execute(schema, STORE_CLAIM_REFRESH, values, NULL, SPI_OK_UPDATE_RETURNING);
+	store_execute(schema, stmt, values, NULL, SPI_OK_UPDATE_RETURNING);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 		MemoryContext old = MemoryContextSwitchTo(mcxt);
 
-		ids = lappend(ids, pstrdup(id));
+		ListCell   *lc;
+		bool		again = false;
+
+		/* a number order linked to two groups is claimed twice */
+		foreach(lc, ids)
+			again = again || strcmp((const char *) lfirst(lc), id) == 0;
+		if (!again)
+			ids = lappend(ids, pstrdup(id));
 		MemoryContextSwitchTo(old);
 	}
 	store_end(&scope);
 	return ids;
+}
+
+/*
+ * store_number_order
+ *		Record what Telnyx says of a number order: under every group it is
+ *		linked to, its fields (one left out keeps its stored value) and its
+ *		numbers (the list, when given, is the whole list).  Returns false,
+ *		writing nothing, when no order links to it yet (it is fetched once
+ *		one does).
+ */
+bool
+store_number_order(const TelnyxNumberOrder *no)
+{
+	Datum		values[10];
+	char		nulls[10];
+	StoreScope	scope;
+	char	   *schema;
+	TimestampTz next = store_next_fetch(no);
+	bool		linked;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(no->id);
+	values[1] = text_datum(no->status, &nulls[1]);
+	values[2] = Int32GetDatum(no->phone_numbers_count.value);
+	nulls[2] = no->phone_numbers_count.present ? ' ' : 'n';
+	values[3] = BoolGetDatum(no->requirements_met.value);
+	nulls[3] = no->requirements_met.present ? ' ' : 'n';
+	values[4] = text_datum(no->customer_reference, &nulls[4]);
+	values[5] = text_array_datum(no->sub_number_order_ids);
+	nulls[5] = no->has_sub_number_order_ids ? ' ' : 'n';
+	values[6] = TimestampTzGetDatum(no->created_at.value);
+	nulls[6] = no->created_at.present ? ' ' : 'n';
+	values[7] = TimestampTzGetDatum(no->updated_at.value);
+	nulls[7] = no->updated_at.present ? ' ' : 'n';
+	values[8] = JsonbPGetDatum(no->data);
+	values[9] = TimestampTzGetDatum(next);
+	nulls[9] = next == 0 ? 'n' : ' ';
+
+	schema = store_begin(&scope);
+	store_execute(schema, STORE_UPDATE_NUMBER_ORDER, values, nulls, SPI_OK_UPDATE);
+	linked = SPI_processed > 0;
+	if (linked && no->has_phone_numbers)
+		store_numbers(schema, no);
+	store_end(&scope);
+	return linked;
+}
+
+/*
+ * store_webhook_delivery
+ *		Remember a webhook delivery by its event id; false if it was seen
+ *		before (and then nothing is written).
+ */
+bool
+store_webhook_delivery(const char *event_id, const char *event_type,
+					   const TimestampTz *occurred_at, const char *number_order_id)
+{
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	StoreScope	scope;
+	char	   *schema;
+	bool		fresh;
+
+	values[0] = CStringGetTextDatum(event_id);
+	values[1] = CStringGetTextDatum(event_type);
+	values[2] = occurred_at ? TimestampTzGetDatum(*occurred_at) : (Datum) 0;
+	nulls[2] = occurred_at ? ' ' : 'n';
+	values[3] = CStringGetTextDatum(number_order_id);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "INSERT INTO %1$s.telnyx_webhook_deliveries"
+			   " (event_id, event_type, occurred_at, number_order_id, applied)"
+			   " VALUES ($1, $2, $3, $4, true)"
+			   " ON CONFLICT (event_id) DO NOTHING",
+			   4, argtypes, values, nulls, SPI_OK_INSERT);
+	fresh = SPI_processed > 0;
+	store_end(&scope);
+	return fresh;
+}
+
+/* A delivery that could not be applied (its number order is not linked yet). */
+void
+store_webhook_unapplied(const char *event_id)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	StoreScope	scope;
+	char	   *schema;
+
+	values[0] = CStringGetTextDatum(event_id);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_webhook_deliveries SET applied = false"
+			   " WHERE event_id OPERATOR(pg_catalog.=) $1",
+			   1, argtypes, values, NULL, SPI_OK_UPDATE);
+	store_end(&scope);
+}
+
+/*
+ * The numbers of a number order, as its answer lists them: numbers no
+ * longer listed are deleted, the rest upserted in one statement (a number
+ * listed twice counts once, as its last listing says).
+ */
+static void
+store_numbers(const char *schema, const TelnyxNumberOrder *no)
+{
+	int			n = list_length(no->phone_numbers);
+	int			ncols = 9;
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID,
+	TIMESTAMPTZOID, TEXTOID, JSONBOID};
+	Datum	   *cols[9];
+	bool	   *colnulls[9];
+	Datum		values[10];
+	List	   *numbers = NIL;
+	ListCell   *lc;
+	int			c;
+	int			i = 0;
+
+	foreach(lc, no->phone_numbers)
+		numbers = lappend(numbers, ((TelnyxPhoneNumber *) lfirst(lc))->phone_number);
+	values[0] = CStringGetTextDatum(no->id);
+	values[1] = text_array_datum(numbers);
+	store_execute(schema, STORE_DELETE_GONE_NUMBERS, values, NULL, SPI_OK_DELETE);
+	if (n == 0)
+		return;
+
+	for (c = 0; c < ncols; c++)
+	{
+		cols[c] = palloc0(sizeof(Datum) * n);
+		colnulls[c] = palloc0(sizeof(bool) * n);
+	}
+	foreach(lc, no->phone_numbers)
+	{
+		TelnyxPhoneNumber *pn = (TelnyxPhoneNumber *) lfirst(lc);
+		ListCell   *later;
+		bool		again = false;
+		const char *strings[] = {pn->phone_number, pn->id, pn->status,
+		pn->phone_number_type};
+
+		for_each_cell(later, no->phone_numbers, lnext(no->phone_numbers, lc))
+			if (strcmp(((TelnyxPhoneNumber *) lfirst(later))->phone_number,
+					   pn->phone_number) == 0)
+				again = true;
+		if (again)
+			continue;
+
+		for (c = 0; c < 4; c++)
+		{
+			colnulls[c][i] = strings[c] == NULL;
+			if (strings[c] != NULL)
+				cols[c][i] = CStringGetTextDatum(strings[c]);
+		}
+		cols[4][i] = BoolGetDatum(pn->requirements_met.value);
+		colnulls[4][i] = !pn->requirements_met.present;
+		colnulls[5][i] = pn->requirements_status == NULL;
+		if (pn->requirements_status != NULL)
+			cols[5][i] = CStringGetTextDatum(pn->requirements_status);
+		cols[6][i] = TimestampTzGetDatum(pn->deadline.value);
+		colnulls[6][i] = !pn->deadline.present;
+		colnulls[7][i] = pn->country_code == NULL;
+		if (pn->country_code != NULL)
+			cols[7][i] = CStringGetTextDatum(pn->country_code);
+		cols[8][i] = JsonbPGetDatum(pn->data);
+		i++;
+	}
+	for (c = 0; c < ncols; c++)
+		values[c + 1] = array_datum(cols[c], colnulls[c], i, types[c]);
+	store_execute(schema, STORE_UPSERT_NUMBERS, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -655,27 +1007,6 @@ text_datum(const char *s, char *null)
 	return CStringGetTextDatum(s);
 }
 
-/* s has been checked with api_is_uuid, so uuid_in cannot fail. */
-static Datum
-uuid_datum(const char *s)
-{
-	return DirectFunctionCall1(uuid_in, CStringGetDatum(s));
-}
-
-static Datum
-uuid_array_datum(List *ids)
-{
-	int			n = list_length(ids);
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	ListCell   *lc;
-	int			i = 0;
-
-	foreach(lc, ids)
-		elems[i++] = uuid_datum((const char *) lfirst(lc));
-	return PointerGetDatum(construct_array(elems, n, UUIDOID, UUID_LEN, false,
-										   TYPALIGN_CHAR));
-}
-
 static Datum
 text_array_datum(List *strings)
 {
@@ -688,4 +1019,20 @@ text_array_datum(List *strings)
 		elems[i++] = CStringGetTextDatum((const char *) lfirst(lc));
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
 										   TYPALIGN_INT));
+}
+
+/* A one-dimensional array of n elements of type elemtype, with NULLs. */
+static Datum
+array_datum(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  elemtype, typlen, typbyval,
+											  typalign));
 }

@@ -28,8 +28,15 @@ typedef struct StoreScope
 extern int	telnyx_refresh_interval_max_s;
 
 extern void store_init(void);
-extern void store_order(const TelnyxOrder *order, bool found_by_sync);
+extern void store_order(TelnyxOrder *order, bool found_by_sync,
+						Jsonb *request);
+extern bool store_number_order(const TelnyxNumberOrder *no);
+extern bool store_webhook_delivery(const char *event_id, const char *event_type,
+								   const TimestampTz *occurred_at,
+								   const char *number_order_id);
+extern void store_webhook_unapplied(const char *event_id);
 extern List *store_claim_refresh(int max, MemoryContext mcxt);
+extern List *store_claim_number_orders(int max, MemoryContext mcxt);
 extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
 extern char *store_schema_name(void);

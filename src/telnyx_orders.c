@@ -53,10 +53,12 @@
 #include "http.h"
 #include "launcher.h"
 #include "queue.h"
+#include "refresh.h"
 #include "store.h"
 #include "errcodes.h"
 #include "validate.h"
 #include "wakeup.h"
+#include "webhook.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -76,14 +78,13 @@ PG_FUNCTION_INFO_V1(telnyx_process_queue);
 PG_FUNCTION_INFO_V1(telnyx_cancel_order_request);
 PG_FUNCTION_INFO_V1(telnyx_resume_queue);
 PG_FUNCTION_INFO_V1(telnyx_refresh_orders);
+PG_FUNCTION_INFO_V1(telnyx_apply_webhook);
 
 static const char *text_arg_or_null(FunctionCallInfo fcinfo, int argno);
 static Jsonb *row_to_jsonb(HeapTuple tuple, TupleDesc desc);
 static bool has_after_insert_trigger(Relation rel, Oid fn);
 static void refuse_read_only(void);
 
-/* Orders claimed at once for a refresh. */
-#define REFRESH_BATCH 16
 
 static Datum get_order(const char *id);
 static void sync_page(List *orders, List *unparsed, void *arg);
@@ -101,6 +102,7 @@ _PG_init(void)
 	queue_init();
 	worker_init();
 	launcher_init();
+	webhook_init();
 	MarkGUCPrefixReserved("telnyx");
 }
 
@@ -161,8 +163,8 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	result = api_create_inexplicit_order(api_request_text(request), key);
 	api_raise(result, API_CREATE, NULL);
 
-	order = api_parse_order(&result->data);
-	store_order(order, false);
+	order = api_parse_order(&result->data, NULL);
+	store_order(order, false, request);
 
 	PG_RETURN_JSONB_P(order->data);
 }
@@ -210,8 +212,8 @@ get_order(const char *id)
 	result = api_get_inexplicit_order(id);
 	api_raise(result, API_GET, id);
 
-	order = api_parse_order(&result->data);
-	store_order(order, false);
+	order = api_parse_order(&result->data, NULL);
+	store_order(order, false, NULL);
 
 	PG_RETURN_JSONB_P(order->data);
 }
@@ -273,7 +275,7 @@ sync_page(List *orders, List *unparsed, void *arg)
 
 	foreach(lc, orders)
 	{
-		store_order((TelnyxOrder *) lfirst(lc), true);
+		store_order((TelnyxOrder *) lfirst(lc), true, NULL);
 		(*count)++;
 	}
 }
@@ -514,37 +516,63 @@ telnyx_resume_queue(PG_FUNCTION_ARGS)
  * telnyx_refresh_orders() returns integer
  *
  * One refresh pass in this session: fetch every order due for a refresh
- * (one still being filled) and record what Telnyx says now.  An order that
- * cannot be fetched is skipped with a WARNING, to be tried again later.
- * Returns how many orders were refreshed.
+ * (one still being filled), then every number order due (new, or still
+ * pending), and record what Telnyx says now.  What cannot be fetched is
+ * skipped with a WARNING, to be tried again later.  Returns how many
+ * orders and number orders were refreshed.
  */
 Datum
 telnyx_refresh_orders(PG_FUNCTION_ARGS)
 {
 	int			refreshed = 0;
-	List	   *ids;
+	List	   *items;
 
 	refuse_read_only();
-	while ((ids = store_claim_refresh(REFRESH_BATCH, CurrentMemoryContext)) != NIL)
+	while ((items = refresh_claim(REFRESH_BATCH, CurrentMemoryContext)) != NIL)
 	{
 		ListCell   *lc;
 
-		foreach(lc, ids)
+		foreach(lc, items)
 		{
-			const char *id = (const char *) lfirst(lc);
-			TelnyxResult *result = api_get_inexplicit_order(id);
+			RefreshItem *item = (RefreshItem *) lfirst(lc);
 
-			if (result->class != TELNYX_OK)
+			refresh_fetch(item);
+			if (item->result->class != TELNYX_OK)
 			{
 				ereport(WARNING,
-						(errmsg("could not refresh inexplicit number order \"%s\"", id),
-						 errdetail_internal("%s", result->why ? result->why : "")));
+						(errmsg("could not refresh %s", refresh_what(item)),
+						 errdetail_internal("%s", item->result->why ? item->result->why : "")));
 				continue;
 			}
-			store_order(api_parse_order(&result->data), false);
+			refresh_store(item);
 			refreshed++;
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
 	PG_RETURN_INT32(refreshed);
+}
+
+/*
+ * telnyx_apply_webhook(body text, signature text, "timestamp" text)
+ *		returns jsonb
+ *
+ * Verify and apply one webhook delivery from Telnyx (webhook.c), as an
+ * application's endpoint received it.
+ */
+Datum
+telnyx_apply_webhook(PG_FUNCTION_ARGS)
+{
+	const char *names[3] = {"body", "signature", "timestamp"};
+	char	   *args[3];
+	int			i;
+
+	for (i = 0; i < 3; i++)
+	{
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("\"%s\" must not be null", names[i])));
+		args[i] = text_to_cstring(PG_GETARG_TEXT_PP(i));
+	}
+	PG_RETURN_JSONB_P(webhook_apply(args[0], args[1], args[2]));
 }

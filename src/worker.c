@@ -71,6 +71,7 @@
 #include "http.h"
 #include "queue.h"
 #include "reconcile.h"
+#include "refresh.h"
 #include "store.h"
 #include "apikey.h"
 #include "errcodes.h"
@@ -79,9 +80,6 @@
 
 /* The longest a worker's statement waits for a lock. */
 #define WORKER_LOCK_TIMEOUT "1s"
-
-/* Orders refreshed at most per pass. */
-#define WORKER_REFRESH_BATCH 16
 
 /* Unknown requests reconciled per pass. */
 #define WORKER_RECONCILE_BATCH 100
@@ -110,6 +108,7 @@ typedef struct RecordStep
 	QueueRequest *req;
 	TelnyxResult *result;
 	TelnyxOrder *order;			/* an order found by the sync */
+	RefreshItem *item;			/* a refreshed order or number order */
 	double		wait_ms;
 	QueueOutcome outcome;
 	const char *why;			/* the error of a failed step */
@@ -556,50 +555,51 @@ worker_reconcile(SenderState *state)
 }
 
 /*
- * Refresh the orders still being filled that are due: fetch each again and
- * record what Telnyx says now (store.c sets the next refresh, or none once
- * every group has ended).  One that cannot be fetched is due again when
- * its claim ends.  Returns how many were claimed.
+ * Refresh what is due (refresh.c): orders still being filled, number
+ * orders new or still pending.  Fetch each again and record what Telnyx
+ * says now; what cannot be fetched is due again when its claim ends.
+ * Returns how many were claimed.
  */
 static int
 worker_refresh(void)
 {
-	List	   *ids;
-	List	   *orders = NIL;
+	List	   *items;
 	ListCell   *lc;
 
 	worker_begin();
-	ids = store_claim_refresh(WORKER_REFRESH_BATCH, worker_outer_cxt);
+	items = refresh_claim(REFRESH_BATCH, worker_outer_cxt);
 	worker_commit();
-	if (ids == NIL)
+	if (items == NIL)
 		return 0;
 
 	pgstat_report_activity(STATE_RUNNING,
-						   psprintf("refreshing %d orders", list_length(ids)));
-	foreach(lc, ids)
+						   psprintf("refreshing %d orders and number orders",
+									list_length(items)));
+	foreach(lc, items)
 	{
-		TelnyxResult *result = api_get_inexplicit_order((const char *) lfirst(lc));
+		RefreshItem *item = (RefreshItem *) lfirst(lc);
 
-		if (result->class == TELNYX_OK)
-			orders = lappend(orders, api_parse_order(&result->data));
-		else
+		refresh_fetch(item);
+		if (item->result->class != TELNYX_OK)
 			ereport(LOG,
-					(errmsg("telnyx_orders worker could not refresh inexplicit number order \"%s\"",
-							(const char *) lfirst(lc)),
-					 errdetail_internal("%s", result->why ? result->why : "")));
+					(errmsg("telnyx_orders worker could not refresh %s",
+							refresh_what(item)),
+					 errdetail_internal("%s", item->result->why ? item->result->why : "")));
 	}
 
 	worker_begin();
-	foreach(lc, orders)
+	foreach(lc, items)
 	{
 		RecordStep	step;
 
 		memset(&step, 0, sizeof(step));
-		step.order = (TelnyxOrder *) lfirst(lc);
-		(void) worker_try(step_store_refreshed, &step, "could not record a refreshed order");
+		step.item = (RefreshItem *) lfirst(lc);
+		if (step.item->result->class == TELNYX_OK)
+			(void) worker_try(step_store_refreshed, &step,
+							  "could not record a refreshed order");
 	}
 	worker_commit();
-	return list_length(ids);
+	return list_length(items);
 }
 
 /*
@@ -748,13 +748,13 @@ step_retry_later(RecordStep *step)
 static void
 step_store_refreshed(RecordStep *step)
 {
-	store_order(step->order, false);
+	refresh_store(step->item);
 }
 
 static void
 step_store_found(RecordStep *step)
 {
-	store_order(step->order, true);
+	store_order(step->order, true, NULL);
 }
 
 /*

@@ -4,7 +4,7 @@
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=${PG_MAJOR:-15}
-PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev pkg-config make gcc libipc-run-perl openssl python3"
+PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev libssl-dev pkg-config make gcc libipc-run-perl openssl python3"
 CLEANUP=()
 
 log() { printf '== %s\n' "$*"; }
@@ -72,7 +72,8 @@ make_scratch() {
 }
 
 # A CA, a server certificate for 127.0.0.1 and localhost signed by it,
-# and an unrelated CA that must not be trusted.
+# an unrelated CA that must not be trusted, and an Ed25519 key pair for
+# webhook signatures.
 make_tls() {
 	local d="$SCRATCH/tls"
 	as_user sh -c "
@@ -81,8 +82,13 @@ make_tls() {
 		openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 2 -subj '/CN=untrusted CA' &&
 		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1' &&
 		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > server.ext &&
-		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext
-	" >/dev/null 2>&1 || die "could not make TLS certificates"
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext &&
+		openssl genpkey -algorithm ed25519 -out webhook.pem &&
+		openssl pkey -in webhook.pem -pubout -outform DER | tail -c 32 | base64 > webhook.pub
+	" >/dev/null 2>&1 || die "could not make TLS certificates and the webhook key"
+	# the webhook signing key pair: the stand-in signs, the database checks
+	TELNYX_TEST_WEBHOOK_PUBLIC_KEY=$(cat "$d/webhook.pub")
+	export TELNYX_TEST_WEBHOOK_PUBLIC_KEY
 }
 
 free_port() {
@@ -96,6 +102,7 @@ start_standin() {
 	as_user sh -c "exec python3 '$SCRATCH/test/telnyx_standin.py' \
 		--cert '$SCRATCH/tls/server.crt' --key '$SCRATCH/tls/server.key' \
 		--api-key '$TELNYX_TEST_KEY' --process-seconds $seconds \
+		--webhook-key '$SCRATCH/tls/webhook.pem' \
 		--ports-file '$SCRATCH/standin.ports'" >"$SCRATCH/standin.log" 2>&1 &
 	STANDIN_PID=$!
 	CLEANUP+=("kill $STANDIN_PID 2>/dev/null")

@@ -9,7 +9,8 @@ Serves, under /v2, what telnyx_orders uses:
 
 Orders are processed over time: their groups are "pending", then
 "processing", then "success", "partial_success" or "failed", with number
-orders and phone numbers for what was allocated.  Stock is set by the area
+orders and phone numbers for what was allocated.  A number order and its
+numbers are "pending" for number_seconds, then "success".  Stock is set by the area
 code (national_destination_code): "999" has no numbers, "555" has two,
 every other code has plenty.
 
@@ -19,7 +20,13 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
   POST /_standin/reset-requests  zero the request and connection counters
   POST /_standin/forget   drop the orders of a customer_reference, as if
                           their requests had never arrived
-  POST /_standin/settle   finish processing every order now
+  POST /_standin/settle   finish processing every order and number order now
+  POST /_standin/webhook  {"number_order_id": ..., "event_type": ...,
+                           "timestamp_offset": seconds, "event_id": ...}:
+                          a signed delivery for it, not sent: {"body",
+                          "signature", "timestamp", "event_id"}
+  GET  /_standin/webhooks the deliveries sent to "webhook_url", with the
+                          status each got
   POST /_standin/config   {"api_key": ..., "process_seconds": ...,
                            "latency_ms": ... (added to every API answer),
                            "list_lag_seconds": ... (an order shows in the
@@ -31,7 +38,12 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
                            allows), "list_page_cap": N (serve at most N
                            orders a page, whatever page_size asks),
                            "list_oldest_first": true (list the oldest
-                           orders first; newest first by default)}
+                           orders first; newest first by default),
+                           "number_seconds": ... (how long a number order's
+                           numbers stay pending; process_seconds by
+                           default), "webhook_url": ... (where to POST
+                           number_order.complete deliveries, signed with
+                           --webhook-key, as number orders end)}
   POST /_standin/bulk     {"count": N, "customer_reference": ...}: make N
                           orders at once, as another client would
   GET  /_standin/ledger   every order created, with the request that made it
@@ -67,6 +79,7 @@ as JSON to --ports-file.
 """
 
 import argparse
+import base64
 import datetime
 import json
 import os
@@ -74,9 +87,12 @@ import re
 import signal
 import socket
 import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -131,10 +147,13 @@ def unprocessable(detail, pointer):
 class State:
     """Orders, ledger, faults and counters, behind one lock."""
 
-    def __init__(self, api_key, process_seconds):
+    def __init__(self, api_key, process_seconds, webhook_key=None):
         self.lock = threading.Lock()
         self.api_key = api_key
         self.process_seconds = process_seconds
+        self.number_seconds = process_seconds
+        self.webhook_key = webhook_key  # Ed25519 private key (PEM file)
+        self.webhook_url = None
         self.latency = 0.0          # seconds added to every API answer
         self.list_lag = 0.0         # seconds before an order is listed
         self.idempotency = True
@@ -155,6 +174,8 @@ class State:
         self.next_id = 0
         self.idempotent = {}        # key -> {"body", "at", "answer"}
         self.replays = 0
+        self.deliveries = []        # webhook deliveries made
+        self.next_event = 0
 
     def new_id(self, kind):
         """Ids are uuids, the same in every run: tests can show them."""
@@ -235,8 +256,13 @@ class State:
                     "requirements_met": True,
                     "regulatory_requirements": [],
                 })
+            for number in numbers:
+                number["status"] = "pending"
+                number["requirements_status"] = "pending"
+                number["deadline"] = now_iso(t + 30 * 86400)
             self.number_orders[noid] = {
-                "id": noid, "record_type": "number_order", "status": "success",
+                "_created": t,
+                "id": noid, "record_type": "number_order", "status": "pending",
                 "phone_numbers": numbers, "phone_numbers_count": n,
                 "sub_number_orders_ids": [sub], "requirements_met": True,
                 "customer_reference": body.get("customer_reference"),
@@ -247,6 +273,50 @@ class State:
             }
             refs.append({"number_order_id": noid, "sub_number_order_ids": [sub]})
         return refs
+
+    def advance_number_order(self, no, force=False):
+        """Numbers go from pending to success; True when it ends now."""
+        if no["status"] != "pending":
+            return False
+        if not force and time.time() - no["_created"] < self.number_seconds:
+            return False
+        no["status"] = "success"
+        for number in no["phone_numbers"]:
+            number["status"] = "success"
+            number["requirements_status"] = "approved"
+        no["updated_at"] = now_iso()
+        return True
+
+    def advance_all(self, force=False):
+        """Move every order and number order along; the number orders
+        that ended now."""
+        for o in self.orders.values():
+            self.advance(o, force)
+        return [no for no in self.number_orders.values()
+                if self.advance_number_order(no, force)]
+
+    @staticmethod
+    def render_number_order(no):
+        return {k: v for k, v in no.items() if not k.startswith("_")}
+
+    def delivery(self, no, event_type="number_order.complete",
+                 timestamp_offset=0, event_id=None):
+        """A signed webhook delivery for number order no: the body, its
+        telnyx-signature-ed25519 and telnyx-timestamp headers."""
+        if event_id is None:
+            self.next_event += 1
+            event_id = str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                      "telnyx-standin:event:%d" % self.next_event))
+        body = json.dumps({
+            "data": {"event_type": event_type, "id": event_id,
+                     "occurred_at": now_iso(), "record_type": "event",
+                     "payload": self.render_number_order(no)},
+            "meta": {"attempt": 1,
+                     "delivered_to": self.webhook_url or "http://127.0.0.1/"}})
+        timestamp = str(int(time.time()) + int(timestamp_offset))
+        return {"body": body, "timestamp": timestamp,
+                "signature": sign(self.webhook_key, timestamp + "|" + body),
+                "event_id": event_id}
 
     def render(self, order):
         """The order as the API shows it."""
@@ -288,6 +358,15 @@ class State:
                 data[key] = body[key]
         return data
 
+    def deliver_later(self, ended):
+        """Queue number_order.complete for number orders that ended, when
+        a webhook URL is configured (sent by the ticker)."""
+        if self.webhook_key and self.webhook_url:
+            for no in ended:
+                self.deliveries.append(
+                    dict(self.delivery(no), number_order_id=no["id"],
+                         sent=False, answer=None))
+
     def take_fault(self, route):
         for i, f in enumerate(self.faults):
             if f.get("match", "any") in ("any", route):
@@ -296,6 +375,39 @@ class State:
                     del self.faults[i]
                 return f
         return None
+
+
+def sign(key_file, message):
+    """Ed25519 signature of message (str) with the PEM key, in base64."""
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(message.encode("utf-8"))
+        f.flush()
+        sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey",
+                              key_file, "-rawin", "-in", f.name],
+                             check=True, capture_output=True).stdout
+    return base64.b64encode(sig).decode()
+
+
+def ticker(state, stop):
+    """Fill orders as time passes, and send the webhook deliveries due."""
+    while not stop.wait(0.2):
+        with state.lock:
+            if state.webhook_url:
+                state.deliver_later(state.advance_all())
+            todo = [d for d in state.deliveries if not d["sent"]]
+            url = state.webhook_url
+        for d in todo:
+            d["sent"] = True
+            req = urllib.request.Request(
+                url, data=d["body"].encode("utf-8"), method="POST",
+                headers={"Content-Type": "application/json",
+                         "telnyx-signature-ed25519": d["signature"],
+                         "telnyx-timestamp": d["timestamp"]})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    d["answer"] = resp.status
+            except Exception as e:          # noqa: BLE001 - record any failure
+                d["answer"] = str(e)
 
 
 def validate_create(body):
@@ -590,15 +702,14 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {"data": st.render(order)}
         if route == "number_order":
             with st.lock:
-                st_orders = [o for o in st.orders.values() if not o["settled"]]
-                for o in st_orders:
-                    st.advance(o)
+                ended = st.advance_all()
+                st.deliver_later(ended)
                 no = st.number_orders.get(arg.lower())
                 if no is None:
                     raise ApiError(404, "10005", "Resource not found",
                                    "The requested resource or URL could "
                                    "not be found.")
-                return 200, {"data": no}
+                return 200, {"data": st.render_number_order(no)}
         if route == "list":
             q = parse_qs(url.query)
             try:
@@ -647,6 +758,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.latency, st.list_lag = 0.0, 0.0
                 st.idempotency, st.order_id_style = True, "uuid"
                 st.list_page_cap, st.list_oldest_first = 0, False
+                st.number_seconds, st.webhook_url = secs, None
                 return self.send_json(200, {"ok": True})
             if what == "reset-requests" and method == "POST":
                 st.connections = {"http": 0, "https": 0}
@@ -674,9 +786,19 @@ class Handler(BaseHTTPRequestHandler):
                                     {"received_at": time.time()})
                 return self.send_json(200, {"created": int(arg["count"])})
             if what == "settle" and method == "POST":
-                for o in st.orders.values():
-                    st.advance(o, force=True)
+                st.deliver_later(st.advance_all(force=True))
                 return self.send_json(200, {"settled": len(st.orders)})
+            if what == "webhook" and method == "POST":
+                if not st.webhook_key:
+                    return self.send_json(400, {"error": "no webhook key"})
+                no = st.number_orders.get(arg.get("number_order_id", ""))
+                if no is None:
+                    return self.send_json(404, {"error": "no such number order"})
+                return self.send_json(200, st.delivery(
+                    no, arg.get("event_type", "number_order.complete"),
+                    arg.get("timestamp_offset", 0), arg.get("event_id")))
+            if what == "webhooks" and method == "GET":
+                return self.send_json(200, {"deliveries": st.deliveries})
             if what == "config" and method == "POST":
                 if "api_key" in arg:
                     st.api_key = arg["api_key"]
@@ -694,6 +816,10 @@ class Handler(BaseHTTPRequestHandler):
                     st.list_page_cap = int(arg["list_page_cap"])
                 if "list_oldest_first" in arg:
                     st.list_oldest_first = bool(arg["list_oldest_first"])
+                if "number_seconds" in arg:
+                    st.number_seconds = float(arg["number_seconds"])
+                if "webhook_url" in arg:
+                    st.webhook_url = arg["webhook_url"]
                 return self.send_json(200, {"ok": True})
             if what == "ledger" and method == "GET":
                 entries = []
@@ -753,11 +879,13 @@ def main():
                                                         "KEYstandin"))
     ap.add_argument("--process-seconds", type=float, default=2.0,
                     help="time an order takes to be filled")
+    ap.add_argument("--webhook-key",
+                    help="Ed25519 private key (PEM) to sign webhook deliveries")
     ap.add_argument("--ports-file")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
-    state = State(args.api_key, args.process_seconds)
+    state = State(args.api_key, args.process_seconds, args.webhook_key)
     servers = [Server(("127.0.0.1", args.http_port), state, "http",
                       verbose=args.verbose)]
     if args.cert:
@@ -777,6 +905,7 @@ def main():
         print(json.dumps(ports), flush=True)
 
     stop = threading.Event()
+    threading.Thread(target=ticker, args=(state, stop), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     while not stop.wait(1):

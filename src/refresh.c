@@ -1,0 +1,104 @@
+/*-------------------------------------------------------------------------
+ *
+ * refresh.c
+ *	  Following orders to the numbers bought.
+ *
+ * An order is recorded as Telnyx first describes it, its groups usually
+ * "pending".  Until every group has ended, the order is due to be fetched
+ * again (store.c keeps next_refresh_at); every number order an answer
+ * lists is linked to its group and due at once, then again while it or one
+ * of its numbers is pending (next_fetch_at).  A refresh pass claims what is
+ * due (refresh_claim, in a transaction), fetches it with no transaction
+ * open (refresh_fetch), and records each answer (refresh_store, in a
+ * transaction).  The background worker and telnyx_refresh_orders() run the
+ * same three steps; a webhook delivery reaches the same store_number_order.
+ *
+ * What cannot be fetched stays claimed until its lease ends, then is due
+ * again: a failure costs a delay, never the record.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "refresh.h"
+#include "store.h"
+
+/*
+ * refresh_claim
+ *		Up to max orders, then number orders, due for a fetch, claimed
+ *		(RefreshItem *, in mcxt).  Runs in the caller's transaction.
+ */
+List *
+refresh_claim(int max, MemoryContext mcxt)
+{
+	List	   *items = NIL;
+	List	   *ids;
+	ListCell   *lc;
+	MemoryContext old;
+
+	ids = store_claim_refresh(max, mcxt);
+	old = MemoryContextSwitchTo(mcxt);
+	foreach(lc, ids)
+	{
+		RefreshItem *item = palloc0(sizeof(RefreshItem));
+
+		item->id = (char *) lfirst(lc);
+		items = lappend(items, item);
+	}
+	MemoryContextSwitchTo(old);
+
+	if (list_length(items) >= max)
+		return items;
+	ids = store_claim_number_orders(max - list_length(items), mcxt);
+	old = MemoryContextSwitchTo(mcxt);
+	foreach(lc, ids)
+	{
+		RefreshItem *item = palloc0(sizeof(RefreshItem));
+
+		item->number_order = true;
+		item->id = (char *) lfirst(lc);
+		items = lappend(items, item);
+	}
+	MemoryContextSwitchTo(old);
+	return items;
+}
+
+/*
+ * refresh_fetch
+ *		Ask Telnyx for item, with no transaction needed; the answer goes in
+ *		item->result, allocated in the current memory context.
+ */
+void
+refresh_fetch(RefreshItem *item)
+{
+	if (item->number_order)
+		item->result = api_get_number_order(item->id);
+	else
+		item->result = api_get_inexplicit_order(item->id);
+}
+
+/*
+ * refresh_store
+ *		Record a fetched item (its result must be TELNYX_OK), in the
+ *		caller's transaction.
+ */
+void
+refresh_store(RefreshItem *item)
+{
+	const char *why;
+
+	Assert(item->result->class == TELNYX_OK);
+	if (item->number_order)
+		(void) store_number_order(api_parse_number_order(&item->result->data, &why));
+	else
+		store_order(api_parse_order(&item->result->data, &why), false, NULL);
+}
+
+/* What item is, for a message: 'inexplicit number order "..."'. */
+const char *
+refresh_what(const RefreshItem *item)
+{
+	return psprintf("%s \"%s\"",
+					item->number_order ? "number order" : "inexplicit number order",
+					item->id);
+}
