@@ -21,7 +21,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # pg_regress suites (sql/NAME.sql, expected/NAME.out); they need the
 # stand-in server that test/run starts, so run them through test/run.
-REGRESS = validate create sync errors transport queue security hostile
+REGRESS = validate create sync follow errors transport queue security hostile
 
 PKG_CONFIG ?= pkg-config
 CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)

@@ -147,9 +147,20 @@ INSERT INTO telnyx_inexplicit_orders (id, customer_reference, data)
 VALUES ('5b0e8f47-0000-4000-8000-000000000011', 'from-1.1', '{}');
 INSERT INTO telnyx_order_requests (request_key, body)
 VALUES (gen_random_uuid(), '{"ordering_groups": [{"country_iso": "US", "count_requested": "1", "phone_number_type": "local"}], "customer_reference": "queued-in-1.1"}');
+INSERT INTO telnyx_ordering_groups (order_id, group_index, status)
+VALUES ('5b0e8f47-0000-4000-8000-000000000011', 1, 'success');
+INSERT INTO telnyx_number_orders (number_order_id, order_id, group_index, sub_number_order_ids)
+VALUES ('5b0e8f47-0000-4000-8000-000000000012', '5b0e8f47-0000-4000-8000-000000000011', 1,
+        '{5b0e8f47-0000-4000-8000-000000000013}');
+ALTER EXTENSION telnyx_orders UPDATE TO '1.2';
 ALTER EXTENSION telnyx_orders UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'telnyx_orders';
 SELECT customer_reference, pg_typeof(id) AS id_type FROM telnyx_inexplicit_orders
+ WHERE customer_reference = 'from-1.1';
+SELECT number_order_id, group_index, sub_number_order_ids, pg_typeof(number_order_id) AS id_type,
+       next_fetch_at <= now() AS due_for_a_fetch
+  FROM telnyx_number_orders;
+SELECT group_index, status, number_order_ids, numbers_bought FROM telnyx_order_allocations
  WHERE customer_reference = 'from-1.1';
 SELECT request_body = body::text AS same_bytes,
        requested_by = (SELECT extowner FROM pg_extension WHERE extname = 'telnyx_orders') AS owned_by_the_extension_owner,

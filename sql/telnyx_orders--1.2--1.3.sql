@@ -265,9 +265,16 @@ SELECT o.id AS order_id,
 			 (SELECT min(n.next_fetch_at) FROM @extschema@.telnyx_number_orders n
 			   WHERE n.order_id = o.id)) AS next_refresh_at
   FROM @extschema@.telnyx_inexplicit_orders o
- WHERE o.next_refresh_at IS NOT NULL
+ WHERE NOT EXISTS (SELECT 1 FROM @extschema@.telnyx_ordering_groups g
+					WHERE g.order_id = o.id)
+	OR EXISTS (SELECT 1 FROM @extschema@.telnyx_ordering_groups g
+				WHERE g.order_id = o.id
+				  AND (g.status IS NULL OR g.status IN ('pending', 'processing')))
 	OR EXISTS (SELECT 1 FROM @extschema@.telnyx_number_orders n
-				WHERE n.order_id = o.id AND n.next_fetch_at IS NOT NULL);
+				WHERE n.order_id = o.id
+				  AND (n.status IS NULL OR n.status = 'pending'))
+	OR EXISTS (SELECT 1 FROM @extschema@.telnyx_phone_numbers p
+				WHERE p.order_id = o.id AND p.status = 'pending');
 
 /*
  * Apply a webhook delivery from Telnyx (number_order.complete): checks the

@@ -261,8 +261,11 @@ webhook_check_time(const char *timestamp)
 		ereport(ERROR,
 				(errcode(ERRCODE_TELNYX_WEBHOOK_EXPIRED),
 				 errmsg("webhook delivery is outside the tolerance"),
-				 errdetail("It was signed %lld seconds from now; at most %d are allowed (telnyx.webhook_tolerance).",
-						   (long long) (seconds - now), telnyx_webhook_tolerance_s)));
+				 seconds < now
+				 ? errdetail("It was signed %lld seconds ago; telnyx.webhook_tolerance allows %d.",
+							 (long long) (now - seconds), telnyx_webhook_tolerance_s)
+				 : errdetail("It is dated %lld seconds ahead; telnyx.webhook_tolerance allows %d.",
+							 (long long) (seconds - now), telnyx_webhook_tolerance_s)));
 }
 
 /*

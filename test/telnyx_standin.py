@@ -21,10 +21,12 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
   POST /_standin/forget   drop the orders of a customer_reference, as if
                           their requests had never arrived
   POST /_standin/settle   finish processing every order and number order now
+                          (with {"numbers": false}, the orders only)
   POST /_standin/webhook  {"number_order_id": ..., "event_type": ...,
                            "timestamp_offset": seconds, "event_id": ...}:
                           a signed delivery for it, not sent: {"body",
-                          "signature", "timestamp", "event_id"}
+                          "signature", "timestamp", "event_id"}; with
+                          {"body": ...}, that body signed as it is
   GET  /_standin/webhooks the deliveries sent to "webhook_url", with the
                           status each got
   POST /_standin/config   {"api_key": ..., "process_seconds": ...,
@@ -342,9 +344,10 @@ class State:
                 "updated_at": now_iso(g["updated_at"]),
                 "strategy": req.get("strategy", "always"),
             }
+            # as the spec's response schema: locality and features are
+            # not echoed
             for key in ("national_destination_code", "administrative_area",
-                        "locality", "features", "quickship",
-                        "exclude_held_numbers"):
+                        "quickship", "exclude_held_numbers"):
                 if key in req:
                     out[key] = req[key]
             for key, value in req.get("phone_number", {}).items():
@@ -786,11 +789,20 @@ class Handler(BaseHTTPRequestHandler):
                                     {"received_at": time.time()})
                 return self.send_json(200, {"created": int(arg["count"])})
             if what == "settle" and method == "POST":
-                st.deliver_later(st.advance_all(force=True))
+                if arg.get("numbers", True):
+                    st.deliver_later(st.advance_all(force=True))
+                else:
+                    for o in st.orders.values():
+                        st.advance(o, force=True)
                 return self.send_json(200, {"settled": len(st.orders)})
             if what == "webhook" and method == "POST":
                 if not st.webhook_key:
                     return self.send_json(400, {"error": "no webhook key"})
+                if "body" in arg:
+                    ts = str(int(time.time()) + int(arg.get("timestamp_offset", 0)))
+                    return self.send_json(200, {
+                        "body": arg["body"], "timestamp": ts,
+                        "signature": sign(st.webhook_key, ts + "|" + arg["body"])})
                 no = st.number_orders.get(arg.get("number_order_id", ""))
                 if no is None:
                     return self.send_json(404, {"error": "no such number order"})
