@@ -145,7 +145,8 @@ SET client_min_messages = warning;
 SELECT status, phone_numbers_count, next_fetch_at > now() AS tried_again_later
   FROM telnyx_number_orders WHERE number_order_id = :'shared';
 
--- the README's report queries, with one order still being filled
+-- the README's report queries, as it gives them, with one order still
+-- being filled
 SELECT telnyx_create_inexplicit_order('[{"country_iso": "CA", "phone_number_type": "toll_free", "count_requested": 3}]',
   customer_reference => 'follow-2') IS NOT NULL AS placed;
 -- per customer_reference
@@ -161,9 +162,14 @@ SELECT country_iso, phone_number_type, sum(shortfall) AS shortfall
 SELECT customer_reference, open_for > interval '0' AS open_for, groups_open, numbers_pending
   FROM telnyx_open_orders ORDER BY open_since;
 -- numbers bought today
-SELECT count(*) > 0 AS some_bought_today
+SELECT phone_number, customer_reference, country_iso, phone_number_type
   FROM telnyx_purchased_numbers
  WHERE status = 'success' AND bought_at >= current_date;
+-- a listener pointed to an event reads it
+SELECT min(seq) AS seq FROM telnyx_order_events WHERE event = 'numbers_bought' AND group_index = 1 \gset
+SELECT p.phone_number, p.status FROM telnyx_order_events e
+  JOIN telnyx_purchased_numbers p USING (order_id, group_index, number_order_id)
+ WHERE e.seq = :seq ORDER BY 1;
 
 --
 -- Webhooks: number_order.complete, signed with Ed25519 by the stand-in
