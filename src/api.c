@@ -60,6 +60,8 @@ static TelnyxGroup *api_parse_group(JsonbContainer *g, int index,
 									const char **why);
 static TelnyxPhoneNumber *api_parse_phone_number(const JsonbValue *value);
 static bool same_id(const char *a, const char *b);
+static TelnyxResult *api_get_one(const char *prefix, const char *id,
+								 bool number_order);
 static bool parse_timestamptz(const char *s, TimestampTz *result);
 
 /*---- Local types ----*/
@@ -208,48 +210,30 @@ api_create_result(const HttpRequest *req, const HttpResponse *resp)
 TelnyxResult *
 api_get_inexplicit_order(const char *id)
 {
-	HttpRequest req;
-	TelnyxResult *r;
-	TelnyxOrder *found;
-	const char *why;
-
-	req.method = HTTP_GET;
-	req.path = psprintf("/inexplicit_number_orders/%s", api_path_escape(id));
-	req.body = NULL;
-	req.idempotency_key = NULL;
-	req.idempotent = true;
-
-	r = api_call(&req, false);
-	if (r->class != TELNYX_OK)
-		return r;
-	found = api_parse_order(&r->data, &why);
-	if (found == NULL)
-	{
-		r->class = TELNYX_MALFORMED;
-		r->why = pstrdup(why);
-	}
-	else if (!same_id(found->id, id))
-	{
-		r->class = TELNYX_MALFORMED;
-		r->why = "Telnyx's answer is for another order than the one asked for.";
-	}
-	return r;
+	return api_get_one("/inexplicit_number_orders/", id, false);
 }
 
-/*
- * GET /number_orders/{id}; id is percent-encoded.  The answer must be a
- * number order that can be recorded, and the one asked for.
- */
+/* GET /number_orders/{id}; id is percent-encoded. */
 TelnyxResult *
 api_get_number_order(const char *id)
 {
+	return api_get_one("/number_orders/", id, true);
+}
+
+/*
+ * GET prefix + id.  The answer must be an order (or, with number_order, a
+ * number order) that can be recorded, and the one asked for.
+ */
+static TelnyxResult *
+api_get_one(const char *prefix, const char *id, bool number_order)
+{
 	HttpRequest req;
 	TelnyxResult *r;
-	TelnyxNumberOrder *found;
-	const char *why;
+	const char *found = NULL;
+	const char *why = NULL;
 
 	req.method = HTTP_GET;
-	req.path = psprintf("/number_orders/%s", api_path_escape(id));
+	req.path = psprintf("%s%s", prefix, api_path_escape(id));
 	req.body = NULL;
 	req.idempotency_key = NULL;
 	req.idempotent = true;
@@ -257,16 +241,28 @@ api_get_number_order(const char *id)
 	r = api_call(&req, false);
 	if (r->class != TELNYX_OK)
 		return r;
-	found = api_parse_number_order(&r->data, &why);
+	if (number_order)
+	{
+		TelnyxNumberOrder *no = api_parse_number_order(&r->data, &why);
+
+		found = no ? no->id : NULL;
+	}
+	else
+	{
+		TelnyxOrder *o = api_parse_order(&r->data, &why);
+
+		found = o ? o->id : NULL;
+	}
 	if (found == NULL)
 	{
 		r->class = TELNYX_MALFORMED;
 		r->why = pstrdup(why);
 	}
-	else if (!same_id(found->id, id))
+	else if (!same_id(found, id))
 	{
 		r->class = TELNYX_MALFORMED;
-		r->why = "Telnyx's answer is for another number order than the one asked for.";
+		r->why = psprintf("Telnyx's answer is for another %s than the one asked for.",
+						  number_order ? "number order" : "order");
 	}
 	return r;
 }
