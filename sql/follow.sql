@@ -171,6 +171,18 @@ SELECT p.phone_number, p.status FROM telnyx_order_events e
   JOIN telnyx_purchased_numbers p USING (order_id, group_index, number_order_id)
  WHERE e.seq = :seq ORDER BY 1;
 
+-- a number listed twice counts once, as its last listing says; a list of
+-- numbers is the whole list
+SELECT json_build_object('match', 'number_order', 'status', 200, 'body', json_build_object('data',
+         json_build_object('id', '{path_id}', 'phone_numbers', json_build_array(
+           json_build_object('phone_number', '+15550000001', 'status', 'pending'),
+           json_build_object('phone_number', '+15550000002', 'status', 'success'),
+           json_build_object('phone_number', '+15550000001', 'status', 'success'))))::text) AS fault \gset
+\set out `standinctl fault :'fault'`
+UPDATE telnyx_number_orders SET next_fetch_at = now() WHERE number_order_id = :'shared';
+SELECT telnyx_refresh_orders() AS refreshed;
+SELECT phone_number, status FROM telnyx_phone_numbers WHERE number_order_id = :'shared' ORDER BY 1;
+
 --
 -- Webhooks: number_order.complete, signed with Ed25519 by the stand-in
 -- with a key pair the test run generated

@@ -64,6 +64,13 @@ typedef enum StoreStatement
 	STORE_NUM_STATEMENTS
 } StoreStatement;
 
+/* A phone number and its place in its number order's answer. */
+typedef struct PhoneNumberAt
+{
+	TelnyxPhoneNumber *pn;
+	int			at;
+} PhoneNumberAt;
+
 typedef struct StoreQuery
 {
 	const char *sql;			/* %1$s is the quoted schema */
@@ -300,6 +307,7 @@ static void store_execute(const char *schema, StoreStatement stmt,
 static Datum text_datum(const char *s, char *null);
 static Datum text_array_datum(List *strings);
 static Datum array_datum(Datum *elems, bool *nulls, int n, Oid elemtype);
+static int	phone_number_at_cmp(const void *a, const void *b);
 
 /*
  * store_order
@@ -661,7 +669,9 @@ store_numbers(const char *schema, const TelnyxNumberOrder *no)
 	Datum		values[10];
 	List	   *numbers = NIL;
 	ListCell   *lc;
+	PhoneNumberAt *sorted;
 	int			c;
+	int			k;
 	int			i = 0;
 
 	foreach(lc, no->phone_numbers)
@@ -677,19 +687,21 @@ store_numbers(const char *schema, const TelnyxNumberOrder *no)
 		cols[c] = palloc0(sizeof(Datum) * n);
 		colnulls[c] = palloc0(sizeof(bool) * n);
 	}
+	/* a number listed twice counts once, as its last listing says */
+	sorted = palloc(sizeof(PhoneNumberAt) * n);
 	foreach(lc, no->phone_numbers)
 	{
-		TelnyxPhoneNumber *pn = (TelnyxPhoneNumber *) lfirst(lc);
-		ListCell   *later;
-		bool		again = false;
+		sorted[foreach_current_index(lc)].pn = (TelnyxPhoneNumber *) lfirst(lc);
+		sorted[foreach_current_index(lc)].at = foreach_current_index(lc);
+	}
+	qsort(sorted, n, sizeof(PhoneNumberAt), phone_number_at_cmp);
+	for (k = 0; k < n; k++)
+	{
+		TelnyxPhoneNumber *pn = sorted[k].pn;
 		const char *strings[] = {pn->phone_number, pn->id, pn->status,
 		pn->phone_number_type};
 
-		for_each_cell(later, no->phone_numbers, lnext(no->phone_numbers, lc))
-			if (strcmp(((TelnyxPhoneNumber *) lfirst(later))->phone_number,
-					   pn->phone_number) == 0)
-				again = true;
-		if (again)
+		if (k + 1 < n && strcmp(sorted[k + 1].pn->phone_number, pn->phone_number) == 0)
 			continue;
 
 		for (c = 0; c < 4; c++)
@@ -1019,6 +1031,19 @@ text_array_datum(List *strings)
 		elems[i++] = CStringGetTextDatum((const char *) lfirst(lc));
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
 										   TYPALIGN_INT));
+}
+
+/* By phone number, then by place in the answer. */
+static int
+phone_number_at_cmp(const void *a, const void *b)
+{
+	const PhoneNumberAt *x = (const PhoneNumberAt *) a;
+	const PhoneNumberAt *y = (const PhoneNumberAt *) b;
+	int			r = strcmp(x->pn->phone_number, y->pn->phone_number);
+
+	if (r != 0)
+		return r;
+	return (x->at > y->at) - (x->at < y->at);
 }
 
 /* A one-dimensional array of n elements of type elemtype, with NULLs. */
