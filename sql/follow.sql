@@ -159,8 +159,11 @@ SELECT country_iso, phone_number_type, sum(shortfall) AS shortfall
  WHERE status IN ('success', 'partial_success', 'failed')
  GROUP BY country_iso, phone_number_type ORDER BY 1, 2;
 -- orders still open, oldest first
-SELECT customer_reference, open_for > interval '0' AS open_for, groups_open, numbers_pending
-  FROM telnyx_open_orders ORDER BY open_since;
+SELECT order_id, customer_reference, open_for, groups_open, numbers_pending
+  FROM telnyx_open_orders ORDER BY open_since
+\gset open_
+SELECT :'open_customer_reference' AS customer_reference, :'open_open_for'::interval > '0' AS open_for,
+       :open_groups_open AS groups_open, :open_numbers_pending AS numbers_pending;
 -- numbers bought today
 SELECT phone_number, customer_reference, country_iso, phone_number_type
   FROM telnyx_purchased_numbers
