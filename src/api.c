@@ -948,8 +948,8 @@ api_parse_number_order(const JsonbValue *value, const char **why)
 			pn = api_parse_phone_number(getIthJsonbValueFromContainer(numbers, i));
 			if (pn == NULL)
 			{
-				*why = psprintf("Phone number %d of number order \"%s\" in Telnyx's answer has no phone_number.",
-								i + 1, no->id);
+				*why = psprintf("Phone number %d of number order \"%s\" in Telnyx's answer has no valid phone_number (a string of 1 to %d bytes).",
+								i + 1, no->id, TELNYX_MAX_ID_LEN);
 				return NULL;
 			}
 			no->phone_numbers = lappend(no->phone_numbers, pn);
