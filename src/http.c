@@ -86,8 +86,10 @@ typedef struct HttpTransfer
 	char		errbuf[CURL_ERROR_SIZE];
 
 	/* set up and outcome */
-	char	   *url;
+	char	   *url;			/* malloc'd */
 	struct curl_slist *headers;
+	void	   *tag;			/* the caller's, handed back when done */
+	bool		added;			/* on the multi handle */
 	CURLcode	code;
 	bool		done;
 } HttpTransfer;
@@ -105,14 +107,19 @@ int			telnyx_max_response_size = 10 * 1024 * 1024;
 
 static CURLM *http_multi = NULL;
 static CURL *http_easy[HTTP_MAX_CONCURRENCY];
-static int	http_error_context_count = 0;
 static char *http_user_agent = NULL;
+
+/* The stream: a transfer per slot (req NULL when free), on http_easy[slot]. */
+static HttpTransfer http_slots[HTTP_MAX_CONCURRENCY];
+static int	http_stream_capacity = 0;
+static int	http_in_flight = 0;
 
 /*---- Function declarations ----*/
 
 static bool check_api_base_url(char **newval, void **extra, GucSource source);
 static void http_ensure_handles(int n);
 static void http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp);
+static void http_release(int slot);
 static struct curl_slist *http_build_headers(const HttpRequest *req);
 static void http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
 						   struct curl_slist *headers);
@@ -554,111 +561,231 @@ http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
 void
 http_perform_many(const HttpRequest *reqs, HttpResponse *resps, int n)
 {
-	HttpTransfer *xfers;
-	volatile int added = 0;
-	const char *base = telnyx_api_base_url;
-	size_t		baselen;
-	ErrorContextCallback errcallback;
+	HttpDone   *done = palloc(sizeof(HttpDone) * n);
+	int			left = n;
 	int			i;
 
 	Assert(n >= 1 && n <= HTTP_MAX_CONCURRENCY);
-	http_check_base_url(base, ERROR);
-	http_ensure_handles(n);
-
-	baselen = strlen(base);
-	while (baselen > 0 && base[baselen - 1] == '/')
-		baselen--;
-
-	xfers = palloc0(sizeof(HttpTransfer) * n);
-	for (i = 0; i < n; i++)
-	{
-		HttpTransfer *xfer = &xfers[i];
-
-		xfer->req = &reqs[i];
-		xfer->body = reqs[i].body;
-		xfer->body_len = reqs[i].body ? strlen(reqs[i].body) : 0;
-		xfer->max = (size_t) telnyx_max_response_size;
-		xfer->retry_after_ms = -1;
-		xfer->ratelimit_reset_ms = -1;
-		xfer->url = psprintf("%.*s%s", (int) baselen, base, reqs[i].path);
-	}
-
+	http_stream_begin(n);
 	PG_TRY();
 	{
-		CURLMcode	mc = CURLM_OK;
-		CURLMsg    *msg;
-		int			queued;
-		int			running = 0;
-
-		/* pushed inside PG_TRY, whose end restores the previous stack */
-		errcallback.callback = http_error_context;
-		errcallback.arg = xfers;
-		errcallback.previous = error_context_stack;
-		error_context_stack = &errcallback;
-		http_error_context_count = n;
-
 		for (i = 0; i < n; i++)
+			http_stream_add(&reqs[i], &resps[i]);
+		while (left > 0)
 		{
-			xfers[i].headers = http_build_headers(xfers[i].req);
-			http_configure(http_easy[i], &xfers[i], xfers[i].url, xfers[i].headers);
-			mc = curl_multi_add_handle(http_multi, http_easy[i]);
-			if (mc != CURLM_OK)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not start HTTP request"),
-						 errdetail_internal("%s", curl_multi_strerror(mc))));
-			added = i + 1;
-		}
+			int			got = http_stream_wait(HTTP_POLL_INTERVAL_MS, done, n);
 
-		for (;;)
-		{
-			mc = curl_multi_perform(http_multi, &running);
-			while ((msg = curl_multi_info_read(http_multi, &queued)) != NULL)
-			{
-				if (msg->msg != CURLMSG_DONE)
-					continue;
-				for (i = 0; i < n; i++)
-					if (msg->easy_handle == http_easy[i])
-					{
-						xfers[i].code = msg->data.result;
-						xfers[i].done = true;
-					}
-			}
-			if (mc != CURLM_OK || running == 0)
-				break;
-			mc = curl_multi_poll(http_multi, NULL, 0, HTTP_POLL_INTERVAL_MS, NULL);
-			if (mc != CURLM_OK)
-				break;
-			CHECK_FOR_INTERRUPTS();
-			if (IsBackgroundWorker && !PostmasterIsAlive())
-				proc_exit(1);
-		}
-
-		for (i = 0; i < n; i++)
-		{
-			if (!xfers[i].done)
-			{
-				xfers[i].code = CURLE_RECV_ERROR;
-				strlcpy(xfers[i].errbuf, curl_multi_strerror(mc), sizeof(xfers[i].errbuf));
-			}
-			http_finish(http_easy[i], &xfers[i], &resps[i]);
+			for (i = 0; i < got; i++)
+				*(HttpResponse *) done[i].tag = done[i].resp;
+			left -= got;
 		}
 	}
 	PG_FINALLY();
 	{
-		for (i = 0; i < n; i++)
-		{
-			if (i < added)
-				curl_multi_remove_handle(http_multi, http_easy[i]);
-			curl_slist_free_all(xfers[i].headers);
-			free(xfers[i].buf);
-		}
+		http_stream_end();
 	}
 	PG_END_TRY();
+	pfree(done);
+}
 
-	for (i = 0; i < n; i++)
-		pfree(xfers[i].url);
-	pfree(xfers);
+/*
+ * http_stream_begin
+ *		Start a stream of at most capacity transfers in flight at once (at
+ *		most HTTP_MAX_CONCURRENCY): http_stream_add starts one in a free
+ *		slot, http_stream_wait hands back those that ended, http_stream_end
+ *		abandons the rest.  One stream per process at a time; one left by an
+ *		error is abandoned here.
+ */
+void
+http_stream_begin(int capacity)
+{
+	Assert(capacity >= 1 && capacity <= HTTP_MAX_CONCURRENCY);
+	http_stream_end();
+	http_check_base_url(telnyx_api_base_url, ERROR);
+	http_ensure_handles(capacity);
+	http_stream_capacity = capacity;
+}
+
+/* Slots of the stream free for another transfer. */
+int
+http_stream_free(void)
+{
+	return http_stream_capacity - http_in_flight;
+}
+
+/* Transfers of the stream in flight. */
+int
+http_stream_busy(void)
+{
+	return http_in_flight;
+}
+
+/*
+ * http_stream_add
+ *		Start req in a free slot; tag comes back with its response.  req and
+ *		the strings it points to must live until it is handed back.  Raises
+ *		an error, starting nothing, when no API key is configured.
+ */
+void
+http_stream_add(const HttpRequest *req, void *tag)
+{
+	const char *base = telnyx_api_base_url;
+	size_t		baselen = strlen(base);
+	HttpTransfer *xfer = NULL;
+	CURLMcode	mc;
+	size_t		urllen;
+	int			slot;
+
+	for (slot = 0; slot < http_stream_capacity; slot++)
+		if (http_slots[slot].req == NULL)
+		{
+			xfer = &http_slots[slot];
+			break;
+		}
+	if (xfer == NULL)
+		elog(ERROR, "no free slot in the HTTP stream");
+
+	memset(xfer, 0, sizeof(HttpTransfer));
+	xfer->body = req->body;
+	xfer->body_len = req->body ? strlen(req->body) : 0;
+	xfer->max = (size_t) telnyx_max_response_size;
+	xfer->retry_after_ms = -1;
+	xfer->ratelimit_reset_ms = -1;
+	xfer->headers = http_build_headers(req);
+
+	while (baselen > 0 && base[baselen - 1] == '/')
+		baselen--;
+	urllen = baselen + strlen(req->path) + 1;
+	xfer->url = malloc(urllen);
+	if (xfer->url == NULL)
+	{
+		curl_slist_free_all(xfer->headers);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+	snprintf(xfer->url, urllen, "%.*s%s", (int) baselen, base, req->path);
+
+	/* from here on the slot is taken: http_stream_end frees it */
+	xfer->req = req;
+	xfer->tag = tag;
+	http_in_flight++;
+	http_configure(http_easy[slot], xfer, xfer->url, xfer->headers);
+	mc = curl_multi_add_handle(http_multi, http_easy[slot]);
+	if (mc != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not start HTTP request"),
+				 errdetail_internal("%s", curl_multi_strerror(mc))));
+	xfer->added = true;
+}
+
+/*
+ * http_stream_wait
+ *		Drive the transfers for at most timeout_ms, or until at least one
+ *		ends; hand back up to max ended ones in done[] (responses palloc'd
+ *		in the current memory context) and free their slots.  Returns how
+ *		many.  A new transfer is sent at the first call after its add.
+ */
+int
+http_stream_wait(int timeout_ms, HttpDone *done, int max)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	ErrorContextCallback errcallback;
+	int			got = 0;
+
+	errcallback.callback = http_error_context;
+	errcallback.arg = NULL;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	for (;;)
+	{
+		CURLMcode	mc;
+		CURLMsg    *msg;
+		int			queued;
+		int			running = 0;
+		int			slot;
+		long		left;
+
+		mc = curl_multi_perform(http_multi, &running);
+		while ((msg = curl_multi_info_read(http_multi, &queued)) != NULL)
+		{
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			for (slot = 0; slot < http_stream_capacity; slot++)
+				if (msg->easy_handle == http_easy[slot] && http_slots[slot].req != NULL)
+				{
+					http_slots[slot].code = msg->data.result;
+					http_slots[slot].done = true;
+				}
+		}
+		/* a multi handle that fails ends every transfer */
+		for (slot = 0; slot < http_stream_capacity && mc != CURLM_OK; slot++)
+			if (http_slots[slot].req != NULL && !http_slots[slot].done)
+			{
+				http_slots[slot].code = CURLE_RECV_ERROR;
+				strlcpy(http_slots[slot].errbuf, curl_multi_strerror(mc),
+						sizeof(http_slots[slot].errbuf));
+				http_slots[slot].done = true;
+			}
+
+		for (slot = 0; slot < http_stream_capacity && got < max; slot++)
+		{
+			HttpTransfer *xfer = &http_slots[slot];
+
+			if (xfer->req == NULL || !xfer->done)
+				continue;
+			done[got].tag = xfer->tag;
+			http_finish(http_easy[slot], xfer, &done[got].resp);
+			http_release(slot);
+			got++;
+		}
+		if (got > 0 || http_in_flight == 0)
+			break;
+
+		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+		if (left <= 0)
+			break;
+		mc = curl_multi_poll(http_multi, NULL, 0, Min(left, HTTP_POLL_INTERVAL_MS), NULL);
+		CHECK_FOR_INTERRUPTS();
+		if (IsBackgroundWorker && !PostmasterIsAlive())
+			proc_exit(1);
+	}
+
+	error_context_stack = errcallback.previous;
+	return got;
+}
+
+/*
+ * http_stream_end
+ *		Abandon every transfer still in flight (its connection is closed)
+ *		and free its slot.
+ */
+void
+http_stream_end(void)
+{
+	int			slot;
+
+	for (slot = 0; slot < HTTP_MAX_CONCURRENCY; slot++)
+		if (http_slots[slot].req != NULL)
+			http_release(slot);
+	http_stream_capacity = 0;
+}
+
+/* Take slot's transfer off the multi handle and free what it holds. */
+static void
+http_release(int slot)
+{
+	HttpTransfer *xfer = &http_slots[slot];
+
+	if (xfer->added)
+		curl_multi_remove_handle(http_multi, http_easy[slot]);
+	curl_slist_free_all(xfer->headers);
+	free(xfer->buf);
+	free(xfer->url);
+	memset(xfer, 0, sizeof(HttpTransfer));
+	http_in_flight--;
 }
 
 /* Fill resp from a finished transfer. */
@@ -728,15 +855,17 @@ http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp)
 static void
 http_error_context(void *arg)
 {
-	HttpTransfer *xfers = (HttpTransfer *) arg;
-	int			i;
+	int			slot;
 
-	for (i = 0; i < http_error_context_count; i++)
+	for (slot = 0; slot < HTTP_MAX_CONCURRENCY; slot++)
 	{
-		if (!xfers[i].req->idempotent && xfers[i].body_read && !xfers[i].done)
+		HttpTransfer *xfer = &http_slots[slot];
+
+		if (xfer->req != NULL && !xfer->req->idempotent && xfer->body_read &&
+			!xfer->done)
 		{
 			errcontext("while waiting for the answer to POST %s, which may have been processed",
-					   xfers[i].req->path);
+					   xfer->req->path);
 			break;
 		}
 	}

@@ -66,9 +66,22 @@ extern void http_init(void);
 /* Most requests sent at once by http_perform_many. */
 #define HTTP_MAX_CONCURRENCY 64
 
+/* A transfer that ended: the tag given to http_stream_add, and its response. */
+typedef struct HttpDone
+{
+	void	   *tag;
+	HttpResponse resp;
+} HttpDone;
+
 extern void http_perform(const HttpRequest *req, HttpResponse *resp);
 extern void http_perform_many(const HttpRequest *reqs, HttpResponse *resps,
 							  int n);
+extern void http_stream_begin(int capacity);
+extern int	http_stream_free(void);
+extern int	http_stream_busy(void);
+extern void http_stream_add(const HttpRequest *req, void *tag);
+extern int	http_stream_wait(int timeout_ms, HttpDone *done, int max);
+extern void http_stream_end(void);
 extern bool http_should_retry(const HttpRequest *req, const HttpResponse *resp);
 extern double http_retry_delay_ms(int retry, double wait_ms);
 extern void http_check_base_url(const char *url, int elevel);
