@@ -81,6 +81,9 @@
 /* The longest a worker's statement waits for a lock. */
 #define WORKER_LOCK_TIMEOUT "1s"
 
+/* How long the stream waits for an answer before looking at the queue again. */
+#define WORKER_STREAM_WAIT_MS 100
+
 /* Unknown requests reconciled per pass. */
 #define WORKER_RECONCILE_BATCH 100
 
@@ -116,6 +119,21 @@ typedef struct RecordStep
 
 typedef void (*WorkerStepFn) (RecordStep *step);
 
+/* A claim's requests, and the memory they live in until all are recorded. */
+typedef struct ClaimBatch
+{
+	MemoryContext cxt;
+	int			left;			/* requests not yet recorded */
+} ClaimBatch;
+
+/* A request in flight. */
+typedef struct InFlight
+{
+	QueueRequest *req;
+	HttpRequest http;
+	ClaimBatch *batch;
+} InFlight;
+
 /*---- GUC variables ----*/
 
 int			telnyx_sync_interval_s = 300;
@@ -138,7 +156,9 @@ static bool sender_failed_last = false;
 PGDLLEXPORT void telnyx_sender_main(Datum arg);
 
 static int	worker_pass(SenderState *state, int max_requests);
-static int	worker_send_batch(SenderState *state, int max);
+static int	worker_stream(SenderState *state, int max);
+static int	worker_claim_into_stream(int want);
+static void worker_record(SenderState *state, HttpDone *done, int n);
 static int	worker_reconcile(SenderState *state);
 static bool worker_database_wanted(void);
 static void worker_begin(void);
@@ -367,22 +387,7 @@ worker_pass(SenderState *state, int max_requests)
 	}
 
 	done += worker_reconcile(state);
-
-	while (max_requests < 0 || done < max_requests)
-	{
-		int			n;
-		int			batch = telnyx_worker_concurrency;
-
-		if (state->paused || state->not_before > GetCurrentTimestamp())
-			break;
-		if (max_requests >= 0)
-			batch = Min(batch, max_requests - done);
-		n = worker_send_batch(state, batch);
-		if (n == 0)
-			break;
-		done += n;
-		CHECK_FOR_INTERRUPTS();
-	}
+	done += worker_stream(state, max_requests < 0 ? -1 : Max(max_requests - done, 0));
 
 	if (!state->is_pass && !state->paused)
 		done += worker_refresh();
@@ -426,79 +431,165 @@ worker_at_home(SenderState *state)
 	return false;
 }
 
-/* Claim and send up to max requests at once; record their outcomes. */
+/*
+ * Send the queue as a stream: keep telnyx.worker_concurrency requests in
+ * flight, claiming as slots free (not batch by batch, which would wait for
+ * the slowest of each batch), and record each outcome as it arrives.  Ends
+ * when nothing is in flight and nothing more can be claimed (the queue is
+ * empty, max requests were claimed, or the sender paused or must wait).
+ * Returns how many requests were claimed.
+ */
 static int
-worker_send_batch(SenderState *state, int max)
+worker_stream(SenderState *state, int max)
 {
-	List	   *reqs;
-	HttpRequest *http;
-	HttpResponse *resps;
-	ListCell   *lc;
-	int			n;
-	int			i;
-	double		longest_wait = 0;
-	TelnyxResultClass pause_class = TELNYX_OK;
+	int			capacity = Min(telnyx_worker_concurrency, HTTP_MAX_CONCURRENCY);
+	HttpDone   *done = palloc(sizeof(HttpDone) * capacity);
+	MemoryContext recordcxt;
+	volatile int claimed = 0;
+	volatile bool more = true;
 
-	worker_begin();
-	reqs = queue_claim(Min(max, HTTP_MAX_CONCURRENCY),
-					   (int64) telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS,
-					   worker_outer_cxt);
-	worker_commit();
-	n = list_length(reqs);
-	if (n == 0)
+	if (max == 0)
 		return 0;
-
-	pgstat_report_activity(STATE_RUNNING, psprintf("sending %d order requests", n));
-	http = palloc0(sizeof(HttpRequest) * n);
-	resps = palloc0(sizeof(HttpResponse) * n);
-	i = 0;
-	foreach(lc, reqs)
+	recordcxt = AllocSetContextCreate(CurrentMemoryContext, "telnyx_orders record",
+									  ALLOCSET_DEFAULT_SIZES);
+	http_stream_begin(capacity);
+	PG_TRY();
 	{
-		QueueRequest *req = (QueueRequest *) lfirst(lc);
+		for (;;)
+		{
+			int			got;
+			int			want = http_stream_free();
 
-		api_create_request(&http[i++], req->request_body, req->request_key);
+			if (max >= 0)
+				want = Min(want, max - claimed);
+			/* a commit that enqueued sets the latch: look again */
+			if (!more && !state->is_pass && MyLatch->is_set)
+			{
+				ResetLatch(MyLatch);
+				more = true;
+			}
+			if (more && want > 0 && !state->paused &&
+				state->not_before <= GetCurrentTimestamp())
+			{
+				int			n = worker_claim_into_stream(want);
+
+				claimed += n;
+				more = n == want && (max < 0 || claimed < max);
+			}
+			if (http_stream_busy() == 0)
+				break;
+
+			got = http_stream_wait(WORKER_STREAM_WAIT_MS, done, capacity);
+			if (got > 0)
+			{
+				MemoryContext old = MemoryContextSwitchTo(recordcxt);
+
+				worker_record(state, done, got);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(recordcxt);
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_FINALLY();
+	{
+		http_stream_end();
+	}
+	PG_END_TRY();
+	MemoryContextDelete(recordcxt);
+	pfree(done);
+	return claimed;
+}
+
+/*
+ * Claim up to want requests and start sending them.  Each claim's requests
+ * live in a memory context of their own, deleted when the last of them has
+ * been recorded, so that a long stream holds only what is in flight.
+ * Returns how many were claimed.
+ */
+static int
+worker_claim_into_stream(int want)
+{
+	MemoryContext batchcxt;
+	ClaimBatch *batch;
+	List	   *reqs;
+	ListCell   *lc;
+
+	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "telnyx_orders claim",
+									 ALLOCSET_SMALL_SIZES);
+	worker_begin();
+	reqs = queue_claim(want, (int64) telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS, batchcxt);
+	worker_commit();
+	if (reqs == NIL)
+	{
+		MemoryContextDelete(batchcxt);
+		return 0;
 	}
 
-	http_perform_many(http, resps, n);
-
-	pgstat_report_activity(STATE_RUNNING, psprintf("recording %d order requests", n));
-	worker_begin();
-	i = 0;
+	batch = MemoryContextAllocZero(batchcxt, sizeof(ClaimBatch));
+	batch->cxt = batchcxt;
+	batch->left = list_length(reqs);
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("sending order requests (%d in flight)",
+									http_stream_busy() + batch->left));
 	foreach(lc, reqs)
 	{
+		InFlight   *f = MemoryContextAllocZero(batchcxt, sizeof(InFlight));
+		MemoryContext old = MemoryContextSwitchTo(batchcxt);
+
+		f->req = (QueueRequest *) lfirst(lc);
+		f->batch = batch;
+		api_create_request(&f->http, f->req->request_body, f->req->request_key);
+		MemoryContextSwitchTo(old);
+		http_stream_add(&f->http, f);
+	}
+	return batch->left;
+}
+
+/*
+ * Record the outcomes of n requests that ended, in one transaction, each
+ * in a subtransaction of its own: one that cannot be recorded (a lock held
+ * too long, a row the tables refuse) never takes the others with it.  A
+ * created order is then recorded as sent without its rows; if even that
+ * fails, the request stays ours, "sending", and becomes unknown at the
+ * next pass.  A configuration fault pauses the sender; a rate limit makes
+ * it wait before claiming more.
+ */
+static void
+worker_record(SenderState *state, HttpDone *done, int n)
+{
+	double		longest_wait = 0;
+	TelnyxResultClass pause_class = TELNYX_OK;
+	int			i;
+
+	worker_begin();
+	for (i = 0; i < n; i++)
+	{
+		InFlight   *f = (InFlight *) done[i].tag;
 		RecordStep	step;
 
 		memset(&step, 0, sizeof(step));
-		step.req = (QueueRequest *) lfirst(lc);
-		step.result = api_create_result(&http[i], &resps[i]);
-		i++;
+		step.req = f->req;
+		step.result = api_create_result(&f->http, &done[i].resp);
 
-		/*
-		 * Each outcome in a subtransaction of its own: one that cannot be
-		 * recorded (a lock held too long, a row the tables refuse) never
-		 * takes the others with it.  A created order is then recorded as
-		 * sent without its rows; if even that fails, the request stays
-		 * ours, "sending", and becomes unknown at the next pass.
-		 */
 		if (!worker_try(step_record, &step, "could not record the outcome of an order request") &&
 			!worker_try(step_record_unstored, &step, "could not record the outcome of an order request"))
-		{
 			state->release_pending = true;
-			continue;
-		}
-		switch (step.outcome)
-		{
-			case QUEUE_PAUSE:
-				pause_class = step.result->class;
-				break;
-			case QUEUE_RATE_LIMITED:
-				longest_wait = Max(longest_wait, step.wait_ms);
-				break;
-			default:
-				break;
-		}
+		else if (step.outcome == QUEUE_PAUSE)
+			pause_class = step.result->class;
+		else if (step.outcome == QUEUE_RATE_LIMITED)
+			longest_wait = Max(longest_wait, step.wait_ms);
 	}
 	worker_commit();
+
+	/* a claim's memory goes with the last of its requests */
+	for (i = 0; i < n; i++)
+	{
+		ClaimBatch *batch = ((InFlight *) done[i].tag)->batch;
+
+		if (--batch->left == 0)
+			MemoryContextDelete(batch->cxt);
+	}
 
 	if (pause_class == TELNYX_AUTH)
 		ereport(LOG,
@@ -512,10 +603,9 @@ worker_send_batch(SenderState *state, int max)
 	if (pause_class != TELNYX_OK)
 		state->paused = true;
 	if (longest_wait > 0)
-		state->not_before = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														(int64) longest_wait);
-	list_free_deep(reqs);
-	return n;
+		state->not_before = Max(state->not_before,
+								TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															(int64) longest_wait));
 }
 
 /* Reconcile unknown outcomes due now; returns how many were looked up. */
