@@ -49,9 +49,7 @@
 
 typedef enum StoreStatement
 {
-	STORE_UPSERT_ORDER,
-	STORE_UPSERT_GROUP,
-	STORE_DELETE_EXTRA_GROUPS,
+	STORE_UPSERT_ORDERS,
 	STORE_UNLINK_NUMBER_ORDERS,
 	STORE_LINK_NUMBER_ORDER,
 	STORE_UPDATE_NUMBER_ORDER,
@@ -75,8 +73,20 @@ typedef struct StoreQuery
 {
 	const char *sql;			/* %1$s is the quoted schema */
 	int			nargs;
-	Oid			argtypes[21];
+	Oid			argtypes[31];
 } StoreQuery;
+
+/* The columns of orders and groups STORE_UPSERT_ORDERS takes. */
+#define STORE_ORDER_COLUMNS 10
+#define STORE_GROUP_COLUMNS 20
+
+/* One column of many rows, built for a statement that unnests arrays. */
+typedef struct Column
+{
+	Oid			type;
+	Datum	   *values;
+	bool	   *nulls;
+} Column;
 
 /* The first refresh of an order comes this long after it is recorded. */
 #define STORE_REFRESH_FIRST_MS 5000
@@ -91,38 +101,58 @@ int			telnyx_refresh_interval_max_s = 600;
 /*---- Local variables ----*/
 
 static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
-	[STORE_UPSERT_ORDER] = {
-		"INSERT INTO %1$s.telnyx_inexplicit_orders AS o"
-		" (id, connection_id, messaging_profile_id, customer_reference,"
-		"  billing_group_id, created_at, updated_at, data, found_by_sync,"
-		"  next_refresh_at, synced_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, pg_catalog.now())"
+	/*
+	 * Orders ($1..$10: id, the four strings, created_at, updated_at, data,
+	 * next_refresh_at, how many groups were listed or -1), their groups
+	 * ($11..$30, features as a jsonb array), found_by_sync ($31).  The
+	 * groups' foreign key is checked at the end of the statement, when the
+	 * orders are there; the groups deleted are beyond the ones listed, so
+	 * never ones the statement upserts.
+	 */
+	[STORE_UPSERT_ORDERS] = {
+		"WITH o AS ("
+		" INSERT INTO %1$s.telnyx_inexplicit_orders AS o"
+		"  (id, connection_id, messaging_profile_id, customer_reference,"
+		"   billing_group_id, created_at, updated_at, data, next_refresh_at,"
+		"   found_by_sync, synced_at)"
+		" SELECT x.id, x.connection_id, x.messaging_profile_id, x.customer_reference,"
+		"   x.billing_group_id, x.created_at, x.updated_at, x.data, x.next_refresh_at,"
+		"   $31, pg_catalog.now()"
+		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10))"
+		"   AS x(id, connection_id, messaging_profile_id, customer_reference,"
+		"        billing_group_id, created_at, updated_at, data, next_refresh_at, ngroups)"
 		" ON CONFLICT (id) DO UPDATE SET"
 		" connection_id = COALESCE(EXCLUDED.connection_id, o.connection_id),"
-		" messaging_profile_id = COALESCE(EXCLUDED.messaging_profile_id,"
-		"  o.messaging_profile_id),"
-		" customer_reference = COALESCE(EXCLUDED.customer_reference,"
-		"  o.customer_reference),"
+		" messaging_profile_id = COALESCE(EXCLUDED.messaging_profile_id, o.messaging_profile_id),"
+		" customer_reference = COALESCE(EXCLUDED.customer_reference, o.customer_reference),"
 		" billing_group_id = COALESCE(EXCLUDED.billing_group_id, o.billing_group_id),"
 		" created_at = COALESCE(EXCLUDED.created_at, o.created_at),"
 		" updated_at = COALESCE(EXCLUDED.updated_at, o.updated_at),"
 		" data = EXCLUDED.data,"
 		" next_refresh_at = EXCLUDED.next_refresh_at,"
-		" synced_at = pg_catalog.now()",
-		10,
-		{TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, JSONBOID, BOOLOID, TIMESTAMPTZOID}
-	},
-	[STORE_UPSERT_GROUP] = {
-		"INSERT INTO %1$s.telnyx_ordering_groups AS g"
-		" (order_id, group_index, country_iso, phone_number_type,"
-		"  national_destination_code, administrative_area, locality, features,"
-		"  phone_number_starts_with, phone_number_ends_with,"
-		"  phone_number_contains, strategy, quickship, exclude_held_numbers,"
-		"  count_requested, count_allocated, status, error_reason,"
-		"  created_at, updated_at, synced_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-		"  $15, $16, $17, $18, $19, $20, pg_catalog.now())"
+		" synced_at = pg_catalog.now()"
+		" RETURNING 1),"
+		" g AS ("
+		" INSERT INTO %1$s.telnyx_ordering_groups AS g"
+		"  (order_id, group_index, country_iso, phone_number_type,"
+		"   national_destination_code, administrative_area, locality, features,"
+		"   phone_number_starts_with, phone_number_ends_with,"
+		"   phone_number_contains, strategy, quickship, exclude_held_numbers,"
+		"   count_requested, count_allocated, status, error_reason,"
+		"   created_at, updated_at, synced_at)"
+		" SELECT y.order_id, y.group_index, y.country_iso, y.phone_number_type,"
+		"   y.national_destination_code, y.administrative_area, y.locality,"
+		"   CASE WHEN y.features IS NOT NULL THEN"
+		"    ARRAY(SELECT pg_catalog.jsonb_array_elements_text(y.features)) END,"
+		"   y.starts_with, y.ends_with, y.contains, y.strategy, y.quickship,"
+		"   y.exclude_held_numbers, y.count_requested, y.count_allocated, y.status,"
+		"   y.error_reason, y.created_at, y.updated_at, pg_catalog.now()"
+		"  FROM ROWS FROM (pg_catalog.unnest($11), pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15), pg_catalog.unnest($16), pg_catalog.unnest($17), pg_catalog.unnest($18), pg_catalog.unnest($19), pg_catalog.unnest($20), pg_catalog.unnest($21), pg_catalog.unnest($22), pg_catalog.unnest($23), pg_catalog.unnest($24), pg_catalog.unnest($25), pg_catalog.unnest($26), pg_catalog.unnest($27), pg_catalog.unnest($28), pg_catalog.unnest($29), pg_catalog.unnest($30))"
+		"   AS y(order_id, group_index, country_iso, phone_number_type,"
+		"        national_destination_code, administrative_area, locality, features,"
+		"        starts_with, ends_with, contains, strategy, quickship,"
+		"        exclude_held_numbers, count_requested, count_allocated, status,"
+		"        error_reason, created_at, updated_at)"
 		" ON CONFLICT (order_id, group_index) DO UPDATE SET"
 		" country_iso = COALESCE(EXCLUDED.country_iso, g.country_iso),"
 		" phone_number_type = COALESCE(EXCLUDED.phone_number_type, g.phone_number_type),"
@@ -142,18 +172,26 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" error_reason = COALESCE(EXCLUDED.error_reason, g.error_reason),"
 		" created_at = COALESCE(EXCLUDED.created_at, g.created_at),"
 		" updated_at = COALESCE(EXCLUDED.updated_at, g.updated_at),"
-		" synced_at = pg_catalog.now()",
-		20,
-		{TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-			TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID,
-		INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
-	},
-	[STORE_DELETE_EXTRA_GROUPS] = {
-		"DELETE FROM %1$s.telnyx_ordering_groups"
-		" WHERE order_id OPERATOR(pg_catalog.=) $1"
-		"   AND group_index OPERATOR(pg_catalog.>) $2",
-		2,
-		{TEXTOID, INT4OID}
+		" synced_at = pg_catalog.now()"
+		" RETURNING 1),"
+		" d AS ("
+		" DELETE FROM %1$s.telnyx_ordering_groups z"
+		"  USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($10)) AS t(id, ngroups)"
+		"  WHERE t.ngroups OPERATOR(pg_catalog.>=) 0"
+		"    AND z.order_id OPERATOR(pg_catalog.=) t.id"
+		"    AND z.group_index OPERATOR(pg_catalog.>) t.ngroups"
+		" RETURNING 1)"
+		" SELECT (SELECT pg_catalog.count(*) FROM o), (SELECT pg_catalog.count(*) FROM g),"
+		"  (SELECT pg_catalog.count(*) FROM d)",
+		31,
+		{TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID,
+			TIMESTAMPTZARRAYOID, INT4ARRAYOID,
+			TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
+			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+		TIMESTAMPTZARRAYOID, BOOLOID}
 	},
 	[STORE_UNLINK_NUMBER_ORDERS] = {
 		"DELETE FROM %1$s.telnyx_number_orders n"
@@ -307,6 +345,13 @@ static void store_execute(const char *schema, StoreStatement stmt,
 static Datum text_datum(const char *s, char *null);
 static Datum text_array_datum(List *strings);
 static Datum array_datum(Datum *elems, bool *nulls, int n, Oid elemtype);
+static void store_links(const char *schema, const char *order_id,
+						const TelnyxGroup *g);
+static void column_init(Column *c, Oid type, int n);
+static void column_set(Column *c, int i, Datum value, bool isnull);
+static void column_text(Column *c, int i, const char *s);
+static Datum column_array(Column *c, int n);
+static Datum jsonb_string_array(List *strings);
 static int	phone_number_at_cmp(const void *a, const void *b);
 
 /*
@@ -316,6 +361,22 @@ static int	phone_number_at_cmp(const void *a, const void *b);
  *		an order first recorded by the periodic sync (kept as it is on an
  *		update).  request, when not NULL, is the body that created the
  *		order: what the answer does not echo is taken from it.
+ */
+void
+store_order(TelnyxOrder *order, bool found_by_sync, Jsonb *request)
+{
+	store_orders(list_make1(order), request ? list_make1(request) : NIL,
+				 found_by_sync);
+}
+
+/*
+ * store_orders
+ *		store_order for many orders at once (requests, when not NIL, holds
+ *		each one's request body or NULL, in the same order): the orders, the
+ *		groups, and the groups no longer listed, in one statement; the links
+ *		to number orders, of the groups that list any, one statement each.
+ *		The same order twice makes the statement fail, and nothing of it is
+ *		recorded.
  *
  * The rows stay true to the latest answer without losing what it leaves
  * out: a field it does not give keeps its stored value; a group's list of
@@ -324,114 +385,149 @@ static int	phone_number_at_cmp(const void *a, const void *b);
  * deleted.
  */
 void
-store_order(TelnyxOrder *order, bool found_by_sync, Jsonb *request)
+store_orders(List *orders, List *requests, bool found_by_sync)
 {
-	Datum		values[20];
-	char		nulls[20];
-	Datum		order_id;
+	static const Oid order_types[STORE_ORDER_COLUMNS] = {
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID, INT4OID
+	};
+	static const Oid group_types[STORE_GROUP_COLUMNS] = {
+		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		JSONBOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID,
+		INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID
+	};
+	Column		oc[STORE_ORDER_COLUMNS];
+	Column		gc[STORE_GROUP_COLUMNS];
+	Datum		values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 1];
+	int			norders = list_length(orders);
+	int			ngroups = 0;
+	int			c;
+	int			i;
+	int			j = 0;
 	ListCell   *lc;
 	StoreScope	scope;
 	char	   *schema;
 
-	if (request != NULL)
-		api_merge_request(order, request);
-	schema = store_begin(&scope);
-
-	order_id = CStringGetTextDatum(order->id);
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = order_id;
-	values[1] = text_datum(order->connection_id, &nulls[1]);
-	values[2] = text_datum(order->messaging_profile_id, &nulls[2]);
-	values[3] = text_datum(order->customer_reference, &nulls[3]);
-	values[4] = text_datum(order->billing_group_id, &nulls[4]);
-	values[5] = TimestampTzGetDatum(order->created_at.value);
-	nulls[5] = order->created_at.present ? ' ' : 'n';
-	values[6] = TimestampTzGetDatum(order->updated_at.value);
-	nulls[6] = order->updated_at.present ? ' ' : 'n';
-	values[7] = JsonbPGetDatum(order->data);
-	values[8] = BoolGetDatum(found_by_sync);
-	values[9] = TimestampTzGetDatum(store_next_refresh(order));
-	nulls[9] = values[9] == (Datum) 0 ? 'n' : ' ';
-	store_execute(schema, STORE_UPSERT_ORDER, values, nulls, SPI_OK_INSERT);
-
-	foreach(lc, order->groups)
+	foreach(lc, orders)
 	{
-		TelnyxGroup *g = (TelnyxGroup *) lfirst(lc);
+		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
+		Jsonb	   *request = requests ? (Jsonb *) list_nth(requests, foreach_current_index(lc)) : NULL;
+
+		if (request != NULL)
+			api_merge_request(order, request);
+		ngroups += list_length(order->groups);
+	}
+
+	for (c = 0; c < STORE_ORDER_COLUMNS; c++)
+		column_init(&oc[c], order_types[c], norders);
+	for (c = 0; c < STORE_GROUP_COLUMNS; c++)
+		column_init(&gc[c], group_types[c], ngroups);
+
+	foreach(lc, orders)
+	{
+		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
+		TimestampTz next = store_next_refresh(order);
 		ListCell   *lc2;
 
-		memset(nulls, ' ', sizeof(nulls));
-		values[0] = order_id;
-		values[1] = Int32GetDatum(g->group_index);
-		values[2] = text_datum(g->country_iso, &nulls[2]);
-		values[3] = text_datum(g->phone_number_type, &nulls[3]);
-		values[4] = text_datum(g->national_destination_code, &nulls[4]);
-		values[5] = text_datum(g->administrative_area, &nulls[5]);
-		values[6] = text_datum(g->locality, &nulls[6]);
-		if (g->has_features)
-			values[7] = text_array_datum(g->features);
-		else
-			nulls[7] = 'n';
-		values[8] = text_datum(g->starts_with, &nulls[8]);
-		values[9] = text_datum(g->ends_with, &nulls[9]);
-		values[10] = text_datum(g->contains, &nulls[10]);
-		values[11] = text_datum(g->strategy, &nulls[11]);
-		values[12] = BoolGetDatum(g->quickship.value);
-		nulls[12] = g->quickship.present ? ' ' : 'n';
-		values[13] = BoolGetDatum(g->exclude_held_numbers.value);
-		nulls[13] = g->exclude_held_numbers.present ? ' ' : 'n';
-		values[14] = Int32GetDatum(g->count_requested.value);
-		nulls[14] = g->count_requested.present ? ' ' : 'n';
-		values[15] = Int32GetDatum(g->count_allocated.value);
-		nulls[15] = g->count_allocated.present ? ' ' : 'n';
-		values[16] = text_datum(g->status, &nulls[16]);
-		values[17] = text_datum(g->error_reason, &nulls[17]);
-		values[18] = TimestampTzGetDatum(g->created_at.value);
-		nulls[18] = g->created_at.present ? ' ' : 'n';
-		values[19] = TimestampTzGetDatum(g->updated_at.value);
-		nulls[19] = g->updated_at.present ? ' ' : 'n';
-		store_execute(schema, STORE_UPSERT_GROUP, values, nulls, SPI_OK_INSERT);
+		i = foreach_current_index(lc);
+		column_text(&oc[0], i, order->id);
+		column_text(&oc[1], i, order->connection_id);
+		column_text(&oc[2], i, order->messaging_profile_id);
+		column_text(&oc[3], i, order->customer_reference);
+		column_text(&oc[4], i, order->billing_group_id);
+		column_set(&oc[5], i, TimestampTzGetDatum(order->created_at.value), !order->created_at.present);
+		column_set(&oc[6], i, TimestampTzGetDatum(order->updated_at.value), !order->updated_at.present);
+		column_set(&oc[7], i, JsonbPGetDatum(order->data), false);
+		column_set(&oc[8], i, TimestampTzGetDatum(next), next == 0);
+		column_set(&oc[9], i, Int32GetDatum(order->ngroups), false);
 
-		if (!g->has_orders)
-			continue;
-
-		/* the list given is the whole list: unlink what it no longer has */
+		foreach(lc2, order->groups)
 		{
-			List	   *ids = NIL;
+			TelnyxGroup *g = (TelnyxGroup *) lfirst(lc2);
 
-			foreach(lc2, g->orders)
-				ids = lappend(ids, ((TelnyxNumberOrderRef *) lfirst(lc2))->number_order_id);
-			memset(nulls, ' ', sizeof(nulls));
-			values[0] = order_id;
-			values[1] = Int32GetDatum(g->group_index);
-			values[2] = text_array_datum(ids);
-			store_execute(schema, STORE_UNLINK_NUMBER_ORDERS, values, nulls, SPI_OK_DELETE);
-		}
-		foreach(lc2, g->orders)
-		{
-			TelnyxNumberOrderRef *ref = (TelnyxNumberOrderRef *) lfirst(lc2);
-
-			memset(nulls, ' ', sizeof(nulls));
-			values[0] = CStringGetTextDatum(ref->number_order_id);
-			values[1] = order_id;
-			values[2] = Int32GetDatum(g->group_index);
-			values[3] = text_array_datum(ref->sub_number_order_ids);
-			if (ref->sub_number_order_ids == NIL)
-				nulls[3] = 'n';
-			store_execute(schema, STORE_LINK_NUMBER_ORDER, values, nulls, SPI_OK_INSERT);
+			column_text(&gc[0], j, order->id);
+			column_set(&gc[1], j, Int32GetDatum(g->group_index), false);
+			column_text(&gc[2], j, g->country_iso);
+			column_text(&gc[3], j, g->phone_number_type);
+			column_text(&gc[4], j, g->national_destination_code);
+			column_text(&gc[5], j, g->administrative_area);
+			column_text(&gc[6], j, g->locality);
+			column_set(&gc[7], j, g->has_features ? jsonb_string_array(g->features) : (Datum) 0,
+					   !g->has_features);
+			column_text(&gc[8], j, g->starts_with);
+			column_text(&gc[9], j, g->ends_with);
+			column_text(&gc[10], j, g->contains);
+			column_text(&gc[11], j, g->strategy);
+			column_set(&gc[12], j, BoolGetDatum(g->quickship.value), !g->quickship.present);
+			column_set(&gc[13], j, BoolGetDatum(g->exclude_held_numbers.value),
+					   !g->exclude_held_numbers.present);
+			column_set(&gc[14], j, Int32GetDatum(g->count_requested.value),
+					   !g->count_requested.present);
+			column_set(&gc[15], j, Int32GetDatum(g->count_allocated.value),
+					   !g->count_allocated.present);
+			column_text(&gc[16], j, g->status);
+			column_text(&gc[17], j, g->error_reason);
+			column_set(&gc[18], j, TimestampTzGetDatum(g->created_at.value), !g->created_at.present);
+			column_set(&gc[19], j, TimestampTzGetDatum(g->updated_at.value), !g->updated_at.present);
+			j++;
 		}
 	}
 
-	/* groups beyond what Telnyx lists now; nothing, if it listed none */
-	if (order->ngroups >= 0)
+	for (c = 0; c < STORE_ORDER_COLUMNS; c++)
+		values[c] = column_array(&oc[c], norders);
+	for (c = 0; c < STORE_GROUP_COLUMNS; c++)
+		values[STORE_ORDER_COLUMNS + c] = column_array(&gc[c], ngroups);
+	values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS] = BoolGetDatum(found_by_sync);
+
+	schema = store_begin(&scope);
+	store_execute(schema, STORE_UPSERT_ORDERS, values, NULL, SPI_OK_SELECT);
+
+	foreach(lc, orders)
 	{
-		memset(nulls, ' ', sizeof(nulls));
-		values[0] = order_id;
-		values[1] = Int32GetDatum(order->ngroups);
-		store_execute(schema, STORE_DELETE_EXTRA_GROUPS, values, nulls, SPI_OK_DELETE);
-	}
+		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
+		ListCell   *lc2;
 
+		foreach(lc2, order->groups)
+		{
+			TelnyxGroup *g = (TelnyxGroup *) lfirst(lc2);
+
+			if (g->has_orders)
+				store_links(schema, order->id, g);
+		}
+	}
 	store_end(&scope);
+}
+
+/*
+ * A group's links to number orders, as an answer that gives the list
+ * says: what the list no longer has is unlinked, what is new is linked.
+ */
+static void
+store_links(const char *schema, const char *order_id, const TelnyxGroup *g)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	List	   *ids = NIL;
+	ListCell   *lc;
+
+	foreach(lc, g->orders)
+		ids = lappend(ids, ((TelnyxNumberOrderRef *) lfirst(lc))->number_order_id);
+	values[0] = CStringGetTextDatum(order_id);
+	values[1] = Int32GetDatum(g->group_index);
+	values[2] = text_array_datum(ids);
+	store_execute(schema, STORE_UNLINK_NUMBER_ORDERS, values, nulls, SPI_OK_DELETE);
+
+	foreach(lc, g->orders)
+	{
+		TelnyxNumberOrderRef *ref = (TelnyxNumberOrderRef *) lfirst(lc);
+
+		values[0] = CStringGetTextDatum(ref->number_order_id);
+		values[1] = CStringGetTextDatum(order_id);
+		values[2] = Int32GetDatum(g->group_index);
+		values[3] = text_array_datum(ref->sub_number_order_ids);
+		nulls[3] = ref->sub_number_order_ids == NIL ? 'n' : ' ';
+		store_execute(schema, STORE_LINK_NUMBER_ORDER, values, nulls, SPI_OK_INSERT);
+	}
 }
 
 /*
@@ -1060,4 +1156,51 @@ array_datum(Datum *elems, bool *nulls, int n, Oid elemtype)
 	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
 											  elemtype, typlen, typbyval,
 											  typalign));
+}
+
+static void
+column_init(Column *c, Oid type, int n)
+{
+	c->type = type;
+	c->values = palloc0(sizeof(Datum) * Max(n, 1));
+	c->nulls = palloc0(sizeof(bool) * Max(n, 1));
+}
+
+static void
+column_set(Column *c, int i, Datum value, bool isnull)
+{
+	c->values[i] = isnull ? (Datum) 0 : value;
+	c->nulls[i] = isnull;
+}
+
+/* A text value, NULL when s is. */
+static void
+column_text(Column *c, int i, const char *s)
+{
+	column_set(c, i, s ? CStringGetTextDatum(s) : (Datum) 0, s == NULL);
+}
+
+static Datum
+column_array(Column *c, int n)
+{
+	return array_datum(c->values, c->nulls, n, c->type);
+}
+
+/* A jsonb array of the strings. */
+static Datum
+jsonb_string_array(List *strings)
+{
+	JsonbParseState *st = NULL;
+	JsonbValue	v;
+	ListCell   *lc;
+
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	foreach(lc, strings)
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) lfirst(lc);
+		v.val.string.len = strlen(v.val.string.val);
+		pushJsonbValue(&st, WJB_ELEM, &v);
+	}
+	return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_ARRAY, NULL)));
 }

@@ -13,6 +13,7 @@ const db = new pg.Client({ host: process.env.PGHOST, port: Number(process.env.PG
                            user: process.env.PGUSER, database: "postgres" });
 await db.connect();
 await db.query("CREATE TABLE IF NOT EXISTS sdk_orders (id uuid PRIMARY KEY, data jsonb NOT NULL)");
+await db.query("CREATE TABLE IF NOT EXISTS sdk_groups (order_id uuid REFERENCES sdk_orders, group_index int, status text, count_requested int, count_allocated int, PRIMARY KEY (order_id, group_index))");
 
 const t0 = process.hrtime.bigint();
 for (let i = 0; i < n; i++) {
@@ -20,7 +21,13 @@ for (let i = 0; i < n; i++) {
     ordering_groups: [{ country_iso: "US", phone_number_type: "local", count_requested: "1" }],
     customer_reference: `sdk-${i}`,
   });
+  // the same rows the extension writes: the order and its groups
   await db.query("INSERT INTO sdk_orders (id, data) VALUES ($1, $2)", [order.data.id, order.data]);
+  let index = 0;
+  for (const g of order.data.ordering_groups ?? []) {
+    await db.query("INSERT INTO sdk_groups VALUES ($1, $2, $3, $4, $5)",
+                   [order.data.id, ++index, g.status, g.count_requested, g.count_allocated]);
+  }
 }
 const ms = Number(process.hrtime.bigint() - t0) / 1e6;
 console.log(JSON.stringify({ orders: n, ms_per_order: ms / n }));
