@@ -543,6 +543,59 @@ queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
 }
 
 /*
+ * queue_record_created
+ *		queue_record for many requests whose creates all succeeded (reqs and
+ *		results in the same order): their orders in one statement, their
+ *		state in another.  An error leaves nothing recorded: the caller
+ *		records them one by one instead.
+ */
+void
+queue_record_created(List *reqs, List *results)
+{
+	Oid			argtypes[2] = {INT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
+	List	   *orders = NIL;
+	List	   *bodies = NIL;
+	Datum	   *ids = palloc(sizeof(Datum) * list_length(reqs));
+	Datum	   *order_ids = palloc(sizeof(Datum) * list_length(reqs));
+	ListCell   *lc;
+	ListCell   *lc2;
+	StoreScope	scope;
+	char	   *schema;
+	int			n = 0;
+
+	forboth(lc, reqs, lc2, results)
+	{
+		QueueRequest *req = (QueueRequest *) lfirst(lc);
+		TelnyxResult *result = (TelnyxResult *) lfirst(lc2);
+		TelnyxOrder *order = api_parse_order(&result->data, NULL);
+
+		Assert(result->class == TELNYX_OK);
+		orders = lappend(orders, order);
+		bodies = lappend(bodies, req->body);
+		ids[n] = Int64GetDatum(req->id);
+		order_ids[n] = CStringGetTextDatum(order->id);
+		n++;
+	}
+	store_orders(orders, bodies, false);
+
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(order_ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
+			   "   SET state = 'sent', order_id = t.order_id, last_error = NULL,"
+			   "       next_attempt_at = pg_catalog.now(),"
+			   "       lease_until = NULL, claimed_by_pid = NULL,"
+			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
+			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, order_id)"
+			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
+			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'",
+			   2, argtypes, values, NULL, SPI_OK_UPDATE);
+	store_end(&scope);
+}
+
+/*
  * queue_record_unstored
  *		queue_record failed (why says how).  A created order is still "sent"
  *		with its id, and its rows are left to the periodic sync; any other

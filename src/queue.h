@@ -74,6 +74,7 @@ extern QueueHome queue_home(void);
 extern List *queue_claim(int max, int64 lease_ms, MemoryContext mcxt);
 extern QueueOutcome queue_record(QueueRequest *req, TelnyxResult *result,
 								 double retry_delay_ms, double *wait_ms);
+extern void queue_record_created(List *reqs, List *results);
 extern void queue_record_unstored(QueueRequest *req, TelnyxResult *result,
 								  const char *why);
 extern int	queue_recover_stale(void);

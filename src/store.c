@@ -34,6 +34,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -936,7 +937,10 @@ store_schema_name(void)
 char *
 store_extension(Oid *owner)
 {
-	Oid			extoid = get_extension_oid("telnyx_orders", false);
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static char cached_schema[NAMEDATALEN];
+	static Oid	cached_owner = InvalidOid;
+	Oid			extoid;
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key;
@@ -944,6 +948,15 @@ store_extension(Oid *owner)
 	Oid			nsp = InvalidOid;
 	char	   *name;
 
+	/* looked up once per transaction: the extension cannot move in one */
+	if (cached_lxid == MyProc->lxid && cached_lxid != InvalidLocalTransactionId)
+	{
+		if (owner != NULL)
+			*owner = cached_owner;
+		return pstrdup(cached_schema);
+	}
+
+	extoid = get_extension_oid("telnyx_orders", false);
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(extoid));
@@ -952,8 +965,7 @@ store_extension(Oid *owner)
 	if (HeapTupleIsValid(tuple))
 	{
 		nsp = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
-		if (owner != NULL)
-			*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+		cached_owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -961,6 +973,10 @@ store_extension(Oid *owner)
 	name = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
 	if (name == NULL)
 		elog(ERROR, "could not find the schema of extension \"telnyx_orders\"");
+	strlcpy(cached_schema, name, sizeof(cached_schema));
+	cached_lxid = MyProc->lxid;
+	if (owner != NULL)
+		*owner = cached_owner;
 	return name;
 }
 

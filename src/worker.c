@@ -84,6 +84,13 @@
 /* How long the stream waits for an answer before looking at the queue again. */
 #define WORKER_STREAM_WAIT_MS 100
 
+/*
+ * Answers are recorded together: at most this many in one transaction, and
+ * at most this long after the first of them arrived.
+ */
+#define WORKER_RECORD_BATCH 256
+#define WORKER_RECORD_DELAY_MS 5
+
 /* Unknown requests reconciled per pass. */
 #define WORKER_RECONCILE_BATCH 100
 
@@ -115,6 +122,9 @@ typedef struct RecordStep
 	double		wait_ms;
 	QueueOutcome outcome;
 	const char *why;			/* the error of a failed step */
+	List	   *reqs;			/* created orders recorded at once: their */
+	List	   *results;		/* requests and results */
+	bool		recorded;		/* recorded with others */
 } RecordStep;
 
 typedef void (*WorkerStepFn) (RecordStep *step);
@@ -164,8 +174,11 @@ static bool worker_database_wanted(void);
 static void worker_begin(void);
 static void worker_commit(void);
 static bool worker_try(WorkerStepFn fn, RecordStep *step, const char *what);
+static bool worker_try_at(WorkerStepFn fn, RecordStep *step, const char *what,
+						  int elevel);
 static void step_record(RecordStep *step);
 static void step_record_unstored(RecordStep *step);
+static void step_record_created(RecordStep *step);
 static void step_resolve(RecordStep *step);
 static void step_retry_later(RecordStep *step);
 static void step_store_found(RecordStep *step);
@@ -443,10 +456,12 @@ static int
 worker_stream(SenderState *state, int max)
 {
 	int			capacity = Min(telnyx_worker_concurrency, HTTP_MAX_CONCURRENCY);
-	HttpDone   *done = palloc(sizeof(HttpDone) * capacity);
+	HttpDone   *pending = palloc(sizeof(HttpDone) * WORKER_RECORD_BATCH);
 	MemoryContext recordcxt;
 	volatile int claimed = 0;
 	volatile bool more = true;
+	int			npending = 0;
+	TimestampTz record_by = 0;
 
 	if (max == 0)
 		return 0;
@@ -457,8 +472,10 @@ worker_stream(SenderState *state, int max)
 	{
 		for (;;)
 		{
-			int			got;
 			int			want = http_stream_free();
+			int			timeout = WORKER_STREAM_WAIT_MS;
+			TimestampTz now;
+			MemoryContext old;
 
 			if (max >= 0)
 				want = Min(want, max - claimed);
@@ -476,18 +493,35 @@ worker_stream(SenderState *state, int max)
 				claimed += n;
 				more = n == want && (max < 0 || claimed < max);
 			}
-			if (http_stream_busy() == 0)
+			if (http_stream_busy() == 0 && npending == 0)
 				break;
 
-			got = http_stream_wait(WORKER_STREAM_WAIT_MS, done, capacity);
-			if (got > 0)
+			/* answers are recorded together, a few milliseconds later */
+			if (npending > 0)
+				timeout = Max(0, Min(timeout, (int) store_ms_until(record_by)));
+			old = MemoryContextSwitchTo(recordcxt);
+			if (http_stream_busy() > 0)
 			{
-				MemoryContext old = MemoryContextSwitchTo(recordcxt);
+				int			got = http_stream_wait(timeout, pending + npending,
+												   WORKER_RECORD_BATCH - npending);
 
-				worker_record(state, done, got);
+				if (npending == 0 && got > 0)
+					record_by = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															WORKER_RECORD_DELAY_MS);
+				npending += got;
+			}
+			now = GetCurrentTimestamp();
+			if (npending > 0 &&
+				(npending == WORKER_RECORD_BATCH || now >= record_by ||
+				 http_stream_busy() == 0))
+			{
+				worker_record(state, pending, npending);
+				npending = 0;
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(recordcxt);
 			}
+			else
+				MemoryContextSwitchTo(old);
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
@@ -497,7 +531,7 @@ worker_stream(SenderState *state, int max)
 	}
 	PG_END_TRY();
 	MemoryContextDelete(recordcxt);
-	pfree(done);
+	pfree(pending);
 	return claimed;
 }
 
@@ -560,25 +594,52 @@ worker_record(SenderState *state, HttpDone *done, int n)
 {
 	double		longest_wait = 0;
 	TelnyxResultClass pause_class = TELNYX_OK;
+	RecordStep *steps = palloc0(sizeof(RecordStep) * n);
+	RecordStep	batch;
 	int			i;
 
-	worker_begin();
+	memset(&batch, 0, sizeof(batch));
 	for (i = 0; i < n; i++)
 	{
 		InFlight   *f = (InFlight *) done[i].tag;
-		RecordStep	step;
 
-		memset(&step, 0, sizeof(step));
-		step.req = f->req;
-		step.result = api_create_result(&f->http, &done[i].resp);
+		steps[i].req = f->req;
+		steps[i].result = api_create_result(&f->http, &done[i].resp);
+		if (steps[i].result->class == TELNYX_OK)
+		{
+			batch.reqs = lappend(batch.reqs, steps[i].req);
+			batch.results = lappend(batch.results, steps[i].result);
+		}
+	}
 
-		if (!worker_try(step_record, &step, "could not record the outcome of an order request") &&
-			!worker_try(step_record_unstored, &step, "could not record the outcome of an order request"))
+	worker_begin();
+
+	/*
+	 * The created orders at once; if that fails (one of them cannot be
+	 * recorded), one by one below, where what fails is said.
+	 */
+	if (list_length(batch.reqs) > 1 &&
+		worker_try_at(step_record_created, &batch, "could not record created orders at once",
+					  DEBUG1))
+	{
+		for (i = 0; i < n; i++)
+			if (steps[i].result->class == TELNYX_OK)
+				steps[i].recorded = true;
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		RecordStep *step = &steps[i];
+
+		if (step->recorded)
+			continue;
+		if (!worker_try(step_record, step, "could not record the outcome of an order request") &&
+			!worker_try(step_record_unstored, step, "could not record the outcome of an order request"))
 			state->release_pending = true;
-		else if (step.outcome == QUEUE_PAUSE)
-			pause_class = step.result->class;
-		else if (step.outcome == QUEUE_RATE_LIMITED)
-			longest_wait = Max(longest_wait, step.wait_ms);
+		else if (step->outcome == QUEUE_PAUSE)
+			pause_class = step->result->class;
+		else if (step->outcome == QUEUE_RATE_LIMITED)
+			longest_wait = Max(longest_wait, step->wait_ms);
 	}
 	worker_commit();
 
@@ -769,6 +830,13 @@ worker_sync_page(List *orders, List *unparsed, void *arg)
 static bool
 worker_try(WorkerStepFn fn, RecordStep *step, const char *what)
 {
+	return worker_try_at(fn, step, what, WARNING);
+}
+
+/* worker_try, logging a failure at elevel. */
+static bool
+worker_try_at(WorkerStepFn fn, RecordStep *step, const char *what, int elevel)
+{
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile bool ok = true;
@@ -793,7 +861,7 @@ worker_try(WorkerStepFn fn, RecordStep *step, const char *what)
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 
-		ereport(WARNING,
+		ereport(elevel,
 				(errmsg("telnyx_orders %s", what),
 				 step->req ? errdetail("Order request %lld: %s", (long long) step->req->id, edata->message)
 				 : errdetail("%s", edata->message)));
@@ -812,6 +880,12 @@ step_record(RecordStep *step)
 								 http_retry_delay_ms(step->req->attempts - 1,
 													 step->result->wait_ms),
 								 &step->wait_ms);
+}
+
+static void
+step_record_created(RecordStep *step)
+{
+	queue_record_created(step->reqs, step->results);
 }
 
 static void
