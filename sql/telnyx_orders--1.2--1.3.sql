@@ -290,3 +290,17 @@ LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'telnyx_apply_webhook';
 REVOKE ALL ON FUNCTION @extschema@.telnyx_apply_webhook(text, text, text) FROM PUBLIC;
+
+/*
+ * The queue's indexes hold only what a sender looks for: what may be
+ * claimed (queued, retrying), and what is in hand (sending, unknown).  A
+ * request leaves both when it ends, so the head of the claim index is not
+ * a trail of requests sent long ago.
+ */
+DROP INDEX @extschema@.telnyx_order_requests_due_idx;
+CREATE INDEX telnyx_order_requests_claim_idx
+	ON @extschema@.telnyx_order_requests (next_attempt_at, id)
+	WHERE state IN ('queued', 'retrying');
+CREATE INDEX telnyx_order_requests_active_idx
+	ON @extschema@.telnyx_order_requests (next_attempt_at, id)
+	WHERE state IN ('sending', 'unknown');

@@ -590,7 +590,8 @@ queue_record_created(List *reqs, List *results)
 			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
 			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, order_id)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
-			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'",
+			   /* "IS TRUE": found by key, not through the partial index */
+			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE",
 			   2, argtypes, values, NULL, SPI_OK_UPDATE);
 	store_end(&scope);
 }
@@ -870,9 +871,14 @@ queue_next_due_ms(void)
 	Datum		d;
 
 	store_exec(schema,
-			   "SELECT pg_catalog.min(next_attempt_at) FROM %1$s.telnyx_order_requests"
-			   " WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,unknown}')"
-			   "   AND claimed_by_pid IS NULL",
+			   "SELECT LEAST((SELECT pg_catalog.min(next_attempt_at)"
+			   "                FROM %1$s.telnyx_order_requests"
+			   "               WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')),"
+			   "             (SELECT pg_catalog.min(next_attempt_at)"
+			   "                FROM %1$s.telnyx_order_requests"
+			   "               WHERE state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
+			   "                 AND state OPERATOR(pg_catalog.=) 'unknown'"
+			   "                 AND claimed_by_pid IS NULL))",
 			   0, NULL, NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)

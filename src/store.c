@@ -81,6 +81,9 @@ typedef struct StoreQuery
 #define STORE_ORDER_COLUMNS 10
 #define STORE_GROUP_COLUMNS 20
 
+/* The columns of phone numbers STORE_UPSERT_NUMBERS takes. */
+#define STORE_NUMBER_COLUMNS 9
+
 /* One column of many rows, built for a statement that unnests arrays. */
 typedef struct Column
 {
@@ -757,13 +760,13 @@ store_webhook_unapplied(const char *event_id)
 static void
 store_numbers(const char *schema, const TelnyxNumberOrder *no)
 {
+	static const Oid types[STORE_NUMBER_COLUMNS] = {
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TIMESTAMPTZOID,
+		TEXTOID, JSONBOID
+	};
 	int			n = list_length(no->phone_numbers);
-	int			ncols = 9;
-	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID,
-	TIMESTAMPTZOID, TEXTOID, JSONBOID};
-	Datum	   *cols[9];
-	bool	   *colnulls[9];
-	Datum		values[10];
+	Column		cols[STORE_NUMBER_COLUMNS];
+	Datum		values[STORE_NUMBER_COLUMNS + 1];
 	List	   *numbers = NIL;
 	ListCell   *lc;
 	PhoneNumberAt *sorted;
@@ -779,11 +782,6 @@ store_numbers(const char *schema, const TelnyxNumberOrder *no)
 	if (n == 0)
 		return;
 
-	for (c = 0; c < ncols; c++)
-	{
-		cols[c] = palloc0(sizeof(Datum) * n);
-		colnulls[c] = palloc0(sizeof(bool) * n);
-	}
 	/* a number listed twice counts once, as its last listing says */
 	sorted = palloc(sizeof(PhoneNumberAt) * n);
 	foreach(lc, no->phone_numbers)
@@ -792,36 +790,29 @@ store_numbers(const char *schema, const TelnyxNumberOrder *no)
 		sorted[foreach_current_index(lc)].at = foreach_current_index(lc);
 	}
 	qsort(sorted, n, sizeof(PhoneNumberAt), phone_number_at_cmp);
+
+	for (c = 0; c < STORE_NUMBER_COLUMNS; c++)
+		column_init(&cols[c], types[c], n);
 	for (k = 0; k < n; k++)
 	{
 		TelnyxPhoneNumber *pn = sorted[k].pn;
-		const char *strings[] = {pn->phone_number, pn->id, pn->status,
-		pn->phone_number_type};
 
 		if (k + 1 < n && strcmp(sorted[k + 1].pn->phone_number, pn->phone_number) == 0)
 			continue;
-
-		for (c = 0; c < 4; c++)
-		{
-			colnulls[c][i] = strings[c] == NULL;
-			if (strings[c] != NULL)
-				cols[c][i] = CStringGetTextDatum(strings[c]);
-		}
-		cols[4][i] = BoolGetDatum(pn->requirements_met.value);
-		colnulls[4][i] = !pn->requirements_met.present;
-		colnulls[5][i] = pn->requirements_status == NULL;
-		if (pn->requirements_status != NULL)
-			cols[5][i] = CStringGetTextDatum(pn->requirements_status);
-		cols[6][i] = TimestampTzGetDatum(pn->deadline.value);
-		colnulls[6][i] = !pn->deadline.present;
-		colnulls[7][i] = pn->country_code == NULL;
-		if (pn->country_code != NULL)
-			cols[7][i] = CStringGetTextDatum(pn->country_code);
-		cols[8][i] = JsonbPGetDatum(pn->data);
+		column_text(&cols[0], i, pn->phone_number);
+		column_text(&cols[1], i, pn->id);
+		column_text(&cols[2], i, pn->status);
+		column_text(&cols[3], i, pn->phone_number_type);
+		column_set(&cols[4], i, BoolGetDatum(pn->requirements_met.value),
+				   !pn->requirements_met.present);
+		column_text(&cols[5], i, pn->requirements_status);
+		column_set(&cols[6], i, TimestampTzGetDatum(pn->deadline.value), !pn->deadline.present);
+		column_text(&cols[7], i, pn->country_code);
+		column_set(&cols[8], i, JsonbPGetDatum(pn->data), false);
 		i++;
 	}
-	for (c = 0; c < ncols; c++)
-		values[c + 1] = array_datum(cols[c], colnulls[c], i, types[c]);
+	for (c = 0; c < STORE_NUMBER_COLUMNS; c++)
+		values[c + 1] = column_array(&cols[c], i);
 	store_execute(schema, STORE_UPSERT_NUMBERS, values, NULL, SPI_OK_INSERT);
 }
 
