@@ -227,3 +227,22 @@ INSERT INTO bulk_requests (ordering_groups) VALUES ('{"country_iso": "US", "phon
 DROP TRIGGER per_statement ON bulk_requests;
 SELECT telnyx_order_trigger();
 DROP TABLE number_requests, bulk_requests;
+
+-- the sender claims ahead of its free slots; when it pauses (a refused
+-- key), what it claimed and never sent goes back to the queue, as if never
+-- claimed, and every request is ordered exactly once
+DELETE FROM telnyx_order_requests;
+\! standinctl reset
+SELECT count(telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'ahead-' || i))
+  FROM generate_series(1, 40) i;
+\! standinctl fault '{"match": "create", "status": 401, "code": "10009", "title": "Authentication failed"}'
+-- (how many were sent before the pause depends on timing)
+CALL telnyx_process_queue() \gset first_
+SELECT bool_and(state = 'sent' AND attempts = 1 OR state = 'queued' AND attempts <= 1) AS sent_or_back_in_queue,
+       count(*) FILTER (WHERE state = 'queued' AND attempts = 1) AS refused_once,
+       bool_and(claimed_by_pid IS NULL) AS no_claim_left
+  FROM telnyx_order_requests;
+CALL telnyx_process_queue() \gset second_
+SELECT :first_handled + :second_handled AS handled;
+SELECT state, count(*) FROM telnyx_order_requests GROUP BY state;
+\! standinctl count

@@ -748,6 +748,39 @@ queue_release_own(void)
 }
 
 /*
+ * queue_unclaim
+ *		Give back claimed requests that were never sent (ids, n of them):
+ *		queued again, as if not claimed.
+ */
+void
+queue_unclaim(int64 *ids, int n)
+{
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	StoreScope	scope;
+	char	   *schema;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	values[0] = PointerGetDatum(construct_array(elems, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
+			   "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 1"
+			   "                    THEN 'retrying' ELSE 'queued' END,"
+			   "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"
+			   "       lease_until = NULL, claimed_by_pid = NULL,"
+			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
+			   "  FROM pg_catalog.unnest($1) AS t(id)"
+			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
+			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE",
+			   1, argtypes, values, NULL, SPI_OK_UPDATE);
+	store_end(&scope);
+}
+
+/*
  * queue_claim_unknown
  *		Claim up to max unknown requests due for reconciliation (a lease, so
  *		that two senders do not reconcile the same request).

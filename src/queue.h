@@ -79,6 +79,7 @@ extern void queue_record_unstored(QueueRequest *req, TelnyxResult *result,
 								  const char *why);
 extern int	queue_recover_stale(void);
 extern int	queue_release_own(void);
+extern void queue_unclaim(int64 *ids, int n);
 extern List *queue_claim_unknown(int max, MemoryContext mcxt);
 extern void queue_resolve_unknown(QueueRequest *req);
 extern void queue_unknown_retry_later(QueueRequest *req, double retry_delay_ms);

@@ -89,6 +89,9 @@
  * at most this long after the first of them arrived.
  */
 #define WORKER_RECORD_BATCH 256
+
+/* The sender claims this many times its concurrency at once. */
+#define WORKER_CLAIM_AHEAD 4
 #define WORKER_RECORD_DELAY_MS 5
 
 /* Unknown requests reconciled per pass. */
@@ -167,7 +170,8 @@ PGDLLEXPORT void telnyx_sender_main(Datum arg);
 
 static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_stream(SenderState *state, int max);
-static int	worker_claim_into_stream(int want);
+static List *worker_claim(int want);
+static void worker_unclaim(List *ready);
 static void worker_record(SenderState *state, HttpDone *done, int n);
 static int	worker_reconcile(SenderState *state);
 static bool worker_database_wanted(void);
@@ -460,6 +464,7 @@ worker_stream(SenderState *state, int max)
 	MemoryContext recordcxt;
 	volatile int claimed = 0;
 	volatile bool more = true;
+	List	   *ready = NIL;	/* claimed, waiting for a slot */
 	int			npending = 0;
 	TimestampTz record_by = 0;
 
@@ -472,26 +477,41 @@ worker_stream(SenderState *state, int max)
 	{
 		for (;;)
 		{
-			int			want = http_stream_free();
 			int			timeout = WORKER_STREAM_WAIT_MS;
+			bool		may_send = !state->paused &&
+				state->not_before <= GetCurrentTimestamp();
 			TimestampTz now;
 			MemoryContext old;
 
-			if (max >= 0)
-				want = Min(want, max - claimed);
 			/* a commit that enqueued sets the latch: look again */
 			if (!more && !state->is_pass && MyLatch->is_set)
 			{
 				ResetLatch(MyLatch);
 				more = true;
 			}
-			if (more && want > 0 && !state->paused &&
-				state->not_before <= GetCurrentTimestamp())
-			{
-				int			n = worker_claim_into_stream(want);
 
+			/*
+			 * Claim ahead, a few slots' worth at once (one statement for
+			 * many rows), when a slot is free and nothing claimed waits.
+			 */
+			if (more && may_send && ready == NIL && http_stream_free() > 0)
+			{
+				int			want = WORKER_CLAIM_AHEAD * capacity;
+				int			n;
+
+				if (max >= 0)
+					want = Min(want, max - claimed);
+				ready = worker_claim(want);
+				n = list_length(ready);
 				claimed += n;
 				more = n == want && (max < 0 || claimed < max);
+			}
+			while (may_send && ready != NIL && http_stream_free() > 0)
+			{
+				InFlight   *f = (InFlight *) linitial(ready);
+
+				ready = list_delete_first(ready);
+				http_stream_add(&f->http, f);
 			}
 			if (http_stream_busy() == 0 && npending == 0)
 				break;
@@ -530,23 +550,49 @@ worker_stream(SenderState *state, int max)
 		http_stream_end();
 	}
 	PG_END_TRY();
+
+	/* claimed but never sent (the sender paused or must wait): give back */
+	if (ready != NIL)
+		worker_unclaim(ready);
 	MemoryContextDelete(recordcxt);
 	pfree(pending);
-	return claimed;
+	return claimed - list_length(ready);
+}
+
+/* Give back requests claimed ahead that were never sent. */
+static void
+worker_unclaim(List *ready)
+{
+	int64	   *ids = palloc(sizeof(int64) * list_length(ready));
+	ListCell   *lc;
+
+	foreach(lc, ready)
+		ids[foreach_current_index(lc)] = ((InFlight *) lfirst(lc))->req->id;
+	worker_begin();
+	queue_unclaim(ids, list_length(ready));
+	worker_commit();
+	foreach(lc, ready)
+	{
+		ClaimBatch *batch = ((InFlight *) lfirst(lc))->batch;
+
+		if (--batch->left == 0)
+			MemoryContextDelete(batch->cxt);
+	}
 }
 
 /*
- * Claim up to want requests and start sending them.  Each claim's requests
- * live in a memory context of their own, deleted when the last of them has
- * been recorded, so that a long stream holds only what is in flight.
- * Returns how many were claimed.
+ * Claim up to want requests, ready to send (InFlight *).  A claim's
+ * requests live in a memory context of their own, deleted when the last of
+ * them has been recorded (or given back), so that a long stream holds only
+ * what is in flight.
  */
-static int
-worker_claim_into_stream(int want)
+static List *
+worker_claim(int want)
 {
 	MemoryContext batchcxt;
 	ClaimBatch *batch;
 	List	   *reqs;
+	List	   *ready = NIL;
 	ListCell   *lc;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "telnyx_orders claim",
@@ -557,7 +603,7 @@ worker_claim_into_stream(int want)
 	if (reqs == NIL)
 	{
 		MemoryContextDelete(batchcxt);
-		return 0;
+		return NIL;
 	}
 
 	batch = MemoryContextAllocZero(batchcxt, sizeof(ClaimBatch));
@@ -575,9 +621,9 @@ worker_claim_into_stream(int want)
 		f->batch = batch;
 		api_create_request(&f->http, f->req->request_body, f->req->request_key);
 		MemoryContextSwitchTo(old);
-		http_stream_add(&f->http, f);
+		ready = lappend(ready, f);
 	}
-	return batch->left;
+	return ready;
 }
 
 /*
