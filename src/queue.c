@@ -82,7 +82,7 @@ int			telnyx_reconcile_delay_ms = 10000;
 /* The columns a claim returns, as queue_read_requests reads them. */
 #define QUEUE_REQUEST_COLUMNS \
 	" RETURNING r.id, r.request_key::pg_catalog.text, r.body, r.request_body," \
-	" r.attempts, r.created_at, r.first_sent_at"
+	" r.attempts, r.created_at, r.first_sent_at, r.next_attempt_at"
 
 /*---- Local variables ----*/
 
@@ -105,7 +105,7 @@ static void queue_set_state(int64 id, const char *from, const char *to,
 							const char *order_id, Jsonb *last_error,
 							double delay_ms);
 static List *queue_claim_rows(const char *template, int max, int64 lease_ms,
-							  MemoryContext mcxt);
+							  const QueueCursor *after, MemoryContext mcxt);
 static List *queue_read_requests(MemoryContext mcxt);
 static Jsonb *queue_reason(const char *reason);
 static Datum queue_after_ms(double ms);
@@ -409,12 +409,16 @@ queue_ready(void)
  *		must outlive the transaction.
  */
 List *
-queue_claim(int max, int64 lease_ms, MemoryContext mcxt)
+queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt)
 {
-	return queue_claim_rows("WITH due AS ("
+	List	   *reqs;
+	ListCell   *lc;
+
+	reqs = queue_claim_rows("WITH due AS ("
 							"  SELECT id FROM %1$s.telnyx_order_requests"
 							"   WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
 							"     AND next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+							"     AND (next_attempt_at, id) OPERATOR(pg_catalog.>) ($6, $7)"
 							QUEUE_AT_HOME
 							"   ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
 							" UPDATE %1$s.telnyx_order_requests r"
@@ -426,7 +430,35 @@ queue_claim(int max, int64 lease_ms, MemoryContext mcxt)
 							"        updated_at = pg_catalog.now()"
 							"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
 							QUEUE_REQUEST_COLUMNS,
-							max, lease_ms, mcxt);
+							max, lease_ms, after, mcxt);
+
+	/* the next claim starts after the last row of this one */
+	foreach(lc, reqs)
+	{
+		QueueRequest *req = (QueueRequest *) lfirst(lc);
+
+		if (req->next_attempt_at > after->at ||
+			(req->next_attempt_at == after->at && req->id > after->id))
+		{
+			after->at = req->next_attempt_at;
+			after->id = req->id;
+		}
+	}
+	/* none left after it: the next claim looks from the start again */
+	if (list_length(reqs) < max)
+		queue_cursor_reset(after);
+	return reqs;
+}
+
+/*
+ * queue_cursor_reset
+ *		A claim's cursor at the start of the queue.
+ */
+void
+queue_cursor_reset(QueueCursor *after)
+{
+	after->at = DT_NOBEGIN;
+	after->id = 0;
 }
 
 /*
@@ -436,10 +468,12 @@ queue_claim(int max, int64 lease_ms, MemoryContext mcxt)
  * which are read into mcxt.
  */
 static List *
-queue_claim_rows(const char *template, int max, int64 lease_ms, MemoryContext mcxt)
+queue_claim_rows(const char *template, int max, int64 lease_ms,
+				 const QueueCursor *after, MemoryContext mcxt)
 {
-	Oid			argtypes[5] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID};
-	Datum		values[5];
+	Oid			argtypes[7] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID,
+	TIMESTAMPTZOID, INT8OID};
+	Datum		values[7];
 	StoreScope	scope;
 	char	   *schema;
 	List	   *result;
@@ -449,9 +483,12 @@ queue_claim_rows(const char *template, int max, int64 lease_ms, MemoryContext mc
 	values[2] = TimestampTzGetDatum(MyStartTimestamp);
 	values[3] = Int64GetDatum((int64) GetSystemIdentifier());
 	values[4] = ObjectIdGetDatum(MyDatabaseId);
+	values[5] = TimestampTzGetDatum(after ? after->at : DT_NOBEGIN);
+	values[6] = Int64GetDatum(after ? after->id : 0);
 
 	schema = store_begin(&scope);
-	store_exec(schema, template, 5, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	store_exec(schema, template, after ? 7 : 5, argtypes, values, NULL,
+			   SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	store_end(&scope);
 	return result;
@@ -481,6 +518,7 @@ queue_read_requests(MemoryContext mcxt)
 		req->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
 		d = SPI_getbinval(tup, desc, 7, &isnull);
 		req->first_sent_at = isnull ? req->created_at : DatumGetTimestampTz(d);
+		req->next_attempt_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
 		result = lappend(result, req);
 		MemoryContextSwitchTo(old);
 	}
@@ -800,7 +838,7 @@ queue_claim_unknown(int max, MemoryContext mcxt)
 							"        claimed_by_start = $3"
 							"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
 							QUEUE_REQUEST_COLUMNS,
-							max, QUEUE_RECONCILE_LEASE_MS, mcxt);
+							max, QUEUE_RECONCILE_LEASE_MS, NULL, mcxt);
 }
 
 /*

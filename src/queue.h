@@ -26,11 +26,23 @@ typedef struct QueueRequest
 	int			attempts;		/* including this one */
 	TimestampTz created_at;		/* when it was enqueued */
 	TimestampTz first_sent_at;	/* when it was first claimed for sending */
+	TimestampTz next_attempt_at;	/* when it was due */
 	List	   *candidates;		/* while reconciling: Jsonb * of orders that
 								 * may be this one's, in list order */
 	bool		uncertain;		/* while reconciling: an order that might be
 								 * this one cannot be told apart */
 } QueueRequest;
+
+/*
+ * Where a sender's next claim starts in the claim index (next_attempt_at,
+ * id): after the last row it claimed, so that a long drain does not walk
+ * again over the rows it has claimed; at the start once that finds nothing.
+ */
+typedef struct QueueCursor
+{
+	TimestampTz at;
+	int64		id;
+} QueueCursor;
 
 /* What a recorded outcome asks of the sender. */
 typedef enum QueueOutcome
@@ -71,7 +83,9 @@ extern bool queue_resume(void);
 /* Each of these runs in a transaction the caller opened. */
 extern bool queue_ready(void);
 extern QueueHome queue_home(void);
-extern List *queue_claim(int max, int64 lease_ms, MemoryContext mcxt);
+extern List *queue_claim(int max, int64 lease_ms, QueueCursor *after,
+						 MemoryContext mcxt);
+extern void queue_cursor_reset(QueueCursor *after);
 extern QueueOutcome queue_record(QueueRequest *req, TelnyxResult *result,
 								 double retry_delay_ms, double *wait_ms);
 extern void queue_record_created(List *reqs, List *results);

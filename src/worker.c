@@ -170,7 +170,7 @@ PGDLLEXPORT void telnyx_sender_main(Datum arg);
 
 static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_stream(SenderState *state, int max);
-static List *worker_claim(int want);
+static List *worker_claim(int want, QueueCursor *after);
 static void worker_unclaim(List *ready);
 static void worker_record(SenderState *state, HttpDone *done, int n);
 static int	worker_reconcile(SenderState *state);
@@ -465,11 +465,13 @@ worker_stream(SenderState *state, int max)
 	volatile int claimed = 0;
 	volatile bool more = true;
 	List	   *ready = NIL;	/* claimed, waiting for a slot */
+	QueueCursor cursor;			/* where the next claim starts */
 	int			npending = 0;
 	TimestampTz record_by = 0;
 
 	if (max == 0)
 		return 0;
+	queue_cursor_reset(&cursor);
 	recordcxt = AllocSetContextCreate(CurrentMemoryContext, "telnyx_orders record",
 									  ALLOCSET_DEFAULT_SIZES);
 	http_stream_begin(capacity);
@@ -501,7 +503,7 @@ worker_stream(SenderState *state, int max)
 
 				if (max >= 0)
 					want = Min(want, max - claimed);
-				ready = worker_claim(want);
+				ready = worker_claim(want, &cursor);
 				n = list_length(ready);
 				claimed += n;
 				more = n == want && (max < 0 || claimed < max);
@@ -587,7 +589,7 @@ worker_unclaim(List *ready)
  * what is in flight.
  */
 static List *
-worker_claim(int want)
+worker_claim(int want, QueueCursor *after)
 {
 	MemoryContext batchcxt;
 	ClaimBatch *batch;
@@ -598,7 +600,16 @@ worker_claim(int want)
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "telnyx_orders claim",
 									 ALLOCSET_SMALL_SIZES);
 	worker_begin();
-	reqs = queue_claim(want, (int64) telnyx_timeout_ms + QUEUE_LEASE_MARGIN_MS, batchcxt);
+	/*
+	 * A request claimed ahead waits for a slot: at most WORKER_CLAIM_AHEAD
+	 * rounds of requests, each at most telnyx.timeout.  The lease covers
+	 * that wait and its own request, so that no one takes it for stale
+	 * while it waits.  (A dead sender's claims end at once, lease or not.)
+	 */
+	reqs = queue_claim(want,
+					   (int64) telnyx_timeout_ms * (WORKER_CLAIM_AHEAD + 1) +
+					   QUEUE_LEASE_MARGIN_MS,
+					   after, batchcxt);
 	worker_commit();
 	if (reqs == NIL)
 	{
