@@ -47,8 +47,8 @@ my ($in, $out, $err) = ('', '', '');
 my $listen = IPC::Run::start(
 	[ 'psql', '-XAtq', '-d', $node->connstr('postgres') . ' user=listener' ],
 	'<', \$in, '>', \$out, '2>', \$err);
-$in .= "LISTEN telnyx_orders;\n";
-$listen->pump while length $in;
+$in .= "LISTEN telnyx_orders;\nSELECT 'listening';\n";
+$listen->pump until $out =~ /listening/;
 
 # success, partial success (short stock), failure (no stock)
 $node->safe_psql('postgres', q{
@@ -80,9 +80,10 @@ SELECT locality FROM telnyx_ordering_groups g JOIN telnyx_inexplicit_orders o ON
 is($node->safe_psql('postgres', 'SELECT count(*) FROM telnyx_open_orders'), '0',
 	'no order is open any more');
 
-# what the listener heard
-$in .= "SELECT 1;\n";
-$listen->pump until $out =~ /^1$/m;
+# what the listener heard (psql prints a notification after the result of
+# the query that follows it: read to the end of its output)
+$in .= "SELECT 1;\n\\q\n";
+$listen->finish;
 my @notes = ($out . $err) =~ /(Asynchronous notification "telnyx_orders"[^\n]*)/g;
 my @events = map { /with payload "(.*)" received/ ? $1 : () } @notes;
 ok(scalar(grep { /"group_changed"/ } @events) >= 3, 'listeners hear each group change');
@@ -95,8 +96,6 @@ is( $node->safe_psql('postgres',
 		   JOIN telnyx_inexplicit_orders o ON o.id = e.order_id WHERE e.seq = $seq"),
 	'numbers_bought acme-1', 'the seq names the event row, for those who may read it')
   if defined $seq;
-$in .= "\\q\n";
-$listen->finish;
 
 # refreshing stops once everything has ended
 standinctl('reset-requests');
