@@ -615,7 +615,7 @@ queue_record_created(List *reqs, List *results)
 		order_ids[n] = CStringGetTextDatum(order->id);
 		n++;
 	}
-	store_orders(orders, bodies, false);
+	store_orders(orders, bodies, false, true);
 
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(order_ids, n, TEXTOID, -1, false, TYPALIGN_INT));

@@ -74,7 +74,7 @@ typedef struct StoreQuery
 {
 	const char *sql;			/* %1$s is the quoted schema */
 	int			nargs;
-	Oid			argtypes[31];
+	Oid			argtypes[32];
 } StoreQuery;
 
 /* The columns of orders and groups STORE_UPSERT_ORDERS takes. */
@@ -108,7 +108,8 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 	/*
 	 * Orders ($1..$10: id, the four strings, created_at, updated_at, data,
 	 * next_refresh_at, how many groups were listed or -1), their groups
-	 * ($11..$30, features as a jsonb array), found_by_sync ($31).  The
+	 * ($11..$30, features as a jsonb array), found_by_sync ($31), whether to
+	 * delete the groups no longer listed ($32; not for orders just created).  The
 	 * groups' foreign key is checked at the end of the statement, when the
 	 * orders are there; the groups deleted are beyond the ones listed, so
 	 * never ones the statement upserts.
@@ -181,13 +182,13 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" d AS ("
 		" DELETE FROM %1$s.telnyx_ordering_groups z"
 		"  USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($10)) AS t(id, ngroups)"
-		"  WHERE t.ngroups OPERATOR(pg_catalog.>=) 0"
+		"  WHERE $32 AND t.ngroups OPERATOR(pg_catalog.>=) 0"
 		"    AND z.order_id OPERATOR(pg_catalog.=) t.id"
 		"    AND z.group_index OPERATOR(pg_catalog.>) t.ngroups"
 		" RETURNING 1)"
 		" SELECT (SELECT pg_catalog.count(*) FROM o), (SELECT pg_catalog.count(*) FROM g),"
 		"  (SELECT pg_catalog.count(*) FROM d)",
-		31,
+		32,
 		{TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 			TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID,
 			TIMESTAMPTZARRAYOID, INT4ARRAYOID,
@@ -195,7 +196,7 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 			TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 			TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
 			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZARRAYOID, BOOLOID}
+		TIMESTAMPTZARRAYOID, BOOLOID, BOOLOID}
 	},
 	[STORE_UNLINK_NUMBER_ORDERS] = {
 		"DELETE FROM %1$s.telnyx_number_orders n"
@@ -370,14 +371,15 @@ void
 store_order(TelnyxOrder *order, bool found_by_sync, Jsonb *request)
 {
 	store_orders(list_make1(order), request ? list_make1(request) : NIL,
-				 found_by_sync);
+				 found_by_sync, false);
 }
 
 /*
  * store_orders
  *		store_order for many orders at once (requests, when not NIL, holds
  *		each one's request body or NULL, in the same order): the orders, the
- *		groups, and the groups no longer listed, in one statement; the links
+ *		groups, and the groups no longer listed, in one statement (with
+ *		created, the answers to creates: no groups can be left over); the links
  *		to number orders, of the groups that list any, one statement each.
  *		The same order twice makes the statement fail, and nothing of it is
  *		recorded.
@@ -389,7 +391,7 @@ store_order(TelnyxOrder *order, bool found_by_sync, Jsonb *request)
  * deleted.
  */
 void
-store_orders(List *orders, List *requests, bool found_by_sync)
+store_orders(List *orders, List *requests, bool found_by_sync, bool created)
 {
 	static const Oid order_types[STORE_ORDER_COLUMNS] = {
 		TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
@@ -402,7 +404,7 @@ store_orders(List *orders, List *requests, bool found_by_sync)
 	};
 	Column		oc[STORE_ORDER_COLUMNS];
 	Column		gc[STORE_GROUP_COLUMNS];
-	Datum		values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 1];
+	Datum		values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 2];
 	int			norders = list_length(orders);
 	int			ngroups = 0;
 	int			c;
@@ -482,6 +484,7 @@ store_orders(List *orders, List *requests, bool found_by_sync)
 	for (c = 0; c < STORE_GROUP_COLUMNS; c++)
 		values[STORE_ORDER_COLUMNS + c] = column_array(&gc[c], ngroups);
 	values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS] = BoolGetDatum(found_by_sync);
+	values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 1] = BoolGetDatum(!created);
 
 	schema = store_begin(&scope);
 	store_execute(schema, STORE_UPSERT_ORDERS, values, NULL, SPI_OK_SELECT);

@@ -30,7 +30,8 @@ extern int	telnyx_refresh_interval_max_s;
 extern void store_init(void);
 extern void store_order(TelnyxOrder *order, bool found_by_sync,
 						Jsonb *request);
-extern void store_orders(List *orders, List *requests, bool found_by_sync);
+extern void store_orders(List *orders, List *requests, bool found_by_sync,
+						 bool created);
 extern bool store_number_order(const TelnyxNumberOrder *no);
 extern bool store_webhook_delivery(const char *event_id, const char *event_type,
 								   const TimestampTz *occurred_at,
