@@ -197,7 +197,8 @@ api_create_result(const HttpRequest *req, const HttpResponse *resp)
 	TelnyxResult *r = api_classify(req, resp, false);
 	const char *why;
 
-	if (r->class == TELNYX_OK && api_parse_order(&r->data, &why) == NULL)
+	if (r->class == TELNYX_OK &&
+		(r->order = api_parse_order(&r->data, &why)) == NULL)
 	{
 		r->class = TELNYX_UNKNOWN;
 		r->why = psprintf("Telnyx accepted the request, but its answer cannot be recorded: %s",
@@ -222,7 +223,8 @@ api_get_number_order(const char *id)
 
 /*
  * GET prefix + id.  The answer must be an order (or, with number_order, a
- * number order) that can be recorded, and the one asked for.
+ * number order) that can be recorded, and the one asked for; it is kept
+ * parsed in the result.
  */
 static TelnyxResult *
 api_get_one(const char *prefix, const char *id, bool number_order)
@@ -243,15 +245,13 @@ api_get_one(const char *prefix, const char *id, bool number_order)
 		return r;
 	if (number_order)
 	{
-		TelnyxNumberOrder *no = api_parse_number_order(&r->data, &why);
-
-		found = no ? no->id : NULL;
+		r->number_order = api_parse_number_order(&r->data, &why);
+		found = r->number_order ? r->number_order->id : NULL;
 	}
 	else
 	{
-		TelnyxOrder *o = api_parse_order(&r->data, &why);
-
-		found = o ? o->id : NULL;
+		r->order = api_parse_order(&r->data, &why);
+		found = r->order ? r->order->id : NULL;
 	}
 	if (found == NULL)
 	{

@@ -65,6 +65,9 @@ typedef struct TelnyxResult
 	double		wait_ms;		/* wait the server asked for, -1 if none */
 	Jsonb	   *body;			/* the response as jsonb, NULL if not JSON */
 	JsonbValue	data;			/* body's "data" (jbvBinary) when TELNYX_OK */
+	struct TelnyxOrder *order;	/* when TELNYX_OK: the order a create or a
+								 * get answered, parsed once */
+	struct TelnyxNumberOrder *number_order;	/* the same for a number order */
 	char	   *why;			/* a sentence on what went wrong, or NULL */
 	char	   *telnyx_errors;	/* Telnyx's "errors", as sentences, or NULL */
 	char	   *error_code;		/* first error's code, or NULL */

@@ -546,7 +546,7 @@ queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
 	{
 		case API_CREATED:
 			{
-				TelnyxOrder *order = api_parse_order(&result->data, NULL);
+				TelnyxOrder *order = result->order;
 
 				store_order(order, false, req->body);
 				queue_set_state(req->id, "sending", "sent", order->id, NULL, 0);
@@ -606,7 +606,7 @@ queue_record_created(List *reqs, List *results)
 	{
 		QueueRequest *req = (QueueRequest *) lfirst(lc);
 		TelnyxResult *result = (TelnyxResult *) lfirst(lc2);
-		TelnyxOrder *order = api_parse_order(&result->data, NULL);
+		TelnyxOrder *order = result->order;
 
 		Assert(result->class == TELNYX_OK);
 		orders = lappend(orders, order);
@@ -645,7 +645,7 @@ queue_record_unstored(QueueRequest *req, TelnyxResult *result, const char *why)
 {
 	if (result->class == TELNYX_OK)
 	{
-		TelnyxOrder *order = api_parse_order(&result->data, NULL);
+		TelnyxOrder *order = result->order;
 
 		queue_set_state(req->id, "sending", "sent", order->id,
 						queue_reason(psprintf("The order was created, but its rows could not be recorded (%s); the periodic sync records them.",

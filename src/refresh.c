@@ -85,13 +85,11 @@ refresh_fetch(RefreshItem *item)
 void
 refresh_store(RefreshItem *item)
 {
-	const char *why;
-
 	Assert(item->result->class == TELNYX_OK);
 	if (item->number_order)
-		(void) store_number_order(api_parse_number_order(&item->result->data, &why));
+		(void) store_number_order(item->result->number_order);
 	else
-		store_order(api_parse_order(&item->result->data, &why), false, NULL);
+		store_order(item->result->order, false, NULL);
 }
 
 /* What item is, for a message: 'inexplicit number order "..."'. */

@@ -163,7 +163,7 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	result = api_create_inexplicit_order(api_request_text(request), key);
 	api_raise(result, API_CREATE, NULL);
 
-	order = api_parse_order(&result->data, NULL);
+	order = result->order;
 	store_order(order, false, request);
 
 	PG_RETURN_JSONB_P(order->data);
@@ -212,7 +212,7 @@ get_order(const char *id)
 	result = api_get_inexplicit_order(id);
 	api_raise(result, API_GET, id);
 
-	order = api_parse_order(&result->data, NULL);
+	order = result->order;
 	store_order(order, false, NULL);
 
 	PG_RETURN_JSONB_P(order->data);
