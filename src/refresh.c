@@ -23,6 +23,11 @@
 #include "refresh.h"
 #include "store.h"
 
+/*---- Function declarations ----*/
+
+static List *refresh_items(List *items, List *ids, bool number_order,
+						   MemoryContext mcxt);
+
 /*
  * refresh_claim
  *		Up to max orders, then number orders, due for a fetch, claimed
@@ -31,31 +36,28 @@
 List *
 refresh_claim(int max, MemoryContext mcxt)
 {
-	List	   *items = NIL;
-	List	   *ids;
+	List	   *items;
+
+	items = refresh_items(NIL, store_claim_refresh(max, mcxt), false, mcxt);
+	if (list_length(items) < max)
+		items = refresh_items(items,
+							  store_claim_number_orders(max - list_length(items), mcxt),
+							  true, mcxt);
+	return items;
+}
+
+/* items, and an item (in mcxt) for each of the ids claimed. */
+static List *
+refresh_items(List *items, List *ids, bool number_order, MemoryContext mcxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(mcxt);
 	ListCell   *lc;
-	MemoryContext old;
 
-	ids = store_claim_refresh(max, mcxt);
-	old = MemoryContextSwitchTo(mcxt);
 	foreach(lc, ids)
 	{
 		RefreshItem *item = palloc0(sizeof(RefreshItem));
 
-		item->id = (char *) lfirst(lc);
-		items = lappend(items, item);
-	}
-	MemoryContextSwitchTo(old);
-
-	if (list_length(items) >= max)
-		return items;
-	ids = store_claim_number_orders(max - list_length(items), mcxt);
-	old = MemoryContextSwitchTo(mcxt);
-	foreach(lc, ids)
-	{
-		RefreshItem *item = palloc0(sizeof(RefreshItem));
-
-		item->number_order = true;
+		item->number_order = number_order;
 		item->id = (char *) lfirst(lc);
 		items = lappend(items, item);
 	}

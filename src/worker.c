@@ -172,6 +172,7 @@ static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_stream(SenderState *state, int max);
 static List *worker_claim(int want, QueueCursor *after);
 static void worker_unclaim(List *ready);
+static void inflight_release(InFlight *f);
 static void worker_record(SenderState *state, HttpDone *done, int n);
 static int	worker_reconcile(SenderState *state);
 static bool worker_database_wanted(void);
@@ -561,6 +562,16 @@ worker_stream(SenderState *state, int max)
 	return claimed - list_length(ready);
 }
 
+/* A request is done with: its claim's memory goes with the last of them. */
+static void
+inflight_release(InFlight *f)
+{
+	ClaimBatch *batch = f->batch;
+
+	if (--batch->left == 0)
+		MemoryContextDelete(batch->cxt);
+}
+
 /* Give back requests claimed ahead that were never sent. */
 static void
 worker_unclaim(List *ready)
@@ -574,12 +585,7 @@ worker_unclaim(List *ready)
 	queue_unclaim(ids, list_length(ready));
 	worker_commit();
 	foreach(lc, ready)
-	{
-		ClaimBatch *batch = ((InFlight *) lfirst(lc))->batch;
-
-		if (--batch->left == 0)
-			MemoryContextDelete(batch->cxt);
-	}
+		inflight_release((InFlight *) lfirst(lc));
 }
 
 /*
@@ -700,14 +706,8 @@ worker_record(SenderState *state, HttpDone *done, int n)
 	}
 	worker_commit();
 
-	/* a claim's memory goes with the last of its requests */
 	for (i = 0; i < n; i++)
-	{
-		ClaimBatch *batch = ((InFlight *) done[i].tag)->batch;
-
-		if (--batch->left == 0)
-			MemoryContextDelete(batch->cxt);
-	}
+		inflight_release((InFlight *) done[i].tag);
 
 	if (pause_class == TELNYX_AUTH)
 		ereport(LOG,
