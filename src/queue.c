@@ -793,8 +793,8 @@ queue_release_own(void)
 void
 queue_unclaim(int64 *ids, int n)
 {
-	Oid			argtypes[1] = {INT8ARRAYOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {INT8ARRAYOID, TIMESTAMPTZOID};
+	Datum		values[2];
 	Datum	   *elems = palloc(sizeof(Datum) * n);
 	StoreScope	scope;
 	char	   *schema;
@@ -803,7 +803,9 @@ queue_unclaim(int64 *ids, int n)
 	for (i = 0; i < n; i++)
 		elems[i] = Int64GetDatum(ids[i]);
 	values[0] = PointerGetDatum(construct_array(elems, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[1] = TimestampTzGetDatum(MyStartTimestamp);
 	schema = store_begin(&scope);
+	/* only claims that are still this process's: never one another took */
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 1"
@@ -813,8 +815,10 @@ queue_unclaim(int64 *ids, int n)
 			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
 			   "  FROM pg_catalog.unnest($1) AS t(id)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
-			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE",
-			   1, argtypes, values, NULL, SPI_OK_UPDATE);
+			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
+			   "   AND r.claimed_by_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
+			   "   AND r.claimed_by_start OPERATOR(pg_catalog.=) $2",
+			   2, argtypes, values, NULL, SPI_OK_UPDATE);
 	store_end(&scope);
 }
 
