@@ -82,16 +82,22 @@ refresh_fetch(RefreshItem *item)
 /*
  * refresh_store
  *		Record a fetched item (its result must be TELNYX_OK), in the
- *		caller's transaction.
+ *		caller's transaction; false, recording nothing, if another
+ *		transaction is writing its rows (it stays claimed, and is fetched
+ *		again when its claim ends).  The caller ends its subtransaction
+ *		either way.
  */
-void
+bool
 refresh_store(RefreshItem *item)
 {
 	Assert(item->result->class == TELNYX_OK);
+	if (!store_lock(item->id, item->number_order))
+		return false;
 	if (item->number_order)
 		(void) store_number_order(item->result->number_order);
 	else
 		store_order(item->result->order, false, NULL);
+	return true;
 }
 
 /* What item is, for a message: 'inexplicit number order "..."'. */

@@ -60,6 +60,8 @@ typedef enum StoreStatement
 	STORE_CLAIM_REFRESH,
 	STORE_CLAIM_NUMBER_ORDERS,
 	STORE_NEXT_REFRESH,
+	STORE_LOCK_ORDER,
+	STORE_LOCK_NUMBER_ORDER,
 	STORE_NUM_STATEMENTS
 } StoreStatement;
 
@@ -321,6 +323,23 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)",
 		1,
 		{TEXTARRAYOID}
+	},
+	[STORE_LOCK_ORDER] = {
+		"SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
+		" WHERE o.id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED",
+		1,
+		{TEXTOID}
+	},
+	[STORE_LOCK_NUMBER_ORDER] = {
+		"SELECT (SELECT pg_catalog.count(*) FROM %1$s.telnyx_number_orders n"
+		"         WHERE n.number_order_id OPERATOR(pg_catalog.=) $1)"
+		"       OPERATOR(pg_catalog.=)"
+		"       (SELECT pg_catalog.count(*) FROM"
+		"         (SELECT 1 FROM %1$s.telnyx_number_orders n"
+		"           WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+		"           FOR UPDATE SKIP LOCKED) l)",
+		1,
+		{TEXTOID}
 	},
 };
 
@@ -702,6 +721,41 @@ store_number_order(const TelnyxNumberOrder *no)
 		store_numbers(schema, no);
 	store_end(&scope);
 	return linked;
+}
+
+/*
+ * store_lock
+ *		Lock the rows of an order (number_order false) or of every link to a
+ *		number order, in the current transaction, without waiting: false if
+ *		another transaction holds one of them (or the order is gone), and
+ *		then nothing is locked that the caller may not release by ending
+ *		its subtransaction.  A writer that claimed what it writes in an
+ *		earlier transaction takes its locks so, and skips what a user is
+ *		writing rather than wait for it (and perhaps deadlock with it).
+ */
+bool
+store_lock(const char *id, bool number_order)
+{
+	Datum		values[1];
+	StoreScope	scope;
+	char	   *schema;
+	bool		locked;
+
+	values[0] = CStringGetTextDatum(id);
+	schema = store_begin(&scope);
+	store_execute(schema, number_order ? STORE_LOCK_NUMBER_ORDER : STORE_LOCK_ORDER,
+				  values, NULL, SPI_OK_SELECT);
+	if (number_order)
+	{
+		bool		isnull;
+
+		locked = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	else
+		locked = SPI_processed > 0;
+	store_end(&scope);
+	return locked;
 }
 
 /*

@@ -41,6 +41,7 @@ extern List *store_claim_refresh(int max, MemoryContext mcxt);
 extern List *store_claim_number_orders(int max, MemoryContext mcxt);
 extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
+extern bool store_lock(const char *id, bool number_order);
 extern char *store_schema_name(void);
 extern char *store_extension(Oid *owner);
 extern char *store_enter(StoreScope *scope);

@@ -544,8 +544,8 @@ telnyx_refresh_orders(PG_FUNCTION_ARGS)
 						 errdetail_internal("%s", item->result->why ? item->result->why : "")));
 				continue;
 			}
-			refresh_store(item);
-			refreshed++;
+			if (refresh_store(item))
+				refreshed++;
 		}
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -78,8 +78,12 @@
 #include "wakeup.h"
 #include "worker.h"
 
-/* The longest a worker's statement waits for a lock. */
+/*
+ * The longest a worker's statement waits for a lock, and how long it waits
+ * before it looks for a deadlock (sooner than a user's session does).
+ */
 #define WORKER_LOCK_TIMEOUT "1s"
+#define WORKER_DEADLOCK_TIMEOUT "20ms"
 
 /* How long the stream waits for an answer before looking at the queue again. */
 #define WORKER_STREAM_WAIT_MS 100
@@ -969,7 +973,7 @@ step_retry_later(RecordStep *step)
 static void
 step_store_refreshed(RecordStep *step)
 {
-	refresh_store(step->item);
+	(void) refresh_store(step->item);
 }
 
 static void
@@ -1012,8 +1016,15 @@ worker_begin(void)
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 	}
-	/* never wait long on a lock a user holds: skip, and come back later */
+	/*
+	 * never wait long on a lock a user holds: skip, and come back later;
+	 * and when a wait closes a cycle with a user's transaction, be the one
+	 * the deadlock check finds first, so that the user's goes on
+	 */
 	(void) set_config_option("lock_timeout", WORKER_LOCK_TIMEOUT,
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
+	(void) set_config_option("deadlock_timeout", WORKER_DEADLOCK_TIMEOUT,
 							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 							 true, 0, false);
 	PushActiveSnapshot(GetTransactionSnapshot());
