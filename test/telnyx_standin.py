@@ -45,11 +45,18 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
                            numbers stay pending; process_seconds by
                            default), "webhook_url": ... (where to POST
                            number_order.complete deliveries, signed with
-                           --webhook-key, as number orders end)}
+                           --webhook-key, as number orders end),
+                           "chaos": [fault, ...] (each with "p": a request
+                           matching it gets it with that probability, when
+                           no queued fault applies; [] stops it),
+                           "seed": N (for chaos and mutations)}
   POST /_standin/bulk     {"count": N, "customer_reference": ...}: make N
                           orders at once, as another client would
   GET  /_standin/ledger   every order created, with the request that made it
   GET  /_standin/stats    API requests, and the TCP connections they came on
+  GET  /_standin/mutations  every answer sent mutated: route, the
+                          customer_reference (create) or id asked for, whether
+                          it was still JSON, the order id it carried
 
 A fault is a JSON object:
   match     "create", "get", "list", "number_order" or "any" (default)
@@ -63,6 +70,9 @@ A fault is a JSON object:
             "malformed":     handle the request, answer 200 with broken JSON
             "truncated":     handle the request, send half the body, close
             "oversized":     handle the request, answer 200 with "bytes" bytes
+            "mutate":        handle the request, answer its JSON changed at
+                             random (values retyped, keys dropped or added,
+                             the text cut, flipped, nested or not UTF-8)
   headers   extra response headers, e.g. {"Retry-After": "1"}
   body      with action "status": the exact response body to send; "{path_id}"
             in it stands for the id in the request's path; with "latin1": true
@@ -85,6 +95,7 @@ import base64
 import datetime
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -162,6 +173,8 @@ class State:
         self.order_id_style = "uuid"
         self.list_page_cap = 0
         self.list_oldest_first = False
+        self.chaos = []             # faults drawn at random, per request
+        self.rng = random.Random(0)
         self.reset()
 
     def reset(self):
@@ -178,6 +191,8 @@ class State:
         self.replays = 0
         self.deliveries = []        # webhook deliveries made
         self.next_event = 0
+        self.mutations = []         # answers sent mutated
+        self.chaos_hits = {}        # chaos faults drawn, by action
 
     def new_id(self, kind):
         """Ids are uuids, the same in every run: tests can show them."""
@@ -377,7 +392,84 @@ class State:
                 if f["times"] <= 0:
                     del self.faults[i]
                 return f
+        for f in self.chaos:
+            if f.get("match", "any") in ("any", route) and \
+                    self.rng.random() < float(f.get("p", 0)):
+                action = f.get("action", "status")
+                self.chaos_hits[action] = self.chaos_hits.get(action, 0) + 1
+                return f
         return None
+
+    def record_mutation(self, route, ref, raw):
+        """Remember a mutated answer: what was sent, and what it says."""
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+            valid = True
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            doc, valid = None, False
+        data = doc.get("data") if isinstance(doc, dict) else None
+        oid = data.get("id") if isinstance(data, dict) else None
+        if len(self.mutations) < 200000:
+            self.mutations.append({"route": route, "ref": ref, "valid": valid,
+                                   "id": oid if isinstance(oid, str) else None,
+                                   "bytes": len(raw)})
+
+
+# What a mutated answer may put where a value was.
+ODD_VALUES = [None, True, False, 0, -1, 1.5, 2 ** 31, 2 ** 63, -2 ** 63,
+              1e308, "", "x" * 300, "\u0000", "\u00e9\u4e2d\U0001f600", [],
+              {}, [[[[[]]]]], {"id": None}, "not-a-uuid", "2026-13-45T99:99:99Z",
+              "success", "pending", "-1", "9" * 40]
+
+
+def mutate(obj, rng):
+    """OBJ's JSON, changed at random: values retyped, keys dropped or added,
+    then sometimes the text itself cut, flipped or made invalid UTF-8."""
+    obj = json.loads(json.dumps(obj))
+    slots = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k in list(node):
+                slots.append((node, k))
+                walk(node[k])
+        elif isinstance(node, list):
+            for i in range(len(node)):
+                slots.append((node, i))
+                walk(node[i])
+    walk(obj)
+    for _ in range(rng.randint(1, 3)):
+        if not slots:
+            break
+        parent, key = rng.choice(slots)
+        op = rng.random()
+        try:
+            if op < 0.5:
+                parent[key] = rng.choice(ODD_VALUES)
+            elif op < 0.75 and isinstance(parent, dict):
+                del parent[key]
+                slots = [(p, k) for p, k in slots if not (p is parent and k == key)]
+            elif isinstance(parent, dict):
+                parent["extra_%d" % rng.randint(0, 99)] = rng.choice(ODD_VALUES)
+            else:
+                parent.append(rng.choice(ODD_VALUES))
+        except (KeyError, IndexError):
+            pass
+    raw = json.dumps(obj).encode()
+    op = rng.random()
+    if op < 0.15:
+        raw = raw[: rng.randint(0, len(raw))]
+    elif op < 0.25 and raw:
+        i = rng.randrange(len(raw))
+        raw = raw[:i] + bytes([rng.randrange(256)]) + raw[i + 1:]
+    elif op < 0.30:
+        i = rng.randint(0, len(raw))
+        raw = raw[:i] + b"\xff\xc3" + raw[i:]
+    elif op < 0.35:
+        raw = b"[" * 3000 + raw + b"]" * 3000
+    elif op < 0.40:
+        raw = raw.replace(b'"count_allocated": ', b'"count_allocated": 1e999', 1)
+    return raw
 
 
 def sign(key_file, message):
@@ -552,6 +644,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.control(method, url.path[len("/_standin/"):], body)
         route, arg = self.route(method, url.path)
         self.path_id = arg
+        self.route_name = route
+        self.request_body = body
         with self.state.lock:
             # count the TCP connections that carry API requests
             if not self.counted:
@@ -641,6 +735,19 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             return self.abort_connection()
+        if action == "mutate":
+            raw = mutate(obj, self.state.rng)
+            ref = None
+            if self.route_name == "create":
+                try:
+                    ref = json.loads(self.request_body).get("customer_reference")
+                except ValueError:
+                    pass
+            with self.state.lock:
+                self.state.record_mutation(self.route_name,
+                                           ref or self.path_id, raw)
+            return self.send_json(200 if status < 300 else status, None,
+                                  headers, raw=raw)
         if action == "oversized":
             size = int(fault.get("bytes", 20 * 1024 * 1024))
             pad = "x" * max(0, size - 64)
@@ -762,6 +869,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.idempotency, st.order_id_style = True, "uuid"
                 st.list_page_cap, st.list_oldest_first = 0, False
                 st.number_seconds, st.webhook_url = secs, None
+                st.chaos = []
                 return self.send_json(200, {"ok": True})
             if what == "reset-requests" and method == "POST":
                 st.connections = {"http": 0, "https": 0}
@@ -809,6 +917,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, st.delivery(
                     no, arg.get("event_type", "number_order.complete"),
                     arg.get("timestamp_offset", 0), arg.get("event_id")))
+            if what == "mutations" and method == "GET":
+                return self.send_json(200, {"mutations": st.mutations})
             if what == "webhooks" and method == "GET":
                 return self.send_json(200, {"deliveries": st.deliveries})
             if what == "config" and method == "POST":
@@ -832,6 +942,10 @@ class Handler(BaseHTTPRequestHandler):
                     st.number_seconds = float(arg["number_seconds"])
                 if "webhook_url" in arg:
                     st.webhook_url = arg["webhook_url"]
+                if "chaos" in arg:
+                    st.chaos = list(arg["chaos"])
+                if "seed" in arg:
+                    st.rng = random.Random(arg["seed"])
                 return self.send_json(200, {"ok": True})
             if what == "ledger" and method == "GET":
                 entries = []
@@ -849,7 +963,8 @@ class Handler(BaseHTTPRequestHandler):
                     "requests": st.requests,
                     "requests_by_route": dict(st.requests_by_route),
                     "replays": st.replays,
-                    "faults_pending": len(st.faults)})
+                    "faults_pending": len(st.faults),
+                    "chaos_hits": dict(st.chaos_hits)})
         return self.send_json(404, {"error": "no such control"})
 
 
