@@ -36,6 +36,14 @@ PG_CPPFLAGS = $(CURL_CFLAGS) -DTELNYX_ORDERS_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS = $(WERROR)
 SHLIB_LINK = $(CURL_LIBS) -lcrypto
 
+# "make ASAN=1": AddressSanitizer and UndefinedBehaviorSanitizer (the server
+# must then run with libasan preloaded: test/asan does it).
+ifdef ASAN
+SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+PG_CFLAGS += $(SANITIZE)
+SHLIB_LINK += $(SANITIZE)
+endif
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
