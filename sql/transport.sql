@@ -57,6 +57,22 @@ SELECT telnyx_sync_inexplicit_orders() AS synced;
 \! standinctl requests
 \! standinctl connections
 
+-- a reused connection that closes with no answer: curl would send the
+-- create again on a new one, on its own; it is refused, and the outcome
+-- is unknown (the stand-in saw the request once, on the reused connection,
+-- and no new connection carried it)
+\! standinctl reset-requests
+SELECT telnyx_list_inexplicit_orders(1, 1) IS NOT NULL AS listed;
+\! standinctl fault '{"match": "create", "action": "close_before"}'
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'reused-dead');
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl requests create
+\! standinctl connections
+-- a list (idempotent) may go out again on a new connection
+\! standinctl fault '{"match": "list", "action": "close_before"}'
+SELECT telnyx_list_inexplicit_orders(1, 1) IS NOT NULL AS listed;
+\! standinctl requests list
+
 -- statement_timeout (and cancel) stop a request in flight
 \! standinctl fault '{"match": "list", "action": "delay", "seconds": 30}'
 SET statement_timeout = '500ms';

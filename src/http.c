@@ -18,8 +18,10 @@
  * failure, 408, 429 or 5xx; a request that is not idempotent only when it
  * provably never reached the server, or on 429.  The one trap is curl's own
  * habit of silently resending a request whose reused connection died before
- * an answer arrived: for a non-idempotent request our seek callback refuses
- * the rewind, so curl reports an error instead of buying twice.
+ * an answer arrived: curl calls our pre-request callback before each
+ * attempt, and for a non-idempotent request it refuses the second, so
+ * curl reports an error instead of buying twice.  (The body is handed to
+ * curl whole, so that a small request goes out in one packet.)
  *
  * The API key is put into one header list that lives only for the transfer;
  * it never appears in a message.
@@ -68,8 +70,7 @@ typedef struct HttpTransfer
 	/* request body */
 	const char *body;
 	size_t		body_len;
-	size_t		body_pos;
-	bool		body_read;		/* curl took (part of) the body to send */
+	int			attempts;		/* curl set out to send the request so often */
 
 	/* response body, malloc'd so that callbacks never raise errors */
 	char	   *buf;
@@ -125,8 +126,9 @@ static void http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
 						   struct curl_slist *headers);
 static void http_sleep(double ms);
 static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *arg);
-static size_t http_read_cb(char *dest, size_t size, size_t nmemb, void *arg);
-static int	http_seek_cb(void *arg, curl_off_t offset, int origin);
+static int	http_prereq_cb(void *arg, char *conn_primary_ip,
+						   char *conn_local_ip, int conn_primary_port,
+						   int conn_local_port);
 static size_t http_header_cb(char *data, size_t size, size_t nmemb, void *arg);
 static curl_socket_t http_open_socket_cb(void *arg, curlsocktype purpose,
 										 struct curl_sockaddr *addr);
@@ -533,15 +535,14 @@ http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, xfer);
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, http_open_socket_cb);
 	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, http_close_socket_cb);
+	curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, http_prereq_cb);
+	curl_easy_setopt(easy, CURLOPT_PREREQDATA, xfer);
 
 	if (req->method == HTTP_POST)
 	{
 		curl_easy_setopt(easy, CURLOPT_POST, 1L);
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) xfer->body_len);
-		curl_easy_setopt(easy, CURLOPT_READFUNCTION, http_read_cb);
-		curl_easy_setopt(easy, CURLOPT_READDATA, xfer);
-		curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, http_seek_cb);
-		curl_easy_setopt(easy, CURLOPT_SEEKDATA, xfer);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, xfer->body);
 	}
 	else
 		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
@@ -815,7 +816,7 @@ http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp)
 		bool		sent;
 
 		if (req->body != NULL)
-			sent = xfer->body_read;
+			sent = xfer->attempts > 0;
 		else
 		{
 			long		request_size = 0;
@@ -827,7 +828,7 @@ http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp)
 		resp->status = 0;
 	}
 
-	if (code == CURLE_SEND_FAIL_REWIND)
+	if (code == CURLE_ABORTED_BY_CALLBACK && xfer->attempts > 1)
 	{
 		/* curl wanted to resend on a new connection; we refused */
 		resp->transport_error = pstrdup("the connection closed before an answer arrived");
@@ -861,7 +862,7 @@ http_error_context(void *arg)
 	{
 		HttpTransfer *xfer = &http_slots[slot];
 
-		if (xfer->req != NULL && !xfer->req->idempotent && xfer->body_read &&
+		if (xfer->req != NULL && !xfer->req->idempotent && xfer->attempts > 0 &&
 			!xfer->done)
 		{
 			errcontext("while waiting for the answer to POST %s, which may have been processed",
@@ -905,33 +906,22 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static size_t
-http_read_cb(char *dest, size_t size, size_t nmemb, void *arg)
-{
-	HttpTransfer *xfer = (HttpTransfer *) arg;
-	size_t		n = Min(size * nmemb, xfer->body_len - xfer->body_pos);
-
-	xfer->body_read = true;
-	memcpy(dest, xfer->body + xfer->body_pos, n);
-	xfer->body_pos += n;
-	return n;
-}
-
 /*
- * curl asks to rewind the body when it wants to send the request again,
- * which it does on its own when a reused connection dies before an answer.
- * Only an idempotent request may go out twice.
+ * curl calls this once a connection is ready, before it sends the request:
+ * again when it wants to send it once more, which it does on its own when
+ * a reused connection dies before an answer.  Only an idempotent request
+ * may go out twice.
  */
 static int
-http_seek_cb(void *arg, curl_off_t offset, int origin)
+http_prereq_cb(void *arg, char *conn_primary_ip, char *conn_local_ip,
+			   int conn_primary_port, int conn_local_port)
 {
 	HttpTransfer *xfer = (HttpTransfer *) arg;
 
-	if (!xfer->req->idempotent || origin != SEEK_SET ||
-		offset < 0 || (size_t) offset > xfer->body_len)
-		return CURL_SEEKFUNC_CANTSEEK;
-	xfer->body_pos = (size_t) offset;
-	return CURL_SEEKFUNC_OK;
+	xfer->attempts++;
+	if (xfer->attempts > 1 && !xfer->req->idempotent)
+		return CURL_PREREQFUNC_ABORT;
+	return CURL_PREREQFUNC_OK;
 }
 
 static size_t
