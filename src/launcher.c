@@ -9,7 +9,10 @@
  * keeps one sender running (a dynamic background worker, told to report
  * to the launcher), and starts it again, at most every five seconds, if it
  * stops; a database no longer listed loses its sender.  It reads the list
- * again on SIGHUP.
+ * again on SIGHUP.  A launcher that starts after another was terminated
+ * takes over: the senders of the one before stop (wakeup.c), and it starts
+ * its own, so that a database never has two.  telnyx_restart_workers()
+ * asks it to stop its senders and start them again at once.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +24,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -52,7 +56,8 @@ static char *telnyx_database = NULL;
 PGDLLEXPORT void telnyx_launcher_main(Datum arg);
 
 static Oid	launcher_database_oid(const char *name);
-static bool launcher_start_sender(Oid dboid, BackgroundWorkerHandle **handle);
+static bool launcher_start_sender(Oid dboid, uint32 generation,
+								  BackgroundWorkerHandle **handle);
 static void launcher_describe(BackgroundWorker *bgw, const char *function,
 							  const char *name, BgWorkerStartTime start,
 							  int restart, Datum arg);
@@ -101,6 +106,7 @@ telnyx_launcher_main(Datum arg)
 		TimestampTz last_start;
 	}			dbs[LAUNCHER_MAX_DATABASES];
 	int			ndbs = 0;
+	uint32		generation;
 
 	memset(dbs, 0, sizeof(dbs));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -108,6 +114,8 @@ telnyx_launcher_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("telnyx_orders launcher");
+	/* senders of a launcher before this one stop; this one starts its own */
+	generation = wakeup_register_launcher();
 
 	for (;;)
 	{
@@ -121,6 +129,23 @@ telnyx_launcher_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* telnyx_restart_workers(): stop every sender, start them at once */
+		if (wakeup_take_restart_request())
+		{
+			ereport(LOG,
+					(errmsg("telnyx_orders launcher restarts its senders, as asked")));
+			for (i = 0; i < ndbs; i++)
+			{
+				if (dbs[i].handle == NULL)
+					continue;
+				TerminateBackgroundWorker(dbs[i].handle);
+				(void) WaitForBackgroundWorkerShutdown(dbs[i].handle);
+				pfree(dbs[i].handle);
+				dbs[i].handle = NULL;
+				dbs[i].last_start = 0;
+			}
 		}
 
 		list = pstrdup(telnyx_database ? telnyx_database : "");
@@ -160,7 +185,7 @@ telnyx_launcher_main(Datum arg)
 				continue;
 
 			dbs[slot].last_start = GetCurrentTimestamp();
-			if (!launcher_start_sender(dboid, &dbs[slot].handle))
+			if (!launcher_start_sender(dboid, generation, &dbs[slot].handle))
 				ereport(LOG,
 						(errmsg("telnyx_orders launcher could not start a sender for database \"%s\"", name),
 						 errhint("Raise max_worker_processes.")));
@@ -187,6 +212,42 @@ telnyx_launcher_main(Datum arg)
 						 LAUNCHER_RESTART_INTERVAL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/*
+ * launcher_unserved_reason
+ *		NULL when a sender runs for the current database; otherwise why no
+ *		background worker sends its queue.
+ */
+const char *
+launcher_unserved_reason(void)
+{
+	WakeupSender senders[WAKEUP_MAX_SENDERS];
+	const char *dbname = get_database_name(MyDatabaseId);
+	char	   *list;
+	List	   *names = NIL;
+	ListCell   *lc;
+	bool		listed = false;
+	int			n;
+	int			i;
+
+	n = wakeup_senders(senders, WAKEUP_MAX_SENDERS);
+	if (n < 0)
+		return "telnyx_orders is not in shared_preload_libraries, so no background worker runs";
+	for (i = 0; i < n; i++)
+		if (senders[i].dboid == MyDatabaseId)
+			return NULL;
+
+	list = pstrdup(telnyx_database ? telnyx_database : "");
+	if (SplitIdentifierString(list, ',', &names))
+		foreach(lc, names)
+			if (dbname != NULL && strcmp((const char *) lfirst(lc), dbname) == 0)
+				listed = true;
+	if (!listed)
+		return psprintf("database \"%s\" is not in telnyx.database, so no background worker sends its queue",
+						dbname ? dbname : "?");
+	return psprintf("the background worker of database \"%s\" is not running (it may be starting; see the server log)",
+					dbname ? dbname : "?");
 }
 
 /*
@@ -222,15 +283,19 @@ launcher_database_oid(const char *name)
 	return result;
 }
 
-/* Start a sender for dboid; the launcher is told when it stops. */
+/*
+ * Start a sender for dboid, of this launcher's generation; the launcher is
+ * told when it stops.
+ */
 static bool
-launcher_start_sender(Oid dboid, BackgroundWorkerHandle **handle)
+launcher_start_sender(Oid dboid, uint32 generation, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker bgw;
 
 	launcher_describe(&bgw, "telnyx_sender_main", "telnyx_orders worker",
 					BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART,
 					ObjectIdGetDatum(dboid));
+	memcpy(bgw.bgw_extra, &generation, sizeof(generation));
 	return RegisterDynamicBackgroundWorker(&bgw, handle);
 }
 

@@ -9,5 +9,6 @@
 #define TELNYX_LAUNCHER_H
 
 extern void launcher_init(void);
+extern const char *launcher_unserved_reason(void);
 
 #endif							/* TELNYX_LAUNCHER_H */

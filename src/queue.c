@@ -62,6 +62,7 @@
 
 /* Reconcile an unknown outcome no sooner than this after it arose. */
 int			telnyx_reconcile_delay_ms = 10000;
+int			telnyx_request_retention_s = 30 * 24 * 3600;
 
 /* How long a sender's claim on unknown requests, to reconcile them, lasts. */
 #define QUEUE_RECONCILE_LEASE_MS (10 * 60 * 1000)
@@ -124,6 +125,14 @@ queue_init(void)
 							10000, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("telnyx.request_retention",
+							"How long finished order requests are kept before the worker deletes them.",
+							"Sent, failed and cancelled requests older than this are deleted; never an unknown or unfinished one, never an order.  0 keeps them for ever.",
+							&telnyx_request_retention_s,
+							30 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 }
 
@@ -698,6 +707,38 @@ queue_set_state(int64 id, const char *from, const char *to,
 			   " WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) $2",
 			   6, argtypes, values, nulls, SPI_OK_UPDATE);
 	store_end(&scope);
+}
+
+/*
+ * queue_purge
+ *		Delete up to max finished requests (sent, failed or cancelled) last
+ *		changed before cutoff, oldest first, skipping any row another
+ *		transaction holds; returns how many.  Never an unknown or
+ *		unfinished request, never an order (orders are not requests).
+ */
+int
+queue_purge(TimestampTz cutoff, int max)
+{
+	Oid			argtypes[2] = {TIMESTAMPTZOID, INT4OID};
+	Datum		values[2];
+	StoreScope	scope;
+	char	   *schema;
+	int			n;
+
+	values[0] = TimestampTzGetDatum(cutoff);
+	values[1] = Int32GetDatum(max);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "DELETE FROM %1$s.telnyx_order_requests r"
+			   " WHERE r.id OPERATOR(pg_catalog.=) ANY (ARRAY("
+			   "  SELECT q.id FROM %1$s.telnyx_order_requests q"
+			   "   WHERE q.state OPERATOR(pg_catalog.=) ANY ('{sent,failed,cancelled}')"
+			   "     AND q.updated_at OPERATOR(pg_catalog.<) $1"
+			   "   ORDER BY q.id LIMIT $2 FOR UPDATE SKIP LOCKED))",
+			   2, argtypes, values, NULL, SPI_OK_DELETE);
+	n = (int) SPI_processed;
+	store_end(&scope);
+	return n;
 }
 
 /*

@@ -70,6 +70,7 @@ typedef enum QueueHome
 #define QUEUE_REFERENCE_PREFIX "telnyx_orders:"
 
 extern int	telnyx_reconcile_delay_ms;
+extern int	telnyx_request_retention_s;
 
 extern void queue_init(void);
 
@@ -92,6 +93,7 @@ extern void queue_record_created(List *reqs, List *results);
 extern void queue_record_unstored(QueueRequest *req, TelnyxResult *result,
 								  const char *why);
 extern int	queue_recover_stale(void);
+extern int	queue_purge(TimestampTz cutoff, int max);
 extern int	queue_release_own(void);
 extern void queue_unclaim(int64 *ids, int n);
 extern List *queue_claim_unknown(int max, MemoryContext mcxt);

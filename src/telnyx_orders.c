@@ -34,6 +34,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_trigger.h"
+#include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "nodes/parsenodes.h"
 #include "executor/spi.h"
@@ -46,6 +47,8 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
 #include "api.h"
@@ -63,6 +66,9 @@
 
 PG_MODULE_MAGIC;
 
+/* Requests telnyx_purge_requests() deletes per statement. */
+#define PURGE_BATCH 10000
+
 /*---- Function declarations ----*/
 
 void		_PG_init(void);
@@ -77,6 +83,10 @@ PG_FUNCTION_INFO_V1(telnyx_order_trigger);
 PG_FUNCTION_INFO_V1(telnyx_process_queue);
 PG_FUNCTION_INFO_V1(telnyx_cancel_order_request);
 PG_FUNCTION_INFO_V1(telnyx_resume_queue);
+PG_FUNCTION_INFO_V1(telnyx_purge_requests);
+PG_FUNCTION_INFO_V1(telnyx_restart_workers);
+PG_FUNCTION_INFO_V1(telnyx_worker_status);
+PG_FUNCTION_INFO_V1(telnyx_queue_unserved);
 PG_FUNCTION_INFO_V1(telnyx_refresh_orders);
 PG_FUNCTION_INFO_V1(telnyx_apply_webhook);
 
@@ -84,6 +94,7 @@ static const char *text_arg_or_null(FunctionCallInfo fcinfo, int argno);
 static Jsonb *row_to_jsonb(HeapTuple tuple, TupleDesc desc);
 static bool has_after_insert_trigger(Relation rel, Oid fn);
 static void refuse_read_only(void);
+static void warn_if_unserved(void);
 
 
 static Datum get_order(const char *id);
@@ -299,7 +310,30 @@ telnyx_enqueue_inexplicit_order(PG_FUNCTION_ARGS)
 	fields.customer_reference = text_arg_or_null(fcinfo, 3);
 	fields.billing_group_id = text_arg_or_null(fcinfo, 4);
 
+	warn_if_unserved();
 	PG_RETURN_INT64(queue_enqueue(groups, &fields, 0));
+}
+
+/*
+ * A request queued where no background worker sends would wait silently:
+ * say so, once per session.
+ */
+static void
+warn_if_unserved(void)
+{
+	static bool warned = false;
+	const char *why;
+
+	if (warned)
+		return;
+	why = launcher_unserved_reason();
+	if (why == NULL)
+		return;
+	warned = true;
+	ereport(WARNING,
+			(errmsg("no background worker sends the order queue of this database yet"),
+			 errdetail("Queued requests wait: %s.", why),
+			 errhint("Add the database to telnyx.database (with telnyx_orders in shared_preload_libraries), or send the queue with \"CALL telnyx_process_queue()\"; \"SELECT * FROM telnyx_queue_status\" shows the worker.")));
 }
 
 /*
@@ -394,6 +428,7 @@ telnyx_order_trigger(PG_FUNCTION_ARGS)
 
 	row = row_to_jsonb(tuple, desc);
 	groups = validate_row_request(row, defaults, &fields);
+	warn_if_unserved();
 	(void) queue_enqueue(groups, &fields, reserved);
 	return PointerGetDatum(NULL);
 }
@@ -510,6 +545,132 @@ telnyx_resume_queue(PG_FUNCTION_ARGS)
 	if (moved)
 		wakeup_now(MyDatabaseId);
 	PG_RETURN_BOOL(moved);
+}
+
+/*
+ * telnyx_purge_requests(older_than interval) returns bigint
+ *
+ * Delete the finished requests (sent, failed, cancelled) last changed more
+ * than older_than ago, now, as the worker does under
+ * telnyx.request_retention; returns how many.  Orders are never deleted.
+ */
+Datum
+telnyx_purge_requests(PG_FUNCTION_ARGS)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz cutoff;
+	int64		total = 0;
+	int			n;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"older_than\" must not be null")));
+	cutoff = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+													 TimestampTzGetDatum(now),
+													 PG_GETARG_DATUM(0)));
+	if (cutoff > now)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"older_than\" must not be negative")));
+	refuse_read_only();
+	do
+	{
+		n = queue_purge(cutoff, PURGE_BATCH);
+		total += n;
+		CHECK_FOR_INTERRUPTS();
+	} while (n == PURGE_BATCH);
+	PG_RETURN_INT64(total);
+}
+
+/*
+ * telnyx_restart_workers() returns boolean
+ *
+ * Ask the launcher to stop every sender and start them again at once (a
+ * clean restart, with exactly one sender per database); false if no
+ * launcher runs.
+ */
+Datum
+telnyx_restart_workers(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(wakeup_request_restart());
+}
+
+/*
+ * telnyx_worker_status() returns setof record
+ *
+ * One row per running sender, in every database: what telnyx_queue_status
+ * shows of the worker.
+ */
+Datum
+telnyx_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WakeupSender senders[WAKEUP_MAX_SENDERS];
+	TupleDesc	desc;
+	Tuplestorestate *store;
+	MemoryContext old;
+	int			n;
+	int			i;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	desc = CreateTupleDescCopy(desc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = desc;
+	MemoryContextSwitchTo(old);
+
+	n = wakeup_senders(senders, WAKEUP_MAX_SENDERS);
+	for (i = 0; i < n; i++)
+	{
+		WakeupSender *w = &senders[i];
+		Datum		values[9];
+		bool		nulls[9];
+		char	   *dbname = get_database_name(w->dboid);
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = dbname ? CStringGetTextDatum(dbname) : (Datum) 0;
+		nulls[0] = dbname == NULL;
+		values[1] = Int32GetDatum(w->pid);
+		values[2] = TimestampTzGetDatum(w->started_at);
+		values[3] = CStringGetTextDatum(w->paused);
+		nulls[3] = w->paused[0] == '\0';
+		values[4] = TimestampTzGetDatum(w->rate_limited_until);
+		nulls[4] = w->rate_limited_until == 0;
+		values[5] = Int64GetDatum(w->sent);
+		values[6] = Int64GetDatum(w->rate_limited);
+		values[7] = TimestampTzGetDatum(w->last_sent_at);
+		nulls[7] = w->last_sent_at == 0;
+		values[8] = TimestampTzGetDatum(w->last_rate_limited_at);
+		nulls[8] = w->last_rate_limited_at == 0;
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * telnyx_queue_unserved() returns text
+ *
+ * NULL when a background worker sends this database's queue, else why
+ * none does.
+ */
+Datum
+telnyx_queue_unserved(PG_FUNCTION_ARGS)
+{
+	const char *why = launcher_unserved_reason();
+
+	if (why == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(why));
 }
 
 /*

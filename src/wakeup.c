@@ -1,11 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * wakeup.c
- *	  Waking a database's sender when a transaction that enqueued commits.
+ *	  The senders' shared registry: waking a database's sender when a
+ *	  transaction that enqueued commits, one sender per database, and
+ *	  what each shows of itself.
  *
- * Shared memory holds one slot per running sender: its database and its
- * latch.  A sender publishes its slot when it starts and clears it when it
- * exits.  A transaction that enqueued arms a commit hook
+ * Shared memory holds one slot per running sender: its database, its
+ * latch, the launcher generation that started it, and its status.  A sender
+ * publishes its slot when it starts and clears it when it exits.  A sender
+ * takes its database's slot only once no other sender holds it; a launcher
+ * that starts (after the previous one was terminated) begins a new
+ * generation, and a sender of an older one stops: so there is exactly one
+ * sender per database, whatever happens to the launcher.  A transaction that enqueued arms a commit hook
  * (wakeup_at_commit); at commit the hook sets the latch of its database's
  * sender, so the request goes out within milliseconds rather than at the
  * next naptime.  A transaction that aborts or is prepared wakes nobody; a
@@ -31,6 +37,8 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "wakeup.h"
 
@@ -39,12 +47,17 @@
 typedef struct WakeupSlot
 {
 	Oid			dboid;
-	Latch	   *latch;
+	Latch	   *latch;			/* NULL: the slot is free */
+	uint32		generation;		/* of the launcher that started it */
+	WakeupSender status;
 } WakeupSlot;
 
 typedef struct WakeupShared
 {
 	slock_t		mutex;
+	uint32		generation;		/* of the running launcher */
+	Latch	   *launcher_latch; /* NULL when no launcher runs */
+	bool		restart_requested;
 	WakeupSlot	slots[WAKEUP_MAX_SENDERS];
 } WakeupShared;
 
@@ -55,6 +68,9 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
+/* This process's slot, when it is a sender. */
+static WakeupSlot *my_slot = NULL;
+
 /* Did the current transaction enqueue?  (Read at commit.) */
 static bool armed = false;
 static bool xact_callback_registered = false;
@@ -64,6 +80,7 @@ static bool xact_callback_registered = false;
 static void wakeup_shmem_request(void);
 static void wakeup_shmem_startup(void);
 static void wakeup_unregister_sender(int code, Datum arg);
+static void wakeup_unregister_launcher(int code, Datum arg);
 static void wakeup_xact_callback(XactEvent event, void *arg);
 static void wakeup_process_utility(PlannedStmt *pstmt, const char *queryString,
 								   bool readOnlyTree,
@@ -136,46 +153,218 @@ wakeup_shmem_startup(void)
 }
 
 /*
- * wakeup_register_sender
- *		Publish this process's latch as its database's sender, until it
- *		exits.
+ * wakeup_register_launcher
+ *		Begin a new generation of senders, led by this process, until it
+ *		exits; wake the senders of the previous one, so that they stop.
+ *		Returns the generation.
  */
-void
-wakeup_register_sender(void)
+uint32
+wakeup_register_launcher(void)
 {
+	Latch	   *latches[WAKEUP_MAX_SENDERS];
+	uint32		generation;
+	int			n = 0;
 	int			i;
 
-	if (wakeup_shared == NULL)
-		return;
 	SpinLockAcquire(&wakeup_shared->mutex);
+	generation = ++wakeup_shared->generation;
+	wakeup_shared->launcher_latch = MyLatch;
+	wakeup_shared->restart_requested = false;
 	for (i = 0; i < WAKEUP_MAX_SENDERS; i++)
-	{
-		if (wakeup_shared->slots[i].latch == NULL)
-		{
-			wakeup_shared->slots[i].dboid = MyDatabaseId;
-			wakeup_shared->slots[i].latch = MyLatch;
-			break;
-		}
-	}
+		if (wakeup_shared->slots[i].latch != NULL)
+			latches[n++] = wakeup_shared->slots[i].latch;
 	SpinLockRelease(&wakeup_shared->mutex);
-	on_shmem_exit(wakeup_unregister_sender, (Datum) 0);
+	on_shmem_exit(wakeup_unregister_launcher, (Datum) 0);
+
+	for (i = 0; i < n; i++)
+		SetLatch(latches[i]);
+	return generation;
+}
+
+static void
+wakeup_unregister_launcher(int code, Datum arg)
+{
+	SpinLockAcquire(&wakeup_shared->mutex);
+	if (wakeup_shared->launcher_latch == MyLatch)
+		wakeup_shared->launcher_latch = NULL;
+	SpinLockRelease(&wakeup_shared->mutex);
+}
+
+/*
+ * wakeup_take_restart_request
+ *		For the launcher: was a restart of the senders asked for since it
+ *		last looked?
+ */
+bool
+wakeup_take_restart_request(void)
+{
+	bool		requested;
+
+	SpinLockAcquire(&wakeup_shared->mutex);
+	requested = wakeup_shared->restart_requested;
+	wakeup_shared->restart_requested = false;
+	SpinLockRelease(&wakeup_shared->mutex);
+	return requested;
+}
+
+/*
+ * wakeup_request_restart
+ *		Ask the launcher to stop its senders and start them again; false if
+ *		no launcher runs (or the library is not preloaded).
+ */
+bool
+wakeup_request_restart(void)
+{
+	Latch	   *latch;
+
+	if (wakeup_shared == NULL)
+		return false;
+	SpinLockAcquire(&wakeup_shared->mutex);
+	latch = wakeup_shared->launcher_latch;
+	if (latch != NULL)
+		wakeup_shared->restart_requested = true;
+	SpinLockRelease(&wakeup_shared->mutex);
+	if (latch == NULL)
+		return false;
+	SetLatch(latch);
+	return true;
+}
+
+/*
+ * wakeup_register_sender
+ *		Publish this process's latch as its database's sender, until it
+ *		exits.  While another sender holds the database (one of an older
+ *		generation, finishing what it has in flight), wait for it to go.
+ *		Returns false, holding nothing, if generation is no longer the
+ *		launcher's (this sender must stop).
+ */
+bool
+wakeup_register_sender(uint32 generation)
+{
+	for (;;)
+	{
+		WakeupSlot *free_slot = NULL;
+		bool		held = false;
+		bool		current;
+		int			i;
+
+		SpinLockAcquire(&wakeup_shared->mutex);
+		current = wakeup_shared->generation == generation;
+		for (i = 0; i < WAKEUP_MAX_SENDERS && current; i++)
+		{
+			WakeupSlot *slot = &wakeup_shared->slots[i];
+
+			if (slot->latch == NULL)
+			{
+				if (free_slot == NULL)
+					free_slot = slot;
+			}
+			else if (slot->dboid == MyDatabaseId)
+				held = true;
+		}
+		if (current && !held && free_slot != NULL)
+		{
+			memset(free_slot, 0, sizeof(WakeupSlot));
+			free_slot->dboid = MyDatabaseId;
+			free_slot->latch = MyLatch;
+			free_slot->generation = generation;
+			free_slot->status.dboid = MyDatabaseId;
+			free_slot->status.pid = MyProcPid;
+			free_slot->status.started_at = GetCurrentTimestamp();
+			my_slot = free_slot;
+		}
+		SpinLockRelease(&wakeup_shared->mutex);
+
+		if (!current)
+			return false;
+		if (my_slot != NULL)
+		{
+			on_shmem_exit(wakeup_unregister_sender, (Datum) 0);
+			return true;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 static void
 wakeup_unregister_sender(int code, Datum arg)
 {
-	int			i;
-
 	SpinLockAcquire(&wakeup_shared->mutex);
-	for (i = 0; i < WAKEUP_MAX_SENDERS; i++)
+	if (my_slot != NULL && my_slot->latch == MyLatch)
 	{
-		if (wakeup_shared->slots[i].latch == MyLatch)
-		{
-			wakeup_shared->slots[i].latch = NULL;
-			wakeup_shared->slots[i].dboid = InvalidOid;
-		}
+		my_slot->latch = NULL;
+		my_slot->dboid = InvalidOid;
 	}
 	SpinLockRelease(&wakeup_shared->mutex);
+	my_slot = NULL;
+}
+
+/*
+ * wakeup_sender_current
+ *		Is this sender of the running launcher's generation?  (A process
+ *		that is not a registered sender always is.)
+ */
+bool
+wakeup_sender_current(void)
+{
+	bool		current;
+
+	if (my_slot == NULL)
+		return true;
+	SpinLockAcquire(&wakeup_shared->mutex);
+	current = my_slot->generation == wakeup_shared->generation;
+	SpinLockRelease(&wakeup_shared->mutex);
+	return current;
+}
+
+/*
+ * wakeup_report
+ *		Publish this sender's status: why it waits ("" if it does not),
+ *		until when it is rate limited (0 if not), and orders created and 429
+ *		answers to add to its counts.
+ */
+void
+wakeup_report(const char *paused, TimestampTz rate_limited_until, int sent,
+			  int rate_limited)
+{
+	TimestampTz now = (sent > 0 || rate_limited > 0) ? GetCurrentTimestamp() : 0;
+
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&wakeup_shared->mutex);
+	strlcpy(my_slot->status.paused, paused, sizeof(my_slot->status.paused));
+	my_slot->status.rate_limited_until = rate_limited_until;
+	my_slot->status.sent += sent;
+	my_slot->status.rate_limited += rate_limited;
+	if (sent > 0)
+		my_slot->status.last_sent_at = now;
+	if (rate_limited > 0)
+		my_slot->status.last_rate_limited_at = now;
+	SpinLockRelease(&wakeup_shared->mutex);
+}
+
+/*
+ * wakeup_senders
+ *		Copy the status of up to max running senders into out; returns how
+ *		many, or -1 without shared_preload_libraries (no sender can run).
+ */
+int
+wakeup_senders(WakeupSender *out, int max)
+{
+	int			n = 0;
+	int			i;
+
+	if (wakeup_shared == NULL)
+		return -1;
+	SpinLockAcquire(&wakeup_shared->mutex);
+	for (i = 0; i < WAKEUP_MAX_SENDERS && n < max; i++)
+		if (wakeup_shared->slots[i].latch != NULL)
+			out[n++] = wakeup_shared->slots[i].status;
+	SpinLockRelease(&wakeup_shared->mutex);
+	return n;
 }
 
 /*

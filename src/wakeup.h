@@ -8,11 +8,34 @@
 #ifndef TELNYX_WAKEUP_H
 #define TELNYX_WAKEUP_H
 
+#include "datatype/timestamp.h"
+
 /* Senders the launcher keeps at most (databases in telnyx.database). */
 #define WAKEUP_MAX_SENDERS 16
 
+/* What a sender shows of itself (telnyx_worker_status()). */
+typedef struct WakeupSender
+{
+	Oid			dboid;
+	int			pid;
+	TimestampTz started_at;
+	char		paused[96];		/* why it waits, or "" */
+	TimestampTz rate_limited_until; /* 0 if not */
+	int64		sent;			/* orders created since it started */
+	int64		rate_limited;	/* 429 answers since it started */
+	TimestampTz last_sent_at;
+	TimestampTz last_rate_limited_at;
+} WakeupSender;
+
 extern void wakeup_init(void);
-extern void wakeup_register_sender(void);
+extern uint32 wakeup_register_launcher(void);
+extern bool wakeup_take_restart_request(void);
+extern bool wakeup_request_restart(void);
+extern bool wakeup_register_sender(uint32 generation);
+extern bool wakeup_sender_current(void);
+extern void wakeup_report(const char *paused, TimestampTz rate_limited_until,
+						  int sent, int rate_limited);
+extern int	wakeup_senders(WakeupSender *out, int max);
 extern void wakeup_at_commit(void);
 extern void wakeup_now(Oid dboid);
 

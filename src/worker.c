@@ -98,6 +98,11 @@
 #define WORKER_CLAIM_AHEAD 4
 #define WORKER_RECORD_DELAY_MS 5
 
+/* Finished requests deleted per transaction, and per purge. */
+#define WORKER_PURGE_BATCH 1000
+#define WORKER_PURGE_MAX 10000
+#define WORKER_PURGE_INTERVAL_MS 60000
+
 /* Unknown requests reconciled per pass. */
 #define WORKER_RECONCILE_BATCH 100
 
@@ -117,6 +122,8 @@ typedef struct SenderState
 								 * next; 0 when it is not under way */
 	int			sync_found;		/* orders it recorded so far */
 	bool		release_pending;	/* give up own claims after an error */
+	const char *pause_reason;	/* why it is paused, for the status view */
+	TimestampTz next_purge;		/* when finished requests are next purged */
 } SenderState;
 
 /* What one step run in a subtransaction works on. */
@@ -193,6 +200,8 @@ static void step_retry_later(RecordStep *step);
 static void step_store_found(RecordStep *step);
 static void step_store_refreshed(RecordStep *step);
 static int	worker_refresh(void);
+static void worker_purge(SenderState *state);
+static void worker_report(SenderState *state, int sent, int rate_limited);
 static void worker_sync(SenderState *state);
 static void worker_sync_page(List *orders, List *unparsed, void *arg);
 static bool worker_at_home(SenderState *state);
@@ -245,6 +254,7 @@ telnyx_sender_main(Datum arg)
 	sigjmp_buf	local_sigjmp_buf;
 	MemoryContext passcxt;
 	TimestampTz next_pass = 0;	/* a pass is due from then on */
+	uint32		generation;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -252,7 +262,9 @@ telnyx_sender_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("telnyx_orders worker");
 	SetConfigOption("search_path", STORE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
-	wakeup_register_sender();
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
+	if (!wakeup_register_sender(generation))
+		proc_exit(0);			/* a newer launcher started its own */
 
 	passcxt = AllocSetContextCreate(TopMemoryContext, "telnyx_orders pass",
 									ALLOCSET_DEFAULT_SIZES);
@@ -284,6 +296,14 @@ telnyx_sender_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			/* a fixed key, perhaps: try again */
 			sender_state.paused = false;
+			sender_state.pause_reason = NULL;
+		}
+
+		if (!wakeup_sender_current())
+		{
+			ereport(LOG,
+					(errmsg("telnyx_orders worker stops: a new launcher has started its own sender")));
+			proc_exit(0);
 		}
 
 		if (worker_database_wanted())
@@ -396,6 +416,9 @@ worker_pass(SenderState *state, int max_requests)
 				(errmsg("telnyx_orders worker found order requests left \"sending\" by a sender that stopped; they will be reconciled")));
 	worker_commit();
 
+	if (!state->is_pass)
+		worker_purge(state);
+
 	if (state->paused || max_requests == 0)
 		return 0;
 
@@ -405,6 +428,8 @@ worker_pass(SenderState *state, int max_requests)
 				(errmsg("telnyx_orders worker: no Telnyx API key is configured; queued requests wait"),
 				 errhint("Set telnyx.api_key or telnyx.api_key_file in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload.")));
 		state->paused = true;
+		state->pause_reason = "no Telnyx API key is configured";
+		worker_report(state, 0, 0);
 		return 0;
 	}
 
@@ -415,7 +440,38 @@ worker_pass(SenderState *state, int max_requests)
 		done += worker_refresh();
 	if (!state->is_pass && !state->paused && telnyx_sync_interval_s > 0)
 		worker_sync(state);
+	worker_report(state, 0, 0);
 	return done;
+}
+
+/*
+ * Once a minute, delete finished requests older than
+ * telnyx.request_retention: a thousand per transaction, ten thousand at
+ * most, so that a backlog is worked off without holding up sending.
+ */
+static void
+worker_purge(SenderState *state)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz cutoff;
+	int			total = 0;
+	int			n;
+
+	if (telnyx_request_retention_s <= 0 || now < state->next_purge)
+		return;
+	state->next_purge = TimestampTzPlusMilliseconds(now, WORKER_PURGE_INTERVAL_MS);
+	cutoff = TimestampTzPlusMilliseconds(now, -(int64) telnyx_request_retention_s * 1000);
+	pgstat_report_activity(STATE_RUNNING, "deleting finished order requests");
+	do
+	{
+		worker_begin();
+		n = queue_purge(cutoff, WORKER_PURGE_BATCH);
+		worker_commit();
+		total += n;
+	} while (n == WORKER_PURGE_BATCH && total < WORKER_PURGE_MAX);
+	if (total > 0)
+		ereport(DEBUG1,
+				(errmsg_internal("telnyx_orders worker deleted %d finished order requests", total)));
 }
 
 /*
@@ -450,6 +506,7 @@ worker_at_home(SenderState *state)
 				 errdetail("The queue was created in another cluster or database: this one was restored or cloned from it."),
 				 errhint("Once sure that the original no longer sends, run \"SELECT telnyx_resume_queue()\" in this database.")));
 	state->elsewhere = true;
+	worker_report(state, 0, 0);
 	return false;
 }
 
@@ -486,7 +543,8 @@ worker_stream(SenderState *state, int max)
 		{
 			int			timeout = WORKER_STREAM_WAIT_MS;
 			bool		may_send = !state->paused &&
-				state->not_before <= GetCurrentTimestamp();
+				state->not_before <= GetCurrentTimestamp() &&
+				wakeup_sender_current();
 			TimestampTz now;
 			MemoryContext old;
 
@@ -663,6 +721,8 @@ worker_record(SenderState *state, HttpDone *done, int n)
 	TelnyxResultClass pause_class = TELNYX_OK;
 	RecordStep *steps = palloc0(sizeof(RecordStep) * n);
 	RecordStep	batch;
+	int			sent = 0;
+	int			rate_limited = 0;
 	int			i;
 
 	memset(&batch, 0, sizeof(batch));
@@ -672,8 +732,11 @@ worker_record(SenderState *state, HttpDone *done, int n)
 
 		steps[i].req = f->req;
 		steps[i].result = api_create_result(&f->http, &done[i].resp);
+		if (done[i].resp.status == 429)
+			rate_limited++;
 		if (steps[i].result->class == TELNYX_OK)
 		{
+			sent++;
 			batch.reqs = lappend(batch.reqs, steps[i].req);
 			batch.results = lappend(batch.results, steps[i].result);
 		}
@@ -722,12 +785,33 @@ worker_record(SenderState *state, HttpDone *done, int n)
 				(errmsg("telnyx_orders worker: Telnyx has no order endpoint at telnyx.api_base_url; queued requests wait"),
 				 errdetail("POST %s answered 404.", "/inexplicit_number_orders"),
 				 errhint("Fix telnyx.api_base_url (it ends in \"/v2\") and reload the configuration.")));
+	if (pause_class == TELNYX_AUTH)
+		state->pause_reason = "Telnyx did not accept the API key";
+	else if (pause_class != TELNYX_OK)
+		state->pause_reason = "Telnyx has no order endpoint at telnyx.api_base_url";
 	if (pause_class != TELNYX_OK)
 		state->paused = true;
 	if (longest_wait > 0)
 		state->not_before = Max(state->not_before,
 								TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															(int64) longest_wait));
+	worker_report(state, sent, rate_limited);
+}
+
+/* Publish the sender's status, with orders created and 429s to count. */
+static void
+worker_report(SenderState *state, int sent, int rate_limited)
+{
+	const char *why = "";
+
+	if (state->is_pass)
+		return;
+	if (state->elsewhere)
+		why = "the database was restored or cloned: run telnyx_resume_queue() to send its queue here";
+	else if (state->paused && state->pause_reason)
+		why = state->pause_reason;
+	wakeup_report(why, state->not_before > GetCurrentTimestamp() ? state->not_before : 0,
+				  sent, rate_limited);
 }
 
 /* Reconcile unknown outcomes due now; returns how many were looked up. */
