@@ -638,8 +638,15 @@ telnyx_worker_status(PG_FUNCTION_ARGS)
 		char	   *dbname = get_database_name(w->dboid);
 
 		memset(nulls, 0, sizeof(nulls));
-		values[0] = dbname ? CStringGetTextDatum(dbname) : (Datum) 0;
-		nulls[0] = dbname == NULL;
+		if (dbname != NULL)
+		{
+			Name		nd = (Name) palloc0(NAMEDATALEN);
+
+			namestrcpy(nd, dbname);
+			values[0] = NameGetDatum(nd);
+		}
+		else
+			nulls[0] = true;
 		values[1] = Int32GetDatum(w->pid);
 		values[2] = TimestampTzGetDatum(w->started_at);
 		values[3] = CStringGetTextDatum(w->paused);
