@@ -119,6 +119,17 @@ SET telnyx.api_base_url = 'https://api.telnyx.com/v2/';
 RESET telnyx.api_base_url;
 SELECT current_setting('telnyx.api_base_url') LIKE 'https://127.0.0.1:%/v2' AS back_to_the_stand_in;
 
+-- dropping the extension would delete the record of what was bought: it
+-- is refused (as is DROP SCHEMA ... CASCADE of its schema) until the
+-- session says so
+SELECT count(*) > 0 AS orders_recorded FROM telnyx_inexplicit_orders;
+DROP EXTENSION telnyx_orders;
+\echo :LAST_ERROR_SQLSTATE
+DROP SCHEMA public CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+DROP EXTENSION IF EXISTS no_such_extension;
+SET telnyx.allow_drop = on;
+
 -- the functions find their tables in the extension's schema, whatever the
 -- search_path says
 DROP EXTENSION telnyx_orders;

@@ -88,3 +88,17 @@ SELECT pg_catalog.current_database() AS database,
 						AND q.state OPERATOR(pg_catalog.<>) 'sent'
 					  ORDER BY q.updated_at DESC LIMIT 1) e ON true;
 REVOKE ALL ON @extschema@.telnyx_queue_status FROM PUBLIC;
+
+/*
+ * DROP EXTENSION telnyx_orders (or DROP SCHEMA ... CASCADE of its schema)
+ * is refused while the tables record orders or unfinished requests, unless
+ * the session sets telnyx.allow_drop: dropping deletes what was bought.
+ */
+CREATE FUNCTION @extschema@.telnyx_guard_drop()
+RETURNS event_trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'telnyx_guard_drop';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_guard_drop() FROM PUBLIC;
+CREATE EVENT TRIGGER telnyx_orders_guard_drop ON ddl_command_start
+	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+	EXECUTE FUNCTION @extschema@.telnyx_guard_drop();

@@ -35,6 +35,7 @@
 #include "catalog/pg_type.h"
 #include "catalog/pg_trigger.h"
 #include "commands/dbcommands.h"
+#include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "nodes/parsenodes.h"
 #include "executor/spi.h"
@@ -66,6 +67,9 @@
 
 PG_MODULE_MAGIC;
 
+/* telnyx.allow_drop: DROP EXTENSION may delete the record of orders. */
+static bool telnyx_allow_drop = false;
+
 /* Requests telnyx_purge_requests() deletes per statement. */
 #define PURGE_BATCH 10000
 
@@ -87,6 +91,7 @@ PG_FUNCTION_INFO_V1(telnyx_purge_requests);
 PG_FUNCTION_INFO_V1(telnyx_restart_workers);
 PG_FUNCTION_INFO_V1(telnyx_worker_status);
 PG_FUNCTION_INFO_V1(telnyx_queue_unserved);
+PG_FUNCTION_INFO_V1(telnyx_guard_drop);
 PG_FUNCTION_INFO_V1(telnyx_refresh_orders);
 PG_FUNCTION_INFO_V1(telnyx_apply_webhook);
 
@@ -108,6 +113,14 @@ static void sync_page(List *orders, List *unparsed, void *arg);
 void
 _PG_init(void)
 {
+	DefineCustomBoolVariable("telnyx.allow_drop",
+							 "Allow DROP EXTENSION telnyx_orders while its tables record orders.",
+							 "Dropping the extension deletes its tables: the record of every order bought.",
+							 &telnyx_allow_drop,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 	http_init();
 	store_init();
 	queue_init();
@@ -678,6 +691,70 @@ telnyx_queue_unserved(PG_FUNCTION_ARGS)
 	if (why == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(why));
+}
+
+/*
+ * telnyx_guard_drop() returns event_trigger
+ *
+ * ON ddl_command_start: refuse DROP EXTENSION telnyx_orders (or DROP
+ * SCHEMA ... CASCADE of its schema) while its tables hold the record of
+ * any order or of a request not yet finished, unless telnyx.allow_drop is
+ * on in the session.  Dropping would delete what was bought, silently.
+ */
+Datum
+telnyx_guard_drop(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	DropStmt   *drop;
+	const char *schema;
+	bool		ours = false;
+	ListCell   *lc;
+	StoreScope	scope;
+	int64		orders;
+	int64		open;
+	bool		isnull;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "telnyx_guard_drop: not called by the event trigger manager");
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (telnyx_allow_drop || !IsA(trigdata->parsetree, DropStmt))
+		PG_RETURN_VOID();
+	drop = (DropStmt *) trigdata->parsetree;
+	if (drop->removeType != OBJECT_EXTENSION && drop->removeType != OBJECT_SCHEMA)
+		PG_RETURN_VOID();
+
+	schema = store_schema_name();
+	foreach(lc, drop->objects)
+	{
+		const char *name = strVal(lfirst(lc));
+
+		if (drop->removeType == OBJECT_EXTENSION)
+			ours |= strcmp(name, "telnyx_orders") == 0;
+		else
+			ours |= drop->behavior == DROP_CASCADE && strcmp(name, schema) == 0;
+	}
+	if (!ours)
+		PG_RETURN_VOID();
+
+	(void) store_begin(&scope);
+	store_exec(schema,
+			   "SELECT (SELECT pg_catalog.count(*) FROM %1$s.telnyx_inexplicit_orders),"
+			   "       (SELECT pg_catalog.count(*) FROM %1$s.telnyx_order_requests r"
+			   "         WHERE r.state OPERATOR(pg_catalog.<>) ALL ('{sent,failed,cancelled}'))",
+			   0, NULL, NULL, NULL, SPI_OK_SELECT);
+	orders = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	open = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	store_end(&scope);
+	if (orders == 0 && open == 0)
+		PG_RETURN_VOID();
+	ereport(ERROR,
+			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+			 errmsg("dropping telnyx_orders would delete the record of %lld orders and %lld requests not yet finished",
+					(long long) orders, (long long) open),
+			 errdetail("The orders were bought and paid for; dropping the extension deletes its tables with them."),
+			 errhint("Keep a copy first (pg_dump --table '%s.telnyx_*'), then run \"SET telnyx.allow_drop = on\" in this session and drop it again.",
+					 schema)));
+	PG_RETURN_VOID();
 }
 
 /*
