@@ -183,3 +183,21 @@ SELECT state FROM telnyx_order_requests;
 DROP OWNED BY regress_telnyx_orderer;
 DROP ROLE regress_telnyx_nobody;
 DROP ROLE regress_telnyx_orderer;
+
+-- every table, view, column and function explains itself in \d+ and \df+
+SELECT c.relname, a.attname
+  FROM pg_depend d
+  JOIN pg_class c ON c.oid = d.objid
+  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'telnyx_orders')
+   AND c.relkind IN ('r', 'v')
+   AND (obj_description(c.oid, 'pg_class') IS NULL
+        OR (a.attname IS NOT NULL AND col_description(c.oid, a.attnum) IS NULL))
+ ORDER BY 1, 2;
+SELECT p.oid::regprocedure AS uncommented
+  FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+ WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'telnyx_orders')
+   AND obj_description(p.oid, 'pg_proc') IS NULL
+ ORDER BY 1;
