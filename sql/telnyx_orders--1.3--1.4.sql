@@ -48,6 +48,42 @@ AS 'MODULE_PATHNAME', 'telnyx_queue_unserved';
 REVOKE ALL ON FUNCTION @extschema@.telnyx_queue_unserved() FROM PUBLIC;
 
 /*
+ * A request that arrives by logical replication (a subscriber that
+ * receives this table) is another database's to send: it arrives as
+ * "replicated", which no sender here touches, and only its final states
+ * (sent, failed, cancelled) are taken as they come.  telnyx_resume_queue()
+ * makes such requests this database's, to be looked up before anything is
+ * sent.  The trigger fires only for replication (session_replication_role
+ * = replica, as the apply worker runs).
+ */
+ALTER TABLE @extschema@.telnyx_order_requests
+	DROP CONSTRAINT telnyx_order_requests_state_check,
+	ADD CONSTRAINT telnyx_order_requests_state_check
+		CHECK (state IN ('queued', 'sending', 'retrying', 'sent', 'failed',
+						 'unknown', 'cancelled', 'replicated'));
+CREATE FUNCTION @extschema@.telnyx_order_requests_replicated()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NEW.state OPERATOR(pg_catalog.<>) ALL ('{sent,failed,cancelled}'::pg_catalog.text[]) THEN
+		NEW.state := 'replicated';
+		NEW.claimed_by_pid := NULL;
+		NEW.claimed_by_start := NULL;
+		NEW.lease_until := NULL;
+	END IF;
+	RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.telnyx_order_requests_replicated() FROM PUBLIC;
+CREATE TRIGGER telnyx_order_requests_replicated
+	BEFORE INSERT OR UPDATE ON @extschema@.telnyx_order_requests
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.telnyx_order_requests_replicated();
+ALTER TABLE @extschema@.telnyx_order_requests
+	ENABLE REPLICA TRIGGER telnyx_order_requests_replicated;
+
+/*
  * What an operator opens first: this database's queue by state, its
  * oldest wait, next retry and latest error, what was sent lately, and the
  * worker (its pid, whether it waits and why, 429s since it started).
@@ -60,6 +96,7 @@ SELECT pg_catalog.current_database() AS database,
 	   COALESCE(w.paused, @extschema@.telnyx_queue_unserved()) AS waiting_because,
 	   w.rate_limited_until,
 	   r.queued, r.sending, r.retrying, r.unknown, r.sent, r.failed, r.cancelled,
+	   r.replicated,
 	   r.oldest_queued_at, r.next_retry_at,
 	   e.last_error, e.last_error_at,
 	   r.sent_last_minute, r.sent_last_hour,
@@ -73,6 +110,7 @@ SELECT pg_catalog.current_database() AS database,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent') AS sent,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'failed') AS failed,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'cancelled') AS cancelled,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'replicated') AS replicated,
 			   pg_catalog.min(q.created_at) FILTER (WHERE q.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')) AS oldest_queued_at,
 			   pg_catalog.min(q.next_attempt_at) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'retrying') AS next_retry_at,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent'
@@ -178,7 +216,7 @@ COMMENT ON COLUMN @extschema@.telnyx_order_events.numbers IS 'How many numbers w
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.id IS 'The request''s id (what the enqueue returned).';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.request_key IS 'Sent as the Idempotency-Key: the same request is the same order.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.body IS 'The order as requested (JSON).';
-COMMENT ON COLUMN @extschema@.telnyx_order_requests.state IS 'queued, sending, retrying, sent, failed, unknown or cancelled.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.state IS 'queued, sending, retrying, sent, failed, unknown, cancelled, or replicated (arrived by logical replication: not sent here).';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.attempts IS 'Times it was sent.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.next_attempt_at IS 'When it is next due.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.lease_until IS 'How long the sender that claimed it holds it.';
@@ -258,6 +296,7 @@ COMMENT ON COLUMN @extschema@.telnyx_queue_status.unknown IS 'Requests whose out
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.sent IS 'Requests sent, each with its order.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.failed IS 'Requests that failed, each with its error.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.cancelled IS 'Requests cancelled.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.replicated IS 'Requests that arrived by logical replication: another database sends them.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.oldest_queued_at IS 'The oldest request still waiting.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.next_retry_at IS 'The next retry due.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.last_error IS 'The latest error of a request not sent.';
@@ -292,4 +331,5 @@ COMMENT ON FUNCTION @extschema@.telnyx_queue_unserved() IS 'Why no background wo
 COMMENT ON FUNCTION @extschema@.telnyx_guard_drop() IS 'Event trigger: refuse DROP EXTENSION telnyx_orders while orders are recorded, unless telnyx.allow_drop is on.';
 COMMENT ON FUNCTION @extschema@.telnyx_order_requests_notify() IS 'Trigger: NOTIFY telnyx_orders (no payload) when a request changes state.';
 COMMENT ON FUNCTION @extschema@.telnyx_ordering_groups_changed() IS 'Trigger: record and announce a group''s new status or count (telnyx_order_events).';
+COMMENT ON FUNCTION @extschema@.telnyx_order_requests_replicated() IS 'Replica trigger: a request that arrives by logical replication is another database''s to send (state replicated).';
 COMMENT ON FUNCTION @extschema@.telnyx_phone_numbers_bought() IS 'Trigger: record and announce numbers bought (telnyx_order_events).';

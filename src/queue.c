@@ -374,6 +374,27 @@ queue_resume(void)
 			   "     database_name = EXCLUDED.database_name,"
 			   "     since = pg_catalog.now()",
 			   3, queue_here_types, values, NULL, SPI_OK_INSERT);
+
+	/*
+	 * Requests that arrived by logical replication become this database's:
+	 * each is looked up before anything is sent (another database may
+	 * have sent it).
+	 */
+	{
+		Oid			argtypes[2] = {TIMESTAMPTZOID, JSONBOID};
+		Datum		args[2];
+
+		args[0] = queue_after_ms(0);
+		args[1] = JsonbPGetDatum(queue_reason("It arrived by logical replication; resumed here, it is looked up before it is sent."));
+		store_exec(schema,
+				   "UPDATE %1$s.telnyx_order_requests r"
+				   "   SET state = 'unknown', next_attempt_at = $1, last_error = $2,"
+				   "       first_sent_at = COALESCE(r.first_sent_at, r.created_at),"
+				   "       updated_at = pg_catalog.now()"
+				   " WHERE r.state OPERATOR(pg_catalog.=) 'replicated'",
+				   2, argtypes, args, NULL, SPI_OK_UPDATE);
+		moved |= SPI_processed > 0;
+	}
 	store_end(&scope);
 	return moved;
 }

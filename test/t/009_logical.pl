@@ -1,0 +1,92 @@
+# A logical-replication subscriber that receives the queue table does not
+# send it: requests arrive "replicated", its worker leaves them alone, and
+# they take the publisher's final states as they come.  Resumed there
+# (telnyx_resume_queue()), they are looked up before anything is sent.
+use strict;
+use warnings;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use StandIn;
+
+my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
+my $groups = '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]';
+
+standinctl('reset');
+standinctl('config', encode_json({ api_key => $key, idempotency => JSON::PP::false }));
+
+my %conf = (qq{
+shared_preload_libraries = 'telnyx_orders'
+telnyx.api_key = '$key'
+telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTPS_URL}'
+telnyx.ca_file = '$ENV{TELNYX_TEST_CA}'
+telnyx.reconcile_delay = '1s'
+telnyx.worker_naptime = '1s'
+wal_level = logical
+} => 1);
+my ($conf) = keys %conf;
+
+# the publisher sends nothing by itself here: its queue is sent on demand
+my $pub = PostgreSQL::Test::Cluster->new('publisher');
+$pub->init(allows_streaming => "logical");
+$pub->append_conf('postgresql.conf', $conf . "telnyx.database = 'none'\n");
+$pub->start;
+my $sub = PostgreSQL::Test::Cluster->new('subscriber');
+$sub->init;
+$sub->append_conf('postgresql.conf', $conf . "telnyx.database = 'postgres'\n");
+$sub->start;
+
+$pub->safe_psql('postgres', q{
+CREATE EXTENSION telnyx_orders;
+CREATE PUBLICATION telnyx_pub FOR TABLE telnyx_order_requests;
+});
+$sub->safe_psql('postgres', 'CREATE EXTENSION telnyx_orders');
+$sub->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'")
+  or die 'no worker on the subscriber';
+my $connstr = $pub->connstr . ' dbname=postgres';
+$sub->safe_psql('postgres',
+	"CREATE SUBSCRIPTION telnyx_sub CONNECTION '$connstr' PUBLICATION telnyx_pub");
+$sub->wait_for_subscription_sync($pub, 'telnyx_sub');
+
+$pub->safe_psql('postgres',
+	"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'logical-' || i) FROM generate_series(1, 5) i");
+$pub->wait_for_catchup('telnyx_sub');
+is($sub->safe_psql('postgres', 'SELECT string_agg(DISTINCT state, \',\') FROM telnyx_order_requests'),
+	'replicated', 'queued requests arrive at the subscriber as "replicated"');
+sleep 3;
+is(ledger()->{'logical-1'} // 0, 0, "the subscriber's worker does not send them");
+is($sub->safe_psql('postgres', 'SELECT replicated, queued FROM telnyx_queue_status'), '5|0',
+	'its status view shows them as replicated');
+
+# the publisher sends them; the subscriber takes the final states
+$pub->safe_psql('postgres', 'CALL telnyx_process_queue()');
+$pub->wait_for_catchup('telnyx_sub');
+is($sub->safe_psql('postgres', "SELECT count(*) FROM telnyx_order_requests WHERE state = 'sent' AND order_id IS NOT NULL"),
+	'5', 'sent by the publisher, the subscriber has them sent with their orders');
+is(join(' ', map { ledger()->{"logical-$_"} // 0 } 1 .. 5), '1 1 1 1 1', 'each ordered once');
+
+# more arrive and stay replicated; once resumed, the subscriber looks each
+# up first: one the publisher already ordered is not ordered again
+$pub->safe_psql('postgres',
+	"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'moved-' || i) FROM generate_series(1, 2) i");
+$pub->wait_for_catchup('telnyx_sub');
+$sub->safe_psql('postgres', 'ALTER SUBSCRIPTION telnyx_sub DISABLE');
+# the publisher sends moved-1 just before it goes; the subscriber never hears
+$pub->safe_psql('postgres', 'CALL telnyx_process_queue(1)');
+$pub->stop;
+is($sub->safe_psql('postgres', 'SELECT telnyx_resume_queue()'), 't',
+	'telnyx_resume_queue() takes the replicated requests over');
+ok($sub->poll_query_until('postgres',
+		"SELECT count(*) = 2 FROM telnyx_order_requests WHERE body->>'customer_reference' LIKE 'moved-%' AND state = 'sent'"),
+	'the subscriber then settles them');
+is(join(' ', map { ledger()->{"moved-$_"} // 0 } 1 .. 2), '1 1',
+	'the one the publisher had sent is found, not ordered again; the other is sent once');
+unlike(slurp_file($sub->logfile), qr/terminated by signal/, 'no process crashed');
+$sub->stop;
+standinctl('reset');
+
+done_testing();
