@@ -113,6 +113,13 @@ SELECT clock_timestamp() - :'t0' BETWEEN interval '0.3 second' AND interval '20 
 SELECT clock_timestamp() AS t0 \gset
 SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'page_size' AS listed;
 SELECT clock_timestamp() - :'t0' >= interval '1 second' AS waited_ratelimit_reset;
+-- an answer saying the window has no request left: the next request (of
+-- any session or worker) waits for the window to reset
+\! standinctl fault '{"match": "list", "status": 200, "body": "{\"data\": [], \"meta\": {\"page_number\": 1, \"page_size\": 1, \"total_pages\": 0, \"total_results\": 0}}", "headers": {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1"}}'
+SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'total_results' AS listed;
+SELECT clock_timestamp() AS t0 \gset
+SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'page_size' AS listed;
+SELECT clock_timestamp() - :'t0' >= interval '0.9 second' AS waited_for_the_window;
 \! standinctl requests create
 \! standinctl count
 -- still limited after every retry: nothing was ordered

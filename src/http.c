@@ -50,9 +50,10 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "http.h"
 #include "apikey.h"
 #include "errcodes.h"
+#include "http.h"
+#include "wakeup.h"
 
 /* Longest wait the server may ask for before we fall back to our backoff. */
 #define HTTP_MAX_SERVER_WAIT_MS 60000.0
@@ -83,6 +84,7 @@ typedef struct HttpTransfer
 	/* waits asked for by the current response's headers, -1 if none */
 	double		retry_after_ms;
 	double		ratelimit_reset_ms;
+	double		ratelimit_remaining;	/* x-ratelimit-remaining, -1 if none */
 
 	char		errbuf[CURL_ERROR_SIZE];
 
@@ -102,6 +104,7 @@ char	   *telnyx_ca_file = NULL;
 int			telnyx_timeout_ms = 30000;
 int			telnyx_connect_timeout_ms = 10000;
 int			telnyx_max_retries = 2;
+int			telnyx_max_requests_per_second = 0;
 int			telnyx_max_response_size = 10 * 1024 * 1024;
 
 /*---- Local variables ----*/
@@ -125,6 +128,7 @@ static struct curl_slist *http_build_headers(const HttpRequest *req);
 static void http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
 						   struct curl_slist *headers);
 static void http_sleep(double ms);
+static void http_rate_wait(int n);
 static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *arg);
 static int	http_prereq_cb(void *arg, char *conn_primary_ip,
 						   char *conn_local_ip, int conn_primary_port,
@@ -202,6 +206,15 @@ http_init(void)
 							10 * 1024 * 1024, 1024, (int) MaxAllocSize - 1,
 							PGC_USERSET,
 							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("telnyx.max_requests_per_second",
+							"Requests a second to Telnyx, for every process of the cluster together.",
+							"Telnyx limits the account, not the database: every worker and session shares this budget.  0: no fixed budget; every process still waits together after a 429 or an answer with no request left in the window.",
+							&telnyx_max_requests_per_second,
+							0, 0, 10000,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
@@ -567,6 +580,7 @@ http_perform_many(const HttpRequest *reqs, HttpResponse *resps, int n)
 	int			i;
 
 	Assert(n >= 1 && n <= HTTP_MAX_CONCURRENCY);
+	http_rate_wait(n);
 	http_stream_begin(n);
 	PG_TRY();
 	{
@@ -605,6 +619,33 @@ http_stream_begin(int capacity)
 	http_check_base_url(telnyx_api_base_url, ERROR);
 	http_ensure_handles(capacity);
 	http_stream_capacity = capacity;
+}
+
+/*
+ * http_stream_budget
+ *		How many of want requests may start now within the account's
+ *		request budget (telnyx.max_requests_per_second, shared by every
+ *		process of the cluster, and the back-off after a 429); when fewer,
+ *		*wait_ms says when to ask again.
+ */
+int
+http_stream_budget(int want, long *wait_ms)
+{
+	return wakeup_rate_take(want, telnyx_max_requests_per_second, wait_ms);
+}
+
+/* Wait until n requests may start within the account's budget. */
+static void
+http_rate_wait(int n)
+{
+	while (n > 0)
+	{
+		long		wait_ms = 0;
+
+		n -= wakeup_rate_take(n, telnyx_max_requests_per_second, &wait_ms);
+		if (n > 0)
+			http_sleep((double) Max(wait_ms, 1));
+	}
 }
 
 /* Slots of the stream free for another transfer. */
@@ -652,6 +693,7 @@ http_stream_add(const HttpRequest *req, void *tag)
 	xfer->max = (size_t) telnyx_max_response_size;
 	xfer->retry_after_ms = -1;
 	xfer->ratelimit_reset_ms = -1;
+	xfer->ratelimit_remaining = -1;
 	xfer->headers = http_build_headers(req);
 
 	while (baselen > 0 && base[baselen - 1] == '/')
@@ -842,6 +884,17 @@ http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp)
 	else
 		resp->wait_ms = xfer->retry_after_ms;
 
+	/*
+	 * The limit is the account's: after a 429, or an answer saying the
+	 * window has no request left, every process of the cluster waits (for
+	 * as long as Telnyx says, when it says it within a minute).
+	 */
+	if (resp->status == 429)
+		wakeup_rate_back_off(http_retry_delay_ms(0, resp->wait_ms));
+	else if (xfer->ratelimit_remaining == 0 && xfer->ratelimit_reset_ms >= 0 &&
+			 xfer->ratelimit_reset_ms <= HTTP_MAX_SERVER_WAIT_MS)
+		wakeup_rate_back_off(xfer->ratelimit_reset_ms);
+
 	resp->body = palloc(xfer->len + 1);
 	if (xfer->len > 0)
 		memcpy(resp->body, xfer->buf, xfer->len);
@@ -936,6 +989,7 @@ http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	{
 		xfer->retry_after_ms = -1;
 		xfer->ratelimit_reset_ms = -1;
+		xfer->ratelimit_remaining = -1;
 	}
 	else if (http_header_value(data, n, "retry-after-ms", value, sizeof(value)))
 	{
@@ -971,6 +1025,14 @@ http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 
 		if (end != value && *end == '\0' && s >= 0 && isfinite(s))
 			xfer->ratelimit_reset_ms = s * 1000.0;
+	}
+	else if (http_header_value(data, n, "x-ratelimit-remaining", value, sizeof(value)))
+	{
+		char	   *end;
+		double		left = strtod(value, &end);
+
+		if (end != value && *end == '\0' && left >= 0 && isfinite(left))
+			xfer->ratelimit_remaining = left;
 	}
 	return n;
 }

@@ -53,6 +53,7 @@ extern int	telnyx_timeout_ms;
 extern int	telnyx_connect_timeout_ms;
 extern int	telnyx_max_retries;
 extern int	telnyx_max_response_size;
+extern int	telnyx_max_requests_per_second;
 
 #define TELNYX_DEFAULT_BASE_URL "https://api.telnyx.com/v2"
 
@@ -78,6 +79,7 @@ extern void http_perform_many(const HttpRequest *reqs, HttpResponse *resps,
 							  int n);
 extern void http_stream_begin(int capacity);
 extern int	http_stream_free(void);
+extern int	http_stream_budget(int want, long *wait_ms);
 extern int	http_stream_busy(void);
 extern void http_stream_add(const HttpRequest *req, void *tag);
 extern int	http_stream_wait(int timeout_ms, HttpDone *done, int max);

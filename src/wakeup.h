@@ -36,6 +36,8 @@ extern bool wakeup_sender_current(void);
 extern void wakeup_report(const char *paused, TimestampTz rate_limited_until,
 						  int sent, int rate_limited);
 extern int	wakeup_senders(WakeupSender *out, int max);
+extern int	wakeup_rate_take(int want, int rate, long *wait_ms);
+extern void wakeup_rate_back_off(double ms);
 extern void wakeup_at_commit(void);
 extern void wakeup_now(Oid dboid);
 

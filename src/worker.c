@@ -542,6 +542,7 @@ worker_stream(SenderState *state, int max)
 		for (;;)
 		{
 			int			timeout = WORKER_STREAM_WAIT_MS;
+			long		rate_wait_ms;
 			bool		may_send = !state->paused &&
 				state->not_before <= GetCurrentTimestamp() &&
 				wakeup_sender_current();
@@ -571,15 +572,34 @@ worker_stream(SenderState *state, int max)
 				claimed += n;
 				more = n == want && (max < 0 || claimed < max);
 			}
-			while (may_send && ready != NIL && http_stream_free() > 0)
+			/* as many as free slots and the account's request budget allow */
+			rate_wait_ms = 0;
+			if (may_send && ready != NIL && http_stream_free() > 0)
 			{
-				InFlight   *f = (InFlight *) linitial(ready);
+				int			budget = http_stream_budget(Min(list_length(ready),
+															http_stream_free()),
+													   &rate_wait_ms);
 
-				ready = list_delete_first(ready);
-				http_stream_add(&f->http, f);
+				while (budget-- > 0)
+				{
+					InFlight   *f = (InFlight *) linitial(ready);
+
+					ready = list_delete_first(ready);
+					http_stream_add(&f->http, f);
+				}
+				if (rate_wait_ms > 0)
+					timeout = Min(timeout, (int) Min(rate_wait_ms, INT_MAX));
 			}
 			if (http_stream_busy() == 0 && npending == 0)
-				break;
+			{
+				if (ready == NIL || rate_wait_ms <= 0)
+					break;
+				/* nothing in flight: wait for the budget, then go on */
+				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 timeout, PG_WAIT_EXTENSION);
+				CHECK_FOR_INTERRUPTS();
+				continue;
+			}
 
 			/* answers are recorded together, a few milliseconds later */
 			if (npending > 0)

@@ -49,7 +49,10 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
                            "chaos": [fault, ...] (each with "p": a request
                            matching it gets it with that probability, when
                            no queued fault applies; [] stops it),
-                           "seed": N (for chaos and mutations)}
+                           "seed": N (for chaos and mutations),
+                           "rate_limit": N (answer 429, with
+                           x-ratelimit-reset, to API requests beyond N in
+                           any second; 0 stops it)}
   POST /_standin/bulk     {"count": N, "customer_reference": ...}: make N
                           orders at once, as another client would
   GET  /_standin/ledger   every order created, with the request that made it
@@ -92,8 +95,10 @@ as JSON to --ports-file.
 
 import argparse
 import base64
+import collections
 import datetime
 import json
+import math
 import os
 import random
 import re
@@ -161,7 +166,7 @@ class State:
     """Orders, ledger, faults and counters, behind one lock."""
 
     def __init__(self, api_key, process_seconds, webhook_key=None):
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.api_key = api_key
         self.process_seconds = process_seconds
         self.number_seconds = process_seconds
@@ -174,6 +179,7 @@ class State:
         self.list_page_cap = 0
         self.list_oldest_first = False
         self.chaos = []             # faults drawn at random, per request
+        self.rate_limit = 0         # API requests a second; 0: no limit
         self.rng = random.Random(0)
         self.reset()
 
@@ -193,6 +199,8 @@ class State:
         self.next_event = 0
         self.mutations = []         # answers sent mutated
         self.chaos_hits = {}        # chaos faults drawn, by action
+        self.recent = collections.deque()  # API requests of the last second
+        self.rate_limited = 0       # 429s answered for the rate limit
 
     def new_id(self, kind):
         """Ids are uuids, the same in every run: tests can show them."""
@@ -399,6 +407,20 @@ class State:
                 self.chaos_hits[action] = self.chaos_hits.get(action, 0) + 1
                 return f
         return None
+
+    def over_rate(self):
+        """Is this API request over the account's rate limit (a sliding
+        second)?  Counted if so; remembered if not."""
+        if self.rate_limit <= 0:
+            return False
+        now = time.time()
+        while self.recent and self.recent[0] <= now - 1.0:
+            self.recent.popleft()
+        if len(self.recent) >= self.rate_limit:
+            self.rate_limited += 1
+            return True
+        self.recent.append(now)
+        return False
 
     def record_mutation(self, route, ref, raw):
         """Remember a mutated answer: what was sent, and what it says."""
@@ -611,7 +633,17 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-ratelimit-limit", "100")
+        st = self.state
+        if st.rate_limit > 0:
+            with st.lock:
+                left = max(0, st.rate_limit - len(st.recent))
+                reset = (1.0 - (time.time() - st.recent[0])) if st.recent else 0
+            self.send_header("x-ratelimit-limit", str(st.rate_limit))
+            self.send_header("x-ratelimit-remaining", str(left))
+            if "x-ratelimit-reset" not in (extra_headers or {}):
+                self.send_header("x-ratelimit-reset", str(max(1, math.ceil(reset))))
+        else:
+            self.send_header("x-ratelimit-limit", "100")
         for k, v in (extra_headers or {}).items():
             self.send_header(k, str(v))
         self.end_headers()
@@ -655,10 +687,15 @@ class Handler(BaseHTTPRequestHandler):
             self.state.requests_by_route[route or "other"] = (
                 self.state.requests_by_route.get(route or "other", 0) + 1)
             fault = self.state.take_fault(route) if route else None
+            over_rate = route is not None and self.state.over_rate()
         if route is None:
             return self.send_json(404, ApiError(
                 404, "10005", "Resource not found",
                 "No route for %s %s." % (method, url.path)).body)
+        if over_rate:
+            return self.send_json(429, ApiError(
+                429, "10011", "Too many requests",
+                "Rate limit exceeded.").body, {"x-ratelimit-reset": "1"})
         try:
             self.check_auth()
             if fault and fault.get("action", "status") == "close_before":
@@ -870,6 +907,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.list_page_cap, st.list_oldest_first = 0, False
                 st.number_seconds, st.webhook_url = secs, None
                 st.chaos = []
+                st.rate_limit = 0
                 return self.send_json(200, {"ok": True})
             if what == "reset-requests" and method == "POST":
                 st.connections = {"http": 0, "https": 0}
@@ -944,6 +982,9 @@ class Handler(BaseHTTPRequestHandler):
                     st.webhook_url = arg["webhook_url"]
                 if "chaos" in arg:
                     st.chaos = list(arg["chaos"])
+                if "rate_limit" in arg:
+                    st.rate_limit = int(arg["rate_limit"])
+                    st.recent.clear()
                 if "seed" in arg:
                     st.rng = random.Random(arg["seed"])
                 return self.send_json(200, {"ok": True})
@@ -964,7 +1005,8 @@ class Handler(BaseHTTPRequestHandler):
                     "requests_by_route": dict(st.requests_by_route),
                     "replays": st.replays,
                     "faults_pending": len(st.faults),
-                    "chaos_hits": dict(st.chaos_hits)})
+                    "chaos_hits": dict(st.chaos_hits),
+                    "rate_limited": st.rate_limited})
         return self.send_json(404, {"error": "no such control"})
 
 
