@@ -19,9 +19,10 @@ OBJS = \
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-# pg_regress suites (sql/NAME.sql, expected/NAME.out); they need the
-# stand-in server that test/run starts, so run them through test/run.
-REGRESS = validate create sync follow errors transport queue security hostile
+# pg_regress suites (sql/NAME.sql, expected/NAME.out).  They need the
+# Telnyx stand-in: test/run starts it with a throwaway cluster, and
+# "make installcheck" (test/installcheck) with the running server.
+SUITES = validate create sync follow errors transport queue security hostile
 
 PKG_CONFIG ?= pkg-config
 CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)
@@ -50,8 +51,13 @@ include $(PGXS)
 
 # The suites test/run passes to pg_regress.
 print-regress:
-	@echo $(REGRESS)
+	@echo $(SUITES)
 .PHONY: print-regress
+
+# The suites against the running server, with the stand-in started for them.
+installcheck:
+	PG_CONFIG=$(PG_CONFIG) test/installcheck
+.PHONY: installcheck
 
 # Every object depends on every header: PGXS tracks no header dependencies.
 $(OBJS): $(wildcard src/*.h)
