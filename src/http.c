@@ -38,7 +38,6 @@
 
 #include <curl/curl.h>
 
-#include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/pmsignal.h"
@@ -51,6 +50,7 @@
 #include "utils/wait_event.h"
 
 #include "apikey.h"
+#include "compat.h"
 #include "errcodes.h"
 #include "http.h"
 #include "wakeup.h"
@@ -392,7 +392,7 @@ http_retry_delay_ms(int retry, double wait_ms)
 		return wait_ms;
 
 	delay = Min(500.0 * pow(2.0, Min(retry, 16)), 8000.0);
-	return delay * (1.0 - 0.25 * pg_prng_double(&pg_global_prng_state));
+	return delay * (1.0 - 0.25 * compat_random_fraction());
 }
 
 /* Sleep for ms milliseconds, servicing interrupts. */

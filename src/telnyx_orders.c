@@ -54,6 +54,7 @@
 
 #include "api.h"
 #include "apikey.h"
+#include "compat.h"
 #include "http.h"
 #include "launcher.h"
 #include "queue.h"

@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "compat.h"
 #include "wakeup.h"
 
 /*---- Local types ----*/
@@ -68,7 +69,9 @@ typedef struct WakeupShared
 /*---- Local variables ----*/
 
 static WakeupShared *wakeup_shared = NULL;
+#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
@@ -81,13 +84,15 @@ static bool xact_callback_registered = false;
 
 /*---- Function declarations ----*/
 
+#if PG_VERSION_NUM >= 150000
 static void wakeup_shmem_request(void);
+#endif
 static void wakeup_shmem_startup(void);
 static void wakeup_unregister_sender(int code, Datum arg);
 static void wakeup_unregister_launcher(int code, Datum arg);
 static void wakeup_xact_callback(XactEvent event, void *arg);
 static void wakeup_process_utility(PlannedStmt *pstmt, const char *queryString,
-								   bool readOnlyTree,
+								   COMPAT_READONLYTREE_PARAM
 								   ProcessUtilityContext context,
 								   ParamListInfo params,
 								   QueryEnvironment *queryEnv,
@@ -101,8 +106,12 @@ static void wakeup_process_utility(PlannedStmt *pstmt, const char *queryString,
 void
 wakeup_init(void)
 {
+#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = wakeup_shmem_request;
+#else
+	RequestAddinShmemSpace(MAXALIGN(sizeof(WakeupShared)));
+#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = wakeup_shmem_startup;
 	prev_process_utility_hook = ProcessUtility_hook;
@@ -112,7 +121,7 @@ wakeup_init(void)
 /* After COMMIT PREPARED, the prepared transaction's enqueues are visible. */
 static void
 wakeup_process_utility(PlannedStmt *pstmt, const char *queryString,
-					   bool readOnlyTree, ProcessUtilityContext context,
+					   COMPAT_READONLYTREE_PARAM ProcessUtilityContext context,
 					   ParamListInfo params, QueryEnvironment *queryEnv,
 					   DestReceiver *dest, QueryCompletion *qc)
 {
@@ -121,15 +130,16 @@ wakeup_process_utility(PlannedStmt *pstmt, const char *queryString,
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED;
 
 	if (prev_process_utility_hook)
-		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+		prev_process_utility_hook(pstmt, queryString, COMPAT_READONLYTREE_ARG context,
 								  params, queryEnv, dest, qc);
 	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+		standard_ProcessUtility(pstmt, queryString, COMPAT_READONLYTREE_ARG context,
 								params, queryEnv, dest, qc);
 	if (commit_prepared)
 		wakeup_now(MyDatabaseId);
 }
 
+#if PG_VERSION_NUM >= 150000
 static void
 wakeup_shmem_request(void)
 {
@@ -137,6 +147,7 @@ wakeup_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(WakeupShared)));
 }
+#endif
 
 static void
 wakeup_shmem_startup(void)

@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  What differs between the PostgreSQL versions the extension builds
+ *	  against (13 to 17), in one place.
+ *
+ * Built and tested with 15.  The rest follow the server's own headers:
+ * 15 added shmem_request_hook, common/pg_prng.h and MarkGUCPrefixReserved
+ * (before it, EmitWarningsOnPlaceholders); 14 gave ProcessUtility_hook its
+ * readOnlyTree argument.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TELNYX_COMPAT_H
+#define TELNYX_COMPAT_H
+
+#include "utils/guc.h"
+
+#if PG_VERSION_NUM >= 150000
+#include "common/pg_prng.h"
+#define compat_random_fraction() pg_prng_double(&pg_global_prng_state)
+#else
+#include <stdlib.h>
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#define compat_random_fraction() ((double) random() / ((double) MAX_RANDOM_VALUE + 1.0))
+#endif
+
+/* ProcessUtility_hook has a readOnlyTree argument from 14 on */
+#if PG_VERSION_NUM >= 140000
+#define COMPAT_READONLYTREE_PARAM bool readOnlyTree,
+#define COMPAT_READONLYTREE_ARG readOnlyTree,
+#else
+#define COMPAT_READONLYTREE_PARAM
+#define COMPAT_READONLYTREE_ARG
+#endif
+
+#endif							/* TELNYX_COMPAT_H */
