@@ -223,7 +223,7 @@ const char *
 launcher_unserved_reason(void)
 {
 	WakeupSender senders[WAKEUP_MAX_SENDERS];
-	const char *dbname = get_database_name(MyDatabaseId);
+	const char *dbname;
 	char	   *list;
 	List	   *names = NIL;
 	ListCell   *lc;
@@ -237,6 +237,8 @@ launcher_unserved_reason(void)
 	for (i = 0; i < n; i++)
 		if (senders[i].dboid == MyDatabaseId)
 			return NULL;
+
+	dbname = get_database_name(MyDatabaseId);
 
 	list = pstrdup(telnyx_database ? telnyx_database : "");
 	if (SplitIdentifierString(list, ',', &names))

@@ -330,20 +330,21 @@ telnyx_enqueue_inexplicit_order(PG_FUNCTION_ARGS)
 
 /*
  * A request queued where no background worker sends would wait silently:
- * say so, once per session.
+ * say so, once per session.  Looked at once per session: a worker found
+ * running is not looked for again.
  */
 static void
 warn_if_unserved(void)
 {
-	static bool warned = false;
+	static bool done = false;	/* warned, or found a worker: no more looks */
 	const char *why;
 
-	if (warned)
+	if (done)
 		return;
 	why = launcher_unserved_reason();
+	done = true;
 	if (why == NULL)
 		return;
-	warned = true;
 	ereport(WARNING,
 			(errmsg("no background worker sends the order queue of this database yet"),
 			 errdetail("Queued requests wait: %s.", why),
