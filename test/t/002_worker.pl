@@ -19,11 +19,7 @@ standinctl('reset');
 
 my $node = PostgreSQL::Test::Cluster->new('worker');
 $node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'telnyx_orders'
-telnyx.api_key = '$key'
-telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTPS_URL}'
-telnyx.ca_file = '$ENV{TELNYX_TEST_CA}'
+$node->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.reconcile_delay = '1s'
 telnyx.worker_naptime = '1min'
 telnyx.sync_interval = '2s'

@@ -21,11 +21,7 @@ standinctl('reset');
 
 my $node = PostgreSQL::Test::Cluster->new('promises');
 $node->init(allows_streaming => 1);
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'telnyx_orders'
-telnyx.api_key = '$key'
-telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTPS_URL}'
-telnyx.ca_file = '$ENV{TELNYX_TEST_CA}'
+$node->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.reconcile_delay = '1s'
 telnyx.worker_naptime = '2s'
 telnyx.database = 'postgres, restored'

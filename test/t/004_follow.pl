@@ -21,11 +21,7 @@ standinctl('config', encode_json({ process_seconds => 2, number_seconds => 2 }))
 
 my $node = PostgreSQL::Test::Cluster->new('follow');
 $node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'telnyx_orders'
-telnyx.api_key = '$key'
-telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTPS_URL}'
-telnyx.ca_file = '$ENV{TELNYX_TEST_CA}'
+$node->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.refresh_interval_max = '2s'
 telnyx.worker_naptime = '1min'
 telnyx.webhook_public_key = '$ENV{TELNYX_TEST_WEBHOOK_PUBLIC_KEY}'

@@ -23,11 +23,7 @@ standinctl('config', encode_json({ api_key => $key, idempotency => JSON::PP::fal
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'telnyx_orders'
-telnyx.api_key = '$key'
-telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTPS_URL}'
-telnyx.ca_file = '$ENV{TELNYX_TEST_CA}'
+$primary->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.reconcile_delay = '2s'
 telnyx.worker_naptime = '1s'
 telnyx.worker_concurrency = 4

@@ -18,16 +18,11 @@ my $groups = '[{"country_iso": "US", "phone_number_type": "local", "count_reques
 standinctl('reset');
 standinctl('config', encode_json({ api_key => $key, idempotency => JSON::PP::false }));
 
-my %conf = (qq{
-shared_preload_libraries = 'telnyx_orders'
-telnyx.api_key = '$key'
-telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTPS_URL}'
-telnyx.ca_file = '$ENV{TELNYX_TEST_CA}'
+my $conf = telnyx_conf() . qq{
 telnyx.reconcile_delay = '1s'
 telnyx.worker_naptime = '1s'
 wal_level = logical
-} => 1);
-my ($conf) = keys %conf;
+};
 
 # the publisher sends nothing by itself here: its queue is sent on demand
 my $pub = PostgreSQL::Test::Cluster->new('publisher');

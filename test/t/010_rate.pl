@@ -22,11 +22,7 @@ standinctl('config', encode_json({ api_key => $key }));
 
 my $node = PostgreSQL::Test::Cluster->new('rate');
 $node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'telnyx_orders'
-telnyx.api_key = '$key'
-telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTPS_URL}'
-telnyx.ca_file = '$ENV{TELNYX_TEST_CA}'
+$node->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.worker_naptime = '1s'
 telnyx.sync_interval = 0
 telnyx.database = 'a, b, c'
