@@ -890,10 +890,10 @@ http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp)
 	 * as long as Telnyx says, when it says it within a minute).
 	 */
 	if (resp->status == 429)
-		wakeup_rate_back_off(http_retry_delay_ms(0, resp->wait_ms));
+		wakeup_rate_back_off(http_retry_delay_ms(0, resp->wait_ms), true);
 	else if (xfer->ratelimit_remaining == 0 && xfer->ratelimit_reset_ms >= 0 &&
 			 xfer->ratelimit_reset_ms <= HTTP_MAX_SERVER_WAIT_MS)
-		wakeup_rate_back_off(xfer->ratelimit_reset_ms);
+		wakeup_rate_back_off(xfer->ratelimit_reset_ms, false);
 
 	resp->body = palloc(xfer->len + 1);
 	if (xfer->len > 0)

@@ -338,14 +338,13 @@ wakeup_sender_current(void)
 /*
  * wakeup_report
  *		Publish this sender's status: why it waits ("" if it does not),
- *		until when it is rate limited (0 if not), and orders created and 429
- *		answers to add to its counts.
+ *		until when it is rate limited (0 if not), and orders created to add
+ *		to its count.  (Its 429s are counted as they arrive.)
  */
 void
-wakeup_report(const char *paused, TimestampTz rate_limited_until, int sent,
-			  int rate_limited)
+wakeup_report(const char *paused, TimestampTz rate_limited_until, int sent)
 {
-	TimestampTz now = (sent > 0 || rate_limited > 0) ? GetCurrentTimestamp() : 0;
+	TimestampTz now = sent > 0 ? GetCurrentTimestamp() : 0;
 
 	if (my_slot == NULL)
 		return;
@@ -353,11 +352,8 @@ wakeup_report(const char *paused, TimestampTz rate_limited_until, int sent,
 	strlcpy(my_slot->status.paused, paused, sizeof(my_slot->status.paused));
 	my_slot->status.rate_limited_until = rate_limited_until;
 	my_slot->status.sent += sent;
-	my_slot->status.rate_limited += rate_limited;
 	if (sent > 0)
 		my_slot->status.last_sent_at = now;
-	if (rate_limited > 0)
-		my_slot->status.last_rate_limited_at = now;
 	SpinLockRelease(&wakeup_shared->mutex);
 }
 
@@ -436,19 +432,27 @@ wakeup_rate_take(int want, int rate, long *wait_ms)
 
 /*
  * wakeup_rate_back_off
- *		A 429: no process of the cluster starts a request for ms.
+ *		No process of the cluster starts a request for ms (after a 429, or
+ *		an answer with no request left in the window); a 429 is counted
+ *		in this sender's status.
  */
 void
-wakeup_rate_back_off(double ms)
+wakeup_rate_back_off(double ms, bool was_429)
 {
-	TimestampTz until;
+	TimestampTz now;
 
-	if (wakeup_shared == NULL || ms <= 0)
+	if (wakeup_shared == NULL)
 		return;
-	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) ms);
+	now = GetCurrentTimestamp();
 	SpinLockAcquire(&wakeup_shared->mutex);
-	if (until > wakeup_shared->backoff_until)
-		wakeup_shared->backoff_until = until;
+	if (ms > 0 &&
+		TimestampTzPlusMilliseconds(now, (int64) ms) > wakeup_shared->backoff_until)
+		wakeup_shared->backoff_until = TimestampTzPlusMilliseconds(now, (int64) ms);
+	if (was_429 && my_slot != NULL)
+	{
+		my_slot->status.rate_limited++;
+		my_slot->status.last_rate_limited_at = now;
+	}
 	SpinLockRelease(&wakeup_shared->mutex);
 }
 

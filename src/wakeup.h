@@ -22,7 +22,7 @@ typedef struct WakeupSender
 	char		paused[96];		/* why it waits, or "" */
 	TimestampTz rate_limited_until; /* 0 if not */
 	int64		sent;			/* orders created since it started */
-	int64		rate_limited;	/* 429 answers since it started */
+	int64		rate_limited;	/* 429 answers it got since it started */
 	TimestampTz last_sent_at;
 	TimestampTz last_rate_limited_at;
 } WakeupSender;
@@ -34,10 +34,10 @@ extern bool wakeup_request_restart(void);
 extern bool wakeup_register_sender(uint32 generation);
 extern bool wakeup_sender_current(void);
 extern void wakeup_report(const char *paused, TimestampTz rate_limited_until,
-						  int sent, int rate_limited);
+						  int sent);
 extern int	wakeup_senders(WakeupSender *out, int max);
 extern int	wakeup_rate_take(int want, int rate, long *wait_ms);
-extern void wakeup_rate_back_off(double ms);
+extern void wakeup_rate_back_off(double ms, bool was_429);
 extern void wakeup_at_commit(void);
 extern void wakeup_now(Oid dboid);
 

@@ -201,7 +201,7 @@ static void step_store_found(RecordStep *step);
 static void step_store_refreshed(RecordStep *step);
 static int	worker_refresh(void);
 static void worker_purge(SenderState *state);
-static void worker_report(SenderState *state, int sent, int rate_limited);
+static void worker_report(SenderState *state, int sent);
 static void worker_sync(SenderState *state);
 static void worker_sync_page(List *orders, List *unparsed, void *arg);
 static bool worker_at_home(SenderState *state);
@@ -429,7 +429,7 @@ worker_pass(SenderState *state, int max_requests)
 				 errhint("Set telnyx.api_key or telnyx.api_key_file in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload.")));
 		state->paused = true;
 		state->pause_reason = "no Telnyx API key is configured";
-		worker_report(state, 0, 0);
+		worker_report(state, 0);
 		return 0;
 	}
 
@@ -440,7 +440,7 @@ worker_pass(SenderState *state, int max_requests)
 		done += worker_refresh();
 	if (!state->is_pass && !state->paused && telnyx_sync_interval_s > 0)
 		worker_sync(state);
-	worker_report(state, 0, 0);
+	worker_report(state, 0);
 	return done;
 }
 
@@ -506,7 +506,7 @@ worker_at_home(SenderState *state)
 				 errdetail("The queue was created in another cluster or database: this one was restored or cloned from it."),
 				 errhint("Once sure that the original no longer sends, run \"SELECT telnyx_resume_queue()\" in this database.")));
 	state->elsewhere = true;
-	worker_report(state, 0, 0);
+	worker_report(state, 0);
 	return false;
 }
 
@@ -742,7 +742,6 @@ worker_record(SenderState *state, HttpDone *done, int n)
 	RecordStep *steps = palloc0(sizeof(RecordStep) * n);
 	RecordStep	batch;
 	int			sent = 0;
-	int			rate_limited = 0;
 	int			i;
 
 	memset(&batch, 0, sizeof(batch));
@@ -752,8 +751,6 @@ worker_record(SenderState *state, HttpDone *done, int n)
 
 		steps[i].req = f->req;
 		steps[i].result = api_create_result(&f->http, &done[i].resp);
-		if (done[i].resp.status == 429)
-			rate_limited++;
 		if (steps[i].result->class == TELNYX_OK)
 		{
 			sent++;
@@ -815,12 +812,12 @@ worker_record(SenderState *state, HttpDone *done, int n)
 		state->not_before = Max(state->not_before,
 								TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															(int64) longest_wait));
-	worker_report(state, sent, rate_limited);
+	worker_report(state, sent);
 }
 
-/* Publish the sender's status, with orders created and 429s to count. */
+/* Publish the sender's status, with orders created to count. */
 static void
-worker_report(SenderState *state, int sent, int rate_limited)
+worker_report(SenderState *state, int sent)
 {
 	const char *why = "";
 
@@ -831,7 +828,7 @@ worker_report(SenderState *state, int sent, int rate_limited)
 	else if (state->paused && state->pause_reason)
 		why = state->pause_reason;
 	wakeup_report(why, state->not_before > GetCurrentTimestamp() ? state->not_before : 0,
-				  sent, rate_limited);
+				  sent);
 }
 
 /* Reconcile unknown outcomes due now; returns how many were looked up. */
