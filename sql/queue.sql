@@ -247,3 +247,18 @@ CALL telnyx_process_queue() \gset second_
 SELECT :first_handled + :second_handled AS handled;
 SELECT state, count(*) FROM telnyx_order_requests GROUP BY state;
 \! standinctl count
+
+-- what an operator opens first (no worker sends this database's queue here)
+SELECT database = current_database() AS here, worker_pid IS NULL AS no_worker,
+       waiting_because, sent > 0 AS some_sent, queued, replicated
+  FROM telnyx_queue_status;
+SELECT count(*) >= 0 AS listed FROM telnyx_worker_status();
+-- finished requests purged by age: none is that old; bad ages refused
+SELECT telnyx_purge_requests('1000 years') AS purged;
+SELECT telnyx_purge_requests(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT telnyx_purge_requests('-1 day');
+\echo :LAST_ERROR_SQLSTATE
+SELECT telnyx_purge_requests('0 seconds') > 0 AS purged_all_finished;
+SELECT (SELECT count(*) FROM telnyx_order_requests WHERE state IN ('sent', 'failed', 'cancelled')) AS finished_left,
+       (SELECT count(*) FROM telnyx_inexplicit_orders) > 0 AS orders_kept;
