@@ -11,10 +11,11 @@
  * takes its database's slot only once no other sender holds it; a launcher
  * that starts (after the previous one was terminated) begins a new
  * generation, and a sender of an older one stops: so there is exactly one
- * sender per database, whatever happens to the launcher.  A transaction that enqueued arms a commit hook
- * (wakeup_at_commit); at commit the hook sets the latch of its database's
- * sender, so the request goes out within milliseconds rather than at the
- * next naptime.  A transaction that aborts or is prepared wakes nobody; a
+ * sender per database, whatever happens to the launcher.
+ *
+ * A transaction that enqueued arms a commit hook (wakeup_at_commit); at
+ * commit the hook sets the latch of its database's sender, so the request
+ * goes out within milliseconds rather than at the next naptime.  A transaction that aborts or is prepared wakes nobody; a
  * COMMIT PREPARED wakes its database's sender (it cannot know whether the
  * prepared transaction enqueued, and a needless look costs little).
  *
@@ -47,10 +48,9 @@
 
 typedef struct WakeupSlot
 {
-	Oid			dboid;
 	Latch	   *latch;			/* NULL: the slot is free */
 	uint32		generation;		/* of the launcher that started it */
-	WakeupSender status;
+	WakeupSender status;		/* its database, pid, ... */
 } WakeupSlot;
 
 typedef struct WakeupShared
@@ -274,13 +274,12 @@ wakeup_register_sender(uint32 generation)
 				if (free_slot == NULL)
 					free_slot = slot;
 			}
-			else if (slot->dboid == MyDatabaseId)
+			else if (slot->status.dboid == MyDatabaseId)
 				held = true;
 		}
 		if (current && !held && free_slot != NULL)
 		{
 			memset(free_slot, 0, sizeof(WakeupSlot));
-			free_slot->dboid = MyDatabaseId;
 			free_slot->latch = MyLatch;
 			free_slot->generation = generation;
 			free_slot->status.dboid = MyDatabaseId;
@@ -311,7 +310,7 @@ wakeup_unregister_sender(int code, Datum arg)
 	if (my_slot != NULL && my_slot->latch == MyLatch)
 	{
 		my_slot->latch = NULL;
-		my_slot->dboid = InvalidOid;
+		my_slot->status.dboid = InvalidOid;
 	}
 	SpinLockRelease(&wakeup_shared->mutex);
 	my_slot = NULL;
@@ -471,7 +470,7 @@ wakeup_now(Oid dboid)
 		return;
 	SpinLockAcquire(&wakeup_shared->mutex);
 	for (i = 0; i < WAKEUP_MAX_SENDERS; i++)
-		if (wakeup_shared->slots[i].dboid == dboid && wakeup_shared->slots[i].latch)
+		if (wakeup_shared->slots[i].status.dboid == dboid && wakeup_shared->slots[i].latch)
 			latches[n++] = wakeup_shared->slots[i].latch;
 	SpinLockRelease(&wakeup_shared->mutex);
 
