@@ -56,6 +56,8 @@ static char *telnyx_database = NULL;
 PGDLLEXPORT void telnyx_launcher_main(Datum arg);
 
 static Oid	launcher_database_oid(const char *name);
+static bool launcher_listed(List *names, const char *name);
+static void launcher_stop_sender(BackgroundWorkerHandle **handle, bool wait);
 static bool launcher_start_sender(Oid dboid, uint32 generation,
 								  BackgroundWorkerHandle **handle);
 static void launcher_describe(BackgroundWorker *bgw, const char *function,
@@ -138,12 +140,7 @@ telnyx_launcher_main(Datum arg)
 					(errmsg("telnyx_orders launcher restarts its senders, as asked")));
 			for (i = 0; i < ndbs; i++)
 			{
-				if (dbs[i].handle == NULL)
-					continue;
-				TerminateBackgroundWorker(dbs[i].handle);
-				(void) WaitForBackgroundWorkerShutdown(dbs[i].handle);
-				pfree(dbs[i].handle);
-				dbs[i].handle = NULL;
+				launcher_stop_sender(&dbs[i].handle, true);
 				dbs[i].last_start = 0;
 			}
 		}
@@ -192,19 +189,8 @@ telnyx_launcher_main(Datum arg)
 		}
 		/* a database no longer listed loses its sender */
 		for (i = 0; i < ndbs; i++)
-		{
-			bool		listed = false;
-
-			foreach(lc, names)
-				if (strcmp(dbs[i].name, (const char *) lfirst(lc)) == 0)
-					listed = true;
-			if (!listed && dbs[i].handle != NULL)
-			{
-				TerminateBackgroundWorker(dbs[i].handle);
-				pfree(dbs[i].handle);
-				dbs[i].handle = NULL;
-			}
-		}
+			if (!launcher_listed(names, dbs[i].name))
+				launcher_stop_sender(&dbs[i].handle, false);
 		pfree(list);
 		list_free(names);
 
@@ -226,8 +212,6 @@ launcher_unserved_reason(void)
 	const char *dbname;
 	char	   *list;
 	List	   *names = NIL;
-	ListCell   *lc;
-	bool		listed = false;
 	int			n;
 	int			i;
 
@@ -241,15 +225,37 @@ launcher_unserved_reason(void)
 	dbname = get_database_name(MyDatabaseId);
 
 	list = pstrdup(telnyx_database ? telnyx_database : "");
-	if (SplitIdentifierString(list, ',', &names))
-		foreach(lc, names)
-			if (dbname != NULL && strcmp((const char *) lfirst(lc), dbname) == 0)
-				listed = true;
-	if (!listed)
+	if (!SplitIdentifierString(list, ',', &names) || dbname == NULL ||
+		!launcher_listed(names, dbname))
 		return psprintf("database \"%s\" is not in telnyx.database, so no background worker sends its queue",
 						dbname ? dbname : "?");
 	return psprintf("the background worker of database \"%s\" is not running (it may be starting; see the server log)",
 					dbname ? dbname : "?");
+}
+
+/* Is name among names (of telnyx.database)? */
+static bool
+launcher_listed(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp((const char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+/* Stop the sender of *handle, if any (waiting until it is gone, if wait). */
+static void
+launcher_stop_sender(BackgroundWorkerHandle **handle, bool wait)
+{
+	if (*handle == NULL)
+		return;
+	TerminateBackgroundWorker(*handle);
+	if (wait)
+		(void) WaitForBackgroundWorkerShutdown(*handle);
+	pfree(*handle);
+	*handle = NULL;
 }
 
 /*
