@@ -111,8 +111,9 @@
 /* A sender's own state, across passes. */
 typedef struct SenderState
 {
-	bool		paused;			/* no key, key refused, no such endpoint:
-								 * wait for reload */
+	const char *paused;			/* why it waits for a reload (no key, key
+								 * refused, no such endpoint); NULL if it
+								 * does not */
 	bool		is_pass;		/* telnyx_process_queue's one pass */
 	bool		elsewhere;		/* the database was restored or cloned: its
 								 * queue waits for telnyx_resume_queue() */
@@ -122,7 +123,6 @@ typedef struct SenderState
 								 * next; 0 when it is not under way */
 	int			sync_found;		/* orders it recorded so far */
 	bool		release_pending;	/* give up own claims after an error */
-	const char *pause_reason;	/* why it is paused, for the status view */
 	TimestampTz next_purge;		/* when finished requests are next purged */
 } SenderState;
 
@@ -295,8 +295,7 @@ telnyx_sender_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			/* a fixed key, perhaps: try again */
-			sender_state.paused = false;
-			sender_state.pause_reason = NULL;
+			sender_state.paused = NULL;
 		}
 
 		if (!wakeup_sender_current())
@@ -427,8 +426,7 @@ worker_pass(SenderState *state, int max_requests)
 		ereport(LOG,
 				(errmsg("telnyx_orders worker: no Telnyx API key is configured; queued requests wait"),
 				 errhint("Set telnyx.api_key or telnyx.api_key_file in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload.")));
-		state->paused = true;
-		state->pause_reason = "no Telnyx API key is configured";
+		state->paused = "no Telnyx API key is configured";
 		worker_report(state, 0);
 		return 0;
 	}
@@ -543,7 +541,7 @@ worker_stream(SenderState *state, int max)
 		{
 			int			timeout = WORKER_STREAM_WAIT_MS;
 			long		rate_wait_ms;
-			bool		may_send = !state->paused &&
+			bool		may_send = state->paused == NULL &&
 				state->not_before <= GetCurrentTimestamp() &&
 				wakeup_sender_current();
 			TimestampTz now;
@@ -794,20 +792,20 @@ worker_record(SenderState *state, HttpDone *done, int n)
 		inflight_release((InFlight *) done[i].tag);
 
 	if (pause_class == TELNYX_AUTH)
+	{
 		ereport(LOG,
 				(errmsg("telnyx_orders worker: Telnyx did not accept the API key; queued requests wait"),
 				 errhint("Fix telnyx.api_key (or telnyx.api_key_file, TELNYX_API_KEY) and reload the configuration.")));
-	else if (pause_class == TELNYX_NOT_FOUND)
+		state->paused = "Telnyx did not accept the API key";
+	}
+	else if (pause_class != TELNYX_OK)
+	{
 		ereport(LOG,
 				(errmsg("telnyx_orders worker: Telnyx has no order endpoint at telnyx.api_base_url; queued requests wait"),
 				 errdetail("POST %s answered 404.", "/inexplicit_number_orders"),
 				 errhint("Fix telnyx.api_base_url (it ends in \"/v2\") and reload the configuration.")));
-	if (pause_class == TELNYX_AUTH)
-		state->pause_reason = "Telnyx did not accept the API key";
-	else if (pause_class != TELNYX_OK)
-		state->pause_reason = "Telnyx has no order endpoint at telnyx.api_base_url";
-	if (pause_class != TELNYX_OK)
-		state->paused = true;
+		state->paused = "Telnyx has no order endpoint at telnyx.api_base_url";
+	}
 	if (longest_wait > 0)
 		state->not_before = Max(state->not_before,
 								TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -825,8 +823,8 @@ worker_report(SenderState *state, int sent)
 		return;
 	if (state->elsewhere)
 		why = "the database was restored or cloned: run telnyx_resume_queue() to send its queue here";
-	else if (state->paused && state->pause_reason)
-		why = state->pause_reason;
+	else if (state->paused)
+		why = state->paused;
 	wakeup_report(why, state->not_before > GetCurrentTimestamp() ? state->not_before : 0,
 				  sent);
 }
