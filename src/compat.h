@@ -7,13 +7,17 @@
  * Built and tested with 15.  The rest follow the server's own headers:
  * 15 added shmem_request_hook, common/pg_prng.h and MarkGUCPrefixReserved
  * (before it, EmitWarningsOnPlaceholders); 14 gave ProcessUtility_hook its
- * readOnlyTree argument.
+ * readOnlyTree argument; 16 folded the ownership checks into
+ * object_ownercheck.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef TELNYX_COMPAT_H
 #define TELNYX_COMPAT_H
 
+#include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 
 #if PG_VERSION_NUM >= 150000
@@ -23,6 +27,17 @@
 #include <stdlib.h>
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #define compat_random_fraction() ((double) random() / ((double) MAX_RANDOM_VALUE + 1.0))
+#endif
+
+/* ownership checks: one function for every object from 16 on */
+#if PG_VERSION_NUM >= 160000
+#define compat_extension_ownercheck(oid, role) \
+	object_ownercheck(ExtensionRelationId, (oid), (role))
+#define compat_namespace_ownercheck(oid, role) \
+	object_ownercheck(NamespaceRelationId, (oid), (role))
+#else
+#define compat_extension_ownercheck(oid, role) pg_extension_ownercheck((oid), (role))
+#define compat_namespace_ownercheck(oid, role) pg_namespace_ownercheck((oid), (role))
 #endif
 
 /* ProcessUtility_hook has a readOnlyTree argument from 14 on */

@@ -85,6 +85,9 @@ int			telnyx_request_retention_s = 30 * 24 * 3600;
 	" RETURNING r.id, r.request_key::pg_catalog.text, r.body, r.request_body," \
 	" r.attempts, r.created_at, r.first_sent_at, r.next_attempt_at"
 
+/* The states a request ends in, as an SQL array literal. */
+#define QUEUE_FINISHED_STATES "'{sent,failed,cancelled}'"
+
 /*---- Local variables ----*/
 
 /* The types of queue_here's values. */
@@ -753,13 +756,38 @@ queue_purge(TimestampTz cutoff, int max)
 			   "DELETE FROM %1$s.telnyx_order_requests r"
 			   " WHERE r.id OPERATOR(pg_catalog.=) ANY (ARRAY("
 			   "  SELECT q.id FROM %1$s.telnyx_order_requests q"
-			   "   WHERE q.state OPERATOR(pg_catalog.=) ANY ('{sent,failed,cancelled}')"
+			   "   WHERE q.state OPERATOR(pg_catalog.=) ANY (" QUEUE_FINISHED_STATES ")"
 			   "     AND q.updated_at OPERATOR(pg_catalog.<) $1"
 			   "   ORDER BY q.id LIMIT $2 FOR UPDATE SKIP LOCKED))",
 			   2, argtypes, values, NULL, SPI_OK_DELETE);
 	n = (int) SPI_processed;
 	store_end(&scope);
 	return n;
+}
+
+/*
+ * queue_at_stake
+ *		What dropping the extension would lose: the orders recorded, and the
+ *		requests not yet finished.
+ */
+void
+queue_at_stake(int64 *orders, int64 *unfinished)
+{
+	StoreScope	scope;
+	char	   *schema;
+	bool		isnull;
+
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "SELECT (SELECT pg_catalog.count(*) FROM %1$s.telnyx_inexplicit_orders),"
+			   "       (SELECT pg_catalog.count(*) FROM %1$s.telnyx_order_requests r"
+			   "         WHERE r.state OPERATOR(pg_catalog.<>) ALL (" QUEUE_FINISHED_STATES "))",
+			   0, NULL, NULL, NULL, SPI_OK_SELECT);
+	*orders = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	*unfinished = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 2, &isnull));
+	store_end(&scope);
 }
 
 /*

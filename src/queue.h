@@ -94,6 +94,7 @@ extern void queue_record_unstored(QueueRequest *req, TelnyxResult *result,
 								  const char *why);
 extern int	queue_recover_stale(void);
 extern int	queue_purge(TimestampTz cutoff, int max);
+extern void queue_at_stake(int64 *orders, int64 *unfinished);
 extern int	queue_release_own(void);
 extern void queue_unclaim(int64 *ids, int n);
 extern List *queue_claim_unknown(int max, MemoryContext mcxt);

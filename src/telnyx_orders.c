@@ -32,10 +32,12 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_trigger.h"
 #include "commands/dbcommands.h"
 #include "commands/event_trigger.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "nodes/parsenodes.h"
 #include "executor/spi.h"
@@ -702,6 +704,9 @@ telnyx_queue_unserved(PG_FUNCTION_ARGS)
  * SCHEMA ... CASCADE of its schema) while its tables hold the record of
  * any order or of a request not yet finished, unless telnyx.allow_drop is
  * on in the session.  Dropping would delete what was bought, silently.
+ * A role that may not drop them anyway is left to PostgreSQL's own refusal
+ * (the event fires before the ownership check): what the tables hold is
+ * told only to who may drop them.
  */
 Datum
 telnyx_guard_drop(PG_FUNCTION_ARGS)
@@ -711,10 +716,8 @@ telnyx_guard_drop(PG_FUNCTION_ARGS)
 	const char *schema;
 	bool		ours = false;
 	ListCell   *lc;
-	StoreScope	scope;
 	int64		orders;
-	int64		open;
-	bool		isnull;
+	int64		unfinished;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "telnyx_guard_drop: not called by the event trigger manager");
@@ -731,28 +734,22 @@ telnyx_guard_drop(PG_FUNCTION_ARGS)
 		const char *name = strVal(lfirst(lc));
 
 		if (drop->removeType == OBJECT_EXTENSION)
-			ours |= strcmp(name, "telnyx_orders") == 0;
+			ours |= strcmp(name, "telnyx_orders") == 0 &&
+				compat_extension_ownercheck(get_extension_oid(name, false), GetUserId());
 		else
-			ours |= drop->behavior == DROP_CASCADE && strcmp(name, schema) == 0;
+			ours |= drop->behavior == DROP_CASCADE && strcmp(name, schema) == 0 &&
+				compat_namespace_ownercheck(get_namespace_oid(name, false), GetUserId());
 	}
 	if (!ours)
 		PG_RETURN_VOID();
 
-	(void) store_begin(&scope);
-	store_exec(schema,
-			   "SELECT (SELECT pg_catalog.count(*) FROM %1$s.telnyx_inexplicit_orders),"
-			   "       (SELECT pg_catalog.count(*) FROM %1$s.telnyx_order_requests r"
-			   "         WHERE r.state OPERATOR(pg_catalog.<>) ALL ('{sent,failed,cancelled}'))",
-			   0, NULL, NULL, NULL, SPI_OK_SELECT);
-	orders = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	open = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	store_end(&scope);
-	if (orders == 0 && open == 0)
+	queue_at_stake(&orders, &unfinished);
+	if (orders == 0 && unfinished == 0)
 		PG_RETURN_VOID();
 	ereport(ERROR,
 			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 			 errmsg("dropping telnyx_orders would delete the record of %lld orders and %lld requests not yet finished",
-					(long long) orders, (long long) open),
+					(long long) orders, (long long) unfinished),
 			 errdetail("The orders were bought and paid for; dropping the extension deletes its tables with them."),
 			 errhint("Keep a copy first (pg_dump --table '%s.telnyx_*'), then run \"SET telnyx.allow_drop = on\" in this session and drop it again.",
 					 schema)));
