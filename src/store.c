@@ -727,9 +727,9 @@ store_number_order(const TelnyxNumberOrder *no)
  * store_lock
  *		Lock the rows of an order (number_order false) or of every link to a
  *		number order, in the current transaction, without waiting: false if
- *		another transaction holds one of them (or the order is gone), and
- *		then nothing is locked that the caller may not release by ending
- *		its subtransaction.  A writer that claimed what it writes in an
+ *		another transaction holds one of them (or the order is gone); the
+ *		links it did lock then stay locked until the transaction ends, and
+ *		nothing is written.  A writer that claimed what it writes in an
  *		earlier transaction takes its locks so, and skips what a user is
  *		writing rather than wait for it (and perhaps deadlock with it).
  */
