@@ -111,7 +111,10 @@ start_standin() {
 		sleep 0.1
 	done
 	[ -f "$SCRATCH/standin.ports" ] || die "the stand-in did not start: $(cat "$SCRATCH/standin.log")"
-	local http https
+	local http https pid
+	# the stand-in itself, not the subshell that started it, is stopped at the end
+	pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pid'])" "$SCRATCH/standin.ports")
+	CLEANUP+=("kill $pid 2>/dev/null")
 	http=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['http'])" "$SCRATCH/standin.ports")
 	https=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['https'])" "$SCRATCH/standin.ports")
 	export TELNYX_TEST_KEY

@@ -89,8 +89,8 @@ and the same body, byte for byte; the same key with another body gets 422,
 and 409 while the first request is still being processed.
 
 Listens on 127.0.0.1: plain HTTP on --http-port and, with --cert and --key,
-HTTPS on --https-port (0 picks a free port).  The ports chosen are written
-as JSON to --ports-file.
+HTTPS on --https-port (0 picks a free port).  The ports chosen, and the
+stand-in's process id, are written as JSON to --ports-file.
 """
 
 import argparse
@@ -1068,7 +1068,7 @@ def main():
     if args.ports_file:
         tmp = args.ports_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(ports, f)
+            json.dump(dict(ports, pid=os.getpid()), f)
         os.rename(tmp, args.ports_file)
     else:
         print(json.dumps(ports), flush=True)
