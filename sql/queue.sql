@@ -104,11 +104,42 @@ SELECT state, attempts, last_error FROM telnyx_order_requests WHERE id = :r7;
 CALL telnyx_process_queue();
 SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :r7;
 \! standinctl requests create
--- a 500 before anything was made: proven absent, sent again with the same key
+-- an order lost in transit and then fetched by its id (as an operator does
+-- who saw it in the portal) before its request is reconciled: the fetch
+-- links it to nothing, so reconciliation finds it this request's order,
+-- and nothing is bought again
+\! standinctl fault '{"match": "create", "action": "close_after"}'
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'lost-then-fetched') AS r7b \gset
+CALL telnyx_process_queue();
+\set lost_id `standinctl ledger | python3 -c "import json,sys; print([o['id'] for o in map(json.loads, sys.stdin) if o['customer_reference'] == 'lost-then-fetched'][0])"`
+SELECT telnyx_get_inexplicit_order(:'lost_id') ->> 'customer_reference' AS fetched;
+SELECT found_by_sync, request_key IS NULL AS unlinked FROM telnyx_inexplicit_orders WHERE id = :'lost_id';
+CALL telnyx_process_queue();
+SELECT r.state, r.attempts, r.order_id = :'lost_id' AS its_order, o.request_key = r.request_key AS linked
+  FROM telnyx_order_requests r JOIN telnyx_inexplicit_orders o ON o.id = r.order_id
+ WHERE r.id = :r7b;
+\! standinctl ledger | grep -c '"customer_reference": "lost-then-fetched"'
+-- a 500 before anything was made: not found, but absence is proven only
+-- by three whole reads of the list, the last telnyx.absence_window after
+-- the attempt (Telnyx may record an order late); then sent again, with
+-- the same key.  Time is moved on by moving the request's dates back.
 \! standinctl fault '{"match": "create", "status": 500, "code": "10007"}'
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r8 \gset
 CALL telnyx_process_queue();
 SELECT state, attempts, last_error ->> 'status' AS status FROM telnyx_order_requests WHERE id = :r8;
+CALL telnyx_process_queue();
+SELECT state, lookups, last_error ->> 'reason' AS reason FROM telnyx_order_requests WHERE id = :r8;
+-- looked up again at once, twice: three looks, but inside the window
+UPDATE telnyx_order_requests SET next_attempt_at = now() WHERE id = :r8;
+CALL telnyx_process_queue();
+UPDATE telnyx_order_requests SET next_attempt_at = now() WHERE id = :r8;
+CALL telnyx_process_queue();
+SELECT state, lookups FROM telnyx_order_requests WHERE id = :r8;
+\! standinctl count
+-- the window has passed: the next look proves it absent, and it is sent
+UPDATE telnyx_order_requests
+   SET unknown_since = unknown_since - interval '10 minutes', next_attempt_at = now()
+ WHERE id = :r8;
 CALL telnyx_process_queue();
 SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :r8;
 -- a malformed answer after the order was made: found
@@ -123,6 +154,10 @@ SELECT state, attempts FROM telnyx_order_requests WHERE id = :r9;
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r10 \gset
 CALL telnyx_process_queue();
 SELECT telnyx_create_inexplicit_order(:'groups') ->> 'customer_reference' AS anonymous_order;
+CALL telnyx_process_queue();
+UPDATE telnyx_order_requests
+   SET unknown_since = unknown_since - interval '10 minutes', next_attempt_at = now(), lookups = 2
+ WHERE id = :r10;
 CALL telnyx_process_queue();
 SELECT state, attempts, last_error ->> 'reason' AS reason FROM telnyx_order_requests WHERE id = :r10;
 CALL telnyx_process_queue();

@@ -155,6 +155,12 @@ DROP EXTENSION telnyx_orders;
 CREATE EXTENSION telnyx_orders VERSION '1.0';
 SELECT extversion, to_regclass('telnyx_order_requests') IS NULL AS no_queue
   FROM pg_extension WHERE extname = 'telnyx_orders';
+-- the library never sends for a database whose SQL is of another version:
+-- it would buy an order it cannot record
+\! standinctl reset-requests
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'skewed');
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl requests
 ALTER EXTENSION telnyx_orders UPDATE TO '1.1';
 SELECT extversion, to_regclass('telnyx_order_requests') IS NOT NULL AS queue
   FROM pg_extension WHERE extname = 'telnyx_orders';
@@ -170,6 +176,11 @@ INSERT INTO telnyx_number_orders (number_order_id, order_id, group_index, sub_nu
 VALUES ('5b0e8f47-0000-4000-8000-000000000012', '5b0e8f47-0000-4000-8000-000000000011', 1,
         '{5b0e8f47-0000-4000-8000-000000000013}');
 ALTER EXTENSION telnyx_orders UPDATE TO '1.2';
+\set VERBOSITY terse
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'skewed-queue');
+CALL telnyx_process_queue();
+\set VERBOSITY default
+\! standinctl requests
 ALTER EXTENSION telnyx_orders UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'telnyx_orders';
 SELECT customer_reference, pg_typeof(id) AS id_type FROM telnyx_inexplicit_orders

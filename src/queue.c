@@ -64,6 +64,16 @@
 int			telnyx_reconcile_delay_ms = 10000;
 int			telnyx_request_retention_s = 30 * 24 * 3600;
 
+/*
+ * An unknown request is proven absent only after the list was read, with
+ * nothing of it, telnyx.absence_window or more after its last attempt
+ * ended (and QUEUE_ABSENCE_LOOKUPS times in all): Telnyx may record an
+ * order some time after the connection that carried it was lost, and its
+ * list may lag behind.  Five minutes by default, one at the least, whatever
+ * telnyx.reconcile_delay says.
+ */
+int			telnyx_absence_window_s = 300;
+
 /* How long a sender's claim on unknown requests, to reconcile them, lasts. */
 #define QUEUE_RECONCILE_LEASE_MS (10 * 60 * 1000)
 
@@ -71,19 +81,20 @@ int			telnyx_request_retention_s = 30 * 24 * 3600;
 #define QUEUE_UNCERTAIN_DELAY_MS 60000
 
 /*
- * A claim takes nothing unless the queue lives here, checked in the
- * claiming statement itself: a restore that brings requests in while a
- * sender runs can never race it (see queue_home).
+ * A claim takes only requests queued in this cluster and database, checked
+ * row by row in the claiming statement itself: a request a restore or a
+ * clone brought in is never sent here, whenever it arrives (see
+ * queue_home).
  */
 #define QUEUE_AT_HOME \
-	"     AND EXISTS (SELECT 1 FROM %1$s.telnyx_queue_home h" \
-	"                  WHERE h.system_identifier OPERATOR(pg_catalog.=) $4" \
-	"                    AND h.database_oid OPERATOR(pg_catalog.=) $5)"
+	"     AND home_system_identifier OPERATOR(pg_catalog.=) $4" \
+	"     AND home_database_oid OPERATOR(pg_catalog.=) $5"
 
 /* The columns a claim returns, as queue_read_requests reads them. */
 #define QUEUE_REQUEST_COLUMNS \
 	" RETURNING r.id, r.request_key::pg_catalog.text, r.body, r.request_body," \
-	" r.attempts, r.created_at, r.first_sent_at, r.next_attempt_at"
+	" r.attempts, r.created_at, r.first_sent_at, r.next_attempt_at," \
+	" r.claim_token, r.unknown_since, r.lookups"
 
 /* The states a request ends in, as an SQL array literal. */
 #define QUEUE_FINISHED_STATES "'{sent,failed,cancelled}'"
@@ -105,7 +116,7 @@ static LocalTransactionId reserved_lxid = InvalidLocalTransactionId;
 static void use_reserved_ids(void);
 static void queue_here(Datum *values);
 static bool take_reserved(int64 id);
-static void queue_set_state(int64 id, const char *from, const char *to,
+static bool queue_set_state(QueueRequest *req, const char *from, const char *to,
 							const char *order_id, Jsonb *last_error,
 							double delay_ms);
 static List *queue_claim_rows(const char *template, int max, int64 lease_ms,
@@ -113,6 +124,9 @@ static List *queue_claim_rows(const char *template, int max, int64 lease_ms,
 static List *queue_read_requests(MemoryContext mcxt);
 static Jsonb *queue_reason(const char *reason);
 static Datum queue_after_ms(double ms);
+static int64 queue_new_token(void);
+static void queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values);
+static void queue_link_late(QueueRequest *req, TelnyxOrder *order);
 
 /*
  * queue_init
@@ -128,6 +142,14 @@ queue_init(void)
 							10000, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("telnyx.absence_window",
+							"Time after an order request's last attempt before it can be proven absent and sent again.",
+							"Telnyx may record an order some time after the connection that carried it was lost: the list of orders is read three times over this window, finding nothing, before the request is sent again.",
+							&telnyx_absence_window_s,
+							300, 60, 7 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("telnyx.request_retention",
 							"How long finished order requests are kept before the worker deletes them.",
@@ -152,11 +174,9 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 {
 	char	   *key;
 	Jsonb	   *body;
-	Oid			argtypes[5] = {UUIDOID, JSONBOID, TEXTOID, OIDOID, INT8OID};
-	Datum		values[5];
-	char		nulls[5] = "     ";
-	int			nargs = reserved_id == 0 ? 4 : 5;
-	Datum		home_values[3];
+	Oid			argtypes[7] = {UUIDOID, JSONBOID, TEXTOID, OIDOID, INT8OID, OIDOID, INT8OID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
 	Oid			requested_by = GetUserId();
 	char	   *schema;
 	StoreScope	scope;
@@ -165,6 +185,7 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 
 	if (reserved_id != 0 && !take_reserved(reserved_id))
 		reserved_id = 0;
+	store_require_version(false);
 	if (XactReadOnly)
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -185,26 +206,24 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 	values[2] = CStringGetTextDatum(api_request_text(body));
 	values[3] = ObjectIdGetDatum(requested_by);
 	values[4] = Int64GetDatum(reserved_id);
+	/* where it was queued: only a sender here sends it (see queue_home) */
+	values[5] = ObjectIdGetDatum(MyDatabaseId);
+	values[6] = Int64GetDatum((int64) GetSystemIdentifier());
 
-	queue_here(home_values);
-
+	/* one row of its own: an enqueue never waits for another transaction */
 	schema = store_begin(&scope);
-	/* the queue lives here from its first request on (see queue_home) */
-	store_exec(schema,
-			   "INSERT INTO %1$s.telnyx_queue_home"
-			   " (system_identifier, database_oid, database_name)"
-			   " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-			   3, queue_here_types, home_values, NULL, SPI_OK_INSERT);
 	store_exec(schema,
 			   reserved_id == 0
 			   ? "INSERT INTO %1$s.telnyx_order_requests AS r"
-			   " (request_key, body, request_body, requested_by)"
-			   " VALUES ($1, $2, $3, $4) RETURNING r.id"
+			   " (request_key, body, request_body, requested_by,"
+			   "  home_database_oid, home_system_identifier)"
+			   " VALUES ($1, $2, $3, $4, $6, $7) RETURNING r.id"
 			   : "INSERT INTO %1$s.telnyx_order_requests AS r"
-			   " (id, request_key, body, request_body, requested_by)"
-			   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4)"
+			   " (id, request_key, body, request_body, requested_by,"
+			   "  home_database_oid, home_system_identifier)"
+			   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4, $6, $7)"
 			   " ON CONFLICT (id) DO NOTHING RETURNING r.id",
-			   nargs, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+			   7, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
 	if (SPI_processed == 1)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
@@ -309,40 +328,42 @@ queue_cancel(int64 id)
 
 /*
  * queue_home
- *		Does the queue live in this cluster and database?  A database that
- *		was restored or cloned from another keeps the original's home, and
- *		must not send until an administrator says so (queue_resume).  So
- *		must one that holds requests but no home yet (every enqueue writes
- *		the home, so that is a restore under way).
+ *		Does the queue live in this cluster and database?  Each request
+ *		records where it was queued; a database that was restored or cloned
+ *		from another holds requests queued elsewhere that no sender has
+ *		finished (or a home row, kept since 1.2, of another), and must not
+ *		send until an administrator says so (queue_resume).  (Requests that
+ *		arrive by logical replication are never sent here: they do not
+ *		pause the queue.)
  */
 QueueHome
 queue_home(void)
 {
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		values[2];
 	StoreScope	scope;
-	char	   *schema = store_begin(&scope);
-	QueueHome	result = QUEUE_HOME_NONE;
-	bool		isnull;
+	char	   *schema;
+	QueueHome	result;
 
+	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	schema = store_begin(&scope);
 	store_exec(schema,
-			   "SELECT h.system_identifier, h.database_oid FROM %1$s.telnyx_queue_home h"
+			   "SELECT 1 FROM %1$s.telnyx_queue_home h"
+			   " WHERE (h.system_identifier, h.database_oid) IS DISTINCT FROM ($1, $2)"
+			   /* through the claim index, then the active index */
 			   " UNION ALL"
-			   " SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM %1$s.telnyx_order_requests)"
-			   " AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_queue_home)",
-			   0, NULL, NULL, NULL, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		Datum		sysid = SPI_getbinval(tup, desc, 1, &isnull);
-
-		if (isnull)
-			result = QUEUE_HOME_ELSEWHERE;	/* requests without a home */
-		else if (DatumGetInt64(sysid) == (int64) GetSystemIdentifier() &&
-				 DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)) == MyDatabaseId)
-			result = QUEUE_HOME_HERE;
-		else
-			result = QUEUE_HOME_ELSEWHERE;
-	}
+			   " (SELECT 1 FROM %1$s.telnyx_order_requests r"
+			   "   WHERE r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
+			   "     AND (r.home_system_identifier, r.home_database_oid)"
+			   "         IS DISTINCT FROM ($1, $2) LIMIT 1)"
+			   " UNION ALL"
+			   " (SELECT 1 FROM %1$s.telnyx_order_requests r"
+			   "   WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
+			   "     AND (r.home_system_identifier, r.home_database_oid)"
+			   "         IS DISTINCT FROM ($1, $2) LIMIT 1)",
+			   2, argtypes, values, NULL, SPI_OK_SELECT);
+	result = SPI_processed > 0 ? QUEUE_HOME_ELSEWHERE : QUEUE_HOME_HERE;
 	store_end(&scope);
 	return result;
 }
@@ -368,6 +389,15 @@ queue_resume(void)
 
 	queue_here(values);
 	schema = store_begin(&scope);
+	/* the unfinished requests brought here are this database's now */
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
+			   "   SET home_system_identifier = $1, home_database_oid = $2,"
+			   "       updated_at = pg_catalog.now()"
+			   " WHERE r.state OPERATOR(pg_catalog.<>) ALL (" QUEUE_FINISHED_STATES ")"
+			   "   AND (r.home_system_identifier, r.home_database_oid)"
+			   "       IS DISTINCT FROM ($1, $2)",
+			   2, queue_here_types, values, NULL, SPI_OK_UPDATE);
 	store_exec(schema,
 			   "INSERT INTO %1$s.telnyx_queue_home AS h"
 			   " (system_identifier, database_oid, database_name)"
@@ -409,6 +439,25 @@ queue_here(Datum *values)
 	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
 	values[1] = ObjectIdGetDatum(MyDatabaseId);
 	values[2] = CStringGetTextDatum(get_database_name(MyDatabaseId));
+}
+
+/*
+ * A new claim's fencing token: random, so that no two claims, of this
+ * process or any other, before or after a restart, share one.
+ */
+static int64
+queue_new_token(void)
+{
+	int64		token = 0;
+
+	while (token == 0)
+	{
+		if (!pg_strong_random(&token, sizeof(token)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random claim token")));
+	}
+	return token;
 }
 
 /* A timestamptz datum ms milliseconds from now (64-bit arithmetic). */
@@ -458,7 +507,7 @@ queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt)
 							"    SET state = 'sending',"
 							"        attempts = r.attempts OPERATOR(pg_catalog.+) 1,"
 							"        lease_until = $2, claimed_by_pid = pg_catalog.pg_backend_pid(),"
-							"        claimed_by_start = $3,"
+							"        claimed_by_start = $3, claim_token = $8,"
 							"        first_sent_at = coalesce(r.first_sent_at, pg_catalog.now()),"
 							"        updated_at = pg_catalog.now()"
 							"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
@@ -497,16 +546,17 @@ queue_cursor_reset(QueueCursor *after)
 /*
  * Run a claiming statement: $1 the most rows, $2 the end of the lease, $3
  * this process's start time, $4 and $5 this cluster's system identifier
- * and this database (QUEUE_AT_HOME); it returns the claimed requests,
+ * and this database (QUEUE_AT_HOME), $6 and $7 the cursor, $8 the claim's
+ * fencing token (new for every claim); it returns the claimed requests,
  * which are read into mcxt.
  */
 static List *
 queue_claim_rows(const char *template, int max, int64 lease_ms,
 				 const QueueCursor *after, MemoryContext mcxt)
 {
-	Oid			argtypes[7] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID,
-	TIMESTAMPTZOID, INT8OID};
-	Datum		values[7];
+	Oid			argtypes[8] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID,
+	TIMESTAMPTZOID, INT8OID, INT8OID};
+	Datum		values[8];
 	StoreScope	scope;
 	char	   *schema;
 	List	   *result;
@@ -518,9 +568,10 @@ queue_claim_rows(const char *template, int max, int64 lease_ms,
 	values[4] = ObjectIdGetDatum(MyDatabaseId);
 	values[5] = TimestampTzGetDatum(after ? after->at : DT_NOBEGIN);
 	values[6] = Int64GetDatum(after ? after->id : 0);
+	values[7] = Int64GetDatum(queue_new_token());
 
 	schema = store_begin(&scope);
-	store_exec(schema, template, after ? 7 : 5, argtypes, values, NULL,
+	store_exec(schema, template, 8, argtypes, values, NULL,
 			   SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	store_end(&scope);
@@ -552,6 +603,10 @@ queue_read_requests(MemoryContext mcxt)
 		d = SPI_getbinval(tup, desc, 7, &isnull);
 		req->first_sent_at = isnull ? req->created_at : DatumGetTimestampTz(d);
 		req->next_attempt_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+		req->claim_token = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		req->unknown_since = isnull ? req->next_attempt_at : DatumGetTimestampTz(d);
+		req->lookups = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
 		result = lappend(result, req);
 		MemoryContextSwitchTo(old);
 	}
@@ -560,10 +615,12 @@ queue_read_requests(MemoryContext mcxt)
 
 /*
  * queue_record
- *		Record the outcome of sending req.  A success records the order too.
- *		A request to send again is due after retry_delay_ms (the sender's
- *		backoff); *wait_ms is set to how long the sender should hold back
- *		(rate limits).
+ *		Record the outcome of sending req.  A success records the order too,
+ *		linked to req, even when req's claim was taken over meanwhile
+ *		(queue_link_late); any other outcome of a claim taken over is the
+ *		new holder's to decide, and is dropped.  A request to send again is
+ *		due after retry_delay_ms (the sender's backoff); *wait_ms is set to
+ *		how long the sender should hold back (rate limits).
  */
 QueueOutcome
 queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
@@ -581,34 +638,35 @@ queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
 			{
 				TelnyxOrder *order = result->order;
 
-				store_order(order, false, req->body);
-				queue_set_state(req->id, "sending", "sent", order->id, NULL, 0);
+				store_order(order, false, req->body, req->request_key);
+				if (!queue_set_state(req, "sending", "sent", order->id, NULL, 0))
+					queue_link_late(req, order);
 				return QUEUE_DONE;
 			}
 
 		case API_FAILED:
-			queue_set_state(req->id, "sending", "failed", NULL, error, 0);
+			queue_set_state(req, "sending", "failed", NULL, error, 0);
 			return QUEUE_DONE;
 
 		case API_PAUSE:
 			/* it stays queued, as if not claimed */
-			queue_set_state(req->id, "sending", "queued", NULL, error, 0);
+			queue_set_state(req, "sending", "queued", NULL, error, 0);
 			return QUEUE_PAUSE;
 
 		case API_RATE_LIMITED:
-			queue_set_state(req->id, "sending", "retrying", NULL, error, retry_delay_ms);
+			queue_set_state(req, "sending", "retrying", NULL, error, retry_delay_ms);
 			*wait_ms = retry_delay_ms;
 			return QUEUE_RATE_LIMITED;
 
 		case API_SEND_AGAIN:
-			queue_set_state(req->id, "sending", "retrying", NULL, error, retry_delay_ms);
+			queue_set_state(req, "sending", "retrying", NULL, error, retry_delay_ms);
 			return QUEUE_RETRY;
 
 		case API_UNKNOWN:
 			break;
 	}
 	/* anything else may have created the order */
-	queue_set_state(req->id, "sending", "unknown", NULL, error,
+	queue_set_state(req, "sending", "unknown", NULL, error,
 					telnyx_reconcile_delay_ms);
 	return QUEUE_UNKNOWN;
 }
@@ -623,12 +681,16 @@ queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
 void
 queue_record_created(List *reqs, List *results)
 {
-	Oid			argtypes[2] = {INT8ARRAYOID, TEXTARRAYOID};
-	Datum		values[2];
+	Oid			argtypes[3] = {INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[3];
 	List	   *orders = NIL;
 	List	   *bodies = NIL;
+	List	   *keys = NIL;
 	Datum	   *ids = palloc(sizeof(Datum) * list_length(reqs));
 	Datum	   *order_ids = palloc(sizeof(Datum) * list_length(reqs));
+	Datum	   *tokens = palloc(sizeof(Datum) * list_length(reqs));
+	bool	   *held = palloc0(sizeof(bool) * list_length(reqs));
+	uint64		i;
 	ListCell   *lc;
 	ListCell   *lc2;
 	StoreScope	scope;
@@ -644,26 +706,104 @@ queue_record_created(List *reqs, List *results)
 		Assert(result->class == TELNYX_OK);
 		orders = lappend(orders, order);
 		bodies = lappend(bodies, req->body);
+		keys = lappend(keys, req->request_key);
 		ids[n] = Int64GetDatum(req->id);
 		order_ids[n] = CStringGetTextDatum(order->id);
+		tokens[n] = Int64GetDatum(req->claim_token);
 		n++;
 	}
-	store_orders(orders, bodies, false, true);
+	store_orders(orders, bodies, keys, false, true);
 
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(order_ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(tokens, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = 'sent', order_id = t.order_id, last_error = NULL,"
 			   "       next_attempt_at = pg_catalog.now(),"
 			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
-			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, order_id)"
+			   "       claimed_by_start = NULL, claim_token = NULL,"
+			   "       updated_at = pg_catalog.now()"
+			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+			   "                  pg_catalog.unnest($3)) AS t(id, order_id, token)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
 			   /* "IS TRUE": found by key, not through the partial index */
-			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE",
+			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
+			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
+			   " RETURNING r.id",
+			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		int			k;
+
+		for (k = 0; k < n; k++)
+			if (DatumGetInt64(ids[k]) == id)
+				held[k] = true;
+	}
+	store_end(&scope);
+
+	/* an answer whose claim was taken over is still its request's */
+	forboth(lc, reqs, lc2, results)
+	{
+		if (!held[foreach_current_index(lc)])
+			queue_link_late((QueueRequest *) lfirst(lc),
+							((TelnyxResult *) lfirst(lc2))->order);
+	}
+}
+
+/*
+ * queue_link_late
+ *		Telnyx created req's order, but req's claim was taken over before
+ *		the answer was recorded (the order's rows are recorded, linked to
+ *		req by its key).  The answer is the evidence the new holder lacked:
+ *		a request not answered otherwise since (unknown, or waiting to be
+ *		sent again) is sent, with this order, and whoever holds it now finds
+ *		its claim gone.  A request sent again meanwhile keeps both orders
+ *		linked to it, so that neither is forgotten.
+ */
+static void
+queue_link_late(QueueRequest *req, TelnyxOrder *order)
+{
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	StoreScope	scope;
+	char	   *schema;
+	bool		linked;
+
+	values[0] = Int64GetDatum(req->id);
+	values[1] = CStringGetTextDatum(order->id);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
+			   "   SET state = 'sent', order_id = $2, last_error = NULL,"
+			   "       next_attempt_at = pg_catalog.now(),"
+			   "       unknown_since = NULL, lookups = 0,"
+			   "       lease_until = NULL, claimed_by_pid = NULL,"
+			   "       claimed_by_start = NULL, claim_token = NULL,"
+			   "       updated_at = pg_catalog.now()"
+			   " WHERE r.id OPERATOR(pg_catalog.=) $1"
+			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,unknown,cancelled}')",
 			   2, argtypes, values, NULL, SPI_OK_UPDATE);
+	linked = SPI_processed > 0;
+	if (!linked)
+	{
+		/* answered already: by this order (reconciled), or by another */
+		store_exec(schema,
+				   "SELECT 1 FROM %1$s.telnyx_order_requests r"
+				   " WHERE r.id OPERATOR(pg_catalog.=) $1"
+				   "   AND r.order_id IS NOT DISTINCT FROM $2",
+				   2, argtypes, values, NULL, SPI_OK_SELECT);
+		linked = SPI_processed > 0;
+	}
+	if (!linked)
+		ereport(WARNING,
+				(errmsg("order \"%s\" answers order request %lld, which was taken over and sent again",
+						order->id, (long long) req->id),
+				 errdetail("Both orders are recorded and linked to the request.")));
 	store_end(&scope);
 }
 
@@ -680,32 +820,38 @@ queue_record_unstored(QueueRequest *req, TelnyxResult *result, const char *why)
 	{
 		TelnyxOrder *order = result->order;
 
-		queue_set_state(req->id, "sending", "sent", order->id,
-						queue_reason(psprintf("The order was created, but its rows could not be recorded (%s); the periodic sync records them.",
-											  why)),
-						0);
+		if (!queue_set_state(req, "sending", "sent", order->id,
+							 queue_reason(psprintf("The order was created, but its rows could not be recorded (%s); the periodic sync records them.",
+												   why)),
+							 0))
+			queue_link_late(req, order);
 	}
 	else
-		queue_set_state(req->id, "sending", "unknown", NULL,
+		queue_set_state(req, "sending", "unknown", NULL,
 						queue_reason(psprintf("The outcome could not be recorded (%s).", why)),
 						telnyx_reconcile_delay_ms);
 }
 
 /*
- * Move request id from state "from" to "to", due after delay_ms.  The claim
- * is released.  order_id and last_error are kept unless given.
+ * Move req from state "from" to "to", due after delay_ms, if the claim it
+ * was read with (req->claim_token) still holds it; returns whether it did.
+ * The claim is released.  order_id and last_error are kept unless given.
+ * A request that becomes unknown starts its window of absence now; one
+ * that stays unknown keeps it and records req->lookups.
  */
-static void
-queue_set_state(int64 id, const char *from, const char *to,
+static bool
+queue_set_state(QueueRequest *req, const char *from, const char *to,
 				const char *order_id, Jsonb *last_error, double delay_ms)
 {
-	Oid			argtypes[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
-	Datum		values[6];
-	char		nulls[6] = "      ";
+	Oid			argtypes[8] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID,
+	INT8OID, INT4OID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
 	StoreScope	scope;
 	char	   *schema;
+	bool		held;
 
-	values[0] = Int64GetDatum(id);
+	values[0] = Int64GetDatum(req->id);
 	values[1] = CStringGetTextDatum(from);
 	values[2] = CStringGetTextDatum(to);
 	if (order_id != NULL)
@@ -717,6 +863,8 @@ queue_set_state(int64 id, const char *from, const char *to,
 	else
 		nulls[4] = 'n';
 	values[5] = queue_after_ms(delay_ms);
+	values[6] = Int64GetDatum(req->claim_token);
+	values[7] = Int32GetDatum(req->lookups);
 
 	schema = store_begin(&scope);
 	store_exec(schema,
@@ -726,11 +874,20 @@ queue_set_state(int64 id, const char *from, const char *to,
 			   "                         AND $5 IS NULL THEN NULL"
 			   "                         ELSE coalesce($5, last_error) END,"
 			   "       next_attempt_at = $6,"
+			   "       unknown_since = CASE WHEN $3 OPERATOR(pg_catalog.<>) 'unknown' THEN NULL"
+			   "                            WHEN $2 OPERATOR(pg_catalog.<>) 'unknown'"
+			   "                            THEN pg_catalog.now() ELSE unknown_since END,"
+			   "       lookups = CASE WHEN $2 OPERATOR(pg_catalog.=) 'unknown'"
+			   "                       AND $3 OPERATOR(pg_catalog.=) 'unknown' THEN $8 ELSE 0 END,"
 			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
-			   " WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) $2",
-			   6, argtypes, values, nulls, SPI_OK_UPDATE);
+			   "       claimed_by_start = NULL, claim_token = NULL,"
+			   "       updated_at = pg_catalog.now()"
+			   " WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) $2"
+			   "   AND claim_token OPERATOR(pg_catalog.=) $7",
+			   8, argtypes, values, nulls, SPI_OK_UPDATE);
+	held = SPI_processed > 0;
 	store_end(&scope);
+	return held;
 }
 
 /*
@@ -818,8 +975,13 @@ queue_recover_stale(void)
 			   "                         THEN $2 ELSE r.last_error END,"
 			   "       next_attempt_at = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "                              THEN $1 ELSE r.next_attempt_at END,"
+			   "       unknown_since = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+			   "                            THEN pg_catalog.now() ELSE r.unknown_since END,"
+			   "       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+			   "                      THEN 0 ELSE r.lookups END,"
 			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
+			   "       claimed_by_start = NULL, claim_token = NULL,"
+			   "       updated_at = pg_catalog.now()"
 			   " WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
 			   "   AND r.claimed_by_pid IS NOT NULL"
 			   "   AND (r.lease_until OPERATOR(pg_catalog.<) pg_catalog.now()"
@@ -864,8 +1026,13 @@ queue_release_own(void)
 			   "       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "                         THEN $2 ELSE r.last_error END,"
 			   "       next_attempt_at = $1,"
+			   "       unknown_since = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+			   "                            THEN pg_catalog.now() ELSE r.unknown_since END,"
+			   "       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+			   "                      THEN 0 ELSE r.lookups END,"
 			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
+			   "       claimed_by_start = NULL, claim_token = NULL,"
+			   "       updated_at = pg_catalog.now()"
 			   " WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
 			   "   AND r.claimed_by_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
 			   "   AND r.claimed_by_start OPERATOR(pg_catalog.=) $3",
@@ -875,25 +1042,37 @@ queue_release_own(void)
 	return n;
 }
 
-/*
- * queue_unclaim
- *		Give back claimed requests that were never sent (ids, n of them):
- *		queued again, as if not claimed.
- */
-void
-queue_unclaim(int64 *ids, int n)
+/* ids and tokens (n of each) as the arrays $1 and $2 of a statement */
+static void
+queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values)
 {
-	Oid			argtypes[2] = {INT8ARRAYOID, TIMESTAMPTZOID};
-	Datum		values[2];
 	Datum	   *elems = palloc(sizeof(Datum) * n);
-	StoreScope	scope;
-	char	   *schema;
+	Datum	   *toks = palloc(sizeof(Datum) * n);
 	int			i;
 
 	for (i = 0; i < n; i++)
+	{
 		elems[i] = Int64GetDatum(ids[i]);
+		toks[i] = Int64GetDatum(tokens[i]);
+	}
 	values[0] = PointerGetDatum(construct_array(elems, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	values[1] = TimestampTzGetDatum(MyStartTimestamp);
+	values[1] = PointerGetDatum(construct_array(toks, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+}
+
+/*
+ * queue_unclaim
+ *		Give back claimed requests that were never sent (ids, with the
+ *		tokens of their claims, n of them): queued again, as if not claimed.
+ */
+void
+queue_unclaim(int64 *ids, int64 *tokens, int n)
+{
+	Oid			argtypes[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	StoreScope	scope;
+	char	   *schema;
+
+	queue_claims_arrays(ids, tokens, n, values);
 	schema = store_begin(&scope);
 	/* only claims that are still this process's: never one another took */
 	store_exec(schema,
@@ -902,14 +1081,61 @@ queue_unclaim(int64 *ids, int n)
 			   "                    THEN 'retrying' ELSE 'queued' END,"
 			   "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"
 			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, updated_at = pg_catalog.now()"
-			   "  FROM pg_catalog.unnest($1) AS t(id)"
+			   "       claimed_by_start = NULL, claim_token = NULL,"
+			   "       updated_at = pg_catalog.now()"
+			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, token)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
 			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
-			   "   AND r.claimed_by_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
-			   "   AND r.claimed_by_start OPERATOR(pg_catalog.=) $2",
+			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
 			   2, argtypes, values, NULL, SPI_OK_UPDATE);
 	store_end(&scope);
+}
+
+/*
+ * queue_extend_lease
+ *		Extend the leases of claimed requests not sent yet (ids, with the
+ *		tokens of their claims, n of them) to lease_ms from now, so that no
+ *		lease runs out while its holder is alive and waits (for a slot, or
+ *		the account's request budget).  held[i] is set to whether request i
+ *		is still this claim's: one that is not must not be sent.  Returns
+ *		how many are.
+ */
+int
+queue_extend_lease(int64 *ids, int64 *tokens, bool *held, int n, int64 lease_ms)
+{
+	Oid			argtypes[3] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	StoreScope	scope;
+	char	   *schema;
+	uint64		i;
+	int			k;
+
+	queue_claims_arrays(ids, tokens, n, values);
+	values[2] = queue_after_ms((double) lease_ms);
+	memset(held, 0, sizeof(bool) * n);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
+			   "   SET lease_until = $3"
+			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, token)"
+			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
+			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
+			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
+			   " RETURNING r.id",
+			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+
+		for (k = 0; k < n; k++)
+			if (ids[k] == id)
+				held[k] = true;
+	}
+	k = (int) SPI_processed;
+	store_end(&scope);
+	return k;
 }
 
 /*
@@ -929,7 +1155,7 @@ queue_claim_unknown(int max, MemoryContext mcxt)
 							"   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
 							" UPDATE %1$s.telnyx_order_requests r"
 							"    SET lease_until = $2, claimed_by_pid = pg_catalog.pg_backend_pid(),"
-							"        claimed_by_start = $3"
+							"        claimed_by_start = $3, claim_token = $8"
 							"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
 							QUEUE_REQUEST_COLUMNS,
 							max, QUEUE_RECONCILE_LEASE_MS, NULL, mcxt);
@@ -937,30 +1163,36 @@ queue_claim_unknown(int max, MemoryContext mcxt)
 
 /*
  * queue_resolve_unknown
- *		After reconcile_find read the whole list: the first candidate order
- *		that is not linked to another request, and that the tables do not
- *		hold as the answer to a create (only a sync can have found this
- *		request's order) or from before this request was first sent, is its
- *		order: "sent" with it.  None, and
- *		nothing uncertain: proven absent, so "retrying", to be sent again as
- *		the same bytes with the same key.  Uncertain: looked up again later.
+ *		After reconcile_find read the whole list (req->looked_at is when the
+ *		read began).  Which request an order answers is decided only by the
+ *		link recorded with it (its request_key) and by the requests that
+ *		name it: the first candidate linked to no other request or call,
+ *		and not known here before this request was first sent, is its
+ *		order: "sent" with it, and linked to it.  A candidate recorded as an
+ *		answer to a call whose key was not kept (before 1.5) makes it
+ *		uncertain.  None, and nothing uncertain: one more look that found
+ *		nothing.  Absence is proven only by QUEUE_ABSENCE_LOOKUPS such looks,
+ *		the last begun telnyx.absence_window or more after the last attempt
+ *		ended: then "retrying", to be sent again as the same bytes with the
+ *		same key.  Until then, and while uncertain, it is looked up again.
  */
 void
 queue_resolve_unknown(QueueRequest *req)
 {
 	TelnyxOrder *found = NULL;
 	ListCell   *lc;
+	TimestampTz proven_from;
 
 	foreach(lc, req->candidates)
 	{
 		Jsonb	   *data = (Jsonb *) lfirst(lc);
 		JsonbValue	v;
 		TelnyxOrder *order;
-		Oid			argtypes[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
-		Datum		values[3];
+		Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, UUIDOID};
+		Datum		values[4];
 		StoreScope	scope;
 		char	   *schema;
-		bool		taken;
+		char	   *answers = NULL;
 
 		v.type = jbvBinary;
 		v.val.binary.data = &data->root;
@@ -972,39 +1204,70 @@ queue_resolve_unknown(QueueRequest *req)
 		values[0] = CStringGetTextDatum(order->id);
 		values[1] = Int64GetDatum(req->id);
 		values[2] = TimestampTzGetDatum(req->first_sent_at);
+		values[3] = DirectFunctionCall1(uuid_in, CStringGetDatum(req->request_key));
 		schema = store_begin(&scope);
+		/* 'taken', 'unsure', or nothing: free to be this request's */
 		store_exec(schema,
-				   "SELECT 1 FROM %1$s.telnyx_order_requests r"
+				   "SELECT 'taken' FROM %1$s.telnyx_order_requests r"
 				   " WHERE r.order_id OPERATOR(pg_catalog.=) $1"
 				   "   AND r.id OPERATOR(pg_catalog.<>) $2"
 				   " UNION ALL "
-				   "SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
+				   "SELECT CASE WHEN o.first_seen_at OPERATOR(pg_catalog.<) $3"
+				   "              OR o.request_key OPERATOR(pg_catalog.<>) ALL"
+				   "                 (ARRAY[$4, '00000000-0000-0000-0000-000000000000'::pg_catalog.uuid])"
+				   "            THEN 'taken' ELSE 'unsure' END"
+				   "  FROM %1$s.telnyx_inexplicit_orders o"
 				   " WHERE o.id OPERATOR(pg_catalog.=) $1"
-				   "   AND (NOT o.found_by_sync"
-				   "        OR o.first_seen_at OPERATOR(pg_catalog.<) $3)",
-				   3, argtypes, values, NULL, SPI_OK_SELECT);
-		taken = SPI_processed > 0;
+				   "   AND (o.first_seen_at OPERATOR(pg_catalog.<) $3"
+				   "        OR o.request_key OPERATOR(pg_catalog.<>) $4)"
+				   " ORDER BY 1 LIMIT 1",
+				   4, argtypes, values, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			answers = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		store_end(&scope);
-		if (!taken)
+		if (answers == NULL)
 		{
 			found = order;
 			break;
 		}
+		if (strcmp(answers, "unsure") == 0)
+			req->uncertain = true;
 	}
 
 	if (found != NULL)
 	{
-		store_order(found, false, req->body);
-		queue_set_state(req->id, "unknown", "sent", found->id, NULL, 0);
+		store_order(found, false, req->body, req->request_key);
+		queue_set_state(req, "unknown", "sent", found->id, NULL, 0);
+		return;
 	}
-	else if (req->uncertain)
-		queue_set_state(req->id, "unknown", "unknown", NULL,
+	if (req->uncertain)
+	{
+		queue_set_state(req, "unknown", "unknown", NULL,
 						queue_reason("Not found, but the list holds an order that cannot be told apart from this one's, so absence is not proven."),
 						Max(telnyx_reconcile_delay_ms, QUEUE_UNCERTAIN_DELAY_MS));
-	else
-		queue_set_state(req->id, "unknown", "retrying", NULL,
-						queue_reason("Reconciled: no such order exists at Telnyx, so it is sent again, as the same request."),
+		return;
+	}
+
+	req->lookups++;
+	proven_from = req->unknown_since + (TimestampTz) telnyx_absence_window_s * USECS_PER_SEC;
+	if (req->lookups >= QUEUE_ABSENCE_LOOKUPS && req->looked_at >= proven_from)
+		queue_set_state(req, "unknown", "retrying", NULL,
+						queue_reason(psprintf("Reconciled: the whole list of orders was read %d times over %d seconds after the last attempt, and holds no order of this request, so it is sent again, as the same request.",
+											  req->lookups, telnyx_absence_window_s)),
 						0);
+	else
+	{
+		/* the next look: spread evenly over the window, at its end last */
+		TimestampTz next = req->unknown_since +
+			(TimestampTz) telnyx_absence_window_s * USECS_PER_SEC *
+			Min(req->lookups, QUEUE_ABSENCE_LOOKUPS - 1) / (QUEUE_ABSENCE_LOOKUPS - 1);
+
+		queue_set_state(req, "unknown", "unknown", NULL,
+						queue_reason(psprintf("Not found in the list of orders (look %d); absence is proven only by %d looks over %d seconds after the last attempt.",
+											  req->lookups, QUEUE_ABSENCE_LOOKUPS, telnyx_absence_window_s)),
+						Max((double) telnyx_reconcile_delay_ms,
+							store_ms_until(next) + 1));
+	}
 }
 
 /*
@@ -1016,7 +1279,7 @@ queue_resolve_unknown(QueueRequest *req)
 void
 queue_unknown_retry_later(QueueRequest *req, double retry_delay_ms)
 {
-	queue_set_state(req->id, "unknown", "unknown", NULL, NULL,
+	queue_set_state(req, "unknown", "unknown", NULL, NULL,
 					retry_delay_ms + telnyx_reconcile_delay_ms);
 }
 

@@ -27,6 +27,13 @@ typedef struct QueueRequest
 	TimestampTz created_at;		/* when it was enqueued */
 	TimestampTz first_sent_at;	/* when it was first claimed for sending */
 	TimestampTz next_attempt_at;	/* when it was due */
+	int64		claim_token;	/* the claim's fencing token: every outcome
+								 * written names it */
+	TimestampTz unknown_since;	/* when its outcome became unknown */
+	int			lookups;		/* whole reads of the list that found no
+								 * order of it since then */
+	TimestampTz looked_at;		/* while reconciling: when the read of the
+								 * list began */
 	List	   *candidates;		/* while reconciling: Jsonb * of orders that
 								 * may be this one's, in list order */
 	bool		uncertain;		/* while reconciling: an order that might be
@@ -58,7 +65,6 @@ typedef enum QueueOutcome
 /* Where the queue's database stands with respect to its home. */
 typedef enum QueueHome
 {
-	QUEUE_HOME_NONE,			/* no request was ever queued here */
 	QUEUE_HOME_HERE,			/* this cluster and database */
 	QUEUE_HOME_ELSEWHERE		/* restored or cloned from elsewhere */
 } QueueHome;
@@ -66,11 +72,19 @@ typedef enum QueueHome
 /* A sender's claim lasts this much longer than a request may take. */
 #define QUEUE_LEASE_MARGIN_MS 60000
 
+/*
+ * An unknown request is proven absent only by this many whole reads of the
+ * list that found nothing, the last begun telnyx.absence_window or more
+ * after its last attempt ended.
+ */
+#define QUEUE_ABSENCE_LOOKUPS 3
+
 /* The customer_reference of a request queued without one: prefix + key. */
 #define QUEUE_REFERENCE_PREFIX "telnyx_orders:"
 
 extern int	telnyx_reconcile_delay_ms;
 extern int	telnyx_request_retention_s;
+extern int	telnyx_absence_window_s;
 
 extern void queue_init(void);
 
@@ -96,7 +110,9 @@ extern int	queue_recover_stale(void);
 extern int	queue_purge(TimestampTz cutoff, int max);
 extern void queue_at_stake(int64 *orders, int64 *unfinished);
 extern int	queue_release_own(void);
-extern void queue_unclaim(int64 *ids, int n);
+extern void queue_unclaim(int64 *ids, int64 *tokens, int n);
+extern int	queue_extend_lease(int64 *ids, int64 *tokens, bool *held, int n,
+							   int64 lease_ms);
 extern List *queue_claim_unknown(int max, MemoryContext mcxt);
 extern void queue_resolve_unknown(QueueRequest *req);
 extern void queue_unknown_retry_later(QueueRequest *req, double retry_delay_ms);

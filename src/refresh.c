@@ -96,7 +96,7 @@ refresh_store(RefreshItem *item)
 	if (item->number_order)
 		(void) store_number_order(item->result->number_order);
 	else
-		store_order(item->result->order, false, NULL);
+		store_order(item->result->order, false, NULL, NULL);
 	return true;
 }
 

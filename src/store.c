@@ -31,6 +31,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -76,7 +77,7 @@ typedef struct StoreQuery
 {
 	const char *sql;			/* %1$s is the quoted schema */
 	int			nargs;
-	Oid			argtypes[32];
+	Oid			argtypes[33];
 } StoreQuery;
 
 /* The columns of orders and groups STORE_UPSERT_ORDERS takes. */
@@ -111,7 +112,9 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 	 * Orders ($1..$10: id, the four strings, created_at, updated_at, data,
 	 * next_refresh_at, how many groups were listed or -1), their groups
 	 * ($11..$30, features as a jsonb array), found_by_sync ($31), whether to
-	 * delete the groups no longer listed ($32; not for orders just created).  The
+	 * delete the groups no longer listed ($32; not for orders just created),
+	 * the keys of the requests the orders answer ($33; a link once made is
+	 * kept: an order answers one request).  The
 	 * groups' foreign key is checked at the end of the statement, when the
 	 * orders are there; the groups deleted are beyond the ones listed, so
 	 * never ones the statement upserts.
@@ -121,13 +124,14 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" INSERT INTO %1$s.telnyx_inexplicit_orders AS o"
 		"  (id, connection_id, messaging_profile_id, customer_reference,"
 		"   billing_group_id, created_at, updated_at, data, next_refresh_at,"
-		"   found_by_sync, synced_at)"
+		"   found_by_sync, synced_at, request_key)"
 		" SELECT x.id, x.connection_id, x.messaging_profile_id, x.customer_reference,"
 		"   x.billing_group_id, x.created_at, x.updated_at, x.data, x.next_refresh_at,"
-		"   $31, pg_catalog.now()"
-		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10))"
+		"   $31, pg_catalog.now(), x.request_key::pg_catalog.uuid"
+		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($33))"
 		"   AS x(id, connection_id, messaging_profile_id, customer_reference,"
-		"        billing_group_id, created_at, updated_at, data, next_refresh_at, ngroups)"
+		"        billing_group_id, created_at, updated_at, data, next_refresh_at, ngroups,"
+		"        request_key)"
 		" ON CONFLICT (id) DO UPDATE SET"
 		" connection_id = COALESCE(EXCLUDED.connection_id, o.connection_id),"
 		" messaging_profile_id = COALESCE(EXCLUDED.messaging_profile_id, o.messaging_profile_id),"
@@ -137,7 +141,8 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" updated_at = COALESCE(EXCLUDED.updated_at, o.updated_at),"
 		" data = EXCLUDED.data,"
 		" next_refresh_at = EXCLUDED.next_refresh_at,"
-		" synced_at = pg_catalog.now()"
+		" synced_at = pg_catalog.now(),"
+		" request_key = COALESCE(o.request_key, EXCLUDED.request_key)"
 		" RETURNING 1),"
 		" g AS ("
 		" INSERT INTO %1$s.telnyx_ordering_groups AS g"
@@ -190,7 +195,7 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" RETURNING 1)"
 		" SELECT (SELECT pg_catalog.count(*) FROM o), (SELECT pg_catalog.count(*) FROM g),"
 		"  (SELECT pg_catalog.count(*) FROM d)",
-		32,
+		33,
 		{TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 			TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID,
 			TIMESTAMPTZARRAYOID, INT4ARRAYOID,
@@ -198,7 +203,7 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 			TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 			TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
 			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZARRAYOID, BOOLOID, BOOLOID}
+		TIMESTAMPTZARRAYOID, BOOLOID, BOOLOID, TEXTARRAYOID}
 	},
 	[STORE_UNLINK_NUMBER_ORDERS] = {
 		"DELETE FROM %1$s.telnyx_number_orders n"
@@ -387,9 +392,11 @@ static int	phone_number_at_cmp(const void *a, const void *b);
  *		order: what the answer does not echo is taken from it.
  */
 void
-store_order(TelnyxOrder *order, bool found_by_sync, Jsonb *request)
+store_order(TelnyxOrder *order, bool found_by_sync, Jsonb *request,
+			const char *request_key)
 {
 	store_orders(list_make1(order), request ? list_make1(request) : NIL,
+				 request_key ? list_make1((char *) request_key) : NIL,
 				 found_by_sync, false);
 }
 
@@ -410,7 +417,8 @@ store_order(TelnyxOrder *order, bool found_by_sync, Jsonb *request)
  * deleted.
  */
 void
-store_orders(List *orders, List *requests, bool found_by_sync, bool created)
+store_orders(List *orders, List *requests, List *request_keys,
+			 bool found_by_sync, bool created)
 {
 	static const Oid order_types[STORE_ORDER_COLUMNS] = {
 		TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
@@ -423,7 +431,8 @@ store_orders(List *orders, List *requests, bool found_by_sync, bool created)
 	};
 	Column		oc[STORE_ORDER_COLUMNS];
 	Column		gc[STORE_GROUP_COLUMNS];
-	Datum		values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 2];
+	Datum		values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 3];
+	Column		keycol;
 	int			norders = list_length(orders);
 	int			ngroups = 0;
 	int			c;
@@ -447,6 +456,7 @@ store_orders(List *orders, List *requests, bool found_by_sync, bool created)
 		column_init(&oc[c], order_types[c], norders);
 	for (c = 0; c < STORE_GROUP_COLUMNS; c++)
 		column_init(&gc[c], group_types[c], ngroups);
+	column_init(&keycol, TEXTOID, norders);
 
 	foreach(lc, orders)
 	{
@@ -465,6 +475,7 @@ store_orders(List *orders, List *requests, bool found_by_sync, bool created)
 		column_set(&oc[7], i, JsonbPGetDatum(order->data), false);
 		column_set(&oc[8], i, TimestampTzGetDatum(next), next == 0);
 		column_set(&oc[9], i, Int32GetDatum(order->ngroups), false);
+		column_text(&keycol, i, request_keys ? (const char *) list_nth(request_keys, i) : NULL);
 
 		foreach(lc2, order->groups)
 		{
@@ -504,6 +515,7 @@ store_orders(List *orders, List *requests, bool found_by_sync, bool created)
 		values[STORE_ORDER_COLUMNS + c] = column_array(&gc[c], ngroups);
 	values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS] = BoolGetDatum(found_by_sync);
 	values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 1] = BoolGetDatum(!created);
+	values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 2] = column_array(&keycol, norders);
 
 	schema = store_begin(&scope);
 	store_execute(schema, STORE_UPSERT_ORDERS, values, NULL, SPI_OK_SELECT);
@@ -973,7 +985,7 @@ store_orders_missing(List *orders)
 char *
 store_schema_name(void)
 {
-	return store_extension(NULL);
+	return store_extension(NULL, NULL);
 }
 
 /*
@@ -983,11 +995,13 @@ store_schema_name(void)
  *		this database.
  */
 char *
-store_extension(Oid *owner)
+store_extension(Oid *owner, char **version)
 {
 	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
 	static char cached_schema[NAMEDATALEN];
 	static Oid	cached_owner = InvalidOid;
+	static char cached_version[NAMEDATALEN];
+	bool		isnull;
 	Oid			extoid;
 	Relation	rel;
 	SysScanDesc scan;
@@ -1001,6 +1015,8 @@ store_extension(Oid *owner)
 	{
 		if (owner != NULL)
 			*owner = cached_owner;
+		if (version != NULL)
+			*version = pstrdup(cached_version);
 		return pstrdup(cached_schema);
 	}
 
@@ -1012,8 +1028,12 @@ store_extension(Oid *owner)
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
 	{
+		Datum		v = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
 		nsp = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
 		cached_owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+		text_to_cstring_buffer(DatumGetTextPP(v), cached_version, sizeof(cached_version));
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -1025,7 +1045,40 @@ store_extension(Oid *owner)
 	cached_lxid = MyProc->lxid;
 	if (owner != NULL)
 		*owner = cached_owner;
+	if (version != NULL)
+		*version = pstrdup(cached_version);
 	return name;
+}
+
+/*
+ * store_require_version
+ *		Refuse, before anything is sent or written, to work for a database
+ *		whose SQL objects are of another version than this library: its
+ *		tables may lack what the library records, and an order bought and
+ *		then not recorded is an order forgotten.  Returns the database's
+ *		version when want_version is true and it differs, instead of
+ *		raising an error (for the worker, which waits).  Nothing is checked
+ *		while CREATE or ALTER EXTENSION runs the scripts.
+ */
+char *
+store_require_version(bool want_version)
+{
+	char	   *version;
+
+	if (creating_extension)
+		return NULL;
+	(void) store_extension(NULL, &version);
+	if (strcmp(version, TELNYX_ORDERS_VERSION) == 0)
+		return NULL;
+	if (want_version)
+		return version;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("extension \"telnyx_orders\" is at version %s in database \"%s\", but its library is version %s",
+					version, get_database_name(MyDatabaseId), TELNYX_ORDERS_VERSION),
+			 errdetail("Nothing was sent."),
+			 errhint("Run \"ALTER EXTENSION telnyx_orders UPDATE\" in this database.")));
+	return NULL;				/* keep the compiler quiet */
 }
 
 /*
@@ -1041,7 +1094,7 @@ char *
 store_enter(StoreScope *scope)
 {
 	Oid			owner = InvalidOid;
-	char	   *schema = store_extension(&owner);
+	char	   *schema = store_extension(&owner, NULL);
 
 	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
 	/* the SQL functions and the workers have it pinned already */

@@ -29,9 +29,9 @@ extern int	telnyx_refresh_interval_max_s;
 
 extern void store_init(void);
 extern void store_order(TelnyxOrder *order, bool found_by_sync,
-						Jsonb *request);
-extern void store_orders(List *orders, List *requests, bool found_by_sync,
-						 bool created);
+						Jsonb *request, const char *request_key);
+extern void store_orders(List *orders, List *requests, List *request_keys,
+						 bool found_by_sync, bool created);
 extern bool store_number_order(const TelnyxNumberOrder *no);
 extern bool store_webhook_delivery(const char *event_id, const char *event_type,
 								   const TimestampTz *occurred_at,
@@ -43,7 +43,8 @@ extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
 extern bool store_lock(const char *id, bool number_order);
 extern char *store_schema_name(void);
-extern char *store_extension(Oid *owner);
+extern char *store_extension(Oid *owner, char **version);
+extern char *store_require_version(bool want_version);
 extern char *store_enter(StoreScope *scope);
 extern void store_leave(StoreScope *scope);
 extern char *store_begin(StoreScope *scope);

@@ -134,12 +134,14 @@ _PG_init(void)
 }
 
 /*
- * An order made in a read-only transaction (or on a standby) would be
- * bought and then not recorded: refuse before sending anything.
+ * An order made in a read-only transaction (or on a standby), or for a
+ * database whose SQL objects are of another version than this library,
+ * would be bought and then not recorded: refuse before sending anything.
  */
 static void
 refuse_read_only(void)
 {
+	store_require_version(false);
 	if (XactReadOnly)
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -191,7 +193,7 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	api_raise(result, API_CREATE, NULL);
 
 	order = result->order;
-	store_order(order, false, request);
+	store_order(order, false, request, key);
 
 	PG_RETURN_JSONB_P(order->data);
 }
@@ -240,7 +242,7 @@ get_order(const char *id)
 	api_raise(result, API_GET, id);
 
 	order = result->order;
-	store_order(order, false, NULL);
+	store_order(order, false, NULL, NULL);
 
 	PG_RETURN_JSONB_P(order->data);
 }
@@ -259,6 +261,7 @@ telnyx_list_inexplicit_orders(PG_FUNCTION_ARGS)
 	int32		page_size = PG_GETARG_INT32(1);
 	TelnyxResult *result;
 
+	store_require_version(false);
 	if (page_number < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -302,7 +305,7 @@ sync_page(List *orders, List *unparsed, void *arg)
 
 	foreach(lc, orders)
 	{
-		store_order((TelnyxOrder *) lfirst(lc), true, NULL);
+		store_order((TelnyxOrder *) lfirst(lc), true, NULL, NULL);
 		(*count)++;
 	}
 }
@@ -341,6 +344,8 @@ warn_if_unserved(void)
 	static bool done = false;	/* warned, or found a worker: no more looks */
 	const char *why;
 
+	/* a database at another version is refused before anything is said */
+	store_require_version(false);
 	if (done)
 		return;
 	why = launcher_unserved_reason();
@@ -545,6 +550,7 @@ telnyx_process_queue(PG_FUNCTION_ARGS)
 Datum
 telnyx_cancel_order_request(PG_FUNCTION_ARGS)
 {
+	store_require_version(false);
 	PG_RETURN_BOOL(queue_cancel(PG_GETARG_INT64(0)));
 }
 
@@ -557,7 +563,10 @@ telnyx_cancel_order_request(PG_FUNCTION_ARGS)
 Datum
 telnyx_resume_queue(PG_FUNCTION_ARGS)
 {
-	bool		moved = queue_resume();
+	bool		moved;
+
+	store_require_version(false);
+	moved = queue_resume();
 
 	if (moved)
 		wakeup_now(MyDatabaseId);
@@ -810,6 +819,7 @@ telnyx_apply_webhook(PG_FUNCTION_ARGS)
 	char	   *args[3];
 	int			i;
 
+	store_require_version(false);
 	for (i = 0; i < 3; i++)
 	{
 		if (PG_ARGISNULL(i))

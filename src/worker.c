@@ -103,6 +103,9 @@
 #define WORKER_PURGE_MAX 10000
 #define WORKER_PURGE_INTERVAL_MS 60000
 
+/* The leases of requests claimed ahead are extended this often. */
+#define WORKER_LEASE_EXTEND_MS 10000
+
 /* Unknown requests reconciled per pass. */
 #define WORKER_RECONCILE_BATCH 100
 
@@ -117,6 +120,8 @@ typedef struct SenderState
 	bool		is_pass;		/* telnyx_process_queue's one pass */
 	bool		elsewhere;		/* the database was restored or cloned: its
 								 * queue waits for telnyx_resume_queue() */
+	char		skew[128];		/* why the database's SQL version does not
+								 * match the library's; "" if it does */
 	TimestampTz not_before;		/* rate limited until then */
 	TimestampTz next_sync;		/* when the periodic sync is due */
 	int			sync_page;		/* the page of the list the sync reads
@@ -183,6 +188,8 @@ static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_stream(SenderState *state, int max);
 static List *worker_claim(int want, QueueCursor *after);
 static void worker_unclaim(List *ready);
+static List *worker_extend_leases(List *ready);
+static int64 worker_lease_ms(void);
 static void inflight_release(InFlight *f);
 static void worker_record(SenderState *state, HttpDone *done, int n);
 static int	worker_reconcile(SenderState *state);
@@ -364,7 +371,7 @@ worker_rest_ms(SenderState *state)
 	double		due;
 	double		refresh;
 
-	if (state->paused || state->elsewhere)
+	if (state->paused || state->elsewhere || state->skew[0] != '\0')
 		return rest;
 	if (state->not_before > now)
 		return TimestampDifferenceMilliseconds(now, state->not_before) + 1;
@@ -396,13 +403,31 @@ static int
 worker_pass(SenderState *state, int max_requests)
 {
 	bool		ready;
+	char	   *version;
 	int			done = 0;
 
 	worker_begin();
 	ready = queue_ready();
+	version = ready ? store_require_version(true) : NULL;
+	if (version != NULL && state->skew[0] == '\0')
+		ereport(WARNING,
+				(errmsg("telnyx_orders worker does not send for database \"%s\": its extension is at version %s, the library at %s",
+						get_database_name(MyDatabaseId), version, TELNYX_ORDERS_VERSION),
+				 errhint("Run \"ALTER EXTENSION telnyx_orders UPDATE\" in that database.")));
+	if (version != NULL)
+		snprintf(state->skew, sizeof(state->skew),
+				 "the extension is at version %s, the library at %s: run ALTER EXTENSION telnyx_orders UPDATE",
+				 version, TELNYX_ORDERS_VERSION);
+	else
+		state->skew[0] = '\0';
 	worker_commit();
 	if (!ready)
 		return -1;
+	if (state->skew[0] != '\0')
+	{
+		worker_report(state, 0);
+		return 0;
+	}
 	if (!worker_at_home(state))
 		return 0;
 
@@ -528,6 +553,7 @@ worker_stream(SenderState *state, int max)
 	QueueCursor cursor;			/* where the next claim starts */
 	int			npending = 0;
 	TimestampTz record_by = 0;
+	TimestampTz extend_at = 0;	/* when the leases of ready are extended */
 
 	if (max == 0)
 		return 0;
@@ -569,6 +595,14 @@ worker_stream(SenderState *state, int max)
 				n = list_length(ready);
 				claimed += n;
 				more = n == want && (max < 0 || claimed < max);
+				extend_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														WORKER_LEASE_EXTEND_MS);
+			}
+			else if (ready != NIL && GetCurrentTimestamp() >= extend_at)
+			{
+				ready = worker_extend_leases(ready);
+				extend_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														WORKER_LEASE_EXTEND_MS);
 			}
 			/* as many as free slots and the account's request budget allow */
 			rate_wait_ms = 0;
@@ -642,6 +676,64 @@ worker_stream(SenderState *state, int max)
 	return claimed - list_length(ready);
 }
 
+/*
+ * The requests claimed ahead wait for a slot or for the account's budget:
+ * their leases are extended, so that none runs out while this sender is
+ * alive; one whose claim is no longer this sender's (taken over) is
+ * dropped from ready, never sent.  Returns the requests still ready.
+ */
+static List *
+worker_extend_leases(List *ready)
+{
+	int			n = list_length(ready);
+	int64	   *ids = palloc(sizeof(int64) * n);
+	int64	   *tokens = palloc(sizeof(int64) * n);
+	bool	   *held = palloc(sizeof(bool) * n);
+	List	   *kept = NIL;
+	ListCell   *lc;
+
+	foreach(lc, ready)
+	{
+		QueueRequest *req = ((InFlight *) lfirst(lc))->req;
+
+		ids[foreach_current_index(lc)] = req->id;
+		tokens[foreach_current_index(lc)] = req->claim_token;
+	}
+	worker_begin();
+	(void) queue_extend_lease(ids, tokens, held, n, worker_lease_ms());
+	worker_commit();
+	foreach(lc, ready)
+	{
+		if (held[foreach_current_index(lc)])
+			kept = lappend(kept, lfirst(lc));
+		else
+		{
+			ereport(LOG,
+					(errmsg("telnyx_orders worker does not send order request %lld: its claim was taken over",
+							(long long) ((InFlight *) lfirst(lc))->req->id)));
+			inflight_release((InFlight *) lfirst(lc));
+		}
+	}
+	list_free(ready);
+	pfree(ids);
+	pfree(tokens);
+	pfree(held);
+	return kept;
+}
+
+/*
+ * The lease of a claim for sending: a request claimed ahead waits for a
+ * slot (at most WORKER_CLAIM_AHEAD rounds of requests, each at most
+ * telnyx.timeout) or for the budget (the lease is then extended while it
+ * waits), and then its own request must end within it.  (A dead sender's
+ * claims end at once, lease or not.)
+ */
+static int64
+worker_lease_ms(void)
+{
+	return (int64) telnyx_timeout_ms * (WORKER_CLAIM_AHEAD + 1) + QUEUE_LEASE_MARGIN_MS;
+}
+
 /* A request is done with: its claim's memory goes with the last of them. */
 static void
 inflight_release(InFlight *f)
@@ -657,12 +749,18 @@ static void
 worker_unclaim(List *ready)
 {
 	int64	   *ids = palloc(sizeof(int64) * list_length(ready));
+	int64	   *tokens = palloc(sizeof(int64) * list_length(ready));
 	ListCell   *lc;
 
 	foreach(lc, ready)
-		ids[foreach_current_index(lc)] = ((InFlight *) lfirst(lc))->req->id;
+	{
+		QueueRequest *req = ((InFlight *) lfirst(lc))->req;
+
+		ids[foreach_current_index(lc)] = req->id;
+		tokens[foreach_current_index(lc)] = req->claim_token;
+	}
 	worker_begin();
-	queue_unclaim(ids, list_length(ready));
+	queue_unclaim(ids, tokens, list_length(ready));
 	worker_commit();
 	foreach(lc, ready)
 		inflight_release((InFlight *) lfirst(lc));
@@ -686,16 +784,7 @@ worker_claim(int want, QueueCursor *after)
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "telnyx_orders claim",
 									 ALLOCSET_SMALL_SIZES);
 	worker_begin();
-	/*
-	 * A request claimed ahead waits for a slot: at most WORKER_CLAIM_AHEAD
-	 * rounds of requests, each at most telnyx.timeout.  The lease covers
-	 * that wait and its own request, so that no one takes it for stale
-	 * while it waits.  (A dead sender's claims end at once, lease or not.)
-	 */
-	reqs = queue_claim(want,
-					   (int64) telnyx_timeout_ms * (WORKER_CLAIM_AHEAD + 1) +
-					   QUEUE_LEASE_MARGIN_MS,
-					   after, batchcxt);
+	reqs = queue_claim(want, worker_lease_ms(), after, batchcxt);
 	worker_commit();
 	if (reqs == NIL)
 	{
@@ -821,7 +910,9 @@ worker_report(SenderState *state, int sent)
 
 	if (state->is_pass)
 		return;
-	if (state->elsewhere)
+	if (state->skew[0] != '\0')
+		why = state->skew;
+	else if (state->elsewhere)
 		why = "the database was restored or cloned: run telnyx_resume_queue() to send its queue here";
 	else if (state->paused)
 		why = state->paused;
@@ -836,6 +927,7 @@ worker_reconcile(SenderState *state)
 	List	   *reqs;
 	TelnyxResult *failure;
 	ListCell   *lc;
+	TimestampTz looked_at;
 
 	worker_begin();
 	reqs = queue_claim_unknown(WORKER_RECONCILE_BATCH, worker_outer_cxt);
@@ -845,6 +937,9 @@ worker_reconcile(SenderState *state)
 
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("reconciling %d order requests", list_length(reqs)));
+	looked_at = GetCurrentTimestamp();
+	foreach(lc, reqs)
+		((QueueRequest *) lfirst(lc))->looked_at = looked_at;
 	failure = reconcile_find(reqs, CurrentMemoryContext);
 
 	worker_begin();
@@ -1078,7 +1173,7 @@ step_store_refreshed(RecordStep *step)
 static void
 step_store_found(RecordStep *step)
 {
-	store_order(step->order, true, NULL);
+	store_order(step->order, true, NULL, NULL);
 }
 
 /*

@@ -34,7 +34,9 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
                            "list_lag_seconds": ... (an order shows in the
                            list only this long after it was created),
                            "idempotency": true|false (honour
-                           Idempotency-Key, as below; on by default),
+                           Idempotency-Key, as below; off by default:
+                           Telnyx documents none for number orders, so a
+                           resend buys twice),
                            "order_id_style": "uuid" (default) or "text"
                            (order ids that are not uuids, as the spec
                            allows), "list_page_cap": N (serve at most N
@@ -69,6 +71,9 @@ A fault is a JSON object:
                                  with "create": true the order is made first
             "close_before":  read the request, close without creating
             "close_after":   create the order, close without answering
+            "late_create":   wait "seconds", then create the order and close
+                             without answering (a client that timed out
+                             meanwhile cannot tell it was made)
             "delay":         handle the request, wait "seconds", then answer
             "malformed":     handle the request, answer 200 with broken JSON
             "truncated":     handle the request, send half the body, close
@@ -82,7 +87,8 @@ A fault is a JSON object:
             it is sent in Latin-1 (so "\u00ff" becomes the invalid byte 0xff)
   nesting   with action "status": answer {"data": [[[...]]]} nested this deep
 
-Idempotency-Key on the create, as Telnyx documents it: 1 to 255 of
+Idempotency-Key on the create, when "idempotency" is on, as Telnyx
+documents it for other endpoints: 1 to 255 of
 [A-Za-z0-9_:-] (else 400); a successful answer is stored for 24 hours and
 replayed, with "Idempotent-Replayed: true", for a request with the same key
 and the same body, byte for byte; the same key with another body gets 422,
@@ -174,7 +180,7 @@ class State:
         self.webhook_url = None
         self.latency = 0.0          # seconds added to every API answer
         self.list_lag = 0.0         # seconds before an order is listed
-        self.idempotency = True
+        self.idempotency = False    # Telnyx documents none for orders
         self.order_id_style = "uuid"
         self.list_page_cap = 0
         self.list_oldest_first = False
@@ -700,6 +706,11 @@ class Handler(BaseHTTPRequestHandler):
             self.check_auth()
             if fault and fault.get("action", "status") == "close_before":
                 return self.abort_connection()
+            if fault and fault.get("action") == "late_create":
+                # the client has long given up when the order is made
+                time.sleep(float(fault.get("seconds", 5)))
+                self.handle_api(route, arg, url, body)
+                return self.abort_connection()
             if fault and fault.get("action", "status") == "status" and \
                     not fault.get("create"):
                 return self.send_fault_status(fault)
@@ -903,7 +914,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.reset()
                 st.api_key, st.process_seconds = key, secs
                 st.latency, st.list_lag = 0.0, 0.0
-                st.idempotency, st.order_id_style = True, "uuid"
+                st.idempotency, st.order_id_style = False, "uuid"
                 st.list_page_cap, st.list_oldest_first = 0, False
                 st.number_seconds, st.webhook_url = secs, None
                 st.chaos = []

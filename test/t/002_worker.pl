@@ -21,6 +21,7 @@ my $node = PostgreSQL::Test::Cluster->new('worker');
 $node->init;
 $node->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.reconcile_delay = '1s'
+telnyx.absence_window = '60s'
 telnyx.worker_naptime = '1min'
 telnyx.sync_interval = '2s'
 max_worker_processes = 16

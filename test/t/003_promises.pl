@@ -23,6 +23,7 @@ my $node = PostgreSQL::Test::Cluster->new('promises');
 $node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.reconcile_delay = '1s'
+telnyx.absence_window = '60s'
 telnyx.worker_naptime = '2s'
 telnyx.database = 'postgres, restored'
 max_worker_processes = 16

@@ -26,6 +26,7 @@ my $node = PostgreSQL::Test::Cluster->new('load');
 $node->init;
 $node->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.reconcile_delay = '1s'
+telnyx.absence_window = '60s'
 telnyx.worker_naptime = '1s'
 telnyx.timeout = '5s'
 telnyx.database = 'postgres'

@@ -25,6 +25,7 @@ my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.reconcile_delay = '2s'
+telnyx.absence_window = '60s'
 telnyx.worker_naptime = '1s'
 telnyx.worker_concurrency = 4
 telnyx.database = 'postgres'

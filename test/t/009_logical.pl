@@ -20,6 +20,7 @@ standinctl('config', encode_json({ api_key => $key, idempotency => JSON::PP::fal
 
 my $conf = telnyx_conf() . qq{
 telnyx.reconcile_delay = '1s'
+telnyx.absence_window = '60s'
 telnyx.worker_naptime = '1s'
 wal_level = logical
 };

@@ -1,0 +1,103 @@
+# A claim is a fencing token, and "absent" needs evidence, against a
+# stand-in that ignores the Idempotency-Key (a resend buys twice):
+#
+# - With a request budget far below what is claimed at once, claimed
+#   requests wait for the budget longer than their first lease; a
+#   CALL telnyx_process_queue() every second (as from pg_cron) must never
+#   take them over while the worker is alive: each request one order.
+# - A create that Telnyx records 8 seconds after the connection was given
+#   up (telnyx.timeout 2s, telnyx.reconcile_delay 1s) is not proven absent
+#   by a look that comes too early: it is found, and never bought twice.
+use strict;
+use warnings;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use StandIn;
+
+my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
+my $groups = '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]';
+my $requests = 256;
+
+standinctl('reset');
+standinctl('config', encode_json({ api_key => $key, idempotency => JSON::PP::false }));
+
+my $node = PostgreSQL::Test::Cluster->new('fences');
+$node->init;
+$node->append_conf('postgresql.conf', telnyx_conf() . qq{
+telnyx.worker_naptime = '1s'
+telnyx.sync_interval = 0
+telnyx.timeout = '2s'
+telnyx.reconcile_delay = '1s'
+telnyx.absence_window = '60s'
+telnyx.worker_concurrency = 64
+telnyx.max_requests_per_second = 3
+max_prepared_transactions = 2
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION telnyx_orders');
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'")
+  or die 'no worker';
+
+# no enqueue waits for another transaction: the first enqueue of a new
+# database, left prepared (an orphaned two-phase commit), holds up no
+# other enqueue
+$node->safe_psql('postgres', "BEGIN; SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'prepared-first'); PREPARE TRANSACTION 'first_enqueue'");
+my ($rc, $out, $err) = $node->psql('postgres',
+	"SET lock_timeout = '2s'; SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'beside-prepared') > 0");
+is("$rc $out", '0 t', 'an enqueue beside a prepared first enqueue does not wait for it') or diag($err);
+$node->safe_psql('postgres', "ROLLBACK PREPARED 'first_enqueue'");
+$node->poll_query_until('postgres',
+	"SELECT state = 'sent' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'beside-prepared'")
+  or die 'beside-prepared was not sent';
+
+# made at Telnyx 8 seconds after it was sent, long after the sender gave up
+fault({ match => 'create', action => 'late_create', seconds => 8 });
+$node->safe_psql('postgres',
+	"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'late-1')");
+$node->poll_query_until('postgres',
+	"SELECT state = 'unknown' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'late-1'")
+  or die 'late-1 never became unknown';
+
+# a claim far larger than the budget can send within the first lease
+$node->safe_psql('postgres',
+	"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'fence-' || i) FROM generate_series(1, $requests) i");
+my $deadline = time + 600;
+my $calls = 0;
+while (time < $deadline)
+{
+	# another session's pass: it takes over every claim it finds stale
+	$node->psql('postgres', 'CALL telnyx_process_queue(1)');
+	$calls++;
+	last
+	  if $node->safe_psql('postgres',
+		"SELECT count(*) = 0 FROM telnyx_order_requests WHERE state <> 'sent'") eq 't';
+	sleep 1;
+}
+note("$calls passes of CALL telnyx_process_queue(1) ran beside the worker");
+
+my $ledger = ledger();
+my @doubled = grep { /^fence-/ && $ledger->{$_} != 1 } keys %$ledger;
+my $orders = grep { /^fence-/ } keys %$ledger;
+is($orders, $requests, 'every request has an order at the stand-in');
+is(scalar(@doubled), 0, 'none has more than one (' . join(' ', sort @doubled) . ')');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM telnyx_order_requests WHERE body->>'customer_reference' LIKE 'fence-%' AND state = 'sent' AND attempts = 1"),
+	$requests, 'each was sent once, never taken over as unknown');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM telnyx_order_requests r JOIN telnyx_inexplicit_orders o ON o.id = r.order_id AND o.request_key = r.request_key WHERE o.customer_reference LIKE 'fence-%'"),
+	$requests, 'every order is recorded, linked to its request');
+
+is($ledger->{'late-1'} // 0, 1, 'the order made late is bought once');
+is($node->safe_psql('postgres',
+		"SELECT state || ' ' || attempts FROM telnyx_order_requests WHERE body->>'customer_reference' = 'late-1'"),
+	'sent 1', 'it was found by a later look, and not sent again');
+unlike(slurp_file($node->logfile), qr/left "sending" by a sender that stopped/,
+	'no claim of a live sender was taken for stale');
+
+$node->stop;
+done_testing();
