@@ -147,6 +147,8 @@ my $t_end = $t_start + $seconds;
 # restart costs only the operation in flight.  Returns (rc, stdout,
 # stderr, sqlstate): rc 0 all done, 3 an error (the transaction rolled
 # back), 2 the connection was lost (outcome unknown).
+my $last_rc;
+
 sub run_sql
 {
 	my ($db, $user, $script, $timeout) = @_;
@@ -164,6 +166,7 @@ sub run_sql
 	} or do { $rc = 2; $err .= "\n(timed out: $@)"; };
 	my ($state) = $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
 	chomp $out;
+	$last_rc = $rc;
 	return ($rc, $out, $err, $state // '');
 }
 
@@ -172,8 +175,8 @@ sub groups_json
 	my $n = 1 + int(rand(2));
 	my @g = map {
 		my $ndc = (qw(312 415 555 212))[ int(rand(4)) ];
-		qq{{"country_iso": "US", "phone_number_type": "local", "count_requested": }
-		  . (1 + int(rand(2))) . qq{, "national_destination_code": "$ndc"}}
+		'{"country_iso": "US", "phone_number_type": "local", "count_requested": '
+		  . (1 + int(rand(2))) . ', "national_destination_code": "' . $ndc . '"}'
 	} 1 .. $n;
 	return '[' . join(', ', @g) . ']';
 }
@@ -371,6 +374,7 @@ sub ordering_client
 			$rec->(ref => $r, path => 'queued',
 				verdict => ($rc == 0 && $out eq 't') ? 'cancelled' : $queued->($rc));
 		}
+		print $h encode_json({ op_done => $op, rc => $last_rc }) . "\n";
 		usleep(int(rand(100_000)));
 	}
 	close($h);
@@ -596,15 +600,26 @@ ok(defined $settled_after,
 		SETTLE_SECONDS, defined $settled_after ? sprintf('%.0f s', $settled_after) : 'never', $waiting_by_state))
   or diag("still waiting:\n" . ($waiting // ''));
 
+# Nothing sends while the checks read the ledger and the tables (an order
+# made between the two reads would look lost): the workers stop.
+$dumped{waiting} = $node->safe_psql('wl_clone', 'SELECT waiting_because FROM telnyx_queue_status')
+  if $dumped{file};
+$node->safe_psql('postgres', "ALTER SYSTEM SET telnyx.database = 'none'");
+$node->reload;
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'")
+  or die 'the workers did not stop';
+
 # ---------------------------------------------------------------------
 # The model: what the clients were told.
-my (%sync, %queued, @noref);
+my (%sync, %queued, @noref, %ran);
 for my $f (glob("$dir/history.*"))
 {
 	open(my $h, '<', $f) or die $!;
 	while (my $line = <$h>)
 	{
 		my $e = decode_json($line);
+		if ($e->{op_done}) { $ran{ $e->{op_done} }{ $e->{rc} == 0 ? 'ok' : 'failed' }++; next; }
 		if (!defined $e->{ref}) { push @noref, $e; next; }
 		($e->{path} eq 'sync' ? \%sync : \%queued)->{ $e->{ref} } = $e;
 	}
@@ -614,6 +629,16 @@ if (open(my $h, '<', "$dir/operator"))
 {
 	@operator = map { decode_json($_) } <$h>;
 }
+for my $e (@operator)
+{
+	$ran{"operator $e->{op}"}{ ($e->{rc} == 0 && (!$e->{ids} || @{ $e->{ids} })) ? 'ok' : 'failed' }++;
+}
+# a workload that never got an entry point through proves nothing of it
+$ran{$_} //= {} for qw(sync sync_rollback enqueue enqueue_noref insert copy on_conflict twopc savepoint rollback
+  cancel cancel_same), map { "operator $_" } qw(process sync refresh list), $without{lookup} ? () : ('operator get_unknown');
+is(join(', ', grep { !$ran{$_}{ok} } sort keys %ran), '',
+	'every entry point ran to its end at least once: '
+	  . join(', ', map { "$_ " . ($ran{$_}{ok} // 0) . '/' . (($ran{$_}{ok} // 0) + ($ran{$_}{failed} // 0)) } sort keys %ran));
 my %gets;
 for my $e (grep { $_->{ids} } @operator)
 {
@@ -787,8 +812,7 @@ SKIP:
 {
 	skip 'no dump was taken (the run was too short)', 7 unless $dumped{file};
 	is($dumped{restore_errors}, '', 'the dump restores without an error');
-	like($node->safe_psql('wl_clone', 'SELECT waiting_because FROM telnyx_queue_status'),
-		qr/restored|cloned/, 'the clone\'s queue stays paused, and says why');
+	like($dumped{waiting}, qr/restored|cloned/, 'the clone\'s queue stays paused, and says why');
 	my ($rc, $out, $err) = $node->psql('wl_clone', 'CALL telnyx_process_queue()');
 	like($err, qr/is paused/, 'CALL telnyx_process_queue() in the clone refuses');
 	is($node->safe_psql('wl_clone',
