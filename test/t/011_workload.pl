@@ -635,7 +635,11 @@ for my $e (@operator)
 }
 # a workload that never got an entry point through proves nothing of it
 $ran{$_} //= {} for qw(sync sync_rollback enqueue enqueue_noref insert copy on_conflict twopc savepoint rollback
-  cancel cancel_same), map { "operator $_" } qw(process sync refresh list), $without{lookup} ? () : ('operator get_unknown');
+  cancel cancel_same), (map { "operator $_" } qw(process sync list)), ($without{lookup} ? () : ('operator get_unknown'));
+# a refresh under the low budget may run out of its statement_timeout; once
+# the faults stopped it must succeed
+delete $ran{'operator refresh'} unless $ran{'operator refresh'}{ok};
+$node->safe_psql('wl', 'SELECT telnyx_refresh_orders()');
 is(join(', ', grep { !$ran{$_}{ok} } sort keys %ran), '',
 	'every entry point ran to its end at least once: '
 	  . join(', ', map { "$_ " . ($ran{$_}{ok} // 0) . '/' . (($ran{$_}{ok} // 0) + ($ran{$_}{failed} // 0)) } sort keys %ran));
