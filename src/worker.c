@@ -573,6 +573,14 @@ worker_stream(SenderState *state, int max)
 			TimestampTz now;
 			MemoryContext old;
 
+			/* a new budget or concurrency applies at once, not after the stream */
+			if (!state->is_pass && ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+				state->paused = NULL;	/* a fixed key, perhaps: try again */
+			}
+
 			/* a commit that enqueued sets the latch: look again */
 			if (!more && !state->is_pass && MyLatch->is_set)
 			{

@@ -30,7 +30,7 @@
 #   - the key is in no server log line.
 #
 # TELNYX_WORKLOAD_SEED replays a run (the seed is printed);
-# TELNYX_WORKLOAD_SECONDS sets the length of the faulty part (default 100).
+# TELNYX_WORKLOAD_SECONDS sets the length of the faulty part (default 50).
 # The schedule of the process faults is derived from the seed and the
 # length, the clients' choices from the seed, so a replay repeats the same
 # mix (the interleaving of a concurrent run cannot be replayed exactly).
@@ -65,7 +65,7 @@ use constant TIMEOUT_MS => 500;
 
 my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
 my $seed = $ENV{TELNYX_WORKLOAD_SEED} // int(rand(1_000_000_000));
-my $seconds = $ENV{TELNYX_WORKLOAD_SECONDS} // 100;
+my $seconds = $ENV{TELNYX_WORKLOAD_SECONDS} // 50;
 my $clients = $ENV{TELNYX_WORKLOAD_CLIENTS} // 5;
 # to tell one mechanism's failures from another's, faults can be left
 # out: TELNYX_WORKLOAD_WITHOUT=lag,lookup,budget (the stand-in's late
@@ -87,6 +87,7 @@ $node->append_conf('postgresql.conf', telnyx_conf() . qq{
 telnyx.database = 'wl, wl_clone'
 telnyx.timeout = '${\ TIMEOUT_MS}ms'
 telnyx.reconcile_delay = '1s'
+telnyx.absence_window = '60s'
 telnyx.worker_naptime = '1s'
 telnyx.worker_concurrency = ${\ CONCURRENCY}
 telnyx.max_requests_per_second = @{[ $without{budget} ? 0 : RATE ]}
@@ -631,11 +632,17 @@ if (open(my $h, '<', "$dir/operator"))
 }
 for my $e (@operator)
 {
-	$ran{"operator $e->{op}"}{ ($e->{rc} == 0 && (!$e->{ids} || @{ $e->{ids} })) ? 'ok' : 'failed' }++;
+	# a look for unknown requests that found none fetched nothing: it
+	# neither ran nor failed (queue.sql fetches one such order every time)
+	next if $e->{ids} && !@{ $e->{ids} };
+	$ran{"operator $e->{op}"}{ $e->{rc} == 0 ? 'ok' : 'failed' }++;
 }
 # a workload that never got an entry point through proves nothing of it
 $ran{$_} //= {} for qw(sync sync_rollback enqueue enqueue_noref insert copy on_conflict twopc savepoint rollback
-  cancel cancel_same), (map { "operator $_" } qw(process sync list)), ($without{lookup} ? () : ('operator get_unknown'));
+  cancel cancel_same), (map { "operator $_" } qw(process sync list)), ($without{lookup} ? () : ('operator get_recent'));
+# a fetch of an unknown request's order may fail under the faults; the
+# crossing is what counts, and the checks below hold whatever it returned
+delete $ran{'operator get_unknown'} unless $ran{'operator get_unknown'}{ok};
 # a refresh under the low budget may run out of its statement_timeout; once
 # the faults stopped it must succeed
 delete $ran{'operator refresh'} unless $ran{'operator refresh'}{ok};

@@ -99,5 +99,31 @@ is($node->safe_psql('postgres',
 unlike(slurp_file($node->logfile), qr/left "sending" by a sender that stopped/,
 	'no claim of a live sender was taken for stale');
 
+# a database whose extension is older than the library is left alone by
+# the worker, which says why, until ALTER EXTENSION ... UPDATE
+$node->safe_psql('postgres', "CREATE DATABASE older");
+$node->safe_psql('older', "CREATE EXTENSION telnyx_orders VERSION '1.4'");
+$node->safe_psql('older', q{
+INSERT INTO telnyx_queue_home (system_identifier, database_oid, database_name)
+SELECT system_identifier, (SELECT oid FROM pg_database WHERE datname = 'older'), 'older'
+  FROM pg_control_system();
+INSERT INTO telnyx_order_requests (request_key, body, request_body, requested_by)
+SELECT k, b, b::text, 10 FROM gen_random_uuid() k,
+       jsonb_build_object('ordering_groups', '[{"country_iso": "US", "phone_number_type": "local", "count_requested": "1"}]'::jsonb,
+                          'customer_reference', 'queued-at-1.4') b;
+});
+$node->safe_psql('postgres', "ALTER SYSTEM SET telnyx.database = 'postgres, older'");
+$node->reload;
+ok($node->poll_query_until('older',
+		"SELECT waiting_because LIKE '%the extension is at version 1.4, the library at %ALTER EXTENSION telnyx_orders UPDATE%' FROM telnyx_queue_status"),
+	'the worker of a database at an older version says why it sends nothing');
+sleep 2;
+is(ledger()->{'queued-at-1.4'} // 0, 0, 'and sends nothing');
+$node->safe_psql('older', 'ALTER EXTENSION telnyx_orders UPDATE');
+ok($node->poll_query_until('older',
+		"SELECT state = 'sent' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'queued-at-1.4'"),
+	'once updated, its queue is sent');
+is(ledger()->{'queued-at-1.4'} // 0, 1, 'once');
+
 $node->stop;
 done_testing();
