@@ -126,6 +126,7 @@ static Jsonb *queue_reason(const char *reason);
 static Datum queue_after_ms(double ms);
 static int64 queue_new_token(void);
 static void queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values);
+static void queue_read_held(const int64 *ids, int n, bool *held);
 static void queue_link_late(QueueRequest *req, TelnyxOrder *order);
 
 /*
@@ -681,16 +682,15 @@ queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
 void
 queue_record_created(List *reqs, List *results)
 {
-	Oid			argtypes[3] = {INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Oid			argtypes[3] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 	Datum		values[3];
 	List	   *orders = NIL;
 	List	   *bodies = NIL;
 	List	   *keys = NIL;
-	Datum	   *ids = palloc(sizeof(Datum) * list_length(reqs));
+	int64	   *ids = palloc(sizeof(int64) * list_length(reqs));
+	int64	   *tokens = palloc(sizeof(int64) * list_length(reqs));
 	Datum	   *order_ids = palloc(sizeof(Datum) * list_length(reqs));
-	Datum	   *tokens = palloc(sizeof(Datum) * list_length(reqs));
-	bool	   *held = palloc0(sizeof(bool) * list_length(reqs));
-	uint64		i;
+	bool	   *held = palloc(sizeof(bool) * list_length(reqs));
 	ListCell   *lc;
 	ListCell   *lc2;
 	StoreScope	scope;
@@ -707,16 +707,15 @@ queue_record_created(List *reqs, List *results)
 		orders = lappend(orders, order);
 		bodies = lappend(bodies, req->body);
 		keys = lappend(keys, req->request_key);
-		ids[n] = Int64GetDatum(req->id);
+		ids[n] = req->id;
+		tokens[n] = req->claim_token;
 		order_ids[n] = CStringGetTextDatum(order->id);
-		tokens[n] = Int64GetDatum(req->claim_token);
 		n++;
 	}
 	store_orders(orders, bodies, keys, false, true);
 
-	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(order_ids, n, TEXTOID, -1, false, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(tokens, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	queue_claims_arrays(ids, tokens, n, values);
+	values[2] = PointerGetDatum(construct_array(order_ids, n, TEXTOID, -1, false, TYPALIGN_INT));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
@@ -726,24 +725,14 @@ queue_record_created(List *reqs, List *results)
 			   "       claimed_by_start = NULL, claim_token = NULL,"
 			   "       updated_at = pg_catalog.now()"
 			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-			   "                  pg_catalog.unnest($3)) AS t(id, order_id, token)"
+			   "                  pg_catalog.unnest($3)) AS t(id, token, order_id)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
 			   /* "IS TRUE": found by key, not through the partial index */
 			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
 			   " RETURNING r.id",
 			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-													 SPI_tuptable->tupdesc, 1, &isnull));
-		int			k;
-
-		for (k = 0; k < n; k++)
-			if (DatumGetInt64(ids[k]) == id)
-				held[k] = true;
-	}
+	queue_read_held(ids, n, held);
 	store_end(&scope);
 
 	/* an answer whose claim was taken over is still its request's */
@@ -1060,6 +1049,29 @@ queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values)
 }
 
 /*
+ * Which of the n requests ids a statement that returns the ids of the rows
+ * it changed (SPI_tuptable) changed: held[i] for ids[i].
+ */
+static void
+queue_read_held(const int64 *ids, int n, bool *held)
+{
+	uint64		i;
+	int			k;
+
+	memset(held, 0, sizeof(bool) * n);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+
+		for (k = 0; k < n; k++)
+			if (ids[k] == id)
+				held[k] = true;
+	}
+}
+
+/*
  * queue_unclaim
  *		Give back claimed requests that were never sent (ids, with the
  *		tokens of their claims, n of them): queued again, as if not claimed.
@@ -1107,12 +1119,10 @@ queue_extend_lease(int64 *ids, int64 *tokens, bool *held, int n, int64 lease_ms)
 	Datum		values[3];
 	StoreScope	scope;
 	char	   *schema;
-	uint64		i;
 	int			k;
 
 	queue_claims_arrays(ids, tokens, n, values);
 	values[2] = queue_after_ms((double) lease_ms);
-	memset(held, 0, sizeof(bool) * n);
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
@@ -1123,16 +1133,7 @@ queue_extend_lease(int64 *ids, int64 *tokens, bool *held, int n, int64 lease_ms)
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
 			   " RETURNING r.id",
 			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-													 SPI_tuptable->tupdesc, 1, &isnull));
-
-		for (k = 0; k < n; k++)
-			if (ids[k] == id)
-				held[k] = true;
-	}
+	queue_read_held(ids, n, held);
 	k = (int) SPI_processed;
 	store_end(&scope);
 	return k;

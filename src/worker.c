@@ -189,6 +189,7 @@ static int	worker_stream(SenderState *state, int max);
 static List *worker_claim(int want, QueueCursor *after);
 static void worker_unclaim(List *ready);
 static List *worker_extend_leases(List *ready);
+static void worker_claims_of(List *ready, int64 **ids, int64 **tokens);
 static int64 worker_lease_ms(void);
 static void inflight_release(InFlight *f);
 static void worker_record(SenderState *state, HttpDone *done, int n);
@@ -694,19 +695,13 @@ static List *
 worker_extend_leases(List *ready)
 {
 	int			n = list_length(ready);
-	int64	   *ids = palloc(sizeof(int64) * n);
-	int64	   *tokens = palloc(sizeof(int64) * n);
+	int64	   *ids;
+	int64	   *tokens;
 	bool	   *held = palloc(sizeof(bool) * n);
 	List	   *kept = NIL;
 	ListCell   *lc;
 
-	foreach(lc, ready)
-	{
-		QueueRequest *req = ((InFlight *) lfirst(lc))->req;
-
-		ids[foreach_current_index(lc)] = req->id;
-		tokens[foreach_current_index(lc)] = req->claim_token;
-	}
+	worker_claims_of(ready, &ids, &tokens);
 	worker_begin();
 	(void) queue_extend_lease(ids, tokens, held, n, worker_lease_ms());
 	worker_commit();
@@ -752,21 +747,32 @@ inflight_release(InFlight *f)
 		MemoryContextDelete(batch->cxt);
 }
 
-/* Give back requests claimed ahead that were never sent. */
+/* The ids of the requests in ready (InFlight *), and their claims' tokens. */
 static void
-worker_unclaim(List *ready)
+worker_claims_of(List *ready, int64 **ids, int64 **tokens)
 {
-	int64	   *ids = palloc(sizeof(int64) * list_length(ready));
-	int64	   *tokens = palloc(sizeof(int64) * list_length(ready));
 	ListCell   *lc;
 
+	*ids = palloc(sizeof(int64) * list_length(ready));
+	*tokens = palloc(sizeof(int64) * list_length(ready));
 	foreach(lc, ready)
 	{
 		QueueRequest *req = ((InFlight *) lfirst(lc))->req;
 
-		ids[foreach_current_index(lc)] = req->id;
-		tokens[foreach_current_index(lc)] = req->claim_token;
+		(*ids)[foreach_current_index(lc)] = req->id;
+		(*tokens)[foreach_current_index(lc)] = req->claim_token;
 	}
+}
+
+/* Give back requests claimed ahead that were never sent. */
+static void
+worker_unclaim(List *ready)
+{
+	int64	   *ids;
+	int64	   *tokens;
+	ListCell   *lc;
+
+	worker_claims_of(ready, &ids, &tokens);
 	worker_begin();
 	queue_unclaim(ids, tokens, list_length(ready));
 	worker_commit();
