@@ -90,13 +90,15 @@ SELECT telnyx_create_inexplicit_order(:'groups');
 SELECT telnyx_get_inexplicit_order('8b4cbc62-4d87-4a3e-b0a4-8b4a33d33c7a');
 \echo :LAST_ERROR_SQLSTATE
 
--- no key at all: nothing is sent
+-- no key at all: nothing is sent (the suites' key file set aside, no
+-- other key may be sent: the server's environment's goes only to the
+-- server's base URL)
 \! standinctl reset-requests
-SET telnyx.api_key = '';
+SET telnyx.api_key_file = '';
 SELECT telnyx_create_inexplicit_order(:'groups');
 \echo :LAST_ERROR_SQLSTATE
 SELECT telnyx_sync_inexplicit_orders();
-RESET telnyx.api_key;
+RESET telnyx.api_key_file;
 \! standinctl requests
 
 -- rate limits: retried after the wait Telnyx asks for, then placed once

@@ -224,9 +224,12 @@ ROLLBACK;
 \getenv https_url TELNYX_TEST_HTTPS_URL
 SELECT regexp_replace(:'https_url', '/v2$', '') AS no_v2 \gset
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'no-v2') AS u1 \gset
+\getenv key_file TELNYX_TEST_KEY_FILE
+SET telnyx.api_key_file = :'key_file';
 SET telnyx.api_base_url = :'no_v2';
 CALL telnyx_process_queue();
 RESET telnyx.api_base_url;
+RESET telnyx.api_key_file;
 SELECT state, last_error ->> 'status' AS status FROM telnyx_order_requests WHERE id = :u1;
 CALL telnyx_process_queue();
 SELECT state FROM telnyx_order_requests WHERE id = :u1;

@@ -44,22 +44,24 @@ SELECT customer_reference, count_requested, status FROM telnyx_order_allocations
 DELETE FROM telnyx_inexplicit_orders;
 SELECT telnyx_sync_inexplicit_orders();
 
--- it cannot read the key
+-- it cannot read the key: no setting holds it, and it cannot see where
+-- the key file is
 SHOW telnyx.api_key;
-SELECT current_setting('telnyx.api_key');
-SELECT count(*) AS visible FROM pg_settings WHERE name = 'telnyx.api_key';
+SHOW telnyx.api_key_file;
+SELECT count(*) AS visible FROM pg_settings WHERE name LIKE 'telnyx.api_key%';
 RESET ROLE;
--- not even as a member of pg_read_all_settings
+-- as a member of pg_read_all_settings it sees the file's name, never what
+-- the file holds
 GRANT pg_read_all_settings TO regress_telnyx_orderer;
 SET ROLE regress_telnyx_orderer;
-SHOW telnyx.api_key;
-SELECT current_setting('telnyx.api_key');
-SELECT count(*) AS rows_in_pg_settings FROM pg_settings WHERE name = 'telnyx.api_key';
+SELECT current_setting('telnyx.api_key_file') <> '' AS sees_the_name;
+SELECT pg_read_file(current_setting('telnyx.api_key_file'));
 RESET ROLE;
 REVOKE pg_read_all_settings FROM regress_telnyx_orderer;
 SET ROLE regress_telnyx_orderer;
 -- nor change it, nor where it is sent, nor which CAs are trusted
 SET telnyx.api_key = 'KEYmine';
+SET telnyx.api_key_file = '/tmp/my.key';
 SET telnyx.api_base_url = 'https://collector.example.com/v2';
 SET telnyx.ca_file = '/tmp/my-ca.pem';
 -- but it may tune its own requests
@@ -71,7 +73,7 @@ RESET ROLE;
 CREATE FUNCTION pg_temp.key_shown(sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     m text; d text; h text; c text;
-    secret text := current_setting('telnyx.api_key');
+    secret text := btrim(pg_read_file(current_setting('telnyx.api_key_file')), E' \r\n');
 BEGIN
     EXECUTE sql;
     RETURN 'no error';
@@ -81,7 +83,7 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || CASE WHEN strpos(concat_ws(' ', m, d, h, c), secret) > 0
                             THEN ': the key is shown' ELSE ': the key is not shown' END;
 END $$;
-SELECT length(current_setting('telnyx.api_key')) > 10 AS key_is_set;
+SELECT length(btrim(pg_read_file(current_setting('telnyx.api_key_file')), E' \r\n')) > 10 AS key_is_set;
 \! standinctl config '{"api_key": "KEYsomeoneelse"}'
 SELECT pg_temp.key_shown($$SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]')$$);
 SELECT pg_temp.key_shown($$SELECT telnyx_list_inexplicit_orders()$$);
@@ -89,21 +91,70 @@ SELECT pg_temp.key_shown($$SELECT telnyx_list_inexplicit_orders()$$);
 \! standinctl fault '{"match": "create", "status": 500}'
 SELECT pg_temp.key_shown($$SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]')$$);
 SELECT pg_temp.key_shown($$SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 0}]')$$);
--- the value refused is not shown either (run at the top level: from
--- PL/pgSQL's EXECUTE, the CONTEXT would quote the caller's own statement)
-SET telnyx.api_key = E'KEYrefused\r\nX-Injected: 1';
 SELECT count(*) AS rows_with_key
   FROM telnyx_inexplicit_orders
- WHERE strpos(data::text, current_setting('telnyx.api_key')) > 0;
+ WHERE strpos(data::text, btrim(pg_read_file(current_setting('telnyx.api_key_file')), E' \r\n')) > 0;
 
--- the key cannot be kept where every role can read it: per database, per
--- role, in a function's SET clause
-ALTER ROLE regress_telnyx_orderer SET telnyx.api_key = 'KEYkeptinacatalog';
+-- the key is never a setting's value: every way of giving telnyx.api_key
+-- a value is refused with a hint to the key file, and the refusal never
+-- shows the value (run at the top level: from PL/pgSQL's EXECUTE, the
+-- CONTEXT would quote the caller's own statement)
+SET telnyx.api_key = E'KEYrefused\r\nX-Injected: 1';
 \echo :LAST_ERROR_SQLSTATE
-ALTER DATABASE contrib_regression SET telnyx.api_key = 'KEYkeptinacatalog';
-CREATE FUNCTION pg_temp.keyed() RETURNS int LANGUAGE sql SET telnyx.api_key = 'KEYkeptinacatalog' AS 'SELECT 1';
+\set VERBOSITY terse
+SET telnyx.api_key = 'KEYkeptinasetting1';
+SET LOCAL telnyx.api_key = 'KEYkeptinasetting2';
+SET /* a comment */ telnyx.api_key /* before = */ = 'KEYkeptinasetting3';
+SET telnyx."api_key" TO 'KEYkeptinasetting4';
+SET U&"telnyx.api\005fkey" = 'KEYkeptinasetting5';
+SELECT set_config('telnyx.api_key', 'KEYkeptinasetting6', false);
+SELECT set_config(lower('TELNYX.') || 'API_KEY', 'KEYkeptinasetting7', true);
+PREPARE keyed(text, text) AS SELECT set_config($1, $2, false);
+EXECUTE keyed('telnyx.api_key', 'KEYkeptinasetting8');
+DEALLOCATE keyed;
+ALTER SYSTEM SET telnyx.api_key = 'KEYkeptinasetting9';
+ALTER ROLE regress_telnyx_orderer SET telnyx.api_key = 'KEYkeptinacatalog1';
+ALTER ROLE regress_telnyx_orderer IN DATABASE contrib_regression SET telnyx.api_key = 'KEYkeptinacatalog2';
+ALTER ROLE ALL SET telnyx.api_key = 'KEYkeptinacatalog3';
+ALTER DATABASE contrib_regression SET telnyx.api_key = 'KEYkeptinacatalog4';
+CREATE FUNCTION pg_temp.keyed() RETURNS int LANGUAGE sql SET telnyx.api_key = 'KEYkeptinacatalog5' AS 'SELECT 1';
+CREATE PROCEDURE pg_temp.keyed_proc() LANGUAGE sql SET telnyx.api_key = 'KEYkeptinacatalog6' AS 'SELECT 1';
+CREATE FUNCTION pg_temp.unkeyed() RETURNS int LANGUAGE sql AS 'SELECT 1';
+ALTER FUNCTION pg_temp.unkeyed() SET telnyx.api_key = 'KEYkeptinacatalog7';
+ALTER ROUTINE pg_temp.unkeyed() SET telnyx.api_key = 'KEYkeptinacatalog8';
+\set VERBOSITY default
+SHOW telnyx.api_key;
+-- nothing kept it
 SELECT count(*) AS settings_with_key FROM pg_db_role_setting
- WHERE array_to_string(setconfig, ',') LIKE '%KEYkeptinacatalog%';
+ WHERE array_to_string(setconfig, ',') LIKE '%KEYkept%';
+SELECT count(*) AS functions_with_key FROM pg_proc
+ WHERE array_to_string(proconfig, ',') LIKE '%KEYkept%';
+SELECT count(*) AS file_settings_with_key FROM pg_file_settings
+ WHERE lower(name) = 'telnyx.api_key';
+-- an empty value is no key, and may be set
+SET telnyx.api_key = '';
+RESET telnyx.api_key;
+
+-- the key is sent only where it was configured for: a base URL set in the
+-- session gets no key but a key file set in the session too (nothing is
+-- sent), whatever the URL
+\getenv https_url TELNYX_TEST_HTTPS_URL
+\getenv key_file TELNYX_TEST_KEY_FILE
+\! standinctl reset-requests
+SET telnyx.api_base_url = :'https_url';
+\set VERBOSITY terse
+SELECT telnyx_list_inexplicit_orders(1, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'elsewhere');
+\set VERBOSITY default
+\! standinctl requests
+-- with its own key file, the session's base URL is sent that key
+SET telnyx.api_key_file = :'key_file';
+SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'total_results' IS NOT NULL AS listed;
+-- a key file set in the session goes to the server's base URL too
+RESET telnyx.api_base_url;
+SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'total_results' IS NOT NULL AS listed;
+RESET telnyx.api_key_file;
 
 -- where the key may be sent: https anywhere, plain http only to loopback
 SET telnyx.api_base_url = 'http://api.telnyx.com/v2';

@@ -10,12 +10,15 @@ DELETE FROM telnyx_inexplicit_orders;
 \getenv localhost_url TELNYX_TEST_LOCALHOST_URL
 \getenv closed_url TELNYX_TEST_CLOSED_URL
 \getenv other_ca TELNYX_TEST_OTHER_CA
+\getenv key_file TELNYX_TEST_KEY_FILE
 \set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]'
 
 -- verified TLS, with the CA that signed the stand-in's certificate
 SELECT current_setting('telnyx.api_base_url') = :'https_url' AS over_https;
 SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'over-tls') ->> 'customer_reference' AS placed;
--- the certificate names localhost too
+-- the certificate names localhost too (a base URL set in the session is
+-- sent only a key file set in the session)
+SET telnyx.api_key_file = :'key_file';
 SET telnyx.api_base_url = :'localhost_url';
 SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'total_results' AS listed;
 
@@ -45,6 +48,7 @@ SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'refused'
 SET telnyx.api_base_url = :'http_url';
 SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'over-http') ->> 'customer_reference' AS placed;
 RESET telnyx.api_base_url;
+RESET telnyx.api_key_file;
 \! standinctl count
 
 -- consecutive calls in a session share one connection

@@ -95,7 +95,7 @@ static const ApiClassInfo api_classes[] = {
 		gettext_noop("Not found at Telnyx."), NULL, false, API_PAUSE},
 	[TELNYX_AUTH] = {"auth", ERRCODE_TELNYX_AUTH,
 		gettext_noop("Telnyx did not accept the API key."),
-		gettext_noop("Check telnyx.api_key (or telnyx.api_key_file, TELNYX_API_KEY) and the key's permissions at Telnyx."),
+		gettext_noop("Check the key in telnyx.api_key_file (or TELNYX_API_KEY) and its permissions at Telnyx."),
 	false, API_PAUSE},
 	[TELNYX_RATE_LIMITED] = {"rate_limited", ERRCODE_TELNYX_RATE_LIMITED,
 		gettext_noop("Rate limited by Telnyx."),

@@ -1,84 +1,117 @@
 /*-------------------------------------------------------------------------
  *
  * apikey.c
- *	  The Telnyx API key: where it may come from, and keeping it out of
- *	  every message.
+ *	  The Telnyx API key: where it may come from, where it may be sent, and
+ *	  keeping it out of every message.
  *
- * The key spends money, so it must be readable by superusers only, in
- * every way it can be set:
+ * The key spends money, so it never travels as a setting's value, as
+ * PostgreSQL itself never takes a private key, only ssl_key_file:
  *
- * - telnyx.api_key is a superuser-only setting.  Set in postgresql.conf
- *   (or by ALTER SYSTEM), it is safe only when the library is in
- *   shared_preload_libraries: otherwise a session that has not loaded the
- *   library holds it as a placeholder that any role can SHOW.  Such a key
- *   is refused, with a hint, when the library was not preloaded.
- * - ALTER DATABASE/ROLE ... SET and a function's SET clause store the value
- *   in catalogs every role can read (pg_db_role_setting, pg_proc): refused.
- * - telnyx.api_key_file names a file that only the server's OS user may
- *   read (owned by it, no group or other permissions), holding the key.
- * - TELNYX_API_KEY in the server's environment.
+ * - It comes from the file named by telnyx.api_key_file, which only the
+ *   server's OS user may read (owned by it, no group or other permissions,
+ *   as PostgreSQL asks of ssl_key_file), or from TELNYX_API_KEY in the
+ *   server's environment.
+ * - telnyx.api_key exists only to refuse every value but the empty string,
+ *   wherever it is given (SET, set_config, ALTER SYSTEM, ALTER ROLE or
+ *   DATABASE ... SET, a function's SET clause, a configuration file), with
+ *   a hint to the file and without echoing the value.  A session that has
+ *   not loaded the library cannot ask us: PostgreSQL then stores ALTER
+ *   ROLE/DATABASE ... SET unchecked, in pg_db_role_setting, which every role
+ *   can read.  So nothing is sent while a key sits there (checked before
+ *   each request made in a transaction, and by the worker before each
+ *   pass), and the error says how to remove it.  A function's SET clause is
+ *   checked because an event trigger on CREATE/ALTER FUNCTION loads the
+ *   library first (telnyx_guard_key_settings).
+ * - The key file is read each time the key is needed: a key rotated by
+ *   mv or rewritten in place takes effect at once in every process.
+ * - A key configured for the server (the key file from postgresql.conf or
+ *   the command line, or the environment) is sent only to the base URL of
+ *   the server's configuration.  A telnyx.api_base_url set for a database,
+ *   a role, by the client (PGOPTIONS) or in the session is sent only a key
+ *   file set at the same level or above it; otherwise nothing is sent.
+ *   Pointing the base URL elsewhere thus never sends someone else's key.
  *
- * A log hook keeps every value the key has had in this process, the key
- * file's and the environment's, and any value a statement assigns to
- * telnyx.api_key, out of every message, and hides the statement of a
- * failing command that names it.  Loaded through shared_preload_libraries,
- * that includes the postmaster, which logs a reload's changes.
+ * A log hook keeps every value the key has had in this process, and any
+ * value a statement assigns to telnyx.api_key, out of every message, and
+ * hides the statement of a failing command that names it.  That is
+ * defence in depth only: a statement logged before it fails (log_statement)
+ * may spell the assignment in a way the hook does not recognise.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_db_role_setting.h"
+#include "commands/dbcommands.h"
+#include "commands/event_trigger.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "storage/fd.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "apikey.h"
 #include "errcodes.h"
 
-/* Values of telnyx.api_key remembered for redaction. */
+/* Values remembered for redaction. */
 #define APIKEY_MAX_REMEMBERED 16
 
 /* Shorter values would redact innocent text, and cannot be keys. */
 #define APIKEY_MIN_REDACTED 8
 
+/* The longest key file read. */
+#define APIKEY_FILE_MAX 1024
+
 /*---- GUC variables ----*/
 
-static char *telnyx_api_key = NULL;
+static char *telnyx_api_key = NULL; /* always empty */
 static char *telnyx_api_key_file = NULL;
 
 /*---- Local variables ----*/
 
-/* Where the current telnyx.api_key came from. */
-static GucSource api_key_source = PGC_S_DEFAULT;
+/* Where the current telnyx.api_key_file and telnyx.api_base_url came from. */
+static GucSource key_file_source = PGC_S_DEFAULT;
+static GucSource base_url_source = PGC_S_DEFAULT;
 
-/* Were we loaded by shared_preload_libraries (in this process's history)? */
-static bool loaded_at_preload = false;
-
-/* Every value telnyx.api_key has had here, malloc'd. */
+/* Every value remembered for redaction, malloc'd. */
 static char *remembered[APIKEY_MAX_REMEMBERED];
 static int	nremembered = 0;
 
-/* The key file as last read: path, identity, content (malloc'd). */
-static char *file_path = NULL;
-static struct stat file_stat;
-static char *file_key = NULL;
+/* The key as last read (malloc'd), and how often it changed. */
+static char *current_key = NULL;
+static uint64 key_serial = 0;
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
+
+PG_FUNCTION_INFO_V1(telnyx_guard_key_settings);
 
 /*---- Function declarations ----*/
 
 static bool check_api_key(char **newval, void **extra, GucSource source);
-static void assign_api_key(const char *newval, void *extra);
-static const char *show_api_key(void);
+static bool check_api_key_file(char **newval, void **extra, GucSource source);
+static void assign_api_key_file(const char *newval, void *extra);
+static bool keep_source(void **extra, GucSource source);
+static const char *level_name(GucSource source);
 static bool key_is_valid(const char *key);
 static void remember(const char *value);
-static const char *key_from_file(void);
+static void use_key(const char *key);
+static void key_from_file(const char *path);
+static void refuse_key_in_settings(void);
+static bool setconfig_has_key(ArrayType *setconfig);
 static void redact_key_in_log(ErrorData *edata);
 static char *redact_secrets(char *text);
 static char *redact(char *text, const char *secret);
@@ -93,28 +126,108 @@ static char *redact_assignment(char *text);
 void
 apikey_init(void)
 {
-	loaded_at_preload = process_shared_preload_libraries_in_progress;
-
 	DefineCustomStringVariable("telnyx.api_key",
-							   "Telnyx API key (V2) sent as a bearer token.",
-							   "Honoured from a configuration file only with telnyx_orders in shared_preload_libraries.",
+							   "Refused: the Telnyx API key is never a setting's value.",
+							   "Put the key in the file named by telnyx.api_key_file, or in TELNYX_API_KEY in the server's environment.",
 							   &telnyx_api_key,
 							   "",
-							   PGC_SUSET,
-							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   check_api_key, assign_api_key, show_api_key);
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_NO_RESET_ALL,
+							   check_api_key, NULL, NULL);
 
 	DefineCustomStringVariable("telnyx.api_key_file",
 							   "File holding the Telnyx API key, readable only by the server's OS user.",
-							   "Used when telnyx.api_key is empty.",
+							   "Read each time the key is needed.  Set above the server's configuration (database, role, client, session), it is the only key sent to a telnyx.api_base_url set at its level or below.",
 							   &telnyx_api_key_file,
 							   "",
-							   PGC_SIGHUP,
+							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
+							   check_api_key_file, assign_api_key_file, NULL);
 
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = redact_key_in_log;
+}
+
+/*
+ * telnyx.api_key: every value but the empty string is refused, wherever
+ * it comes from.  The message never shows the value (PostgreSQL's own
+ * "invalid value" message would).
+ */
+static bool
+check_api_key(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	/* remembered even though refused: it must never be logged */
+	remember(*newval);
+	GUC_check_errmsg("the Telnyx API key cannot be given in a setting");
+	GUC_check_errdetail("Settings can be read in catalogs, configuration files and logs; telnyx.api_key is never used.");
+	GUC_check_errhint("Put the key in a file that only the server's operating system user can read and set telnyx.api_key_file to its path, or set TELNYX_API_KEY in the server's environment.");
+	return false;
+}
+
+static bool
+check_api_key_file(char **newval, void **extra, GucSource source)
+{
+	return keep_source(extra, source);
+}
+
+static void
+assign_api_key_file(const char *newval, void *extra)
+{
+	key_file_source = extra ? *(GucSource *) extra : PGC_S_DEFAULT;
+}
+
+/*
+ * apikey_check_base_url, apikey_assign_base_url
+ *		telnyx.api_base_url's hooks (http.c defines it) keep where its value
+ *		came from, for the rule of which key may be sent there.
+ */
+bool
+apikey_check_base_url(void **extra, GucSource source)
+{
+	return keep_source(extra, source);
+}
+
+void
+apikey_assign_base_url(void *extra)
+{
+	base_url_source = extra ? *(GucSource *) extra : PGC_S_DEFAULT;
+}
+
+/* The value's source as a setting's extra (the GUC code frees it). */
+static bool
+keep_source(void **extra, GucSource source)
+{
+	GucSource  *where = (GucSource *) malloc(sizeof(GucSource));
+
+	if (where == NULL)
+		return false;
+	*where = source;
+	*extra = where;
+	return true;
+}
+
+/* Where a setting of this source was made, for messages. */
+static const char *
+level_name(GucSource source)
+{
+	switch (source)
+	{
+		case PGC_S_GLOBAL:
+			return "for every role";
+		case PGC_S_DATABASE:
+			return "for the database";
+		case PGC_S_USER:
+			return "for the role";
+		case PGC_S_DATABASE_USER:
+			return "for the role in the database";
+		case PGC_S_CLIENT:
+			return "by the client";
+		default:
+			break;
+	}
+	return source <= PGC_S_ARGV ? "in the server's configuration" : "in the session";
 }
 
 /* The key goes into a header line: no control characters, no spaces. */
@@ -127,59 +240,6 @@ key_is_valid(const char *key)
 		if (*p <= ' ' || *p == 0x7f)
 			return false;
 	return true;
-}
-
-static bool
-check_api_key(char **newval, void **extra, GucSource source)
-{
-	GucSource  *where;
-
-	if (*newval == NULL)
-		return true;
-	/* remembered even if refused: it must never be logged */
-	remember(*newval);
-	if (!key_is_valid(*newval))
-	{
-		/* never echo the value */
-		GUC_check_errmsg("invalid value for parameter \"telnyx.api_key\"");
-		GUC_check_errdetail("An API key cannot contain spaces or control characters.");
-		return false;
-	}
-	if ((*newval)[0] != '\0' &&
-		(source == PGC_S_TEST || source == PGC_S_DATABASE ||
-		 source == PGC_S_USER || source == PGC_S_DATABASE_USER))
-	{
-		GUC_check_errmsg("parameter \"telnyx.api_key\" cannot be set for a database, a role or a function");
-		GUC_check_errdetail("Such settings are kept in catalogs that every role can read.");
-		GUC_check_errhint("Set telnyx.api_key in postgresql.conf, or use telnyx.api_key_file or TELNYX_API_KEY.");
-		return false;
-	}
-	where = (GucSource *) malloc(sizeof(GucSource));
-	if (where == NULL)
-		return false;
-	*where = source;
-	*extra = where;
-	return true;
-}
-
-static void
-assign_api_key(const char *newval, void *extra)
-{
-	api_key_source = extra ? *(GucSource *) extra : PGC_S_DEFAULT;
-}
-
-/*
- * What SHOW and current_setting() show: the key to superusers only
- * (pg_read_all_settings may see superuser-only settings, not this).  The
- * setting is also left out of pg_settings, whose reset_val would show the
- * value from postgresql.conf as it is.
- */
-static const char *
-show_api_key(void)
-{
-	if (telnyx_api_key == NULL || telnyx_api_key[0] == '\0')
-		return "";
-	return superuser() ? telnyx_api_key : "********";
 }
 
 /* Keep value for redaction (the last APIKEY_MAX_REMEMBERED of them). */
@@ -199,6 +259,7 @@ remember(const char *value)
 		return;
 	if (nremembered == APIKEY_MAX_REMEMBERED)
 	{
+		explicit_bzero(remembered[0], strlen(remembered[0]));
 		free(remembered[0]);
 		memmove(remembered, remembered + 1, sizeof(char *) * (APIKEY_MAX_REMEMBERED - 1));
 		nremembered--;
@@ -208,86 +269,156 @@ remember(const char *value)
 
 /*
  * telnyx_api_key_value
- *		The key to send, or NULL when none is configured.  Raises an error
- *		for a key set where it is not safe, or a key file that others can
- *		read.
+ *		The key to send to telnyx.api_base_url, or NULL when none is
+ *		configured for it.  Raises an error, so that nothing is sent, when a key
+ *		sits in pg_db_role_setting, when the only key configured may not be
+ *		sent to this base URL, or when the key file is not safe or holds no
+ *		valid key.  The result lives until the next call.
  */
 const char *
 telnyx_api_key_value(void)
 {
-	const char *key = telnyx_api_key;
+	bool		server_url = base_url_source <= PGC_S_ARGV;
+	const char *env;
 
-	if (key != NULL && key[0] != '\0')
-	{
-		if (api_key_source == PGC_S_FILE && !loaded_at_preload)
-			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_NO_API_KEY),
-					 errmsg("telnyx.api_key is set in a configuration file, but telnyx_orders is not in shared_preload_libraries"),
-					 errdetail("Without it, any role can read the setting in a session that has not loaded the library."),
-					 errhint("Add telnyx_orders to shared_preload_libraries, or use telnyx.api_key_file or TELNYX_API_KEY instead.")));
-		return key;
-	}
+	/* catalogs can be read only in a transaction; the worker checks apart */
+	if (IsTransactionState())
+		refuse_key_in_settings();
 
 	if (telnyx_api_key_file != NULL && telnyx_api_key_file[0] != '\0')
-		return key_from_file();
+	{
+		if (!server_url && key_file_source < base_url_source)
+			ereport(ERROR,
+					(errcode(ERRCODE_TELNYX_NO_API_KEY),
+					 errmsg("no Telnyx API key may be sent to telnyx.api_base_url as set %s",
+							level_name(base_url_source)),
+					 errdetail("telnyx.api_key_file is set %s; its key is sent only to a base URL set at the same level or below it.",
+							   level_name(key_file_source)),
+					 errhint("Set telnyx.api_key_file %s too, or reset telnyx.api_base_url.",
+							 level_name(base_url_source))));
+		key_from_file(telnyx_api_key_file);
+		return current_key;
+	}
 
-	key = getenv("TELNYX_API_KEY");
-	if (key == NULL || key[0] == '\0')
+	/* the environment's key is the server's: for the server's URL only */
+	env = getenv("TELNYX_API_KEY");
+	if (env == NULL || env[0] == '\0' || !server_url)
 		return NULL;
-	if (!key_is_valid(key))
+	if (!key_is_valid(env))
 		ereport(ERROR,
 				(errcode(ERRCODE_TELNYX_NO_API_KEY),
 				 errmsg("the Telnyx API key in TELNYX_API_KEY is not valid"),
 				 errdetail("An API key cannot contain spaces or control characters.")));
-	return key;
+	use_key(env);
+	return current_key;
 }
 
 /*
- * The key in telnyx.api_key_file: read again whenever the file changes.
- * The file must be a regular file owned by the server's OS user, with no
- * permissions for group or others.
+ * telnyx_api_key_serial
+ *		A number that changes whenever the key telnyx_api_key_value read
+ *		changes: a sender that Telnyx refused tries again once the key was
+ *		rotated, without a reload.
  */
-static const char *
-key_from_file(void)
+uint64
+telnyx_api_key_serial(void)
 {
-	const char *path = telnyx_api_key_file;
-	struct stat st;
-	FILE	   *f;
-	char		buf[1024];
-	size_t		len;
+	return key_serial;
+}
 
-	if (stat(path, &st) != 0)
+/* Make key the current one, counting a change. */
+static void
+use_key(const char *key)
+{
+	char	   *copy;
+
+	if (current_key != NULL && strcmp(current_key, key) == 0)
+		return;
+	copy = strdup(key);
+	if (copy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	remember(copy);
+	if (current_key != NULL)
+	{
+		explicit_bzero(current_key, strlen(current_key));
+		free(current_key);
+	}
+	current_key = copy;
+	key_serial++;
+}
+
+/*
+ * Read the key in the file at path, each time: a file rotated by mv or
+ * rewritten in place, however soon, is read as it is now.  The file must
+ * be a regular file owned by the server's OS user, with no permissions for
+ * group or others; what is checked is the file opened, not the name.
+ */
+static void
+key_from_file(const char *path)
+{
+	struct stat st;
+	char		buf[APIKEY_FILE_MAX + 1];
+	ssize_t		got;
+	size_t		len = 0;
+	int			fd;
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not read the Telnyx API key file \"%s\": %m", path)));
+				 errmsg("could not open the Telnyx API key file \"%s\": %m", path)));
+	if (fstat(fd, &st) != 0)
+	{
+		int			save_errno = errno;
+
+		CloseTransientFile(fd);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat the Telnyx API key file \"%s\": %m", path)));
+	}
 	if (!S_ISREG(st.st_mode))
+	{
+		CloseTransientFile(fd);
 		ereport(ERROR,
 				(errcode(ERRCODE_TELNYX_NO_API_KEY),
 				 errmsg("the Telnyx API key file \"%s\" is not a regular file", path)));
+	}
 	if (st.st_uid != geteuid() || (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	{
+		CloseTransientFile(fd);
 		ereport(ERROR,
 				(errcode(ERRCODE_TELNYX_NO_API_KEY),
 				 errmsg("the Telnyx API key file \"%s\" may be read by others", path),
 				 errdetail("It must be owned by the server's operating system user and give no permissions to group or others."),
 				 errhint("Run \"chmod 600\" on it, as its owner.")));
+	}
 
-	if (file_key != NULL && file_path != NULL && strcmp(file_path, path) == 0 &&
-		st.st_ino == file_stat.st_ino && st.st_dev == file_stat.st_dev &&
-		st.st_size == file_stat.st_size && st.st_mtime == file_stat.st_mtime)
-		return file_key;
+	while (len < APIKEY_FILE_MAX &&
+		   (got = read(fd, buf + len, APIKEY_FILE_MAX - len)) != 0)
+	{
+		if (got < 0)
+		{
+			int			save_errno = errno;
 
-	f = AllocateFile(path, "r");
-	if (f == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read the Telnyx API key file \"%s\": %m", path)));
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	FreeFile(f);
+			if (errno == EINTR)
+				continue;
+			CloseTransientFile(fd);
+			explicit_bzero(buf, sizeof(buf));
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read the Telnyx API key file \"%s\": %m", path)));
+		}
+		len += got;
+	}
+	CloseTransientFile(fd);
 	buf[len] = '\0';
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
 					   buf[len - 1] == ' ' || buf[len - 1] == '\t'))
 		buf[--len] = '\0';
-	if (len == 0 || !key_is_valid(buf))
+	if (len == 0 || strlen(buf) != len || !key_is_valid(buf))
 	{
 		explicit_bzero(buf, sizeof(buf));
 		ereport(ERROR,
@@ -295,32 +426,127 @@ key_from_file(void)
 				 errmsg("the Telnyx API key file \"%s\" does not hold a valid key", path),
 				 errdetail("It must hold the key on one line, without spaces or control characters.")));
 	}
-
-	if (file_key != NULL)
+	PG_TRY();
 	{
-		explicit_bzero(file_key, strlen(file_key));
-		free(file_key);
+		use_key(buf);
 	}
-	free(file_path);
-	file_key = strdup(buf);
-	file_path = strdup(path);
-	explicit_bzero(buf, sizeof(buf));
-	if (file_key == NULL || file_path == NULL)
+	PG_FINALLY();
+	{
+		explicit_bzero(buf, sizeof(buf));
+	}
+	PG_END_TRY();
+}
+
+/*
+ * telnyx_api_key_in_settings
+ *		Where a key sits in pg_db_role_setting (put there by ALTER ROLE or
+ *		DATABASE ... SET in a session that had not loaded the library), as
+ *		the ALTER command that removes it; NULL if nowhere.  Needs a
+ *		transaction.
+ */
+char *
+telnyx_api_key_in_settings(void)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *fix = NULL;
+
+	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (fix == NULL && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_db_role_setting s = (Form_pg_db_role_setting) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		config;
+		char	   *role;
+		char	   *db;
+
+		config = heap_getattr(tup, Anum_pg_db_role_setting_setconfig,
+							  RelationGetDescr(rel), &isnull);
+		if (isnull || !setconfig_has_key(DatumGetArrayTypeP(config)))
+			continue;
+		role = OidIsValid(s->setrole) ? GetUserNameFromId(s->setrole, true) : NULL;
+		db = OidIsValid(s->setdatabase) ? get_database_name(s->setdatabase) : NULL;
+		if (role != NULL && db != NULL)
+			fix = psprintf("ALTER ROLE %s IN DATABASE %s RESET telnyx.api_key",
+						   quote_identifier(role), quote_identifier(db));
+		else if (role != NULL)
+			fix = psprintf("ALTER ROLE %s RESET telnyx.api_key", quote_identifier(role));
+		else if (db != NULL)
+			fix = psprintf("ALTER DATABASE %s RESET telnyx.api_key", quote_identifier(db));
+		else
+			fix = pstrdup("ALTER ROLE ALL RESET telnyx.api_key");
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return fix;
+}
+
+/* Does an array of "name=value" settings give telnyx.api_key a value? */
+static bool
+setconfig_has_key(ArrayType *setconfig)
+{
+	Datum	   *items;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	const char *name = "telnyx.api_key=";
+
+	deconstruct_array(setconfig, TEXTOID, -1, false, TYPALIGN_INT,
+					  &items, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		char	   *item;
+
+		if (nulls[i])
+			continue;
+		item = TextDatumGetCString(items[i]);
+		if (pg_strncasecmp(item, name, strlen(name)) == 0 && item[strlen(name)] != '\0')
+			return true;
+	}
+	return false;
+}
+
+/* Nothing is sent while a key sits in pg_db_role_setting. */
+static void
+refuse_key_in_settings(void)
+{
+	char	   *fix = telnyx_api_key_in_settings();
+
+	if (fix != NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	file_stat = st;
-	remember(file_key);
-	return file_key;
+				(errcode(ERRCODE_TELNYX_NO_API_KEY),
+				 errmsg("a Telnyx API key is stored in pg_db_role_setting"),
+				 errdetail("Every role can read it there. Nothing is sent to Telnyx until it is removed."),
+				 errhint("Remove it with %s. Then replace the key at Telnyx, since every role could read it, and put the new key in telnyx.api_key_file.",
+						 fix)));
+}
+
+/*
+ * telnyx_guard_key_settings() returns event_trigger
+ *
+ * ON ddl_command_start of CREATE and ALTER FUNCTION, PROCEDURE, ROUTINE:
+ * calling it loads the library, so that PostgreSQL asks telnyx.api_key's
+ * check whether a SET clause may keep a value (in pg_proc, which every
+ * role can read) even in a session that had not loaded it.  Nothing else
+ * to do.
+ */
+Datum
+telnyx_guard_key_settings(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "telnyx_guard_key_settings: not called by the event trigger manager");
+	PG_RETURN_VOID();
 }
 
 /*
  * Every message that passes through a process that loaded us has the key
  * replaced before it is logged or sent: its current and earlier values,
- * the environment's and the key file's, and whatever follows an
- * assignment to telnyx.api_key (a statement logged by log_statement, a
- * reload's "parameter ... changed to").  The statement of an error is
- * hidden when it assigns the key.
+ * the environment's, values refused for telnyx.api_key, and whatever
+ * follows an assignment to telnyx.api_key (a statement logged by
+ * log_statement).  The statement of an error is hidden when it assigns
+ * the key.
  */
 static void
 redact_key_in_log(ErrorData *edata)
@@ -361,10 +587,8 @@ redact_secrets(char *text)
 		return NULL;
 	for (i = 0; i < nremembered; i++)
 		text = redact(text, remembered[i]);
-	if (telnyx_api_key != NULL && strlen(telnyx_api_key) >= APIKEY_MIN_REDACTED)
-		text = redact(text, telnyx_api_key);
-	if (file_key != NULL)
-		text = redact(text, file_key);
+	if (current_key != NULL)
+		text = redact(text, current_key);
 	if (getenv("TELNYX_API_KEY") != NULL &&
 		strlen(getenv("TELNYX_API_KEY")) >= APIKEY_MIN_REDACTED)
 		text = redact(text, getenv("TELNYX_API_KEY"));

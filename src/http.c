@@ -23,8 +23,9 @@
  * curl reports an error instead of buying twice.  (The body is handed to
  * curl whole, so that a small request goes out in one packet.)
  *
- * The API key is put into one header list that lives only for the transfer;
- * it never appears in a message.
+ * The API key (apikey.c decides which may be sent to the base URL) is put
+ * into one header list that lives only for the transfer; it never appears
+ * in a message.
  *
  *-------------------------------------------------------------------------
  */
@@ -121,6 +122,7 @@ static int	http_in_flight = 0;
 /*---- Function declarations ----*/
 
 static bool check_api_base_url(char **newval, void **extra, GucSource source);
+static void assign_api_base_url(const char *newval, void *extra);
 static void http_ensure_handles(int n);
 static void http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp);
 static void http_release(int slot);
@@ -156,12 +158,12 @@ http_init(void)
 
 	DefineCustomStringVariable("telnyx.api_base_url",
 							   "Base URL of the Telnyx API.",
-							   "The API key is sent here: https only, or http to a loopback address.",
+							   "The API key is sent here: https only, or http to a loopback address.  Set above the server's configuration, only a telnyx.api_key_file set at its level or above is sent.",
 							   &telnyx_api_base_url,
 							   TELNYX_DEFAULT_BASE_URL,
 							   PGC_SUSET,
 							   0,
-							   check_api_base_url, NULL, NULL);
+							   check_api_base_url, assign_api_base_url, NULL);
 
 	DefineCustomStringVariable("telnyx.ca_file",
 							   "File of CA certificates trusted to verify the API's TLS certificate.",
@@ -239,7 +241,14 @@ check_api_base_url(char **newval, void **extra, GucSource source)
 		GUC_check_errdetail("%s", *newval == NULL ? "A URL is required." : why);
 		return false;
 	}
-	return true;
+	/* where it was set decides which key may be sent there (apikey.c) */
+	return apikey_check_base_url(extra, source);
+}
+
+static void
+assign_api_base_url(const char *newval, void *extra)
+{
+	apikey_assign_base_url(extra);
 }
 
 /*
@@ -468,7 +477,7 @@ http_build_headers(const HttpRequest *req)
 		ereport(ERROR,
 				(errcode(ERRCODE_TELNYX_NO_API_KEY),
 				 errmsg("no Telnyx API key is configured"),
-				 errhint("Set telnyx.api_key in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload.")));
+				 errhint("Put the key in a file that only the server's operating system user can read and set telnyx.api_key_file to its path in postgresql.conf, or set TELNYX_API_KEY in the server's environment. A telnyx.api_base_url set for a database, a role, by the client or in the session needs telnyx.api_key_file set there too.")));
 
 	authlen = strlen("Authorization: Bearer ") + strlen(key) + 1;
 	auth = malloc(authlen);

@@ -114,9 +114,11 @@
 /* A sender's own state, across passes. */
 typedef struct SenderState
 {
-	const char *paused;			/* why it waits for a reload (no key, key
-								 * refused, no such endpoint); NULL if it
+	const char *paused;			/* why it waits for a reload or a new key
+								 * (no key, key refused, no such endpoint, a
+								 * key in pg_db_role_setting); NULL if it
 								 * does not */
+	uint64		paused_key;		/* telnyx_api_key_serial() when it paused */
 	bool		is_pass;		/* telnyx_process_queue's one pass */
 	bool		elsewhere;		/* the database was restored or cloned: its
 								 * queue waits for telnyx_resume_queue() */
@@ -195,6 +197,7 @@ static void inflight_release(InFlight *f);
 static void worker_record(SenderState *state, HttpDone *done, int n);
 static int	worker_reconcile(SenderState *state);
 static bool worker_database_wanted(void);
+static bool worker_key_ready(SenderState *state);
 static void worker_begin(void);
 static void worker_commit(void);
 static bool worker_try(WorkerStepFn fn, RecordStep *step, const char *what);
@@ -444,15 +447,16 @@ worker_pass(SenderState *state, int max_requests)
 	if (!state->is_pass)
 		worker_purge(state);
 
-	if (state->paused || max_requests == 0)
+	if (!worker_key_ready(state) || state->paused || max_requests == 0)
 		return 0;
 
 	if (telnyx_api_key_value() == NULL)
 	{
 		ereport(LOG,
 				(errmsg("telnyx_orders worker: no Telnyx API key is configured; queued requests wait"),
-				 errhint("Set telnyx.api_key or telnyx.api_key_file in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload.")));
+				 errhint("Set telnyx.api_key_file in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload. A telnyx.api_base_url set for the database needs telnyx.api_key_file set there too.")));
 		state->paused = "no Telnyx API key is configured";
+		state->paused_key = telnyx_api_key_serial();
 		worker_report(state, 0);
 		return 0;
 	}
@@ -466,6 +470,51 @@ worker_pass(SenderState *state, int max_requests)
 		worker_sync(state);
 	worker_report(state, 0);
 	return done;
+}
+
+/* The reason a sender waits while a key sits in pg_db_role_setting. */
+static const char key_in_settings[] = "a Telnyx API key is stored in pg_db_role_setting";
+
+/*
+ * May the sender send, as far as the key goes?  Not while a key sits in
+ * pg_db_role_setting, where every role can read it: the sender waits,
+ * says why once, and goes on once the key is removed.  A sender paused
+ * for its key (none, or refused by Telnyx) tries again as soon as the key
+ * read changes (rotated in the key file, by mv or in place), no reload
+ * needed.  CALL telnyx_process_queue() hears the first as an error when
+ * it sends.
+ */
+static bool
+worker_key_ready(SenderState *state)
+{
+	char	   *fix;
+
+	if (state->is_pass)
+		return true;
+	worker_begin();
+	fix = telnyx_api_key_in_settings();
+	if (fix != NULL && state->paused != key_in_settings)
+		ereport(LOG,
+				(errmsg("telnyx_orders worker: a Telnyx API key is stored in pg_db_role_setting; queued requests wait"),
+				 errdetail("Every role can read it there."),
+				 errhint("Remove it with %s. Then replace the key at Telnyx, since every role could read it, and put the new key in telnyx.api_key_file.",
+						 fix)));
+	worker_commit();
+	if (fix != NULL)
+	{
+		state->paused = key_in_settings;
+		worker_report(state, 0);
+		return false;
+	}
+	if (state->paused == key_in_settings)
+		state->paused = NULL;
+	if (state->paused != NULL)
+	{
+		(void) telnyx_api_key_value();
+		if (telnyx_api_key_serial() != state->paused_key)
+			state->paused = NULL;
+	}
+	return true;
 }
 
 /*
@@ -898,8 +947,9 @@ worker_record(SenderState *state, HttpDone *done, int n)
 	{
 		ereport(LOG,
 				(errmsg("telnyx_orders worker: Telnyx did not accept the API key; queued requests wait"),
-				 errhint("Fix telnyx.api_key (or telnyx.api_key_file, TELNYX_API_KEY) and reload the configuration.")));
+				 errhint("Put a key Telnyx accepts in telnyx.api_key_file (or TELNYX_API_KEY and reload): a new key in the file is tried at once.")));
 		state->paused = "Telnyx did not accept the API key";
+		state->paused_key = telnyx_api_key_serial();
 	}
 	else if (pause_class != TELNYX_OK)
 	{
@@ -908,6 +958,7 @@ worker_record(SenderState *state, HttpDone *done, int n)
 				 errdetail("POST %s answered 404.", "/inexplicit_number_orders"),
 				 errhint("Fix telnyx.api_base_url (it ends in \"/v2\") and reload the configuration.")));
 		state->paused = "Telnyx has no order endpoint at telnyx.api_base_url";
+		state->paused_key = telnyx_api_key_serial();
 	}
 	if (longest_wait > 0)
 		state->not_before = Max(state->not_before,

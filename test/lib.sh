@@ -95,7 +95,9 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Start the stand-in; export its URLs and the key it accepts.
+# Start the stand-in; export its URLs and the key it accepts, and a file
+# holding that key for the cluster (mode 0600, the unprivileged user's: the
+# server reads it as that user).
 start_standin() {
 	local seconds=${1:-2}
 	TELNYX_TEST_KEY="KEY$(openssl rand -hex 16)"
@@ -125,6 +127,10 @@ start_standin() {
 	export TELNYX_TEST_CA="$SCRATCH/tls/ca.crt"
 	export TELNYX_TEST_OTHER_CA="$SCRATCH/tls/other-ca.crt"
 	export TELNYX_TEST_CLOSED_URL="https://127.0.0.1:$(free_port)/v2"
+	TELNYX_TEST_KEY_FILE="$SCRATCH/tls/telnyx.key"
+	as_user sh -c "umask 077 && printf '%s\\n' '$TELNYX_TEST_KEY' > '$TELNYX_TEST_KEY_FILE'" \
+		|| die "could not write the key file"
+	export TELNYX_TEST_KEY_FILE
 }
 
 # A throwaway cluster configured to order from the stand-in over TLS.
@@ -143,7 +149,7 @@ fsync = off
 shared_preload_libraries = 'telnyx_orders'
 max_worker_processes = 16
 max_prepared_transactions = 4
-telnyx.api_key = '$TELNYX_TEST_KEY'
+telnyx.api_key_file = '$TELNYX_TEST_KEY_FILE'
 telnyx.api_base_url = '$TELNYX_TEST_HTTPS_URL'
 telnyx.ca_file = '$TELNYX_TEST_CA'
 CONF

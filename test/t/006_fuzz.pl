@@ -27,7 +27,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'telnyx_orders'
 telnyx.database = 'no_such_database'
-telnyx.api_key = '$key'
+telnyx.api_key_file = '$ENV{TELNYX_TEST_KEY_FILE}'
 telnyx.api_base_url = '$ENV{TELNYX_TEST_HTTP_URL}'
 telnyx.timeout = '5s'
 telnyx.max_retries = 0
