@@ -4,6 +4,7 @@ EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*
 MODULE_big = telnyx_orders
 OBJS = \
 	src/telnyx_orders.o \
+	src/guard.o \
 	src/validate.o \
 	src/api.o \
 	src/http.o \

@@ -299,3 +299,58 @@ ROLLBACK;
 DROP OWNED BY regress_telnyx_hooker;
 DROP ROLE regress_telnyx_hooker;
 RESET telnyx.webhook_public_key;
+
+--
+-- Facts only move forward: Telnyx retries deliveries, out of order, and an
+-- answer fetched may be older than a delivery applied.  Whichever path
+-- brings an older fact (webhook, refresh), what is recorded stays.
+--
+SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 2}]',
+  customer_reference => 'forward-1') ->> 'id' AS fid \gset
+\! standinctl settle orders
+UPDATE telnyx_inexplicit_orders SET next_refresh_at = now() WHERE id = :'fid';
+SELECT telnyx_refresh_orders() AS refreshed;
+SELECT number_order_id AS fno FROM telnyx_number_orders WHERE order_id = :'fid' \gset
+SELECT status, next_fetch_at IS NOT NULL AS followed FROM telnyx_number_orders WHERE number_order_id = :'fno';
+\! standinctl settle
+SET telnyx.webhook_public_key = :'webhook_key';
+\set delivery `standinctl webhook :'fno'`
+SELECT telnyx_apply_webhook(:'delivery'::jsonb ->> 'body', :'delivery'::jsonb ->> 'signature',
+                            :'delivery'::jsonb ->> 'timestamp') ->> 'applied' AS success_applied;
+SELECT n.status, n.next_fetch_at IS NULL AS ended,
+       (SELECT string_agg(DISTINCT p.status, ',') FROM telnyx_phone_numbers p
+         WHERE p.number_order_id = n.number_order_id) AS numbers
+  FROM telnyx_number_orders n WHERE number_order_id = :'fno';
+SELECT updated_at AS success_updated_at FROM telnyx_number_orders WHERE number_order_id = :'fno' \gset
+SELECT count(*) AS events_before FROM telnyx_order_events \gset
+-- the same number order "pending", in a delivery dated an hour earlier
+-- (its occurred_at), then in one whose record is an hour older (its
+-- updated_at)
+SELECT jsonb_set(jsonb_set(jsonb_set(jsonb_set(b,
+         '{data,id}', to_jsonb((b #>> '{data,id}') || '-older')),
+         '{data,occurred_at}', to_jsonb(to_char(((b #>> '{data,occurred_at}')::timestamptz - interval '1 hour')
+                                                AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))),
+         '{data,payload,status}', '"pending"'),
+         '{data,payload,phone_numbers}',
+         (SELECT jsonb_agg(p || '{"status": "pending"}') FROM jsonb_array_elements(b #> '{data,payload,phone_numbers}') p))::text AS older,
+       jsonb_set(jsonb_set(jsonb_set(jsonb_set(b,
+         '{data,id}', to_jsonb((b #>> '{data,id}') || '-older-record')),
+         '{data,payload,updated_at}', to_jsonb(to_char((:'success_updated_at'::timestamptz - interval '1 hour')
+                                                       AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))),
+         '{data,payload,status}', '"pending"'),
+         '{data,payload,phone_numbers}',
+         (SELECT jsonb_agg(p || '{"status": "pending"}') FROM jsonb_array_elements(b #> '{data,payload,phone_numbers}') p))::text AS older_record
+  FROM (SELECT (:'delivery'::jsonb ->> 'body')::jsonb AS b) d \gset
+\set delivery `standinctl sign :'older'`
+SELECT telnyx_apply_webhook(:'delivery'::jsonb ->> 'body', :'delivery'::jsonb ->> 'signature',
+                            :'delivery'::jsonb ->> 'timestamp') - 'event_id' - 'number_order_id' AS older_delivery;
+\set delivery `standinctl sign :'older_record'`
+SELECT telnyx_apply_webhook(:'delivery'::jsonb ->> 'body', :'delivery'::jsonb ->> 'signature',
+                            :'delivery'::jsonb ->> 'timestamp') - 'event_id' - 'number_order_id' AS older_record;
+SELECT n.status, n.next_fetch_at IS NULL AS ended, n.updated_at = :'success_updated_at' AS same_updated_at,
+       (SELECT string_agg(DISTINCT p.status, ',') FROM telnyx_phone_numbers p
+         WHERE p.number_order_id = n.number_order_id) AS numbers
+  FROM telnyx_number_orders n WHERE number_order_id = :'fno';
+SELECT event_id LIKE '%-older%' AS older, applied FROM telnyx_webhook_deliveries
+ WHERE number_order_id = :'fno' ORDER BY 1;
+RESET telnyx.webhook_public_key;

@@ -796,7 +796,6 @@ api_parse_group(JsonbContainer *g, int index, const char **why)
 			JsonbValue *e = getIthJsonbValueFromContainer(orders, i);
 			TelnyxNumberOrderRef *ref;
 			char	   *id = NULL;
-			bool		present;
 
 			if (e->type == jbvBinary && JsonContainerIsObject(e->val.binary.data))
 				id = get_id(e->val.binary.data, "number_order_id");
@@ -810,7 +809,7 @@ api_parse_group(JsonbContainer *g, int index, const char **why)
 			ref->number_order_id = id;
 			ref->sub_number_order_ids = get_string_array(e->val.binary.data,
 														 "sub_number_order_ids",
-														 &present);
+														 &ref->has_sub_number_order_ids);
 			grp->orders = lappend(grp->orders, ref);
 		}
 	}

@@ -81,6 +81,8 @@ typedef struct TelnyxNumberOrderRef
 {
 	char	   *number_order_id;	/* an id (see get_id) */
 	List	   *sub_number_order_ids;	/* of char * */
+	bool		has_sub_number_order_ids;	/* the answer gives the list (an
+											 * empty one is empty) */
 } TelnyxNumberOrderRef;
 
 /*

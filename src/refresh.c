@@ -94,7 +94,7 @@ refresh_store(RefreshItem *item)
 	if (!store_lock(item->id, item->number_order))
 		return false;
 	if (item->number_order)
-		(void) store_number_order(item->result->number_order);
+		(void) store_number_order(item->result->number_order, NULL);
 	else
 		store_order(item->result->order, false, NULL, NULL);
 	return true;

@@ -55,6 +55,7 @@ typedef enum StoreStatement
 	STORE_UNLINK_NUMBER_ORDERS,
 	STORE_LINK_NUMBER_ORDER,
 	STORE_UPDATE_NUMBER_ORDER,
+	STORE_OLDER_NUMBER_ORDER,
 	STORE_DELETE_GONE_NUMBERS,
 	STORE_UPSERT_NUMBERS,
 	STORE_KNOWN_ORDERS,
@@ -226,6 +227,13 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		4,
 		{TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID}
 	},
+	/*
+	 * A number order as of $8 (its updated_at, or the delivery's occurred_at),
+	 * unless what is recorded is newer: a later updated_at, or ($11, a
+	 * delivery's occurred_at) a later delivery applied.  The row lock the
+	 * first writer takes orders two writers of the same number order; the
+	 * second then compares with what the first wrote.
+	 */
 	[STORE_UPDATE_NUMBER_ORDER] = {
 		"UPDATE %1$s.telnyx_number_orders n SET"
 		" status = COALESCE($2, n.status),"
@@ -239,10 +247,35 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" next_fetch_at = $10,"
 		" fetched_at = pg_catalog.now(),"
 		" synced_at = pg_catalog.now()"
-		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1",
-		10,
+		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+		"   AND (n.updated_at OPERATOR(pg_catalog.>) $8) IS NOT TRUE"
+		"   AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_webhook_deliveries d"
+		"        WHERE d.number_order_id OPERATOR(pg_catalog.=) $1 AND d.applied"
+		"          AND d.occurred_at OPERATOR(pg_catalog.>) $11)",
+		11,
 		{TEXTOID, TEXTOID, INT4OID, BOOLOID, TEXTOID, TEXTARRAYOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID}
+			TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID}
+	},
+	/*
+	 * An answer older than what is recorded changes nothing but when the
+	 * number order is next fetched ($2, if what is recorded is still open):
+	 * a refresh claimed it until its lease would end.
+	 */
+	[STORE_OLDER_NUMBER_ORDER] = {
+		"UPDATE %1$s.telnyx_number_orders n SET"
+		" next_fetch_at = CASE WHEN n.status IS NULL"
+		"   OR n.status OPERATOR(pg_catalog.=) 'pending'"
+		"   OR EXISTS (SELECT 1 FROM %1$s.telnyx_phone_numbers p"
+		"        WHERE p.order_id OPERATOR(pg_catalog.=) n.order_id"
+		"          AND p.group_index OPERATOR(pg_catalog.=) n.group_index"
+		"          AND p.number_order_id OPERATOR(pg_catalog.=) n.number_order_id"
+		"          AND p.status OPERATOR(pg_catalog.=) 'pending')"
+		"  THEN $2 END,"
+		" fetched_at = pg_catalog.now()"
+		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1",
+		2,
+		{TEXTOID, TIMESTAMPTZOID}
 	},
 	[STORE_DELETE_GONE_NUMBERS] = {
 		"DELETE FROM %1$s.telnyx_phone_numbers p"
@@ -251,8 +284,19 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		2,
 		{TEXTOID, TEXTARRAYOID}
 	},
-	/* every number, under every group the number order is linked to */
+	/*
+	 * Every number, under every group the number order is linked to; the
+	 * numbers that became "success" in it are recorded, one event per number
+	 * order and group, and announced.  This statement records them, not a
+	 * trigger: a restore loads the rows without an event.  "was" reads the
+	 * rows as they were before the statement.
+	 */
 	[STORE_UPSERT_NUMBERS] = {
+		"WITH was AS ("
+		" SELECT w.order_id, w.group_index, w.phone_number, w.status"
+		"  FROM %1$s.telnyx_phone_numbers w"
+		"  WHERE w.number_order_id OPERATOR(pg_catalog.=) $1),"
+		" up AS ("
 		"INSERT INTO %1$s.telnyx_phone_numbers AS p"
 		" (order_id, group_index, number_order_id, phone_number, id, status,"
 		"  phone_number_type, requirements_met, requirements_status, deadline,"
@@ -284,7 +328,26 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" country_code = COALESCE(EXCLUDED.country_code, p.country_code),"
 		" data = EXCLUDED.data,"
 		" bought_at = COALESCE(p.bought_at, EXCLUDED.bought_at),"
-		" synced_at = pg_catalog.now()",
+		" synced_at = pg_catalog.now()"
+		" RETURNING p.order_id, p.group_index, p.number_order_id, p.phone_number,"
+		"  p.status),"
+		" ev AS ("
+		" INSERT INTO %1$s.telnyx_order_events"
+		"  (event, order_id, group_index, number_order_id, numbers)"
+		" SELECT 'numbers_bought', u.order_id, u.group_index, u.number_order_id,"
+		"  pg_catalog.count(*)"
+		"  FROM up u LEFT JOIN was w"
+		"   ON w.order_id OPERATOR(pg_catalog.=) u.order_id"
+		"   AND w.group_index OPERATOR(pg_catalog.=) u.group_index"
+		"   AND w.phone_number OPERATOR(pg_catalog.=) u.phone_number"
+		"  WHERE u.status OPERATOR(pg_catalog.=) 'success'"
+		"   AND w.status IS DISTINCT FROM 'success'"
+		"  GROUP BY u.order_id, u.group_index, u.number_order_id"
+		" RETURNING seq)"
+		" SELECT pg_catalog.pg_notify('telnyx_orders',"
+		"  pg_catalog.json_build_object('event', 'numbers_bought',"
+		"   'seq', ev.seq)::text)"
+		" FROM ev",
 		10,
 		{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 			BOOLARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
@@ -563,7 +626,8 @@ store_links(const char *schema, const char *order_id, const TelnyxGroup *g)
 		values[1] = CStringGetTextDatum(order_id);
 		values[2] = Int32GetDatum(g->group_index);
 		values[3] = text_array_datum(ref->sub_number_order_ids);
-		nulls[3] = ref->sub_number_order_ids == NIL ? 'n' : ' ';
+		/* an empty list given is empty; a list left out keeps what is stored */
+		nulls[3] = ref->has_sub_number_order_ids ? ' ' : 'n';
 		store_execute(schema, STORE_LINK_NUMBER_ORDER, values, nulls, SPI_OK_INSERT);
 	}
 }
@@ -694,19 +758,24 @@ store_claim(StoreStatement stmt, int max, MemoryContext mcxt)
  * store_number_order
  *		Record what Telnyx says of a number order: under every group it is
  *		linked to, its fields (one left out keeps its stored value) and its
- *		numbers (the list, when given, is the whole list).  Returns false,
- *		writing nothing, when no order links to it yet (it is fetched once
- *		one does).
+ *		numbers (the list, when given, is the whole list).  occurred_at, for
+ *		a webhook delivery, is when the delivery says it happened (NULL for
+ *		an answer fetched now); the answer is as of its updated_at, or else
+ *		occurred_at.  Facts only move forward: an answer older than what is
+ *		recorded (an earlier updated_at, or a delivery older than one applied)
+ *		writes nothing but when the number order is next fetched
+ *		(STORE_FACT_OLDER).  STORE_FACT_UNLINKED, writing nothing, when no
+ *		order links to it yet (it is fetched once one does).
  */
-bool
-store_number_order(const TelnyxNumberOrder *no)
+StoreFact
+store_number_order(const TelnyxNumberOrder *no, const TimestampTz *occurred_at)
 {
-	Datum		values[10];
-	char		nulls[10];
+	Datum		values[11];
+	char		nulls[11];
 	StoreScope	scope;
 	char	   *schema;
 	TimestampTz next = store_next_fetch(no);
-	bool		linked;
+	StoreFact	fact;
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(no->id);
@@ -720,19 +789,34 @@ store_number_order(const TelnyxNumberOrder *no)
 	nulls[5] = no->has_sub_number_order_ids ? ' ' : 'n';
 	values[6] = TimestampTzGetDatum(no->created_at.value);
 	nulls[6] = no->created_at.present ? ' ' : 'n';
-	values[7] = TimestampTzGetDatum(no->updated_at.value);
-	nulls[7] = no->updated_at.present ? ' ' : 'n';
+	if (no->updated_at.present)
+		values[7] = TimestampTzGetDatum(no->updated_at.value);
+	else if (occurred_at != NULL)
+		values[7] = TimestampTzGetDatum(*occurred_at);
+	else
+		nulls[7] = 'n';
 	values[8] = JsonbPGetDatum(no->data);
 	values[9] = TimestampTzGetDatum(next);
 	nulls[9] = next == 0 ? 'n' : ' ';
+	values[10] = occurred_at ? TimestampTzGetDatum(*occurred_at) : (Datum) 0;
+	nulls[10] = occurred_at ? ' ' : 'n';
 
 	schema = store_begin(&scope);
 	store_execute(schema, STORE_UPDATE_NUMBER_ORDER, values, nulls, SPI_OK_UPDATE);
-	linked = SPI_processed > 0;
-	if (linked && no->has_phone_numbers)
-		store_numbers(schema, no);
+	if (SPI_processed > 0)
+	{
+		fact = STORE_FACT_APPLIED;
+		if (no->has_phone_numbers)
+			store_numbers(schema, no);
+	}
+	else
+	{
+		values[1] = TimestampTzGetDatum(store_next_time(true, &no->created_at));
+		store_execute(schema, STORE_OLDER_NUMBER_ORDER, values, NULL, SPI_OK_UPDATE);
+		fact = SPI_processed > 0 ? STORE_FACT_OLDER : STORE_FACT_UNLINKED;
+	}
 	store_end(&scope);
-	return linked;
+	return fact;
 }
 
 /*
@@ -803,7 +887,10 @@ store_webhook_delivery(const char *event_id, const char *event_type,
 	return fresh;
 }
 
-/* A delivery that could not be applied (its number order is not linked yet). */
+/*
+ * A delivery that was not applied: its number order is not linked yet, or
+ * what is recorded is newer.
+ */
 void
 store_webhook_unapplied(const char *event_id)
 {
@@ -882,7 +969,7 @@ store_numbers(const char *schema, const TelnyxNumberOrder *no)
 	}
 	for (c = 0; c < STORE_NUMBER_COLUMNS; c++)
 		values[c + 1] = column_array(&cols[c], i);
-	store_execute(schema, STORE_UPSERT_NUMBERS, values, NULL, SPI_OK_INSERT);
+	store_execute(schema, STORE_UPSERT_NUMBERS, values, NULL, SPI_OK_SELECT);
 }
 
 /*

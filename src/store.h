@@ -25,6 +25,14 @@ typedef struct StoreScope
 								 * pinned already */
 } StoreScope;
 
+/* What store_number_order did with an answer. */
+typedef enum StoreFact
+{
+	STORE_FACT_APPLIED,			/* recorded */
+	STORE_FACT_OLDER,			/* older than what is recorded: kept that */
+	STORE_FACT_UNLINKED			/* no order links to it yet */
+} StoreFact;
+
 extern int	telnyx_refresh_interval_max_s;
 
 extern void store_init(void);
@@ -32,7 +40,8 @@ extern void store_order(TelnyxOrder *order, bool found_by_sync,
 						Jsonb *request, const char *request_key);
 extern void store_orders(List *orders, List *requests, List *request_keys,
 						 bool found_by_sync, bool created);
-extern bool store_number_order(const TelnyxNumberOrder *no);
+extern StoreFact store_number_order(const TelnyxNumberOrder *no,
+									 const TimestampTz *occurred_at);
 extern bool store_webhook_delivery(const char *event_id, const char *event_type,
 								   const TimestampTz *occurred_at,
 								   const char *number_order_id);

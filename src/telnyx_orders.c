@@ -63,15 +63,13 @@
 #include "refresh.h"
 #include "store.h"
 #include "errcodes.h"
+#include "guard.h"
 #include "validate.h"
 #include "wakeup.h"
 #include "webhook.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
-
-/* telnyx.allow_drop: DROP EXTENSION may delete the record of orders. */
-static bool telnyx_allow_drop = false;
 
 /* Requests telnyx_purge_requests() deletes per statement. */
 #define PURGE_BATCH 10000
@@ -109,21 +107,15 @@ static Datum get_order(const char *id);
 static void sync_page(List *orders, List *unparsed, void *arg);
 
 /*
- * Module load: each subsystem defines its own settings.  http_init also
+ * Module load: each subsystem defines its own settings.  guard_init
+ * installs the guard of the tables of orders (guard.c); http_init also
  * owns the API key (apikey.c) and libcurl; launcher_init registers the
  * launcher when loaded by shared_preload_libraries.
  */
 void
 _PG_init(void)
 {
-	DefineCustomBoolVariable("telnyx.allow_drop",
-							 "Allow DROP EXTENSION telnyx_orders while its tables record orders.",
-							 "Dropping the extension deletes its tables: the record of every order bought.",
-							 &telnyx_allow_drop,
-							 false,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
+	guard_init();
 	http_init();
 	store_init();
 	queue_init();
@@ -716,6 +708,11 @@ telnyx_queue_unserved(PG_FUNCTION_ARGS)
  * A role that may not drop them anyway is left to PostgreSQL's own refusal
  * (the event fires before the ownership check): what the tables hold is
  * told only to who may drop them.
+ *
+ * The trigger fires at the start of every command: being in C, it loads
+ * the library, whose guard (guard.c) then refuses the drop of the tables
+ * of orders by any other command too (DROP OWNED, DROP EXTENSION plpgsql
+ * CASCADE, ...).
  */
 Datum
 telnyx_guard_drop(PG_FUNCTION_ARGS)

@@ -16,7 +16,10 @@
  *   cannot be replayed later.
  * - number_order.complete is applied through store_number_order, the code
  *   a refresh uses; any other event type is ignored.  Each event id is
- *   applied once (telnyx_webhook_deliveries).
+ *   applied once (telnyx_webhook_deliveries).  Telnyx retries deliveries,
+ *   so they arrive out of order: one older than what is recorded (by its
+ *   occurred_at and the number order's updated_at) is kept as received,
+ *   not applied.
  *
  * Every refusal is an error with its own SQLSTATE, and writes nothing.
  *
@@ -123,7 +126,7 @@ webhook_apply(const char *body, const char *signature, const char *timestamp)
 	OptTimestamp occurred_at = {false, 0};
 	TelnyxNumberOrder *no;
 	const char *why;
-	bool		linked;
+	StoreFact	fact;
 
 	webhook_verify(body, signature, timestamp);
 	webhook_check_time(timestamp);
@@ -170,12 +173,14 @@ webhook_apply(const char *body, const char *signature, const char *timestamp)
 								occurred_at.present ? &occurred_at.value : NULL,
 								no->id))
 		return webhook_answer(false, "duplicate", event_id, event_type, no->id, 0);
-	linked = store_number_order(no);
-	if (!linked)
+	fact = store_number_order(no, occurred_at.present ? &occurred_at.value : NULL);
+	if (fact != STORE_FACT_APPLIED)
 		store_webhook_unapplied(event_id);
-	return webhook_answer(linked, linked ? NULL : "unknown number order",
+	return webhook_answer(fact == STORE_FACT_APPLIED,
+						  fact == STORE_FACT_OLDER ? "older than recorded" :
+						  fact == STORE_FACT_UNLINKED ? "unknown number order" : NULL,
 						  event_id, event_type, no->id,
-						  linked ? list_length(no->phone_numbers) : 0);
+						  fact == STORE_FACT_APPLIED ? list_length(no->phone_numbers) : 0);
 }
 
 /*
