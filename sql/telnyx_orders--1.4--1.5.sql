@@ -55,24 +55,6 @@ UPDATE @extschema@.telnyx_inexplicit_orders o
 CREATE INDEX telnyx_inexplicit_orders_request_key_idx
 	ON @extschema@.telnyx_inexplicit_orders (request_key);
 
-/* a request that arrives by logical replication holds no claim here */
-CREATE OR REPLACE FUNCTION @extschema@.telnyx_order_requests_replicated()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF NEW.state OPERATOR(pg_catalog.<>) ALL ('{sent,failed,cancelled}'::pg_catalog.text[]) THEN
-		NEW.state := 'replicated';
-		NEW.claimed_by_pid := NULL;
-		NEW.claimed_by_start := NULL;
-		NEW.claim_token := NULL;
-		NEW.lease_until := NULL;
-	END IF;
-	RETURN NEW;
-END
-$$;
-
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.claim_token IS 'The token of the claim that holds the request (sending, or unknown being reconciled); every outcome written names it.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.unknown_since IS 'When the outcome became unknown: the last attempt could not create an order after this.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.lookups IS 'Whole reads of the list of orders that found no order of this request since unknown_since.';
@@ -99,7 +81,8 @@ DROP FUNCTION @extschema@.telnyx_phone_numbers_bought();
  * A replica trigger also fires in a session that sets
  * session_replication_role = replica, as some restore a dump: such a load
  * keeps its rows as they were.  Only the apply (or table sync) worker of a
- * subscription makes an arriving request "replicated".
+ * subscription makes an arriving request "replicated" (holding no claim
+ * here).
  */
 CREATE OR REPLACE FUNCTION @extschema@.telnyx_order_requests_replicated()
 RETURNS trigger
@@ -115,6 +98,7 @@ BEGIN
 		NEW.state := 'replicated';
 		NEW.claimed_by_pid := NULL;
 		NEW.claimed_by_start := NULL;
+		NEW.claim_token := NULL;
 		NEW.lease_until := NULL;
 	END IF;
 	RETURN NEW;
