@@ -105,6 +105,32 @@ SELECT group_index, count_allocated, numbers_bought, status,
        cardinality(number_order_ids) AS number_orders
   FROM telnyx_order_allocations WHERE order_id = :'id' ORDER BY group_index;
 
+-- an order answer that gives a number order's sub-order ids as an empty
+-- list empties them; one that leaves the list out keeps what is stored
+UPDATE telnyx_number_orders SET sub_number_order_ids = '{5b0e8f47-0000-4000-8000-0000000000aa}'
+ WHERE number_order_id = :'shared';
+SELECT json_build_object('match', 'get', 'status', 200, 'body', json_build_object('data',
+         json_build_object('id', '{path_id}', 'ordering_groups', json_build_array(
+           json_build_object('orders',
+             json_build_array(json_build_object('number_order_id', :'shared',
+                                                'sub_number_order_ids', json_build_array()))))))::text) AS fault \gset
+\set out `standinctl fault :'fault'`
+UPDATE telnyx_inexplicit_orders SET next_refresh_at = now() WHERE id = :'id';
+SELECT telnyx_refresh_orders() > 0 AS refreshed;
+SELECT cardinality(sub_number_order_ids) AS sub_orders_after_empty_list
+  FROM telnyx_number_orders WHERE number_order_id = :'shared';
+UPDATE telnyx_number_orders SET sub_number_order_ids = '{5b0e8f47-0000-4000-8000-0000000000aa}'
+ WHERE number_order_id = :'shared';
+SELECT json_build_object('match', 'get', 'status', 200, 'body', json_build_object('data',
+         json_build_object('id', '{path_id}', 'ordering_groups', json_build_array(
+           json_build_object('orders',
+             json_build_array(json_build_object('number_order_id', :'shared')))))))::text) AS fault \gset
+\set out `standinctl fault :'fault'`
+UPDATE telnyx_inexplicit_orders SET next_refresh_at = now() WHERE id = :'id';
+SELECT telnyx_refresh_orders() > 0 AS refreshed;
+SELECT cardinality(sub_number_order_ids) AS sub_orders_after_no_list
+  FROM telnyx_number_orders WHERE number_order_id = :'shared';
+
 -- a number order answer without status and numbers keeps both; a status
 -- outside the spec's enum is stored, not refused
 SELECT json_build_object('match', 'number_order', 'status', 200, 'body', json_build_object('data',
@@ -309,7 +335,7 @@ SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type
   customer_reference => 'forward-1') ->> 'id' AS fid \gset
 \! standinctl settle orders
 UPDATE telnyx_inexplicit_orders SET next_refresh_at = now() WHERE id = :'fid';
-SELECT telnyx_refresh_orders() AS refreshed;
+SELECT telnyx_refresh_orders() > 0 AS refreshed;
 SELECT number_order_id AS fno FROM telnyx_number_orders WHERE order_id = :'fid' \gset
 SELECT status, next_fetch_at IS NOT NULL AS followed FROM telnyx_number_orders WHERE number_order_id = :'fno';
 \! standinctl settle

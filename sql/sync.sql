@@ -75,3 +75,37 @@ SELECT next_refresh_at IS NULL AS no_longer_followed FROM telnyx_inexplicit_orde
 \! standinctl reset-requests
 SELECT telnyx_refresh_orders() AS refreshed_after_the_end;
 \! standinctl requests get
+
+-- every walk over the list ends, and says how: pages without "meta" that
+-- come round again, a server that ignores page_number, pages of orders
+-- never seen before that never stop; each call ends at once with TX508,
+-- having concluded and recorded nothing
+\! standinctl reset
+DELETE FROM telnyx_inexplicit_orders;
+SELECT count(telnyx_create_inexplicit_order('{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}',
+                                            customer_reference => 'endless-' || i)) AS placed
+  FROM generate_series(1, 2) AS i;
+DELETE FROM telnyx_inexplicit_orders;
+SET statement_timeout = '60s';
+\! standinctl config '{"list_meta": false, "list_endless": "repeat"}'
+\! standinctl reset-requests
+SELECT telnyx_sync_inexplicit_orders() AS synced;
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl requests list
+\! standinctl config '{"list_meta": true, "list_ignore_page": true, "list_page_cap": 1}'
+\! standinctl reset-requests
+SELECT telnyx_sync_inexplicit_orders() AS synced;
+\! standinctl requests list
+\! standinctl config '{"list_meta": false, "list_endless": "new", "list_ignore_page": false}'
+\! standinctl reset-requests
+SELECT telnyx_sync_inexplicit_orders() AS synced;
+\echo :LAST_ERROR_SQLSTATE
+\! standinctl requests list
+SELECT count(*) AS recorded FROM telnyx_inexplicit_orders;
+-- without "meta", a list that does end with an empty page is read to it
+\! standinctl config '{"list_endless": null, "list_page_cap": 0}'
+\! standinctl reset-requests
+SELECT telnyx_sync_inexplicit_orders() AS synced;
+\! standinctl requests list
+RESET statement_timeout;
+\! standinctl config '{"list_meta": true, "list_page_cap": 0}'

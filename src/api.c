@@ -24,6 +24,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -116,6 +117,10 @@ static const ApiClassInfo api_classes[] = {
 		gettext_noop("Raise telnyx.max_response_size."), false, API_UNKNOWN},
 	[TELNYX_MALFORMED] = {"malformed", ERRCODE_TELNYX_MALFORMED,
 		gettext_noop("The answer from Telnyx is malformed."), NULL, false, API_UNKNOWN},
+	[TELNYX_LIST_UNENDED] = {"list_unended", ERRCODE_TELNYX_LIST_UNENDED,
+		gettext_noop("The list of orders was not read to its end."),
+		gettext_noop("Nothing was concluded from the pages read; try again later."),
+	false, API_UNKNOWN},
 };
 
 StaticAssertDecl(lengthof(api_classes) == TELNYX_NUM_CLASSES,
@@ -312,77 +317,131 @@ api_list_total_pages(const TelnyxResult *result)
 
 /*
  * api_each_page
- *		Read the whole list of orders, page by page, and call fn for each
- *		page (see api_read_page).  Every page lives in a memory context of
- *		its own, reset before the next one is read, so memory stays bounded
- *		by one page: what fn keeps, it copies elsewhere.
+ *		Read the whole list of orders, page by page (api_walk_next), and
+ *		call fn for each page.  Every page lives in a memory context of its
+ *		own, reset before the next one is read, so memory stays bounded by
+ *		one page (and a signature a page): what fn keeps, it copies
+ *		elsewhere.
  *
- * Returns NULL when the list was read to its end, else the result that
- * stopped it, allocated under the caller's memory context.
+ * Returns NULL only when the list was read to a proven end (an empty page,
+ * or the last page Telnyx counts), else the result that stopped it,
+ * allocated under the caller's memory context: a walk that stops without
+ * a proven end is a failure, so that nobody concludes from it that an
+ * order is absent.
  */
 TelnyxResult *
 api_each_page(ApiPageCallback fn, void *arg)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext pagecxt;
-	int			page;
-	bool		last = false;
+	ApiListWalk walk;
 
 	pagecxt = AllocSetContextCreate(callercxt, "telnyx_orders list page",
 									ALLOCSET_DEFAULT_SIZES);
-	for (page = 1; !last; page++)
+	api_walk_begin(&walk, callercxt);
+	while (walk.end == API_LIST_UNDER_WAY)
 	{
 		TelnyxResult *r;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextSwitchTo(pagecxt);
-		r = api_read_page(page, fn, arg, &last);
+		r = api_walk_next(&walk, fn, arg);
 		MemoryContextSwitchTo(callercxt);
 		if (r != NULL)
+		{
+			api_walk_finish(&walk);
 			return r;			/* the page's context lives on with the
 								 * caller's */
+		}
 		MemoryContextReset(pagecxt);
 	}
+	ereport(DEBUG1,
+			(errmsg_internal("telnyx_orders read the list of orders: %s",
+							 api_list_end_text(&walk))));
+	api_walk_finish(&walk);
 	MemoryContextDelete(pagecxt);
 	return NULL;
 }
 
 /*
- * api_read_page
- *		Read page number page of the list of orders and call fn with its
- *		parsed orders (TelnyxOrder *) and the elements that could not be
- *		parsed (JsonbValue *).  *last says whether it was the list's end:
- *		an empty page, or the last page as Telnyx counts them.  A short page
- *		proves nothing by itself (a server may serve fewer than asked for),
- *		so without a count the list ends only at an empty page.  Returns
- *		NULL, or the result that failed (a list that has not ended after
- *		API_MAX_LIST_PAGES pages is malformed).  Allocates in the current
- *		memory context.
+ * api_walk_begin
+ *		Start a walk over the list of orders from page 1; its page
+ *		signatures are kept in cxt until api_walk_finish.
+ */
+void
+api_walk_begin(ApiListWalk *walk, MemoryContext cxt)
+{
+	memset(walk, 0, sizeof(*walk));
+	walk->page = 1;
+	walk->end = API_LIST_UNDER_WAY;
+	walk->bound = API_LIST_PAGES_WITHOUT_META;
+	walk->cxt = cxt;
+}
+
+/* api_walk_finish: free what a walk keeps. */
+void
+api_walk_finish(ApiListWalk *walk)
+{
+	if (walk->signatures != NULL)
+		pfree(walk->signatures);
+	walk->signatures = NULL;
+	walk->maxpages = 0;
+}
+
+/*
+ * api_walk_next
+ *		Read the walk's next page and call fn with its parsed orders
+ *		(TelnyxOrder *) and the elements that could not be parsed
+ *		(JsonbValue *), then decide whether the walk stops (walk->end):
+ *
+ *		- an empty page, or the last page as meta.total_pages counts them:
+ *		  the list's end, proven;
+ *		- a page with the same ids as a page read before (a server that
+ *		  ignores page_number, or serves its last page again): the pages
+ *		  would come round for ever;
+ *		- more pages than what was read allows: twice the pages the first
+ *		  meta announced, plus API_LIST_SLACK_PAGES for orders created
+ *		  meanwhile, or API_LIST_PAGES_WITHOUT_META when no page said.
+ *
+ *		A short page proves nothing by itself (a server may serve fewer
+ *		than asked for).  Returns NULL while the walk goes on or ends
+ *		proven, else the result that failed: the page's, or a
+ *		TELNYX_LIST_UNENDED one saying why the walk stopped.  Allocates in
+ *		the current memory context, except the signatures (walk->cxt).
  */
 TelnyxResult *
-api_read_page(int page, ApiPageCallback fn, void *arg, bool *last)
+api_walk_next(ApiListWalk *walk, ApiPageCallback fn, void *arg)
 {
 	TelnyxResult *r;
 	JsonbContainer *data;
 	List	   *orders = NIL;
 	List	   *unparsed = NIL;
+	uint64		sum = 0;
+	uint64		signature;
 	int			total_pages;
 	int			n;
 	int			i;
 
-	*last = false;
-	if (page > API_MAX_LIST_PAGES)
+	Assert(walk->end == API_LIST_UNDER_WAY);
+	if (walk->page > Min(walk->bound, API_MAX_LIST_PAGES))
 	{
+		walk->end = API_LIST_BOUND_REACHED;
 		r = palloc0(sizeof(TelnyxResult));
-		r->class = TELNYX_MALFORMED;
+		r->class = TELNYX_LIST_UNENDED;
 		r->wait_ms = -1;
-		r->why = psprintf("The list of orders did not end after %d pages.",
-						  API_MAX_LIST_PAGES);
+		r->why = walk->counted ?
+			psprintf("The list did not end after %d pages, more than its first page announced.",
+					 walk->page - 1) :
+			psprintf("The list did not end after %d pages, and no page said how many there are.",
+					 walk->page - 1);
 		return r;
 	}
-	r = api_list_inexplicit_orders(page, TELNYX_MAX_PAGE_SIZE);
+	r = api_list_inexplicit_orders(walk->page, TELNYX_MAX_PAGE_SIZE);
 	if (r->class != TELNYX_OK)
+	{
+		walk->end = API_LIST_FAILED;
 		return r;
+	}
 
 	data = r->data.val.binary.data;
 	n = JsonContainerSize(data);
@@ -391,16 +450,94 @@ api_read_page(int page, ApiPageCallback fn, void *arg, bool *last)
 		JsonbValue *elem = getIthJsonbValueFromContainer(data, i);
 		TelnyxOrder *order = api_parse_order(elem, NULL);
 
+		/* the same ids in any order make the same sum */
 		if (order != NULL)
+		{
 			orders = lappend(orders, order);
+			sum += hash_bytes_extended((const unsigned char *) order->id,
+									   strlen(order->id), 0);
+		}
 		else
+		{
+			Jsonb	   *raw = JsonbValueToJsonb(elem);
+
 			unparsed = lappend(unparsed, elem);
+			sum += hash_bytes_extended((const unsigned char *) VARDATA(raw),
+									   VARSIZE(raw) - VARHDRSZ, 1);
+		}
 	}
 	fn(orders, unparsed, arg);
 
 	total_pages = api_list_total_pages(r);
-	*last = n == 0 || (total_pages >= 0 && page >= total_pages);
+	if (total_pages >= 0 && !walk->counted)
+	{
+		walk->counted = true;
+		walk->bound = (int) Min((int64) total_pages * 2 + API_LIST_SLACK_PAGES,
+								(int64) API_MAX_LIST_PAGES);
+	}
+	if (n == 0)
+	{
+		walk->end = API_LIST_EMPTY_PAGE;
+		return NULL;
+	}
+
+	/* before the count: a page served again proves no end, even the last */
+	signature = hash_combine64(sum, (uint64) n);
+	for (i = 0; i < walk->npages; i++)
+	{
+		if (walk->signatures[i] != signature)
+			continue;
+		walk->end = API_LIST_REPEATED;
+		r = palloc0(sizeof(TelnyxResult));
+		r->class = TELNYX_LIST_UNENDED;
+		r->wait_ms = -1;
+		r->why = psprintf("Page %d of the list holds the same orders as page %d.",
+						  walk->page, i + 1);
+		return r;
+	}
+	if (total_pages >= 0 && walk->page >= total_pages)
+	{
+		walk->end = API_LIST_LAST_PAGE;
+		return NULL;
+	}
+	if (walk->npages == walk->maxpages)
+	{
+		walk->maxpages = Max(16, walk->maxpages * 2);
+		walk->signatures = walk->signatures == NULL ?
+			MemoryContextAlloc(walk->cxt, walk->maxpages * sizeof(uint64)) :
+			repalloc(walk->signatures, walk->maxpages * sizeof(uint64));
+	}
+	walk->signatures[walk->npages++] = signature;
+	walk->page++;
 	return NULL;
+}
+
+/*
+ * api_list_end_text
+ *		How a walk over the list stopped, in words, for a log line.
+ */
+const char *
+api_list_end_text(const ApiListWalk *walk)
+{
+	switch (walk->end)
+	{
+		case API_LIST_UNDER_WAY:
+			return "under way";
+		case API_LIST_EMPTY_PAGE:
+			return psprintf("read to its end, an empty page (page %d)", walk->page);
+		case API_LIST_LAST_PAGE:
+			return psprintf("read to its end, the last page Telnyx counts (page %d)",
+							walk->page);
+		case API_LIST_FAILED:
+			return psprintf("page %d could not be read", walk->page);
+		case API_LIST_REPEATED:
+			return psprintf("not read to its end, page %d repeats an earlier page",
+							walk->page);
+		case API_LIST_BOUND_REACHED:
+			return psprintf("not read to its end, stopped after %d pages",
+							walk->page - 1);
+	}
+	return "";
 }
 
 /* Send req, with the retries http.c allows, and classify the answer. */

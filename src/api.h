@@ -34,6 +34,7 @@ typedef enum TelnyxResultClass
 	TELNYX_UNKNOWN,				/* an order may or may not exist */
 	TELNYX_TOO_LARGE,			/* response exceeded telnyx.max_response_size */
 	TELNYX_MALFORMED,			/* response is not what the spec promises */
+	TELNYX_LIST_UNENDED,		/* a list walk stopped with no proven end */
 	TELNYX_NUM_CLASSES
 } TelnyxResultClass;
 
@@ -205,12 +206,54 @@ extern TelnyxResult *api_get_number_order(const char *id);
  */
 typedef void (*ApiPageCallback) (List *orders, List *unparsed, void *arg);
 
-/* Pages of the list read at most before it counts as endless. */
+/*
+ * How a walk over the list of orders stopped.  Only an empty page and the
+ * last page Telnyx counts prove the list's end; the others stop a walk
+ * that would not end by itself, and prove nothing.
+ */
+typedef enum ApiListEnd
+{
+	API_LIST_UNDER_WAY,			/* not stopped yet */
+	API_LIST_EMPTY_PAGE,		/* proven end: a page with no orders */
+	API_LIST_LAST_PAGE,			/* proven end: meta.total_pages reached */
+	API_LIST_FAILED,			/* a page could not be read */
+	API_LIST_REPEATED,			/* a page repeats one read before */
+	API_LIST_BOUND_REACHED		/* more pages than what was read allows */
+} ApiListEnd;
+
+/*
+ * A walk over the list of orders, page by page (api_walk_next).  It keeps
+ * one signature per page read (the multiset of its ids), in cxt, to see a
+ * page that comes again.
+ */
+typedef struct ApiListWalk
+{
+	int			page;			/* the next page to read, from 1 */
+	ApiListEnd	end;			/* API_LIST_UNDER_WAY until it stops */
+	int			bound;			/* pages it may read: from the first meta,
+								 * else API_LIST_PAGES_WITHOUT_META */
+	bool		counted;		/* a page carried meta.total_pages */
+	uint64	   *signatures;		/* one per page read */
+	int			npages;			/* pages read */
+	int			maxpages;		/* signatures allocated */
+	MemoryContext cxt;			/* where signatures live */
+} ApiListWalk;
+
+/* Pages read at most when no page says how many there are. */
+#define API_LIST_PAGES_WITHOUT_META 100
+
+/* Pages read beyond twice what the first meta announced (the list grows). */
+#define API_LIST_SLACK_PAGES 10
+
+/* Pages read at most, whatever meta says. */
 #define API_MAX_LIST_PAGES 1000000
 
 extern TelnyxResult *api_each_page(ApiPageCallback fn, void *arg);
-extern TelnyxResult *api_read_page(int page, ApiPageCallback fn, void *arg,
-								   bool *last);
+extern void api_walk_begin(ApiListWalk *walk, MemoryContext cxt);
+extern TelnyxResult *api_walk_next(ApiListWalk *walk, ApiPageCallback fn,
+								   void *arg);
+extern void api_walk_finish(ApiListWalk *walk);
+extern const char *api_list_end_text(const ApiListWalk *walk);
 extern TelnyxOrder *api_parse_order(const JsonbValue *data, const char **why);
 extern void api_merge_request(TelnyxOrder *order, Jsonb *request);
 extern TelnyxNumberOrder *api_parse_number_order(const JsonbValue *data,

@@ -26,6 +26,7 @@
 #define ERRCODE_TELNYX_MALFORMED		MAKE_SQLSTATE('T','X','5','0','2')
 #define ERRCODE_TELNYX_TRANSPORT		MAKE_SQLSTATE('T','X','5','0','3')
 #define ERRCODE_TELNYX_UNKNOWN_OUTCOME	MAKE_SQLSTATE('T','X','5','0','4')
+#define ERRCODE_TELNYX_LIST_UNENDED		MAKE_SQLSTATE('T','X','5','0','8')
 
 /* Webhook deliveries (telnyx_apply_webhook) */
 #define ERRCODE_TELNYX_WEBHOOK_NO_KEY		MAKE_SQLSTATE('T','X','6','0','0')

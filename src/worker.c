@@ -126,8 +126,9 @@ typedef struct SenderState
 								 * match the library's; "" if it does */
 	TimestampTz not_before;		/* rate limited until then */
 	TimestampTz next_sync;		/* when the periodic sync is due */
-	int			sync_page;		/* the page of the list the sync reads
-								 * next; 0 when it is not under way */
+	ApiListWalk *sync_walk;		/* the sync's walk over the list, in
+								 * TopMemoryContext; NULL when it is not
+								 * under way */
 	int			sync_found;		/* orders it recorded so far */
 	bool		release_pending;	/* give up own claims after an error */
 	TimestampTz next_purge;		/* when finished requests are next purged */
@@ -337,7 +338,7 @@ telnyx_sender_main(Datum arg)
 			done = worker_pass(&sender_state, -1);
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(passcxt);
-			if (done > 0 || sender_state.sync_page > 0)
+			if (done > 0 || sender_state.sync_walk != NULL)
 				continue;		/* there may be more */
 			next_pass = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													worker_rest_ms(&sender_state));
@@ -1006,6 +1007,12 @@ worker_reconcile(SenderState *state)
 	foreach(lc, reqs)
 		((QueueRequest *) lfirst(lc))->looked_at = looked_at;
 	failure = reconcile_find(reqs, CurrentMemoryContext);
+	if (failure != NULL)
+		ereport(LOG,
+				(errmsg_plural("telnyx_orders could not read the list of orders to reconcile %d order request",
+							   "telnyx_orders could not read the list of orders to reconcile %d order requests",
+							   list_length(reqs), list_length(reqs)),
+				 errdetail_internal("%s", failure->why ? failure->why : "")));
 
 	worker_begin();
 	foreach(lc, reqs)
@@ -1083,40 +1090,37 @@ worker_refresh(void)
 static void
 worker_sync(SenderState *state)
 {
+	ApiListWalk *walk;
 	TelnyxResult *failure;
-	bool		last;
 
-	if (state->sync_page == 0)
+	if (state->sync_walk == NULL)
 	{
 		if (GetCurrentTimestamp() < state->next_sync)
 			return;
 		state->next_sync = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   (int64) telnyx_sync_interval_s * 1000);
-		state->sync_page = 1;
+		state->sync_walk = MemoryContextAlloc(TopMemoryContext, sizeof(ApiListWalk));
+		api_walk_begin(state->sync_walk, TopMemoryContext);
 		state->sync_found = 0;
 	}
+	walk = state->sync_walk;
 
 	pgstat_report_activity(STATE_RUNNING,
-						   psprintf("syncing page %d of the list of orders", state->sync_page));
-	failure = api_read_page(state->sync_page, worker_sync_page, &state->sync_found, &last);
+						   psprintf("syncing page %d of the list of orders", walk->page));
+	failure = api_walk_next(walk, worker_sync_page, &state->sync_found);
+	if (failure == NULL && walk->end == API_LIST_UNDER_WAY)
+		return;
 	if (failure != NULL)
-	{
 		ereport(LOG,
 				(errmsg("telnyx_orders worker could not read the list of orders to sync it"),
 				 errdetail_internal("%s", failure->why ? failure->why : "")));
-		state->sync_page = 0;
-		return;
-	}
-	if (!last)
-	{
-		state->sync_page++;
-		return;
-	}
-	if (state->sync_found > 0)
+	else if (state->sync_found > 0)
 		ereport(LOG,
 				(errmsg("telnyx_orders worker recorded %d orders the tables lacked",
 						state->sync_found)));
-	state->sync_page = 0;
+	api_walk_finish(walk);
+	pfree(walk);
+	state->sync_walk = NULL;
 }
 
 /* One page of the periodic sync: record the orders the tables lack. */

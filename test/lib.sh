@@ -64,7 +64,7 @@ make_scratch() {
 	[ "$(id -u)" -eq 0 ] || RUN_USER=$(id -un)
 	SCRATCH=$(mktemp -d /tmp/telnyx_orders.XXXXXX)
 	CLEANUP+=("rm -rf '$SCRATCH'")
-	cp -r "$TOP/sql" "$TOP/expected" "$TOP/test" "$SCRATCH/"
+	cp -r "$TOP/sql" "$TOP/expected" "$TOP/test" "$TOP/README.md" "$SCRATCH/"
 	mkdir -p "$SCRATCH/tls"
 	[ "$(id -u)" -eq 0 ] && chown -R "$RUN_USER" "$SCRATCH"
 	chmod 700 "$SCRATCH"

@@ -43,6 +43,13 @@ Tests drive it through /_standin (no key needed), usually with standinctl:
                            orders a page, whatever page_size asks),
                            "list_oldest_first": true (list the oldest
                            orders first; newest first by default),
+                           "list_meta": false (list pages without "meta"),
+                           "list_endless": "repeat" (a page past the end
+                           is the last page again, or page 1 again when
+                           "list_ignore_page" is true: page_number
+                           ignored), "new" (a page past the end holds
+                           orders never listed before, every time) or
+                           null (past the end, an empty page),
                            "number_seconds": ... (how long a number order's
                            numbers stay pending; process_seconds by
                            default), "webhook_url": ... (where to POST
@@ -184,6 +191,9 @@ class State:
         self.order_id_style = "uuid"
         self.list_page_cap = 0
         self.list_oldest_first = False
+        self.list_meta = True
+        self.list_endless = None
+        self.list_ignore_page = False
         self.chaos = []             # faults drawn at random, per request
         self.rate_limit = 0         # API requests a second; 0: no limit
         self.rng = random.Random(0)
@@ -203,6 +213,7 @@ class State:
         self.replays = 0
         self.deliveries = []        # webhook deliveries made
         self.next_event = 0
+        self.next_made_up = 0       # orders made up for endless lists
         self.mutations = []         # answers sent mutated
         self.chaos_hits = {}        # chaos faults drawn, by action
         self.recent = collections.deque()  # API requests of the last second
@@ -348,6 +359,16 @@ class State:
         return {"body": body, "timestamp": timestamp,
                 "signature": sign(self.webhook_key, timestamp + "|" + body),
                 "event_id": event_id}
+
+    def made_up_order(self):
+        """An order listed once and never again (an endless list's)."""
+        self.next_made_up += 1
+        return {"id": str(uuid.UUID(int=(0xe0d1e55 << 96) + self.next_made_up)),
+                "record_type": "inexplicit_number_order",
+                "customer_reference": "endless-list",
+                "created_at": now_iso(time.time()),
+                "updated_at": now_iso(time.time()),
+                "ordering_groups": []}
 
     def render(self, order):
         """The order as the API shows it."""
@@ -889,12 +910,19 @@ class Handler(BaseHTTPRequestHandler):
                 if st.list_page_cap:
                     size = min(size, st.list_page_cap)
                 total = len(ids)
+                pages = (total + size - 1) // size
+                if st.list_endless == "repeat" and pages > 0:
+                    page = 1 if st.list_ignore_page else min(page, pages)
                 chunk = ids[(page - 1) * size: page * size]
                 data = [st.render(st.orders[i]) for i in chunk]
-                meta = {"page_number": page, "page_size": size,
-                        "total_results": total,
-                        "total_pages": (total + size - 1) // size}
-                return 200, {"data": data, "meta": meta}
+                if not data and st.list_endless == "new":
+                    data = [st.made_up_order() for _ in range(size)]
+                answer = {"data": data}
+                if st.list_meta:
+                    answer["meta"] = {"page_number": page, "page_size": size,
+                                      "total_results": total,
+                                      "total_pages": pages}
+                return 200, answer
         raise ApiError(404, "10005", "Resource not found", "No such route.")
 
     # -- test control ----------------------------------------------------
@@ -916,6 +944,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.latency, st.list_lag = 0.0, 0.0
                 st.idempotency, st.order_id_style = False, "uuid"
                 st.list_page_cap, st.list_oldest_first = 0, False
+                st.list_meta, st.list_endless = True, None
+                st.list_ignore_page = False
                 st.number_seconds, st.webhook_url = secs, None
                 st.chaos = []
                 st.rate_limit = 0
@@ -987,6 +1017,12 @@ class Handler(BaseHTTPRequestHandler):
                     st.list_page_cap = int(arg["list_page_cap"])
                 if "list_oldest_first" in arg:
                     st.list_oldest_first = bool(arg["list_oldest_first"])
+                if "list_meta" in arg:
+                    st.list_meta = bool(arg["list_meta"])
+                if "list_endless" in arg:
+                    st.list_endless = arg["list_endless"]
+                if "list_ignore_page" in arg:
+                    st.list_ignore_page = bool(arg["list_ignore_page"])
                 if "number_seconds" in arg:
                     st.number_seconds = float(arg["number_seconds"])
                 if "webhook_url" in arg:

@@ -1,0 +1,221 @@
+# The README's grants, as written: every SQL block (and inline statement)
+# of README.md that grants something is read from the README when the test
+# runs, executed by the extension's owner, and then each role it names
+# does what the README says that role may do, and is refused a few things
+# it may not.  Also what row security hides from a role that reads
+# telnyx_order_requests, and what it does not (the README's Security).
+use strict;
+use warnings;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use StandIn;
+
+my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
+my $group = '{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}';
+
+# --- the grants, from the README ------------------------------------------
+
+my $readme = "$FindBin::Bin/../../README.md";
+open(my $fh, '<', $readme) or die "could not open $readme: $!";
+my @lines = <$fh>;
+close($fh);
+
+# Fenced SQL blocks (indented or not) that hold a GRANT, and inline code
+# spans that are GRANT statements; each with the README line it starts on.
+my @blocks;
+for (my $i = 0; $i < @lines; $i++)
+{
+	if ($lines[$i] =~ /^(\s*)```sql\s*$/)
+	{
+		my ($indent, $start) = ($1, $i + 1);
+		my $text = '';
+		for ($i++; $i < @lines && $lines[$i] !~ /^\s*```\s*$/; $i++)
+		{
+			(my $l = $lines[$i]) =~ s/^\Q$indent\E//;
+			$text .= $l;
+		}
+		push @blocks, { line => $start, sql => $text } if $text =~ /\bGRANT\b/i;
+		next;
+	}
+}
+my $whole = join('', @lines);
+while ($whole =~ /`(GRANT\b[^`]*)`/gi)
+{
+	my $sql = $1;
+	my $line = 1 + (() = substr($whole, 0, $-[0]) =~ /\n/g);
+	push @blocks, { line => $line, sql => "$sql;" };
+}
+cmp_ok(scalar(@blocks), '>=', 2, scalar(@blocks) . ' grant blocks found in README.md');
+
+# The roles the grants name (TO role[, role]).
+my %roles;
+for my $b (@blocks)
+{
+	(my $sql = $b->{sql}) =~ s/--[^\n]*//g;
+	while ($sql =~ /\bTO\s+([a-z_][a-z0-9_]*(?:\s*,\s*[a-z_][a-z0-9_]*)*)/gi)
+	{
+		$roles{$_} = 1 for split /\s*,\s*/, $1;
+	}
+}
+is(join(' ', sort keys %roles), 'admin_role ordering_role table_owner webhook_role',
+	'the grants name the roles the README describes');
+
+# --- a server set up as the README says ------------------------------------
+
+standinctl('reset');
+standinctl('config', encode_json({ api_key => $key, idempotency => JSON::PP::false }));
+
+my $node = PostgreSQL::Test::Cluster->new('readme_grants');
+$node->init;
+$node->append_conf('postgresql.conf', telnyx_conf() . qq{
+telnyx.database = 'no_such_database'
+telnyx.webhook_public_key = '$ENV{TELNYX_TEST_WEBHOOK_PUBLIC_KEY}'
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION telnyx_orders');
+# (no worker sends this database's queue, so that a request stays queued
+# until admin_role sends it)
+# the README says to create the roles first
+$node->safe_psql('postgres', "CREATE ROLE $_ LOGIN") for sort keys %roles;
+# a schema of its own for the table owner's table (PostgreSQL 15 grants
+# no CREATE on public)
+$node->safe_psql('postgres', 'CREATE SCHEMA AUTHORIZATION table_owner');
+
+for my $b (@blocks)
+{
+	my ($rc, $out, $err) = $node->psql('postgres', $b->{sql},
+		extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+	is($rc, 0, "README.md line $b->{line}: the grant runs as written")
+	  or diag($err);
+}
+
+# Run sql as role (a connection of its own); returns (ok, stdout, stderr).
+sub as_role
+{
+	my ($role, $sql) = @_;
+	my ($rc, $out, $err) = $node->psql('postgres', $sql,
+		extra_params => [ '-U', $role, '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=sqlstate' ]);
+	return ($rc == 0, $out, $err);
+}
+
+# What role may do: it runs and answers like.
+sub may
+{
+	my ($role, $sql, $like, $what) = @_;
+	my ($ok, $out, $err) = as_role($role, $sql);
+	ok($ok && $out =~ $like, "$role may $what") or diag("out: $out\nerr: $err");
+	return $out;
+}
+
+# What role may not do: refused for want of privilege (42501).
+sub may_not
+{
+	my ($role, $sql, $what) = @_;
+	my ($ok, $out, $err) = as_role($role, $sql);
+	ok(!$ok && $err =~ /42501/, "$role may not $what") or diag("out: $out\nerr: $err");
+}
+
+# --- ordering_role ---------------------------------------------------------
+
+my $order = may('ordering_role',
+	"SELECT telnyx_create_inexplicit_order('$group', customer_reference => 'readme-ordering') ->> 'id'",
+	qr/^[0-9a-f-]{36}$/, 'create an order');
+may('ordering_role', "SELECT telnyx_get_inexplicit_order('$order'::uuid) ->> 'id'",
+	qr/^\Q$order\E$/, 'get an order by uuid');
+may('ordering_role', "SELECT telnyx_get_inexplicit_order('$order'::text) ->> 'id'",
+	qr/^\Q$order\E$/, 'get an order by text');
+may('ordering_role',
+	"SELECT (SELECT count(*) FROM telnyx_order_allocations) || ' ' || (SELECT count(*) FROM telnyx_purchased_numbers)"
+	  . " || ' ' || (SELECT count(*) FROM telnyx_open_orders) || ' ' || (SELECT count(*) FROM telnyx_order_events)",
+	qr/^1 \d+ \d+ \d+$/, 'read the report views');
+my $own = may('ordering_role',
+	"SELECT telnyx_enqueue_inexplicit_order('$group', customer_reference => 'readme-queued')",
+	qr/^\d+$/, 'enqueue an order');
+may('ordering_role', "SELECT telnyx_cancel_order_request($own)", qr/^t$/,
+	'cancel its own request');
+may('ordering_role', "SELECT count(*) || ' ' || min(state) FROM telnyx_order_requests",
+	qr/^1 cancelled$/, 'read its own requests');
+may_not('ordering_role', 'SELECT telnyx_sync_inexplicit_orders()', 'sync the account');
+may_not('ordering_role', 'SELECT * FROM telnyx_queue_status', 'read the queue status');
+may_not('ordering_role', 'SELECT count(*) FROM telnyx_inexplicit_orders',
+	'read the order tables');
+may_not('ordering_role', 'CALL telnyx_process_queue()', 'send the queue');
+may_not('ordering_role', 'SELECT telnyx_purge_requests(interval \'1 day\')',
+	'purge requests');
+
+# --- table_owner -----------------------------------------------------------
+
+may('table_owner', q{
+CREATE TABLE table_owner.number_requests (
+    id serial PRIMARY KEY,
+    country_iso text,
+    phone_number_type text,
+    count_requested integer,
+    customer_reference text);
+CREATE TRIGGER order_numbers AFTER INSERT ON table_owner.number_requests
+    FOR EACH ROW EXECUTE FUNCTION telnyx_order_trigger();
+INSERT INTO table_owner.number_requests (country_iso, phone_number_type, count_requested, customer_reference)
+VALUES ('US', 'local', 1, 'readme-trigger');
+SELECT count(*) FROM table_owner.number_requests;
+}, qr/^1$/, 'create the ordering trigger and insert a row it orders');
+is($node->safe_psql('postgres',
+		"SELECT requested_by::regrole FROM telnyx_order_requests WHERE body ->> 'customer_reference' = 'readme-trigger'"),
+	'table_owner', "the trigger queued a request, table_owner's");
+may_not('table_owner', "SELECT telnyx_create_inexplicit_order('$group')",
+	'order synchronously');
+
+# --- what row security hides from ordering_role, and what it does not -------
+
+may('ordering_role',
+	"SELECT count(*) FROM telnyx_order_requests WHERE body ->> 'customer_reference' = 'readme-trigger'",
+	qr/^0$/, "not see table_owner's request");
+may('ordering_role',
+	"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM telnyx_order_requests",
+	qr/Rows Removed by Filter: 1\b/,
+	"count table_owner's request through EXPLAIN ANALYZE (the documented limit)");
+
+# --- webhook_role ----------------------------------------------------------
+
+standinctl('settle');
+my $order_json = $node->safe_psql('postgres',
+	"SELECT telnyx_get_inexplicit_order('$order'::uuid)");
+my $number_order = decode_json($order_json)->{ordering_groups}[0]{orders}[0]{number_order_id};
+ok(defined $number_order, 'the settled order lists a number order');
+my $delivery = decode_json(standinctl('webhook', $number_order));
+may('webhook_role',
+	"SELECT telnyx_apply_webhook(:'body', :'signature', :'timestamp') ->> 'applied'"
+	  =~ s/:'(\w+)'/"'" . ($delivery->{$1} =~ s{'}{''}gr) . "'"/ger,
+	qr/^true$/, 'apply a signed delivery');
+may_not('webhook_role', "SELECT telnyx_create_inexplicit_order('$group')",
+	'order');
+may_not('webhook_role', 'SELECT count(*) FROM telnyx_order_allocations',
+	'read the reports');
+
+# --- admin_role ------------------------------------------------------------
+
+may('admin_role',
+	'SELECT queued + sending + retrying + unknown + sent + failed + cancelled FROM telnyx_queue_status',
+	qr/^2$/, "read the queue status, every role's requests");
+may('admin_role', 'SELECT telnyx_sync_inexplicit_orders() >= 1', qr/^t$/,
+	'sync the account');
+may('admin_role', 'SELECT telnyx_refresh_orders() >= 0', qr/^t$/,
+	'refresh orders');
+may('admin_role',
+	"SELECT jsonb_array_length(telnyx_list_inexplicit_orders(1, 10) -> 'data') >= 1",
+	qr/^t$/, 'list orders');
+may('admin_role', 'CALL telnyx_process_queue()', qr/^\d*$/, 'send the queue');
+may('admin_role', "SELECT telnyx_purge_requests(interval '30 days') >= 0",
+	qr/^t$/, 'purge requests');
+may('admin_role', 'SELECT telnyx_restart_workers()', qr/^t$/,
+	'restart the workers');
+may_not('admin_role', "SELECT telnyx_create_inexplicit_order('$group')",
+	'order');
+may_not('admin_role', 'SELECT count(*) FROM telnyx_order_requests',
+	'read the requests table');
+
+$node->stop;
+done_testing();
