@@ -113,7 +113,8 @@ SELECT json_build_object('match', 'get', 'status', 200, 'body', json_build_objec
          json_build_object('id', '{path_id}', 'ordering_groups', json_build_array(
            json_build_object('orders',
              json_build_array(json_build_object('number_order_id', :'shared',
-                                                'sub_number_order_ids', json_build_array()))))))::text) AS fault \gset
+                                                'sub_number_order_ids', json_build_array()))),
+           json_build_object('orders', json_build_array()))))::text) AS fault \gset
 \set out `standinctl fault :'fault'`
 UPDATE telnyx_inexplicit_orders SET next_refresh_at = now() WHERE id = :'id';
 SELECT telnyx_refresh_orders() > 0 AS refreshed;
@@ -124,7 +125,8 @@ UPDATE telnyx_number_orders SET sub_number_order_ids = '{5b0e8f47-0000-4000-8000
 SELECT json_build_object('match', 'get', 'status', 200, 'body', json_build_object('data',
          json_build_object('id', '{path_id}', 'ordering_groups', json_build_array(
            json_build_object('orders',
-             json_build_array(json_build_object('number_order_id', :'shared')))))))::text) AS fault \gset
+             json_build_array(json_build_object('number_order_id', :'shared'))),
+           json_build_object('orders', json_build_array()))))::text) AS fault \gset
 \set out `standinctl fault :'fault'`
 UPDATE telnyx_inexplicit_orders SET next_refresh_at = now() WHERE id = :'id';
 SELECT telnyx_refresh_orders() > 0 AS refreshed;
