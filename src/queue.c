@@ -424,6 +424,7 @@ queue_resume(void)
 				   "UPDATE %1$s.telnyx_order_requests r"
 				   "   SET state = 'unknown', next_attempt_at = $1, last_error = $2,"
 				   "       first_sent_at = COALESCE(r.first_sent_at, r.created_at),"
+				   "       unknown_since = pg_catalog.now(), lookups = 0,"
 				   "       updated_at = pg_catalog.now()"
 				   " WHERE r.state OPERATOR(pg_catalog.=) 'replicated'",
 				   2, argtypes, args, NULL, SPI_OK_UPDATE);
@@ -606,7 +607,8 @@ queue_read_requests(MemoryContext mcxt)
 		req->next_attempt_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
 		req->claim_token = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
 		d = SPI_getbinval(tup, desc, 10, &isnull);
-		req->unknown_since = isnull ? req->next_attempt_at : DatumGetTimestampTz(d);
+		/* not known when its last attempt ended: from now on (recorded so) */
+		req->unknown_since = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(d);
 		req->lookups = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
 		result = lappend(result, req);
 		MemoryContextSwitchTo(old);
@@ -865,7 +867,8 @@ queue_set_state(QueueRequest *req, const char *from, const char *to,
 			   "       next_attempt_at = $6,"
 			   "       unknown_since = CASE WHEN $3 OPERATOR(pg_catalog.<>) 'unknown' THEN NULL"
 			   "                            WHEN $2 OPERATOR(pg_catalog.<>) 'unknown'"
-			   "                            THEN pg_catalog.now() ELSE unknown_since END,"
+			   "                            THEN pg_catalog.now()"
+			   "                            ELSE coalesce(unknown_since, pg_catalog.now()) END,"
 			   "       lookups = CASE WHEN $2 OPERATOR(pg_catalog.=) 'unknown'"
 			   "                       AND $3 OPERATOR(pg_catalog.=) 'unknown' THEN $8 ELSE 0 END,"
 			   "       lease_until = NULL, claimed_by_pid = NULL,"
