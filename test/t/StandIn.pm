@@ -5,9 +5,63 @@ package StandIn;
 use strict;
 use warnings;
 use Exporter 'import';
+use File::Basename qw(dirname basename);
+use File::Path qw(make_path);
 use JSON::PP;
+use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(standinctl fault ledger telnyx_conf write_key_file);
+
+# With TELNYX_STANDIN_PER_TEST set (test/run runs the TAP tests side by
+# side), each test file starts a stand-in of its own, with the same key and
+# certificates, so that no test resets or configures another's; it is
+# stopped when the test ends, and its log kept beside the test's.
+my $private_pid;
+my $owner_pid = $$;
+start_private_standin() if $ENV{TELNYX_STANDIN_PER_TEST};
+
+sub start_private_standin
+{
+	my $tls = dirname($ENV{TELNYX_TEST_CA});
+	my $name = basename($0, '.pl');
+	my $dir = "$ENV{TESTDIR}/tmp_check/standin_$name";
+	make_path($dir);
+	unlink("$dir/ports");
+	my $pid = fork() // die "could not fork: $!";
+	if ($pid == 0)
+	{
+		open(STDOUT, '>', "$dir/standin.log") or die;
+		open(STDERR, '>&', \*STDOUT) or die;
+		exec('python3', "$ENV{TESTDIR}/telnyx_standin.py",
+			'--cert', "$tls/server.crt", '--key', "$tls/server.key",
+			'--api-key', $ENV{TELNYX_TEST_KEY}, '--process-seconds', '600',
+			'--webhook-key', "$tls/webhook.pem", '--ports-file', "$dir/ports")
+		  or die "could not start the stand-in: $!";
+	}
+	$private_pid = $pid;
+	for (1 .. 200)
+	{
+		last if -s "$dir/ports";
+		usleep(50_000);
+	}
+	open(my $fh, '<', "$dir/ports") or die "the stand-in did not start (see $dir/standin.log)";
+	my $ports = decode_json(do { local $/; <$fh> });
+	close($fh);
+	$ENV{TELNYX_STANDIN_URL} = "http://127.0.0.1:$ports->{http}";
+	$ENV{TELNYX_TEST_HTTP_URL} = "http://127.0.0.1:$ports->{http}/v2";
+	$ENV{TELNYX_TEST_HTTPS_URL} = "https://127.0.0.1:$ports->{https}/v2";
+	$ENV{TELNYX_TEST_LOCALHOST_URL} = "https://localhost:$ports->{https}/v2";
+	return;
+}
+
+END
+{
+	if ($private_pid && $$ == $owner_pid)
+	{
+		kill 'TERM', $private_pid;
+		waitpid($private_pid, 0);
+	}
+}
 
 # Run standinctl with ARGS (no shell in between) and return its output;
 # die if it fails.
