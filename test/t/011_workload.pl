@@ -425,7 +425,8 @@ sub operator_client
 			my $ledger = eval { http_json('ledger')->{orders} } // [];
 			if ($op eq 'get_recent')
 			{
-				@ids = map { $_->{id} } grep { defined } @$ledger[ -3 .. -1 ];
+				my $first = @$ledger > 3 ? @$ledger - 3 : 0;
+				@ids = map { $_->{id} } @$ledger[ $first .. $#$ledger ];
 			}
 			else
 			{
@@ -467,7 +468,9 @@ for my $c (1 .. $clients)
 	my $pid = fork() // die "fork: $!";
 	if ($pid == 0)
 	{
-		ordering_client($c);
+		# a client that dies must not run the test's END blocks (they
+		# would stop the cluster): it says why and leaves
+		eval { ordering_client($c); 1 } or do { print STDERR "client $c died: $@"; POSIX::_exit(1); };
 		POSIX::_exit(0);
 	}
 	push @children, $pid;
@@ -476,7 +479,7 @@ for my $c (1 .. $clients)
 	my $pid = fork() // die "fork: $!";
 	if ($pid == 0)
 	{
-		operator_client();
+		eval { operator_client(); 1 } or do { print STDERR "operator died: $@"; POSIX::_exit(1); };
 		POSIX::_exit(0);
 	}
 	push @children, $pid;
@@ -569,7 +572,8 @@ while (time < $t_end)
 	}
 	usleep(100_000);
 }
-waitpid($_, 0) for @children;
+my $clients_died = grep { waitpid($_, 0); $? != 0 } @children;
+is($clients_died, 0, 'every client ran to its end');
 my $t_faults_end = time;
 note($_) for @nemesis;
 
