@@ -64,6 +64,8 @@ make_scratch() {
 	[ "$(id -u)" -eq 0 ] || RUN_USER=$(id -un)
 	SCRATCH=$(mktemp -d /tmp/telnyx_orders.XXXXXX)
 	CLEANUP+=("rm -rf '$SCRATCH'")
+	# a stand-in of a TAP test that was stopped before its end
+	CLEANUP+=("pkill -f '$SCRATCH/test/telnyx_standin.py' 2>/dev/null")
 	cp -r "$TOP/sql" "$TOP/expected" "$TOP/test" "$TOP/README.md" "$SCRATCH/"
 	mkdir -p "$SCRATCH/tls"
 	[ "$(id -u)" -eq 0 ] && chown -R "$RUN_USER" "$SCRATCH"
