@@ -392,11 +392,26 @@ sub operator_client
 		[ get_recent => ($without{lookup} ? 0 : 2) ], [ get_unknown => ($without{lookup} ? 0 : 4) ]);
 	my $total = 0;
 	$total += $_->[1] for @ops;
+	# each entry point the checks require, once, spread over the run; then
+	# as drawn
+	my @first = (qw(sync process list), ($without{lookup} ? () : ('get_recent')));
+	my $spread = ($t_end - time) / (2 * @first);
+	my $next_first = time;
 	while (time < $t_end)
 	{
-		my $pick = rand($total);
 		my $op;
-		for (@ops) { $op = $_->[0]; last if ($pick -= $_->[1]) < 0; }
+		my $forced = 0;
+		if (@first && time >= $next_first)
+		{
+			$op = shift @first;
+			$forced = 1;
+			$next_first = time + $spread;
+		}
+		else
+		{
+			my $pick = rand($total);
+			for (@ops) { $op = $_->[0]; last if ($pick -= $_->[1]) < 0; }
+		}
 		my @r;
 		if ($op eq 'process')
 		{
@@ -435,14 +450,21 @@ sub operator_client
 				my %want = map { $_ => 1 } split /\n/, ($rc == 0 ? $refs : '');
 				@ids = map { $_->{id} } grep { $want{ $_->{customer_reference} // '' } } @$ledger;
 			}
-			if (!@ids) { $rec->(op => $op, ids => [], rc => 0); next; }
+			if (!@ids)
+			{
+				$rec->(op => $op, ids => [], rc => 0);
+				push @first, $op if $forced;	# nothing to fetch yet
+				next;
+			}
 			@r = run_sql('wl', 'postgres',
 				"SET statement_timeout = '20s';\n"
 				  . join('', map { "SELECT telnyx_get_inexplicit_order('$_')->>'id';\n" } @ids));
 			$rec->(op => $op, ids => \@ids, rc => $r[0], sqlstate => $r[3]);
+			push @first, $op if $forced && $r[0] != 0;	# until it gets through once
 			next;
 		}
 		$rec->(op => $op, rc => $r[0], out => $r[1], sqlstate => $r[3]);
+		push @first, $op if $forced && $r[0] != 0;	# until it gets through once
 		usleep(int(rand(300_000)));
 	}
 	close($h);
