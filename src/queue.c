@@ -96,6 +96,12 @@ int			telnyx_absence_window_s = 300;
 	" r.attempts, r.created_at, r.first_sent_at, r.next_attempt_at," \
 	" r.claim_token, r.unknown_since, r.lookups"
 
+/* What every write that ends a request's claim sets, last in its SET list. */
+#define QUEUE_CLAIM_ENDS \
+	"       lease_until = NULL, claimed_by_pid = NULL," \
+	"       claimed_by_start = NULL, claim_token = NULL," \
+	"       updated_at = pg_catalog.now()"
+
 /* The states a request ends in, as an SQL array literal. */
 #define QUEUE_FINISHED_STATES "'{sent,failed,cancelled}'"
 
@@ -723,9 +729,7 @@ queue_record_created(List *reqs, List *results)
 			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = 'sent', order_id = t.order_id, last_error = NULL,"
 			   "       next_attempt_at = pg_catalog.now(),"
-			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, claim_token = NULL,"
-			   "       updated_at = pg_catalog.now()"
+			   QUEUE_CLAIM_ENDS
 			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 			   "                  pg_catalog.unnest($3)) AS t(id, token, order_id)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
@@ -773,9 +777,7 @@ queue_link_late(QueueRequest *req, TelnyxOrder *order)
 			   "   SET state = 'sent', order_id = $2, last_error = NULL,"
 			   "       next_attempt_at = pg_catalog.now(),"
 			   "       unknown_since = NULL, lookups = 0,"
-			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, claim_token = NULL,"
-			   "       updated_at = pg_catalog.now()"
+			   QUEUE_CLAIM_ENDS
 			   " WHERE r.id OPERATOR(pg_catalog.=) $1"
 			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,unknown,cancelled}')",
 			   2, argtypes, values, NULL, SPI_OK_UPDATE);
@@ -871,9 +873,7 @@ queue_set_state(QueueRequest *req, const char *from, const char *to,
 			   "                            ELSE coalesce(unknown_since, pg_catalog.now()) END,"
 			   "       lookups = CASE WHEN $2 OPERATOR(pg_catalog.=) 'unknown'"
 			   "                       AND $3 OPERATOR(pg_catalog.=) 'unknown' THEN $8 ELSE 0 END,"
-			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, claim_token = NULL,"
-			   "       updated_at = pg_catalog.now()"
+			   QUEUE_CLAIM_ENDS
 			   " WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) $2"
 			   "   AND claim_token OPERATOR(pg_catalog.=) $7",
 			   8, argtypes, values, nulls, SPI_OK_UPDATE);
@@ -971,9 +971,7 @@ queue_recover_stale(void)
 			   "                            THEN pg_catalog.now() ELSE r.unknown_since END,"
 			   "       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "                      THEN 0 ELSE r.lookups END,"
-			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, claim_token = NULL,"
-			   "       updated_at = pg_catalog.now()"
+			   QUEUE_CLAIM_ENDS
 			   " WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
 			   "   AND r.claimed_by_pid IS NOT NULL"
 			   "   AND (r.lease_until OPERATOR(pg_catalog.<) pg_catalog.now()"
@@ -1022,9 +1020,7 @@ queue_release_own(void)
 			   "                            THEN pg_catalog.now() ELSE r.unknown_since END,"
 			   "       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "                      THEN 0 ELSE r.lookups END,"
-			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, claim_token = NULL,"
-			   "       updated_at = pg_catalog.now()"
+			   QUEUE_CLAIM_ENDS
 			   " WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
 			   "   AND r.claimed_by_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
 			   "   AND r.claimed_by_start OPERATOR(pg_catalog.=) $3",
@@ -1095,9 +1091,7 @@ queue_unclaim(int64 *ids, int64 *tokens, int n)
 			   "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 1"
 			   "                    THEN 'retrying' ELSE 'queued' END,"
 			   "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"
-			   "       lease_until = NULL, claimed_by_pid = NULL,"
-			   "       claimed_by_start = NULL, claim_token = NULL,"
-			   "       updated_at = pg_catalog.now()"
+			   QUEUE_CLAIM_ENDS
 			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, token)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
 			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
