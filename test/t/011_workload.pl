@@ -459,11 +459,11 @@ sub operator_client
 			@r = run_sql('wl', 'postgres',
 				"SET statement_timeout = '20s';\n"
 				  . join('', map { "SELECT telnyx_get_inexplicit_order('$_')->>'id';\n" } @ids));
-			$rec->(op => $op, ids => \@ids, rc => $r[0], sqlstate => $r[3]);
+			$rec->(op => $op, ids => \@ids, rc => $r[0], sqlstate => $r[3], err => $r[2]);
 			push @first, $op if $forced && $r[0] != 0;	# until it gets through once
 			next;
 		}
-		$rec->(op => $op, rc => $r[0], out => $r[1], sqlstate => $r[3]);
+		$rec->(op => $op, rc => $r[0], out => $r[1], sqlstate => $r[3], err => $r[2]);
 		push @first, $op if $forced && $r[0] != 0;	# until it gets through once
 		usleep(int(rand(300_000)));
 	}
@@ -676,6 +676,12 @@ $node->safe_psql('wl', 'SELECT telnyx_refresh_orders()');
 is(join(', ', grep { !$ran{$_}{ok} } sort keys %ran), '',
 	'every entry point ran to its end at least once: '
 	  . join(', ', map { "$_ " . ($ran{$_}{ok} // 0) . '/' . (($ran{$_}{ok} // 0) + ($ran{$_}{failed} // 0)) } sort keys %ran));
+# what the operator's failures said
+for my $e (grep { $_->{rc} != 0 } @operator)
+{
+	my ($first) = grep { /ERROR|WARNING|FATAL|timed out/ } split /\n/, ($e->{err} // '');
+	diag(sprintf('operator %s at %.1fs failed: %s', $e->{op}, $e->{t}, $first // "rc $e->{rc}"));
+}
 my %gets;
 for my $e (grep { $_->{ids} } @operator)
 {
