@@ -63,6 +63,7 @@ make_scratch() {
 	RUN_USER=${RUN_USER:-postgres}
 	[ "$(id -u)" -eq 0 ] || RUN_USER=$(id -un)
 	SCRATCH=$(mktemp -d /tmp/telnyx_orders.XXXXXX)
+	log "scratch directory $SCRATCH (removed at the end)"
 	CLEANUP+=("rm -rf '$SCRATCH'")
 	# a stand-in of a TAP test that was stopped before its end
 	CLEANUP+=("pkill -f '$SCRATCH/test/telnyx_standin.py' 2>/dev/null")
@@ -158,6 +159,34 @@ CONF
 	as_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$SCRATCH/postgres.log" -w start >/dev/null \
 		|| die "PostgreSQL did not start: $(tail -5 "$SCRATCH/postgres.log")"
 	CLEANUP+=("as_user '$PGBIN/pg_ctl' -D '$PGDATA' -m immediate stop >/dev/null 2>&1")
+}
+
+# Copy a failure's evidence (a file or directory) where it outlives the
+# scratch directory: test/output/NAME in the tree, or a new directory in
+# /tmp when the tree is not writable by the user who runs the script.
+# Prints where it went.
+keep_evidence() {
+	local src=$1 name=$2 keep=$TOP/test/output
+	mkdir -p "$keep" 2>/dev/null && [ -w "$keep" ] || keep=$(mktemp -d /tmp/telnyx_orders-output.XXXXXX)
+	rm -rf "${keep:?}/$name" && cp -r "$src" "$keep/$name" && echo "$keep/$name"
+}
+
+# Stop what the script started, now, and say whether anything it started
+# is still running (a process whose command line names the scratch
+# directory: servers, stand-ins, TAP tests' clusters).  Returns 1, listing
+# them, if something outlived the cleanup by 10 seconds.
+stop_all_and_check() {
+	local scratch=${SCRATCH:-}
+	cleanup
+	CLEANUP=()
+	[ -n "$scratch" ] || return 0
+	for _ in $(seq 100); do
+		pgrep -f "$scratch" >/dev/null || return 0
+		sleep 0.1
+	done
+	echo "processes left behind:"
+	pgrep -af "$scratch"
+	return 1
 }
 
 cleanup() {
