@@ -11,6 +11,8 @@ DELETE FROM telnyx_inexplicit_orders;
 \getenv closed_url TELNYX_TEST_CLOSED_URL
 \getenv other_ca TELNYX_TEST_OTHER_CA
 \getenv key_file TELNYX_TEST_KEY_FILE
+\getenv ca TELNYX_TEST_CA
+\getenv wrong_name_url TELNYX_TEST_WRONG_NAME_URL
 \set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]'
 
 -- verified TLS, with the CA that signed the stand-in's certificate
@@ -42,6 +44,59 @@ RESET telnyx.ca_file;
 SET telnyx.api_base_url = :'closed_url';
 SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'refused');
 \echo :LAST_ERROR_SQLSTATE
+
+-- each fault of the transport says what it was and what to do: the
+-- SQLSTATE, the detail's second line (ours; curl's own text, which names
+-- ports, follows it) and the hint, with the CA file's path left out
+CREATE FUNCTION pg_temp.fault(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	detail text;
+	hint text;
+	said text;
+BEGIN
+	EXECUTE call;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+	said := SQLSTATE || ': ' || split_part(detail, E'\n', 2) || E'\nHINT: ' || hint;
+	IF current_setting('telnyx.ca_file') <> '' THEN
+		said := replace(said, current_setting('telnyx.ca_file'), '<ca_file>');
+	END IF;
+	RETURN said;
+END
+$$;
+SELECT pg_temp.fault($$SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]', customer_reference => 'refused')$$) AS refused;
+SET telnyx.api_base_url = 'https://telnyx-orders-test.invalid/v2';
+SET telnyx.max_retries = 0;
+SELECT pg_temp.fault('SELECT telnyx_list_inexplicit_orders()') AS no_such_host;
+SET telnyx.api_base_url = :'https_url';
+SET telnyx.ca_file = :'other_ca';
+SELECT pg_temp.fault('SELECT telnyx_list_inexplicit_orders()') AS untrusted;
+SET telnyx.ca_file = '';
+SELECT pg_temp.fault('SELECT telnyx_list_inexplicit_orders()') AS untrusted_by_the_system;
+RESET telnyx.ca_file;
+SET telnyx.api_base_url = :'wrong_name_url';
+SELECT pg_temp.fault('SELECT telnyx_list_inexplicit_orders()') AS name_mismatch;
+-- a CA file that went away after it was set
+SET telnyx.api_base_url = :'https_url';
+SELECT :'ca' || '.gone' AS gone_ca \gset
+\! cp "$TELNYX_TEST_CA" "$TELNYX_TEST_CA.gone"
+SET telnyx.ca_file = :'gone_ca';
+\! rm "$TELNYX_TEST_CA.gone"
+SELECT pg_temp.fault('SELECT telnyx_list_inexplicit_orders()') AS ca_file_gone;
+RESET telnyx.ca_file;
+-- a timeout
+\! standinctl fault '{"match": "list", "action": "delay", "seconds": 5}'
+SET telnyx.timeout = '300ms';
+SELECT pg_temp.fault('SELECT telnyx_list_inexplicit_orders()') AS timed_out;
+RESET telnyx.timeout;
+RESET telnyx.max_retries;
+-- a CA file the server cannot read is refused when it is set, and the
+-- value before is kept
+SET telnyx.ca_file = '/nonexistent/telnyx-ca.crt';
+SET telnyx.ca_file = '/';
+SELECT current_setting('telnyx.ca_file') = :'ca' AS ca_file_kept;
+SET telnyx.api_base_url = :'closed_url';
 \set VERBOSITY default
 
 -- plain http is allowed to a loopback address

@@ -35,6 +35,7 @@
 #include "utils/numeric.h"
 
 #include "api.h"
+#include "apikey.h"
 #include "http.h"
 #include "errcodes.h"
 
@@ -96,7 +97,7 @@ static const ApiClassInfo api_classes[] = {
 		gettext_noop("Not found at Telnyx."), NULL, false, API_PAUSE},
 	[TELNYX_AUTH] = {"auth", ERRCODE_TELNYX_AUTH,
 		gettext_noop("Telnyx did not accept the API key."),
-		gettext_noop("Check the key in telnyx.api_key_file (or TELNYX_API_KEY) and its permissions at Telnyx."),
+		NULL,					/* telnyx_api_key_refused_hint() */
 	false, API_PAUSE},
 	[TELNYX_RATE_LIMITED] = {"rate_limited", ERRCODE_TELNYX_RATE_LIMITED,
 		gettext_noop("Rate limited by Telnyx."),
@@ -560,6 +561,7 @@ api_classify(const HttpRequest *req, const HttpResponse *respp, bool data_is_arr
 	HttpResponse resp = *respp;
 	TelnyxResult *r = palloc0(sizeof(TelnyxResult));
 	bool		unsafe = !req->idempotent;
+	char	   *fault = http_fault_sentence(resp.fault);
 
 	r->status = resp.status;
 	r->attempts = resp.attempts;
@@ -569,14 +571,20 @@ api_classify(const HttpRequest *req, const HttpResponse *respp, bool data_is_arr
 	{
 		case HTTP_NOT_SENT:
 			r->class = TELNYX_NOT_SENT;
-			r->why = psprintf("The request did not reach Telnyx: %s.",
+			r->why = psprintf("%s%sThe request did not reach Telnyx: %s.",
+							  fault ? fault : "", fault ? "\n" : "",
 							  resp.transport_error);
+			r->hint = http_fault_hint(resp.fault);
 			return r;
 
 		case HTTP_FAILED_AFTER_SEND:
 			r->class = unsafe ? TELNYX_UNKNOWN : TELNYX_TRANSPORT;
-			r->why = psprintf("The connection failed after the request was sent: %s.",
+			r->why = psprintf("%s%sThe connection failed after the request was sent: %s.",
+							  fault ? fault : "", fault ? "\n" : "",
 							  resp.transport_error);
+			/* an unknown outcome's hint (look for the order) comes first */
+			if (r->class == TELNYX_TRANSPORT)
+				r->hint = http_fault_hint(resp.fault);
 			return r;
 
 		case HTTP_TOO_LARGE:
@@ -762,9 +770,16 @@ api_raise(const TelnyxResult *r, ApiAction action, const char *id)
 {
 	const ApiClassInfo *c = &api_classes[r->class];
 	StringInfoData detail;
+	const char *hint;
 
 	if (r->class == TELNYX_OK)
 		return;
+	if (r->hint != NULL)
+		hint = r->hint;
+	else if (r->class == TELNYX_AUTH)
+		hint = telnyx_api_key_refused_hint();
+	else
+		hint = c->hint ? _(c->hint) : NULL;
 
 	initStringInfo(&detail);
 	appendStringInfoString(&detail, _(c->sentence));
@@ -782,28 +797,28 @@ api_raise(const TelnyxResult *r, ApiAction action, const char *id)
 					(errcode(c->sqlerrcode),
 					 errmsg("could not create inexplicit number order"),
 					 errdetail_internal("%s", detail.data),
-					 c->hint ? errhint("%s", _(c->hint)) : 0));
+					 hint ? errhint("%s", hint) : 0));
 			break;
 		case API_GET:
 			ereport(ERROR,
 					(errcode(c->sqlerrcode),
 					 errmsg("could not retrieve inexplicit number order \"%s\"", id),
 					 errdetail_internal("%s", detail.data),
-					 c->hint ? errhint("%s", _(c->hint)) : 0));
+					 hint ? errhint("%s", hint) : 0));
 			break;
 		case API_LIST:
 			ereport(ERROR,
 					(errcode(c->sqlerrcode),
 					 errmsg("could not list inexplicit number orders"),
 					 errdetail_internal("%s", detail.data),
-					 c->hint ? errhint("%s", _(c->hint)) : 0));
+					 hint ? errhint("%s", hint) : 0));
 			break;
 		case API_GET_NUMBER_ORDER:
 			ereport(ERROR,
 					(errcode(c->sqlerrcode),
 					 errmsg("could not retrieve number order \"%s\"", id),
 					 errdetail_internal("%s", detail.data),
-					 c->hint ? errhint("%s", _(c->hint)) : 0));
+					 hint ? errhint("%s", hint) : 0));
 			break;
 	}
 }

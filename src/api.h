@@ -70,6 +70,8 @@ typedef struct TelnyxResult
 								 * get answered, parsed once */
 	struct TelnyxNumberOrder *number_order;	/* the same for a number order */
 	char	   *why;			/* a sentence on what went wrong, or NULL */
+	const char *hint;			/* what to do, when the class's hint does
+								 * not say it; or NULL */
 	char	   *telnyx_errors;	/* Telnyx's "errors", as sentences, or NULL */
 	char	   *error_code;		/* first error's code, or NULL */
 	char	   *error_title;	/* first error's title, or NULL */

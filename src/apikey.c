@@ -31,6 +31,11 @@
  *   file set at the same level or above it; otherwise nothing is sent.
  *   Pointing the base URL elsewhere thus never sends someone else's key.
  *
+ * Every problem with the key (none, a file that is missing, unsafe or
+ * unreadable, a key bound to another base URL) is described once, by
+ * key_problem: the session raises it, the background worker shows it in
+ * telnyx_queue_status and logs it, with the same message and hint.
+ *
  * A log hook keeps every value the key has had in this process, and any
  * value a statement assigns to telnyx.api_key, out of every message, and
  * hides the statement of a failing command that names it.  That is
@@ -109,7 +114,10 @@ static const char *level_name(GucSource source);
 static bool key_is_valid(const char *key);
 static void remember(const char *value);
 static void use_key(const char *key);
-static void key_from_file(const char *path);
+static bool key_from_file(const char *path, ApiKeyProblem *problem);
+static bool key_problem(ApiKeyProblem *problem, int sqlerrcode,
+						const char *reason, const char *message,
+						const char *detail, const char *hint);
 static void refuse_key_in_settings(void);
 static bool setconfig_has_key(ArrayType *setconfig);
 static void redact_key_in_log(ErrorData *edata);
@@ -278,8 +286,29 @@ remember(const char *value)
 const char *
 telnyx_api_key_value(void)
 {
+	ApiKeyProblem problem;
+	const char *key = telnyx_api_key_get(&problem);
+
+	if (key == NULL && problem.sqlerrcode != 0 && !problem.none)
+		telnyx_api_key_report(&problem, ERROR);
+	return key;
+}
+
+/*
+ * telnyx_api_key_get
+ *		The key to send to telnyx.api_base_url; or NULL, with *problem
+ *		saying why none may be sent (problem->none when none is configured
+ *		at all).  Raises an error only for a key in pg_db_role_setting
+ *		(checked only in a transaction) and out of memory.  The result lives
+ *		until the next call.
+ */
+const char *
+telnyx_api_key_get(ApiKeyProblem *problem)
+{
 	bool		server_url = base_url_source <= PGC_S_ARGV;
 	const char *env;
+
+	memset(problem, 0, sizeof(*problem));
 
 	/* catalogs can be read only in a transaction; the worker checks apart */
 	if (IsTransactionState())
@@ -288,29 +317,88 @@ telnyx_api_key_value(void)
 	if (telnyx_api_key_file != NULL && telnyx_api_key_file[0] != '\0')
 	{
 		if (!server_url && key_file_source < base_url_source)
-			ereport(ERROR,
-					(errcode(ERRCODE_TELNYX_NO_API_KEY),
-					 errmsg("no Telnyx API key may be sent to telnyx.api_base_url as set %s",
-							level_name(base_url_source)),
-					 errdetail("telnyx.api_key_file is set %s; its key is sent only to a base URL set at the same level or below it.",
-							   level_name(key_file_source)),
-					 errhint("Set telnyx.api_key_file %s too, or reset telnyx.api_base_url.",
-							 level_name(base_url_source))));
-		key_from_file(telnyx_api_key_file);
+		{
+			(void) key_problem(problem, ERRCODE_TELNYX_NO_API_KEY,
+							   "no Telnyx API key may be sent to telnyx.api_base_url as set there: set telnyx.api_key_file at the same level",
+							   psprintf("no Telnyx API key may be sent to telnyx.api_base_url as set %s",
+										level_name(base_url_source)),
+							   psprintf("telnyx.api_key_file is set %s; its key is sent only to a base URL set at the same level or below it.",
+										level_name(key_file_source)),
+							   psprintf("Set telnyx.api_key_file %s too, or reset telnyx.api_base_url.",
+										level_name(base_url_source)));
+			return NULL;
+		}
+		if (!key_from_file(telnyx_api_key_file, problem))
+			return NULL;
 		return current_key;
 	}
 
 	/* the environment's key is the server's: for the server's URL only */
 	env = getenv("TELNYX_API_KEY");
 	if (env == NULL || env[0] == '\0' || !server_url)
+	{
+		(void) key_problem(problem, ERRCODE_TELNYX_NO_API_KEY,
+						   "no Telnyx API key is configured: set telnyx.api_key_file and reload",
+						   "no Telnyx API key is configured", NULL,
+						   "Put the key in a file that only the server's operating system user can read, set telnyx.api_key_file to its path in postgresql.conf and reload the configuration; or set TELNYX_API_KEY in the server's environment and restart the server. A telnyx.api_base_url set for a database, a role, by the client or in the session needs telnyx.api_key_file set there too.");
+		problem->none = true;
 		return NULL;
+	}
 	if (!key_is_valid(env))
-		ereport(ERROR,
-				(errcode(ERRCODE_TELNYX_NO_API_KEY),
-				 errmsg("the Telnyx API key in TELNYX_API_KEY is not valid"),
-				 errdetail("An API key cannot contain spaces or control characters.")));
+	{
+		(void) key_problem(problem, ERRCODE_TELNYX_NO_API_KEY,
+						   "the Telnyx API key in TELNYX_API_KEY is not valid: fix it and restart the server",
+						   "the Telnyx API key in TELNYX_API_KEY is not valid",
+						   "An API key cannot contain spaces or control characters.",
+						   "Fix TELNYX_API_KEY in the server's environment and restart the server, or set telnyx.api_key_file and reload the configuration.");
+		return NULL;
+	}
 	use_key(env);
 	return current_key;
+}
+
+/*
+ * telnyx_api_key_refused_hint
+ *		What to do when Telnyx refuses the key, for where it came from: a
+ *		new key in the file is read at once; the environment's needs a
+ *		restart.
+ */
+const char *
+telnyx_api_key_refused_hint(void)
+{
+	if (telnyx_api_key_file != NULL && telnyx_api_key_file[0] != '\0')
+		return "Put a key Telnyx accepts in the file named by telnyx.api_key_file, and check its permissions at Telnyx: the file is read each time a key is needed, no reload is needed.";
+	return "Set TELNYX_API_KEY in the server's environment to a key Telnyx accepts and restart the server, or put the key in telnyx.api_key_file and reload the configuration; check its permissions at Telnyx.";
+}
+
+/*
+ * telnyx_api_key_report
+ *		Report a problem found by telnyx_api_key_get at elevel.
+ */
+void
+telnyx_api_key_report(const ApiKeyProblem *problem, int elevel)
+{
+	ereport(elevel,
+			(errcode(problem->sqlerrcode),
+			 errmsg_internal("%s", problem->message),
+			 problem->detail ? errdetail_internal("%s", problem->detail) : 0,
+			 problem->hint ? errhint("%s", problem->hint) : 0));
+}
+
+/*
+ * Fill *problem (strings palloc'd in the current memory context); returns
+ * false, for the caller to return.
+ */
+static bool
+key_problem(ApiKeyProblem *problem, int sqlerrcode, const char *reason,
+			const char *message, const char *detail, const char *hint)
+{
+	problem->sqlerrcode = sqlerrcode;
+	problem->reason = pstrdup(reason);
+	problem->message = pstrdup(message);
+	problem->detail = detail ? pstrdup(detail) : NULL;
+	problem->hint = hint ? pstrdup(hint) : NULL;
+	return false;
 }
 
 /*
@@ -353,46 +441,72 @@ use_key(const char *key)
  * rewritten in place, however soon, is read as it is now.  The file must
  * be a regular file owned by the server's OS user, with no permissions for
  * group or others; what is checked is the file opened, not the name.
+ * Returns false, with *problem filled, when no key can be used.
  */
-static void
-key_from_file(const char *path)
+static bool
+key_from_file(const char *path, ApiKeyProblem *problem)
 {
 	struct stat st;
 	char		buf[APIKEY_FILE_MAX + 1];
 	ssize_t		got;
 	size_t		len = 0;
 	int			fd;
+	static const char *reload = "The file is read each time a key is needed: once it is fixed, no reload is needed.";
 
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open the Telnyx API key file \"%s\": %m", path)));
+	{
+		int			save_errno = errno;
+
+		return key_problem(problem,
+						   save_errno == ENOENT ? ERRCODE_UNDEFINED_FILE : ERRCODE_TELNYX_NO_API_KEY,
+						   save_errno == ENOENT
+						   ? "the Telnyx API key file does not exist: create it, or fix telnyx.api_key_file and reload"
+						   : "the Telnyx API key file cannot be opened: see the server log",
+						   psprintf("could not open the Telnyx API key file \"%s\": %s",
+									path, strerror(save_errno)),
+						   NULL,
+						   save_errno == ENOENT
+						   ? "Create the file, owned by the server's operating system user with mode 600 (it is read each time a key is needed), or set telnyx.api_key_file to its path and reload the configuration."
+						   : "Make the file readable by the server's operating system user, its owner, with mode 600. The file is read each time a key is needed: once it is fixed, no reload is needed.");
+	}
 	if (fstat(fd, &st) != 0)
 	{
 		int			save_errno = errno;
 
 		CloseTransientFile(fd);
-		errno = save_errno;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat the Telnyx API key file \"%s\": %m", path)));
+		return key_problem(problem, ERRCODE_TELNYX_NO_API_KEY,
+						   "the Telnyx API key file cannot be read: see the server log",
+						   psprintf("could not stat the Telnyx API key file \"%s\": %s",
+									path, strerror(save_errno)),
+						   NULL, reload);
 	}
 	if (!S_ISREG(st.st_mode))
 	{
 		CloseTransientFile(fd);
-		ereport(ERROR,
-				(errcode(ERRCODE_TELNYX_NO_API_KEY),
-				 errmsg("the Telnyx API key file \"%s\" is not a regular file", path)));
+		return key_problem(problem, ERRCODE_TELNYX_NO_API_KEY,
+						   "the Telnyx API key file is not a regular file: fix telnyx.api_key_file and reload",
+						   psprintf("the Telnyx API key file \"%s\" is not a regular file", path),
+						   NULL,
+						   "Set telnyx.api_key_file to a regular file holding the key and reload the configuration.");
 	}
-	if (st.st_uid != geteuid() || (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	if (st.st_uid != geteuid())
 	{
 		CloseTransientFile(fd);
-		ereport(ERROR,
-				(errcode(ERRCODE_TELNYX_NO_API_KEY),
-				 errmsg("the Telnyx API key file \"%s\" may be read by others", path),
-				 errdetail("It must be owned by the server's operating system user and give no permissions to group or others."),
-				 errhint("Run \"chmod 600\" on it, as its owner.")));
+		return key_problem(problem, ERRCODE_TELNYX_NO_API_KEY,
+						   "the Telnyx API key file is not owned by the server's user: chown it",
+						   psprintf("the Telnyx API key file \"%s\" is not owned by the server's operating system user", path),
+						   "It must be owned by the server's operating system user and give no permissions to group or others.",
+						   "Run \"chown\" on it to give it to the server's operating system user. The file is read each time a key is needed: once it is fixed, no reload is needed.");
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	{
+		CloseTransientFile(fd);
+		return key_problem(problem, ERRCODE_TELNYX_NO_API_KEY,
+						   "the Telnyx API key file may be read by others: run chmod 600 on it",
+						   psprintf("the Telnyx API key file \"%s\" may be read by others", path),
+						   "It must be owned by the server's operating system user and give no permissions to group or others.",
+						   "Run \"chmod 600\" on it, as its owner. The file is read each time a key is needed: once it is fixed, no reload is needed.");
 	}
 
 	while (len < APIKEY_FILE_MAX &&
@@ -406,10 +520,11 @@ key_from_file(const char *path)
 				continue;
 			CloseTransientFile(fd);
 			explicit_bzero(buf, sizeof(buf));
-			errno = save_errno;
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read the Telnyx API key file \"%s\": %m", path)));
+			return key_problem(problem, ERRCODE_TELNYX_NO_API_KEY,
+							   "the Telnyx API key file cannot be read: see the server log",
+							   psprintf("could not read the Telnyx API key file \"%s\": %s",
+										path, strerror(save_errno)),
+							   NULL, reload);
 		}
 		len += got;
 	}
@@ -421,10 +536,11 @@ key_from_file(const char *path)
 	if (len == 0 || strlen(buf) != len || !key_is_valid(buf))
 	{
 		explicit_bzero(buf, sizeof(buf));
-		ereport(ERROR,
-				(errcode(ERRCODE_TELNYX_NO_API_KEY),
-				 errmsg("the Telnyx API key file \"%s\" does not hold a valid key", path),
-				 errdetail("It must hold the key on one line, without spaces or control characters.")));
+		return key_problem(problem, ERRCODE_TELNYX_NO_API_KEY,
+						   "the Telnyx API key file does not hold a valid key: put the key in it",
+						   psprintf("the Telnyx API key file \"%s\" does not hold a valid key", path),
+						   "It must hold the key on one line, without spaces or control characters.",
+						   reload);
 	}
 	PG_TRY();
 	{
@@ -435,6 +551,7 @@ key_from_file(const char *path)
 		explicit_bzero(buf, sizeof(buf));
 	}
 	PG_END_TRY();
+	return true;
 }
 
 /*

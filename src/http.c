@@ -32,9 +32,11 @@
 #include "postgres.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -143,6 +145,8 @@ static bool http_header_value(const char *line, size_t len, const char *name,
 							  char *value, size_t valuesize);
 static bool http_is_loopback_host(const char *host);
 static void http_error_context(void *arg);
+static HttpFault http_fault_of(CURL *easy, CURLcode code, const char *errbuf);
+static bool check_ca_file(char **newval, void **extra, GucSource source);
 
 /*
  * http_init
@@ -172,7 +176,7 @@ http_init(void)
 							   "",
 							   PGC_SUSET,
 							   0,
-							   NULL, NULL, NULL);
+							   check_ca_file, NULL, NULL);
 
 	DefineCustomIntVariable("telnyx.timeout",
 							"Longest time one API request may take.",
@@ -467,17 +471,16 @@ http_ensure_handles(int n)
 static struct curl_slist *
 http_build_headers(const HttpRequest *req)
 {
-	const char *key = telnyx_api_key_value();
+	ApiKeyProblem problem;
+	const char *key = telnyx_api_key_get(&problem);
 	struct curl_slist *headers = NULL;
 	struct curl_slist *next;
 	char	   *auth;
 	size_t		authlen;
 
+	/* the worker reports the same problem in telnyx_queue_status */
 	if (key == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_TELNYX_NO_API_KEY),
-				 errmsg("no Telnyx API key is configured"),
-				 errhint("Put the key in a file that only the server's operating system user can read and set telnyx.api_key_file to its path in postgresql.conf, or set TELNYX_API_KEY in the server's environment. A telnyx.api_base_url set for a database, a role, by the client or in the session needs telnyx.api_key_file set there too.")));
+		telnyx_api_key_report(&problem, ERROR);
 
 	authlen = strlen("Authorization: Bearer ") + strlen(key) + 1;
 	auth = malloc(authlen);
@@ -887,6 +890,8 @@ http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp)
 	else if (code != CURLE_OK)
 		resp->transport_error = pstrdup(xfer->errbuf[0] ? xfer->errbuf
 										: curl_easy_strerror(code));
+	if (code != CURLE_OK)
+		resp->fault = http_fault_of(easy, code, xfer->errbuf);
 
 	if (resp->status == 429 && xfer->retry_after_ms < 0)
 		resp->wait_ms = xfer->ratelimit_reset_ms;
@@ -909,6 +914,151 @@ http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp)
 		memcpy(resp->body, xfer->buf, xfer->len);
 	resp->body[xfer->len] = '\0';
 	resp->body_len = xfer->len;
+}
+
+/*
+ * What kind of fault curl's code (and, for a certificate curl refused, the
+ * verification's result or curl's text) says ended a transfer.
+ */
+static HttpFault
+http_fault_of(CURL *easy, CURLcode code, const char *errbuf)
+{
+	long		verify = 0;
+
+	switch (code)
+	{
+		case CURLE_COULDNT_RESOLVE_HOST:
+			return HTTP_FAULT_DNS;
+		case CURLE_COULDNT_CONNECT:
+			return HTTP_FAULT_REFUSED;
+		case CURLE_OPERATION_TIMEDOUT:
+			return HTTP_FAULT_TIMEOUT;
+		case CURLE_SSL_CACERT_BADFILE:
+			return HTTP_FAULT_CA_FILE;
+		case CURLE_PEER_FAILED_VERIFICATION:
+#if CURLE_SSL_CACERT != CURLE_PEER_FAILED_VERIFICATION
+		case CURLE_SSL_CACERT:
+#endif
+			/*
+			 * OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH or _IP_ADDRESS_MISMATCH;
+			 * curl's own host check leaves another result and says "host
+			 * name" ("no alternative certificate subject name matches
+			 * target host name ...")
+			 */
+			(void) curl_easy_getinfo(easy, CURLINFO_SSL_VERIFYRESULT, &verify);
+			if (verify == 62 || verify == 64 || strstr(errbuf, "host name") != NULL)
+				return HTTP_FAULT_TLS_NAME;
+			return HTTP_FAULT_TLS_UNTRUSTED;
+		case CURLE_SSL_CONNECT_ERROR:
+		case CURLE_SSL_CERTPROBLEM:
+		case CURLE_SSL_CIPHER:
+			return HTTP_FAULT_TLS;
+		default:
+			break;
+	}
+	return HTTP_FAULT_OTHER;
+}
+
+/*
+ * http_fault_sentence
+ *		What a transport fault was, as a sentence for an error's detail
+ *		(palloc'd); NULL when curl's own text says all that is known.
+ */
+char *
+http_fault_sentence(HttpFault fault)
+{
+	bool		own_ca = telnyx_ca_file != NULL && telnyx_ca_file[0] != '\0';
+
+	switch (fault)
+	{
+		case HTTP_FAULT_NONE:
+			return NULL;
+		case HTTP_FAULT_DNS:
+			return pstrdup(_("The host name of telnyx.api_base_url could not be resolved."));
+		case HTTP_FAULT_REFUSED:
+			return pstrdup(_("No connection could be made to the host of telnyx.api_base_url (refused or unreachable)."));
+		case HTTP_FAULT_TIMEOUT:
+			return pstrdup(_("The request timed out."));
+		case HTTP_FAULT_TLS_UNTRUSTED:
+			return own_ca
+				? psprintf(_("The server's TLS certificate is not signed by a CA in telnyx.ca_file \"%s\"."),
+						   telnyx_ca_file)
+				: pstrdup(_("The server's TLS certificate is not signed by a CA of the system's CA bundle (telnyx.ca_file is not set)."));
+		case HTTP_FAULT_TLS_NAME:
+			return pstrdup(_("The server's TLS certificate does not name the host of telnyx.api_base_url."));
+		case HTTP_FAULT_CA_FILE:
+			return own_ca
+				? psprintf(_("The CA file \"%s\" of telnyx.ca_file could not be read."), telnyx_ca_file)
+				: pstrdup(_("The system's CA bundle could not be read."));
+		case HTTP_FAULT_TLS:
+			return pstrdup(_("The TLS handshake with the server failed."));
+		case HTTP_FAULT_OTHER:
+			break;
+	}
+	return NULL;
+}
+
+/*
+ * http_fault_hint
+ *		What to do about a transport fault, as a hint; NULL if nothing can
+ *		be said.
+ */
+const char *
+http_fault_hint(HttpFault fault)
+{
+	switch (fault)
+	{
+		case HTTP_FAULT_NONE:
+		case HTTP_FAULT_OTHER:
+			return NULL;
+		case HTTP_FAULT_DNS:
+			return _("Check the host name in telnyx.api_base_url and the server's DNS configuration.");
+		case HTTP_FAULT_REFUSED:
+			return _("Check the host and port in telnyx.api_base_url, and that the server may connect to it (firewall, proxy).");
+		case HTTP_FAULT_TIMEOUT:
+			return _("Try again later, or raise telnyx.connect_timeout or telnyx.timeout.");
+		case HTTP_FAULT_TLS_UNTRUSTED:
+			return _("Set telnyx.ca_file to a file holding the CA certificate that signed the server's certificate, or empty it to use the system's CA bundle.");
+		case HTTP_FAULT_TLS_NAME:
+			return _("Use the host name the certificate was issued for in telnyx.api_base_url.");
+		case HTTP_FAULT_CA_FILE:
+			return _("Set telnyx.ca_file to a file of PEM certificates the server's operating system user can read, or empty it to use the system's CA bundle.");
+		case HTTP_FAULT_TLS:
+			return _("Check that telnyx.api_base_url is an https URL of a TLS server.");
+	}
+	return NULL;
+}
+
+/*
+ * telnyx.ca_file names a file the server can read, or is empty: a value
+ * curl could not read is refused when it is set (a reload keeps the value
+ * before and logs why), not at the next request.
+ */
+static bool
+check_ca_file(char **newval, void **extra, GucSource source)
+{
+	int			fd;
+	struct stat st;
+	bool		regular;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	fd = open(*newval, O_RDONLY | PG_BINARY, 0);
+	if (fd < 0)
+	{
+		GUC_check_errmsg("could not open the CA file \"%s\" of telnyx.ca_file: %m", *newval);
+		GUC_check_errhint("Name a file of PEM certificates that the server's operating system user can read, or the empty string for the system's CA bundle.");
+		return false;
+	}
+	regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	close(fd);
+	if (!regular)
+	{
+		GUC_check_errmsg("the CA file \"%s\" of telnyx.ca_file is not a regular file", *newval);
+		GUC_check_errhint("Name a file of PEM certificates that the server's operating system user can read, or the empty string for the system's CA bundle.");
+		return false;
+	}
+	return true;
 }
 
 /*

@@ -35,6 +35,23 @@ typedef enum HttpOutcome
 	HTTP_TOO_LARGE				/* response exceeded telnyx.max_response_size */
 } HttpOutcome;
 
+/*
+ * What kind of fault ended a transfer with no answer: each has its own
+ * sentence and hint (http_fault_sentence, http_fault_hint).
+ */
+typedef enum HttpFault
+{
+	HTTP_FAULT_NONE,
+	HTTP_FAULT_DNS,				/* the host name could not be resolved */
+	HTTP_FAULT_REFUSED,			/* no connection could be made */
+	HTTP_FAULT_TIMEOUT,			/* telnyx.connect_timeout or telnyx.timeout */
+	HTTP_FAULT_TLS_UNTRUSTED,	/* the certificate's CA is not trusted */
+	HTTP_FAULT_TLS_NAME,		/* the certificate names another host */
+	HTTP_FAULT_CA_FILE,			/* telnyx.ca_file cannot be read */
+	HTTP_FAULT_TLS,				/* another TLS failure */
+	HTTP_FAULT_OTHER
+} HttpFault;
+
 typedef struct HttpResponse
 {
 	HttpOutcome outcome;
@@ -44,6 +61,7 @@ typedef struct HttpResponse
 	double		wait_ms;		/* wait the server asked for, -1 if none */
 	int			attempts;		/* requests sent, retries included */
 	char	   *transport_error;	/* curl's description, or NULL */
+	HttpFault	fault;			/* what kind of transport failure, if any */
 } HttpResponse;
 
 /* Settings (telnyx.*), defined by http_init */
@@ -88,5 +106,7 @@ extern bool http_should_retry(const HttpRequest *req, const HttpResponse *resp);
 extern double http_retry_delay_ms(int retry, double wait_ms);
 extern void http_check_base_url(const char *url, int elevel);
 extern bool http_base_url_allowed(const char *url, const char **why);
+extern char *http_fault_sentence(HttpFault fault);
+extern const char *http_fault_hint(HttpFault fault);
 
 #endif							/* TELNYX_HTTP_H */

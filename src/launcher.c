@@ -208,27 +208,45 @@ telnyx_launcher_main(Datum arg)
 const char *
 launcher_unserved_reason(void)
 {
+	return launcher_unserved(NULL);
+}
+
+/*
+ * launcher_unserved
+ *		As launcher_unserved_reason; *kind (when not NULL) says which case
+ *		it is.
+ */
+const char *
+launcher_unserved(LauncherUnserved *kind)
+{
 	WakeupSender senders[WAKEUP_MAX_SENDERS];
 	const char *dbname;
 	char	   *list;
 	List	   *names = NIL;
 	int			n;
 	int			i;
+	LauncherUnserved dummy;
 
+	if (kind == NULL)
+		kind = &dummy;
+	*kind = LAUNCHER_NOT_PRELOADED;
 	n = wakeup_senders(senders, WAKEUP_MAX_SENDERS);
 	if (n < 0)
-		return "telnyx_orders is not in shared_preload_libraries, so no background worker runs";
+		return "telnyx_orders is not in shared_preload_libraries, so no background worker runs: add it and restart the server";
+	*kind = LAUNCHER_SERVED;
 	for (i = 0; i < n; i++)
 		if (senders[i].dboid == MyDatabaseId)
 			return NULL;
 
+	*kind = LAUNCHER_NOT_LISTED;
 	dbname = get_database_name(MyDatabaseId);
 
 	list = pstrdup(telnyx_database ? telnyx_database : "");
 	if (!SplitIdentifierString(list, ',', &names) || dbname == NULL ||
 		!launcher_listed(names, dbname))
-		return psprintf("database \"%s\" is not in telnyx.database, so no background worker sends its queue",
+		return psprintf("database \"%s\" is not in telnyx.database, so no background worker sends its queue: add it and reload",
 						dbname ? dbname : "?");
+	*kind = LAUNCHER_NOT_RUNNING;
 	return psprintf("the background worker of database \"%s\" is not running (it may be starting; see the server log)",
 					dbname ? dbname : "?");
 }

@@ -8,7 +8,17 @@
 #ifndef TELNYX_LAUNCHER_H
 #define TELNYX_LAUNCHER_H
 
+/* Whether a background worker sends the current database's queue. */
+typedef enum LauncherUnserved
+{
+	LAUNCHER_SERVED,
+	LAUNCHER_NOT_PRELOADED,		/* not in shared_preload_libraries */
+	LAUNCHER_NOT_LISTED,		/* not in telnyx.database */
+	LAUNCHER_NOT_RUNNING		/* listed, but its worker is not running */
+} LauncherUnserved;
+
 extern void launcher_init(void);
 extern const char *launcher_unserved_reason(void);
+extern const char *launcher_unserved(LauncherUnserved *kind);
 
 #endif							/* TELNYX_LAUNCHER_H */

@@ -92,6 +92,7 @@ PG_FUNCTION_INFO_V1(telnyx_purge_requests);
 PG_FUNCTION_INFO_V1(telnyx_restart_workers);
 PG_FUNCTION_INFO_V1(telnyx_worker_status);
 PG_FUNCTION_INFO_V1(telnyx_queue_unserved);
+PG_FUNCTION_INFO_V1(telnyx_notice_unserved);
 PG_FUNCTION_INFO_V1(telnyx_guard_drop);
 PG_FUNCTION_INFO_V1(telnyx_refresh_orders);
 PG_FUNCTION_INFO_V1(telnyx_apply_webhook);
@@ -101,6 +102,10 @@ static Jsonb *row_to_jsonb(HeapTuple tuple, TupleDesc desc);
 static bool has_after_insert_trigger(Relation rel, Oid fn);
 static void refuse_read_only(void);
 static void warn_if_unserved(void);
+static void notice_unserved_at_commit(XactEvent event, void *arg);
+
+/* What telnyx_notice_unserved found, said as its transaction commits. */
+static LauncherUnserved unserved_at_commit = LAUNCHER_SERVED;
 
 
 static Datum get_order(const char *id);
@@ -696,6 +701,65 @@ telnyx_queue_unserved(PG_FUNCTION_ARGS)
 	if (why == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(why));
+}
+
+/*
+ * telnyx_notice_unserved() returns void
+ *
+ * Run by the extension's script at CREATE EXTENSION and ALTER EXTENSION
+ * UPDATE: a NOTICE when no background worker will send this database's
+ * queue as configured (the library is not preloaded, or the database is
+ * not in telnyx.database), so that it is heard before the first enqueue.
+ * PostgreSQL raises client_min_messages to WARNING while an extension's
+ * script runs, so the NOTICE is given as the transaction commits; only a
+ * NOTICE, so that a restore's CREATE EXTENSION goes through.
+ */
+Datum
+telnyx_notice_unserved(PG_FUNCTION_ARGS)
+{
+	static bool registered = false;
+
+	(void) launcher_unserved(&unserved_at_commit);
+	if (unserved_at_commit == LAUNCHER_SERVED ||
+		unserved_at_commit == LAUNCHER_NOT_RUNNING)
+		PG_RETURN_VOID();
+	if (!registered)
+		RegisterXactCallback(notice_unserved_at_commit, NULL);
+	registered = true;
+	PG_RETURN_VOID();
+}
+
+/* The NOTICE telnyx_notice_unserved asked for, as its transaction commits. */
+static void
+notice_unserved_at_commit(XactEvent event, void *arg)
+{
+	LauncherUnserved kind = unserved_at_commit;
+	char	   *dbname;
+
+	if (event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	unserved_at_commit = LAUNCHER_SERVED;
+	if (event != XACT_EVENT_PRE_COMMIT)
+		return;
+	if (kind == LAUNCHER_NOT_PRELOADED)
+	{
+		dbname = get_database_name(MyDatabaseId);
+		ereport(NOTICE,
+				(errmsg("no background worker will send the order queue of database \"%s\"",
+						dbname ? dbname : "?"),
+				 errdetail("telnyx_orders is not in shared_preload_libraries, so no background worker runs."),
+				 errhint("Add telnyx_orders to shared_preload_libraries and the database to telnyx.database, and restart the server; or send the queue with \"CALL telnyx_process_queue()\".")));
+	}
+	else if (kind == LAUNCHER_NOT_LISTED)
+	{
+		dbname = get_database_name(MyDatabaseId);
+		ereport(NOTICE,
+				(errmsg("no background worker will send the order queue of database \"%s\"",
+						dbname ? dbname : "?"),
+				 errdetail("The database is not in telnyx.database."),
+				 errhint("Add the database to telnyx.database in postgresql.conf and reload the configuration; or send the queue with \"CALL telnyx_process_queue()\".")));
+	}
 }
 
 /*

@@ -13,13 +13,16 @@
 /* Senders the launcher keeps at most (databases in telnyx.database). */
 #define WAKEUP_MAX_SENDERS 16
 
+/* The longest reason a sender gives for waiting (with what to do). */
+#define WAKEUP_REASON_LEN 256
+
 /* What a sender shows of itself (telnyx_worker_status()). */
 typedef struct WakeupSender
 {
 	Oid			dboid;
 	int			pid;
 	TimestampTz started_at;
-	char		paused[96];		/* why it waits, or "" */
+	char		paused[WAKEUP_REASON_LEN];	/* why it waits, or "" */
 	TimestampTz rate_limited_until; /* 0 if not */
 	int64		sent;			/* orders created since it started */
 	int64		rate_limited;	/* 429 answers it got since it started */

@@ -124,6 +124,9 @@ typedef struct SenderState
 								 * queue waits for telnyx_resume_queue() */
 	char		skew[128];		/* why the database's SQL version does not
 								 * match the library's; "" if it does */
+	char		key_problem[WAKEUP_REASON_LEN];	/* why no key may be sent
+												 * (apikey.c), read each
+												 * pass; "" if one may */
 	TimestampTz not_before;		/* rate limited until then */
 	TimestampTz next_sync;		/* when the periodic sync is due */
 	ApiListWalk *sync_walk;		/* the sync's walk over the list, in
@@ -183,6 +186,17 @@ static SenderState sender_state;
 static bool worker_in_procedure = false;
 static bool sender_failed_last = false;
 
+/*
+ * The message of the error that ended the last pass, "" if it ended
+ * well: the same error again is not logged again, and the sender then
+ * rests its naptime rather than a second.
+ */
+static char sender_last_error[WAKEUP_REASON_LEN];
+static bool sender_failed_again = false;
+
+/* The database's name, for messages given outside a transaction. */
+static char worker_dbname[NAMEDATALEN];
+
 /*---- Function declarations ----*/
 
 PGDLLEXPORT void telnyx_sender_main(Datum arg);
@@ -199,6 +213,8 @@ static void worker_record(SenderState *state, HttpDone *done, int n);
 static int	worker_reconcile(SenderState *state);
 static bool worker_database_wanted(void);
 static bool worker_key_ready(SenderState *state);
+static bool worker_key_usable(SenderState *state);
+static void worker_key_context(void *arg);
 static void worker_begin(void);
 static void worker_commit(void);
 static bool worker_try(WorkerStepFn fn, RecordStep *step, const char *what);
@@ -284,9 +300,19 @@ telnyx_sender_main(Datum arg)
 	/* an error in a pass: log it, give up our claims, pause, go on */
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
 	{
+		ErrorData  *edata;
+
 		error_context_stack = NULL;
 		HOLD_INTERRUPTS();
-		EmitErrorReport();
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		sender_failed_again = edata->message != NULL &&
+			strcmp(edata->message, sender_last_error) == 0;
+		if (!sender_failed_again)
+			EmitErrorReport();
+		strlcpy(sender_last_error, edata->message ? edata->message : "",
+				sizeof(sender_last_error));
+		FreeErrorData(edata);
 		AbortOutOfAnyTransaction();
 		FlushErrorState();
 		MemoryContextSwitchTo(TopMemoryContext);
@@ -326,9 +352,15 @@ telnyx_sender_main(Datum arg)
 
 		if (sender_failed_last)
 		{
-			/* a second's rest after an error, whatever is due */
+			/*
+			 * a second's rest after an error, whatever is due; the naptime
+			 * after the same error again
+			 */
 			sender_failed_last = false;
-			next_pass = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+			next_pass = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													sender_failed_again
+													? Max(telnyx_worker_naptime_ms, 1000)
+													: 1000);
 		}
 		else if (GetCurrentTimestamp() >= next_pass)
 		{
@@ -336,6 +368,7 @@ telnyx_sender_main(Datum arg)
 
 			MemoryContextSwitchTo(passcxt);
 			done = worker_pass(&sender_state, -1);
+			sender_last_error[0] = '\0';
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(passcxt);
 			if (done > 0 || sender_state.sync_walk != NULL)
@@ -378,6 +411,9 @@ worker_rest_ms(SenderState *state)
 
 	if (state->paused || state->elsewhere || state->skew[0] != '\0')
 		return rest;
+	/* the key file is read again each second: fixed, it is used at once */
+	if (state->key_problem[0] != '\0')
+		return Min(rest, 1000);
 	if (state->not_before > now)
 		return TimestampDifferenceMilliseconds(now, state->not_before) + 1;
 
@@ -412,6 +448,12 @@ worker_pass(SenderState *state, int max_requests)
 	int			done = 0;
 
 	worker_begin();
+	if (worker_dbname[0] == '\0')
+	{
+		char	   *name = get_database_name(MyDatabaseId);
+
+		strlcpy(worker_dbname, name ? name : "?", sizeof(worker_dbname));
+	}
 	ready = queue_ready();
 	version = ready ? store_require_version(true) : NULL;
 	if (version != NULL && state->skew[0] == '\0')
@@ -451,16 +493,8 @@ worker_pass(SenderState *state, int max_requests)
 	if (!worker_key_ready(state) || state->paused || max_requests == 0)
 		return 0;
 
-	if (telnyx_api_key_value() == NULL)
-	{
-		ereport(LOG,
-				(errmsg("telnyx_orders worker: no Telnyx API key is configured; queued requests wait"),
-				 errhint("Set telnyx.api_key_file in postgresql.conf, or TELNYX_API_KEY in the server's environment, and reload. A telnyx.api_base_url set for the database needs telnyx.api_key_file set there too.")));
-		state->paused = "no Telnyx API key is configured";
-		state->paused_key = telnyx_api_key_serial();
-		worker_report(state, 0);
+	if (!worker_key_usable(state))
 		return 0;
-	}
 
 	done += worker_reconcile(state);
 	done += worker_stream(state, max_requests < 0 ? -1 : Max(max_requests - done, 0));
@@ -511,11 +545,62 @@ worker_key_ready(SenderState *state)
 		state->paused = NULL;
 	if (state->paused != NULL)
 	{
-		(void) telnyx_api_key_value();
+		ApiKeyProblem problem;
+
+		(void) telnyx_api_key_get(&problem);
 		if (telnyx_api_key_serial() != state->paused_key)
 			state->paused = NULL;
 	}
 	return true;
+}
+
+/*
+ * May a key be sent now?  Asked at each pass (the key file is read each
+ * time): a problem (no key, a key file missing, unsafe or unreadable, a key
+ * bound to another base URL) shows in telnyx_queue_status at once, is
+ * logged once, with apikey.c's message and hint, the same a session gets,
+ * and ends as soon as it is fixed, with no reload.  CALL
+ * telnyx_process_queue() hears a problem as its error; with no key at all,
+ * it handles nothing.
+ */
+static bool
+worker_key_usable(SenderState *state)
+{
+	ApiKeyProblem problem;
+	ErrorContextCallback context;
+
+	if (telnyx_api_key_get(&problem) != NULL)
+	{
+		if (state->key_problem[0] != '\0')
+			ereport(LOG,
+					(errmsg("telnyx_orders worker sends the order queue of database \"%s\" again: the Telnyx API key can be used",
+							worker_dbname)));
+		state->key_problem[0] = '\0';
+		return true;
+	}
+	if (state->is_pass && !problem.none)
+		telnyx_api_key_report(&problem, ERROR);
+
+	if (strcmp(state->key_problem, problem.reason) != 0)
+	{
+		context.callback = worker_key_context;
+		context.arg = NULL;
+		context.previous = error_context_stack;
+		error_context_stack = &context;
+		telnyx_api_key_report(&problem, LOG);
+		error_context_stack = context.previous;
+	}
+	strlcpy(state->key_problem, problem.reason, sizeof(state->key_problem));
+	worker_report(state, 0);
+	return false;
+}
+
+/* Which queue waits for a key: the context of worker_key_usable's report. */
+static void
+worker_key_context(void *arg)
+{
+	errcontext("telnyx_orders worker of database \"%s\": queued requests wait",
+			   worker_dbname);
 }
 
 /*
@@ -948,7 +1033,7 @@ worker_record(SenderState *state, HttpDone *done, int n)
 	{
 		ereport(LOG,
 				(errmsg("telnyx_orders worker: Telnyx did not accept the API key; queued requests wait"),
-				 errhint("Put a key Telnyx accepts in telnyx.api_key_file (or TELNYX_API_KEY and reload): a new key in the file is tried at once.")));
+				 errhint("%s", telnyx_api_key_refused_hint())));
 		state->paused = "Telnyx did not accept the API key";
 		state->paused_key = telnyx_api_key_serial();
 	}
@@ -980,6 +1065,10 @@ worker_report(SenderState *state, int sent)
 		why = state->skew;
 	else if (state->elsewhere)
 		why = "the database was restored or cloned: run telnyx_resume_queue() to send its queue here";
+	else if (state->paused == key_in_settings)
+		why = state->paused;
+	else if (state->key_problem[0] != '\0')
+		why = state->key_problem;
 	else if (state->paused)
 		why = state->paused;
 	wakeup_report(why, state->not_before > GetCurrentTimestamp() ? state->not_before : 0,

@@ -86,6 +86,9 @@ make_tls() {
 		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1' &&
 		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > server.ext &&
 		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext &&
+		openssl req -newkey rsa:2048 -nodes -keyout wrong-name.key -out wrong-name.csr -subj '/CN=elsewhere.invalid' &&
+		printf 'subjectAltName=DNS:elsewhere.invalid\n' > wrong-name.ext &&
+		openssl x509 -req -in wrong-name.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out wrong-name.crt -days 2 -extfile wrong-name.ext &&
 		openssl genpkey -algorithm ed25519 -out webhook.pem &&
 		openssl pkey -in webhook.pem -pubout -outform DER | tail -c 32 | base64 > webhook.pub
 	" >/dev/null 2>&1 || die "could not make TLS certificates and the webhook key"
@@ -108,6 +111,7 @@ start_standin() {
 		--cert '$SCRATCH/tls/server.crt' --key '$SCRATCH/tls/server.key' \
 		--api-key '$TELNYX_TEST_KEY' --process-seconds $seconds \
 		--webhook-key '$SCRATCH/tls/webhook.pem' \
+		--wrong-name-cert '$SCRATCH/tls/wrong-name.crt' --wrong-name-key '$SCRATCH/tls/wrong-name.key' \
 		--ports-file '$SCRATCH/standin.ports'" >"$SCRATCH/standin.log" 2>&1 &
 	STANDIN_PID=$!
 	CLEANUP+=("kill $STANDIN_PID 2>/dev/null")
@@ -116,17 +120,20 @@ start_standin() {
 		sleep 0.1
 	done
 	[ -f "$SCRATCH/standin.ports" ] || die "the stand-in did not start: $(cat "$SCRATCH/standin.log")"
-	local http https pid
+	local http https wrong pid
 	# the stand-in itself, not the subshell that started it, is stopped at the end
 	pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pid'])" "$SCRATCH/standin.ports")
 	CLEANUP+=("kill $pid 2>/dev/null")
 	http=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['http'])" "$SCRATCH/standin.ports")
 	https=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['https'])" "$SCRATCH/standin.ports")
+	wrong=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['https_wrong_name'])" "$SCRATCH/standin.ports")
 	export TELNYX_TEST_KEY
 	export TELNYX_STANDIN_URL="http://127.0.0.1:$http"
 	export TELNYX_TEST_HTTP_URL="http://127.0.0.1:$http/v2"
 	export TELNYX_TEST_HTTPS_URL="https://127.0.0.1:$https/v2"
 	export TELNYX_TEST_LOCALHOST_URL="https://localhost:$https/v2"
+	# a certificate the CA signed for another host name
+	export TELNYX_TEST_WRONG_NAME_URL="https://127.0.0.1:$wrong/v2"
 	export TELNYX_TEST_CA="$SCRATCH/tls/ca.crt"
 	export TELNYX_TEST_OTHER_CA="$SCRATCH/tls/other-ca.crt"
 	export TELNYX_TEST_CLOSED_URL="https://127.0.0.1:$(free_port)/v2"

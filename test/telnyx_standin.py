@@ -1097,6 +1097,10 @@ def main():
                     help="time an order takes to be filled")
     ap.add_argument("--webhook-key",
                     help="Ed25519 private key (PEM) to sign webhook deliveries")
+    ap.add_argument("--wrong-name-cert",
+                    help="a certificate for another host name, served on a "
+                    "port of its own (\"https_wrong_name\" in the ports)")
+    ap.add_argument("--wrong-name-key")
     ap.add_argument("--ports-file")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
@@ -1110,6 +1114,13 @@ def main():
         servers.append(Server(("127.0.0.1", args.https_port), state, "https",
                               ctx, verbose=args.verbose))
     ports = {s.scheme: s.server_address[1] for s in servers}
+    if args.wrong_name_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.wrong_name_cert, args.wrong_name_key)
+        wrong = Server(("127.0.0.1", 0), state, "https", ctx,
+                       verbose=args.verbose)
+        servers.append(wrong)
+        ports["https_wrong_name"] = wrong.server_address[1]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
     if args.ports_file:

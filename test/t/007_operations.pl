@@ -159,7 +159,7 @@ my @warnings = $err =~ /WARNING:  no background worker sends the order queue of 
 is(scalar(@warnings), 1, 'an enqueue no worker will send warns, once per session');
 like($err, qr/database "unserved" is not in telnyx.database/, 'and says why');
 is($node->safe_psql('unserved', 'SELECT worker_pid IS NULL, waiting_because, queued FROM telnyx_queue_status'),
-	't|database "unserved" is not in telnyx.database, so no background worker sends its queue|2',
+	't|database "unserved" is not in telnyx.database, so no background worker sends its queue: add it and reload|2',
 	'the status view says so too');
 
 unlike(slurp_file($node->logfile), qr/terminated by signal/, 'no process crashed');
