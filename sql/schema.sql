@@ -14,6 +14,7 @@
 -- JSON form and a dump of INSERTs without column names give.
 --
 SET client_min_messages = warning;
+DROP DATABASE IF EXISTS regress_telnyx_schema;
 CREATE DATABASE regress_telnyx_schema TEMPLATE template0;
 \c regress_telnyx_schema
 SET client_min_messages = warning;
