@@ -23,7 +23,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 # pg_regress suites (sql/NAME.sql, expected/NAME.out).  They need the
 # Telnyx stand-in: test/run starts it with a throwaway cluster, and
 # "make installcheck" (test/installcheck) with the running server.
-SUITES = validate create sync follow errors transport queue security hostile
+SUITES = validate create sync follow errors transport queue security hostile schema
 
 PKG_CONFIG ?= pkg-config
 CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)

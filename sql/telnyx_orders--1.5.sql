@@ -1,0 +1,962 @@
+/* telnyx_orders 1.5: order phone numbers from Telnyx with SQL */
+
+\echo Use "CREATE EXTENSION telnyx_orders" to load this file. \quit
+
+/*
+ * Version 1.5 in one script: what telnyx_orders--1.0.sql and the upgrade
+ * scripts up to 1.5 leave, object by object.  CREATE EXTENSION runs it and
+ * the upgrade scripts after it; sql/schema.sql checks that the result is
+ * the schema that 1.0 upgraded one version at a time has.
+ *
+ * A column an upgrade added stands last, where the upgrade put it, so that
+ * SELECT * and a row's text give the same on both.  The upgrades' data
+ * migrations, and their warnings about settings of earlier versions, have
+ * nothing to do here.
+ */
+
+/*---- Orders, as Telnyx describes them ----*/
+
+/*
+ * One row per inexplicit number order, as Telnyx last described it.  The
+ * C functions upsert these rows; "data" keeps the whole last answer so that
+ * nothing Telnyx said is lost even where no column holds it.  Order ids are
+ * strings, as the spec types them: an id we could not store would be an
+ * order bought and forgotten.
+ *
+ * found_by_sync: first recorded by the worker's periodic sync.
+ * next_refresh_at: when an order still being filled is fetched again (NULL
+ * once every group has ended).
+ * request_key: the Idempotency-Key of the queued request, or of the
+ * synchronous call, whose answer the order was, or that reconciliation
+ * matched it to; NULL for an order learned otherwise (a sync, a fetch by
+ * id), which is free to be matched to the request that made it.
+ */
+CREATE TABLE @extschema@.telnyx_inexplicit_orders (
+	id						text PRIMARY KEY,
+	connection_id			text,
+	messaging_profile_id	text,
+	customer_reference		text,
+	billing_group_id		text,
+	created_at				timestamptz,
+	updated_at				timestamptz,
+	data					jsonb NOT NULL,
+	first_seen_at			timestamptz NOT NULL DEFAULT now(),
+	synced_at				timestamptz NOT NULL DEFAULT now(),
+	found_by_sync			boolean NOT NULL DEFAULT false,
+	next_refresh_at			timestamptz,
+	request_key				uuid
+);
+
+/*
+ * A hash index has no size limit on its key, so an order with a long
+ * customer_reference (made elsewhere, found by a sync) can always be kept.
+ */
+CREATE INDEX telnyx_inexplicit_orders_customer_reference_idx
+	ON @extschema@.telnyx_inexplicit_orders USING hash (customer_reference);
+CREATE INDEX telnyx_inexplicit_orders_refresh_idx
+	ON @extschema@.telnyx_inexplicit_orders (next_refresh_at)
+	WHERE next_refresh_at IS NOT NULL;
+CREATE INDEX telnyx_inexplicit_orders_request_key_idx
+	ON @extschema@.telnyx_inexplicit_orders (request_key);
+
+COMMENT ON TABLE @extschema@.telnyx_inexplicit_orders IS 'Inexplicit number orders placed at Telnyx, one row per order, as Telnyx last described it.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.id IS 'The order''s id at Telnyx.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.connection_id IS 'The connection the numbers are assigned to.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.messaging_profile_id IS 'The messaging profile the numbers are assigned to.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.customer_reference IS 'The customer_reference given with the order.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.billing_group_id IS 'The billing group of the order.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.created_at IS 'When Telnyx created it.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.updated_at IS 'When Telnyx last changed it.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.data IS 'Telnyx''s whole answer, as last fetched.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.first_seen_at IS 'When this row was first recorded.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.synced_at IS 'When this row was last written from an answer.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.found_by_sync IS 'First recorded by the sync of the account''s list, not by the call that placed it.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.next_refresh_at IS 'When it is next fetched; NULL once it has ended.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.request_key IS 'The Idempotency-Key of the request or call this order answers; NULL when it was learned otherwise and not matched to a request yet.';
+
+/*
+ * One row per ordering group of an order.  group_index counts from 1, in
+ * the order Telnyx lists the groups (the order they were requested in).
+ */
+CREATE TABLE @extschema@.telnyx_ordering_groups (
+	order_id					text NOT NULL
+		REFERENCES @extschema@.telnyx_inexplicit_orders (id) ON DELETE CASCADE,
+	group_index					integer NOT NULL CHECK (group_index >= 1),
+	country_iso					text,
+	phone_number_type			text,
+	national_destination_code	text,
+	administrative_area			text,
+	locality					text,
+	features					text[],
+	phone_number_starts_with	text,
+	phone_number_ends_with		text,
+	phone_number_contains		text,
+	strategy					text,
+	quickship					boolean,
+	exclude_held_numbers		boolean,
+	count_requested				integer,
+	count_allocated				integer,
+	status						text,
+	error_reason				text,
+	created_at					timestamptz,
+	updated_at					timestamptz,
+	synced_at					timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (order_id, group_index)
+);
+
+COMMENT ON TABLE @extschema@.telnyx_ordering_groups IS 'The ordering groups of each order: the criteria asked for and what Telnyx allocated.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.order_id IS 'The inexplicit number order (telnyx_inexplicit_orders.id).';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.group_index IS 'The ordering group, counting from 1 in the order''s list.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.country_iso IS 'Country asked for (ISO 3166-1 alpha-2).';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.phone_number_type IS 'Type of number asked for (local, toll_free, mobile, national, ...).';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.national_destination_code IS 'Area code asked for.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.administrative_area IS 'State or province asked for.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.locality IS 'City asked for.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.features IS 'Features asked for (sms, voice, ...).';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.phone_number_starts_with IS 'Digits the number must start with.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.phone_number_ends_with IS 'Digits the number must end with.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.phone_number_contains IS 'Digits the number must contain.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.strategy IS 'always or never: whether Telnyx may fill the group partially.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.quickship IS 'Only numbers that ship at once.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.exclude_held_numbers IS 'Leave out numbers on hold.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.count_requested IS 'Numbers asked for.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.count_allocated IS 'Numbers Telnyx allocated.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.status IS 'The group''s status as Telnyx gives it (pending, processing, success, partial_success, failed).';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.error_reason IS 'Why Telnyx could not allocate them all, when it says.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.created_at IS 'When Telnyx created it.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.updated_at IS 'When Telnyx last changed it.';
+COMMENT ON COLUMN @extschema@.telnyx_ordering_groups.synced_at IS 'When this row was last written from an answer.';
+
+/*
+ * A number order is linked to each ordering group that Telnyx lists it
+ * under: keyed by (order_id, group_index, number_order_id), so that one
+ * number order listed under two groups is kept under both.  Its ids are
+ * strings, as the spec types them.  The columns from status on are what
+ * GET /number_orders/{id} last said; the number order is fetched again
+ * (next_fetch_at) while it or one of its numbers is pending.
+ */
+CREATE TABLE @extschema@.telnyx_number_orders (
+	number_order_id			text NOT NULL,
+	order_id				text NOT NULL,
+	group_index				integer NOT NULL,
+	sub_number_order_ids	text[] NOT NULL DEFAULT '{}',
+	synced_at				timestamptz NOT NULL DEFAULT now(),
+	status					text,
+	phone_numbers_count		integer,
+	requirements_met		boolean,
+	customer_reference		text,
+	created_at				timestamptz,
+	updated_at				timestamptz,
+	data					jsonb,
+	fetched_at				timestamptz,
+	next_fetch_at			timestamptz DEFAULT now(),
+	PRIMARY KEY (order_id, group_index, number_order_id),
+	FOREIGN KEY (order_id, group_index)
+		REFERENCES @extschema@.telnyx_ordering_groups (order_id, group_index)
+		ON DELETE CASCADE
+);
+
+CREATE INDEX telnyx_number_orders_number_order_idx
+	ON @extschema@.telnyx_number_orders (number_order_id);
+CREATE INDEX telnyx_number_orders_fetch_idx
+	ON @extschema@.telnyx_number_orders (next_fetch_at)
+	WHERE next_fetch_at IS NOT NULL;
+
+COMMENT ON TABLE @extschema@.telnyx_number_orders IS 'The number orders Telnyx created under each group, followed until they end.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.number_order_id IS 'The number order''s id at Telnyx.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.order_id IS 'The inexplicit number order (telnyx_inexplicit_orders.id).';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.group_index IS 'The ordering group, counting from 1 in the order''s list.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.sub_number_order_ids IS 'Its sub number orders, as Telnyx lists them.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.synced_at IS 'When this row was last written from an answer.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.status IS 'Status as Telnyx gives it.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.phone_numbers_count IS 'Numbers in it, as Telnyx counts them.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.requirements_met IS 'Whether the regulatory requirements are met.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.customer_reference IS 'The customer_reference given with the order.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.created_at IS 'When Telnyx created it.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.updated_at IS 'When Telnyx last changed it.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.data IS 'Telnyx''s whole answer, as last fetched.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.fetched_at IS 'When it was last fetched.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.next_fetch_at IS 'When it is next fetched; NULL once it and its numbers have ended.';
+
+/*
+ * One row per phone number of a number order, under each group the number
+ * order is linked to, as the number order's last answer listed it.
+ * bought_at is when it was first seen with status "success".
+ */
+CREATE TABLE @extschema@.telnyx_phone_numbers (
+	order_id			text NOT NULL,
+	group_index			integer NOT NULL,
+	number_order_id		text NOT NULL,
+	phone_number		text NOT NULL,
+	id					text,
+	status				text,
+	phone_number_type	text,
+	requirements_met	boolean,
+	requirements_status	text,
+	deadline			timestamptz,
+	country_code		text,
+	data				jsonb NOT NULL,
+	first_seen_at		timestamptz NOT NULL DEFAULT now(),
+	bought_at			timestamptz,
+	synced_at			timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (order_id, group_index, number_order_id, phone_number),
+	FOREIGN KEY (order_id, group_index, number_order_id)
+		REFERENCES @extschema@.telnyx_number_orders (order_id, group_index, number_order_id)
+		ON DELETE CASCADE
+);
+CREATE INDEX telnyx_phone_numbers_phone_number_idx
+	ON @extschema@.telnyx_phone_numbers (phone_number);
+
+COMMENT ON TABLE @extschema@.telnyx_phone_numbers IS 'The phone numbers of each number order: one row per number under each link.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.order_id IS 'The inexplicit number order (telnyx_inexplicit_orders.id).';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.group_index IS 'The ordering group, counting from 1 in the order''s list.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.number_order_id IS 'The number order''s id at Telnyx.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.phone_number IS 'The number, in E.164.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.id IS 'The number''s id in the number order.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.status IS 'The number''s status (pending, success, failure, ...).';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.phone_number_type IS 'The number''s type.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.requirements_met IS 'Whether the regulatory requirements are met.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.requirements_status IS 'Where its regulatory requirements stand.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.deadline IS 'The deadline for its requirements.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.country_code IS 'Its country.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.data IS 'Telnyx''s whole answer, as last fetched.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.first_seen_at IS 'When this row was first recorded.';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.bought_at IS 'When it was first seen bought (status success).';
+COMMENT ON COLUMN @extschema@.telnyx_phone_numbers.synced_at IS 'When this row was last written from an answer.';
+
+/*
+ * What changed, as it changed: a group's status or count_allocated, and
+ * numbers bought.  Each row is announced on the channel telnyx_orders with
+ * the payload {"event": ..., "seq": ...}: a listener reads the row it
+ * names (it holds nothing a role without SELECT here could not see).
+ * Numbers bought are recorded and announced by the statement that writes
+ * the numbers (store.c), not by a trigger: see the triggers below.
+ */
+CREATE TABLE @extschema@.telnyx_order_events (
+	seq					bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	at					timestamptz NOT NULL DEFAULT now(),
+	event				text NOT NULL
+		CHECK (event IN ('group_changed', 'numbers_bought')),
+	order_id			text NOT NULL,
+	group_index			integer NOT NULL,
+	number_order_id		text,
+	status				text,
+	count_allocated		integer,
+	numbers				integer
+);
+CREATE INDEX telnyx_order_events_order_idx
+	ON @extschema@.telnyx_order_events (order_id, group_index);
+
+COMMENT ON TABLE @extschema@.telnyx_order_events IS 'Changes worth announcing (group status or count, numbers bought), each also sent by NOTIFY telnyx_orders with its seq.';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.seq IS 'The event''s number: read events with seq greater than the last one seen.';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.at IS 'When it was recorded.';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.event IS 'group_changed or numbers_bought.';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.order_id IS 'The inexplicit number order (telnyx_inexplicit_orders.id).';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.group_index IS 'The ordering group, counting from 1 in the order''s list.';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.number_order_id IS 'The number order''s id at Telnyx.';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.status IS 'The group''s new status (group_changed).';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.count_allocated IS 'The group''s new count allocated (group_changed).';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.numbers IS 'How many numbers were bought (numbers_bought).';
+
+/*
+ * Webhook deliveries applied, by event id: the same delivery twice has one
+ * effect.
+ */
+CREATE TABLE @extschema@.telnyx_webhook_deliveries (
+	event_id			text PRIMARY KEY,
+	event_type			text,
+	occurred_at			timestamptz,
+	number_order_id		text,
+	applied				boolean NOT NULL,
+	received_at			timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE @extschema@.telnyx_webhook_deliveries IS 'Webhook deliveries received by telnyx_apply_webhook, by event id, so that a replay is applied once.';
+COMMENT ON COLUMN @extschema@.telnyx_webhook_deliveries.event_id IS 'The delivery''s event id.';
+COMMENT ON COLUMN @extschema@.telnyx_webhook_deliveries.event_type IS 'The event type (number_order.complete, ...).';
+COMMENT ON COLUMN @extschema@.telnyx_webhook_deliveries.occurred_at IS 'When Telnyx says it occurred.';
+COMMENT ON COLUMN @extschema@.telnyx_webhook_deliveries.number_order_id IS 'The number order it is about.';
+COMMENT ON COLUMN @extschema@.telnyx_webhook_deliveries.applied IS 'Whether it was applied (false: remembered for a number order no order links to yet, or older than what was recorded).';
+COMMENT ON COLUMN @extschema@.telnyx_webhook_deliveries.received_at IS 'When it arrived.';
+
+/*---- The queue ----*/
+
+/*
+ * One row per order request waiting for, or done with, the background
+ * worker.  The row is written in the caller's transaction; the worker sends
+ * it after commit.  States:
+ *   queued     waiting to be sent
+ *   sending    claimed by a sender (claimed_by_*) until lease_until
+ *   retrying   not sent yet (rate limited, or could not reach Telnyx);
+ *              waits until next_attempt_at
+ *   sent       the order exists; order_id is set and its rows are recorded
+ *   failed     Telnyx rejected it for good; last_error says why
+ *   unknown    the outcome is uncertain; being reconciled against the list
+ *              of orders before anything is sent again
+ *   cancelled  cancelled while queued or retrying
+ *   replicated arrived by logical replication: another database's to send
+ *
+ * Each request keeps who queued it, the exact bytes sent (a resend must be
+ * the same request, byte for byte, under the same Idempotency-Key), and
+ * when it was first sent (the start of the window in which its order can
+ * have been created).
+ *
+ * A claim is a fencing token: each claim writes a new claim_token, and
+ * every write of an outcome names the token it holds, so a sender whose
+ * claim was taken over can never overwrite what the new holder decided.
+ *
+ * Absence needs evidence: unknown_since is when the last attempt ended
+ * (the earliest moment after which it can no longer be answered), and
+ * lookups counts the whole reads of the list that found no order of the
+ * request since then.  A request is proven absent only after several such
+ * reads spread over telnyx.absence_window.
+ *
+ * Each request records where it was queued (home_*): it is sent only by a
+ * sender of that cluster and database, so a restore or a clone sends
+ * nothing it brought, and an enqueue writes no row shared with other
+ * enqueues (it never waits for another transaction).
+ */
+CREATE TABLE @extschema@.telnyx_order_requests (
+	id						bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	request_key				uuid NOT NULL UNIQUE,
+	body					jsonb NOT NULL,
+	state					text NOT NULL DEFAULT 'queued'
+		CONSTRAINT telnyx_order_requests_state_check
+		CHECK (state IN ('queued', 'sending', 'retrying', 'sent', 'failed',
+						 'unknown', 'cancelled', 'replicated')),
+	attempts				integer NOT NULL DEFAULT 0,
+	next_attempt_at			timestamptz NOT NULL DEFAULT now(),
+	lease_until				timestamptz,
+	claimed_by_pid			integer,
+	claimed_by_start		timestamptz,
+	last_error				jsonb,
+	order_id				text,
+	created_at				timestamptz NOT NULL DEFAULT now(),
+	updated_at				timestamptz NOT NULL DEFAULT now(),
+	requested_by			oid NOT NULL,
+	request_body			text NOT NULL,
+	first_sent_at			timestamptz,
+	claim_token				bigint,
+	unknown_since			timestamptz,
+	lookups					integer NOT NULL DEFAULT 0,
+	home_system_identifier	bigint,
+	home_database_oid		oid
+);
+
+/*
+ * The queue's indexes hold only what a sender looks for: what may be
+ * claimed (queued, retrying), and what is in hand (sending, unknown).  A
+ * request leaves both when it ends, so the head of the claim index is not
+ * a trail of requests sent long ago.
+ */
+CREATE INDEX telnyx_order_requests_order_idx
+	ON @extschema@.telnyx_order_requests (order_id);
+CREATE INDEX telnyx_order_requests_claim_idx
+	ON @extschema@.telnyx_order_requests (next_attempt_at, id)
+	WHERE state IN ('queued', 'retrying');
+CREATE INDEX telnyx_order_requests_active_idx
+	ON @extschema@.telnyx_order_requests (next_attempt_at, id)
+	WHERE state IN ('sending', 'unknown');
+
+/*
+ * A role sees only the requests it (or a role it is a member of) queued.
+ * The extension's owner and the worker bypass the policy.
+ */
+ALTER TABLE @extschema@.telnyx_order_requests ENABLE ROW LEVEL SECURITY;
+CREATE POLICY telnyx_order_requests_own ON @extschema@.telnyx_order_requests
+	FOR SELECT
+	USING (pg_catalog.pg_has_role(CURRENT_USER, requested_by, 'MEMBER'));
+
+COMMENT ON TABLE @extschema@.telnyx_order_requests IS 'The queue: one row per order request, from enqueue to its one order or a recorded failure. A role sees only its own.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.id IS 'The request''s id (what the enqueue returned).';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.request_key IS 'Sent as the Idempotency-Key: the same request is the same order.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.body IS 'The order as requested (JSON).';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.state IS 'queued, sending, retrying, sent, failed, unknown, cancelled, or replicated (arrived by logical replication: not sent here).';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.attempts IS 'Times it was sent.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.next_attempt_at IS 'When it is next due.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.lease_until IS 'How long the sender that claimed it holds it.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.claimed_by_pid IS 'The process that claimed it.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.claimed_by_start IS 'That process''s start time.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.last_error IS 'Its latest error (JSON: class, status, Telnyx errors, words).';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.order_id IS 'The order it created.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.created_at IS 'When it was queued.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.updated_at IS 'When its state last changed.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.requested_by IS 'The role that queued it; that role (and its members) alone see it.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.request_body IS 'The exact bytes sent, so that a resend is the same request.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.first_sent_at IS 'When it was first sent.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.claim_token IS 'The token of the claim that holds the request (sending, or unknown being reconciled); every outcome written names it.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.unknown_since IS 'When the outcome became unknown: the last attempt could not create an order after this.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.lookups IS 'Whole reads of the list of orders that found no order of this request since unknown_since.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.home_system_identifier IS 'The system identifier of the cluster where the request was queued: only a sender there sends it.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.home_database_oid IS 'The database where the request was queued: only a sender there sends it.';
+
+/*
+ * Where this queue lives: the cluster's system identifier and the
+ * database.  A database restored or cloned elsewhere does not match, and
+ * its queue waits until telnyx_resume_queue() is run there.  The row is
+ * written by the first enqueue (not here: a restore brings the original's).
+ */
+CREATE TABLE @extschema@.telnyx_queue_home (
+	only_row			boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+	system_identifier	bigint NOT NULL,
+	database_oid		oid NOT NULL,
+	database_name		name NOT NULL,
+	since				timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE @extschema@.telnyx_queue_home IS 'Where this queue lives (cluster and database); a restored or cloned database does not match and waits for telnyx_resume_queue().';
+COMMENT ON COLUMN @extschema@.telnyx_queue_home.only_row IS 'Always true: the table has one row.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_home.system_identifier IS 'The cluster''s system identifier.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_home.database_oid IS 'The database''s oid.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_home.database_name IS 'The database''s name.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_home.since IS 'When the queue was first used here.';
+
+/*---- What pg_dump keeps ----*/
+
+/* The rows are the record of what was bought and what was asked for. */
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_inexplicit_orders', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_ordering_groups', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_number_orders', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_order_requests', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_order_requests_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_queue_home', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_phone_numbers', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_order_events', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_order_events_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_webhook_deliveries', '');
+
+/*---- Ordering and reading orders ----*/
+
+/*
+ * The functions run as their caller.  The C code does as the extension's
+ * owner only its own statements on the extension's tables, with a pinned
+ * search_path; whatever a user wrote (a cast, an output function) runs
+ * with the user's rights.  Ordering spends money: nobody may call them
+ * until granted.
+ */
+CREATE FUNCTION @extschema@.telnyx_create_inexplicit_order(
+	ordering_groups			jsonb,
+	connection_id			text DEFAULT NULL,
+	messaging_profile_id	text DEFAULT NULL,
+	customer_reference		text DEFAULT NULL,
+	billing_group_id		text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_create_inexplicit_order';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_create_inexplicit_order(jsonb, text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_create_inexplicit_order(jsonb, text, text, text, text) IS 'Order numbers now: validate the groups, POST the order, record it and its groups, return Telnyx''s answer.';
+
+CREATE FUNCTION @extschema@.telnyx_get_inexplicit_order(id uuid)
+RETURNS jsonb
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_get_inexplicit_order';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_get_inexplicit_order(uuid) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_get_inexplicit_order(uuid) IS 'Fetch an order from Telnyx, record it, return the answer.';
+
+/* An order whose id is not a uuid can be fetched too. */
+CREATE FUNCTION @extschema@.telnyx_get_inexplicit_order(id text)
+RETURNS jsonb
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_get_inexplicit_order_text';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_get_inexplicit_order(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_get_inexplicit_order(text) IS 'Fetch an order whose id is not a uuid from Telnyx, record it, return the answer.';
+
+CREATE FUNCTION @extschema@.telnyx_list_inexplicit_orders(
+	page_number integer DEFAULT 1,
+	page_size	integer DEFAULT 20)
+RETURNS jsonb
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_list_inexplicit_orders';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_list_inexplicit_orders(integer, integer) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_list_inexplicit_orders(integer, integer) IS 'One page of the account''s orders, as Telnyx lists them.';
+
+CREATE FUNCTION @extschema@.telnyx_sync_inexplicit_orders()
+RETURNS bigint
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_sync_inexplicit_orders';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_sync_inexplicit_orders() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_sync_inexplicit_orders() IS 'Read the account''s whole list of orders and record every one the tables lack; returns how many.';
+
+/* Fetch every order due for a refresh, once; returns how many were. */
+CREATE FUNCTION @extschema@.telnyx_refresh_orders()
+RETURNS integer
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_refresh_orders';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_refresh_orders() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_refresh_orders() IS 'Fetch every order and number order due for a refresh and record what Telnyx says now; returns how many.';
+
+/*
+ * Apply a webhook delivery from Telnyx (number_order.complete): checks the
+ * Ed25519 signature over "timestamp|body" with telnyx.webhook_public_key,
+ * the timestamp, and applies the number order to the tables.
+ */
+CREATE FUNCTION @extschema@.telnyx_apply_webhook(
+	body		text,
+	signature	text,
+	"timestamp"	text)
+RETURNS jsonb
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_apply_webhook';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_apply_webhook(text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_apply_webhook(text, text, text) IS 'Verify a signed webhook delivery (Ed25519) and apply it; returns what was done.';
+
+/*---- Queueing orders ----*/
+
+CREATE FUNCTION @extschema@.telnyx_enqueue_inexplicit_order(
+	ordering_groups			jsonb,
+	connection_id			text DEFAULT NULL,
+	messaging_profile_id	text DEFAULT NULL,
+	customer_reference		text DEFAULT NULL,
+	billing_group_id		text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_enqueue_inexplicit_order';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_enqueue_inexplicit_order(jsonb, text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_enqueue_inexplicit_order(jsonb, text, text, text, text) IS 'Queue an order for the background worker (sent once this transaction commits); returns the request id.';
+
+CREATE FUNCTION @extschema@.telnyx_order_trigger()
+RETURNS trigger
+LANGUAGE c
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_order_trigger';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_order_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_order_trigger() IS 'Trigger: AFTER INSERT queues one order per row inserted; BEFORE INSERT reserves the request id in telnyx_request_id.';
+
+/*
+ * One pass of the sender, in the caller's session, as the caller: a
+ * procedure, which may commit between claiming, sending and recording.
+ */
+CREATE PROCEDURE @extschema@.telnyx_process_queue(
+	max_requests	integer DEFAULT NULL,
+	INOUT handled	integer DEFAULT NULL)
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'telnyx_process_queue';
+REVOKE ALL ON PROCEDURE @extschema@.telnyx_process_queue(integer, integer) FROM PUBLIC;
+COMMENT ON PROCEDURE @extschema@.telnyx_process_queue(integer, integer) IS 'Send the due requests now, in this session, as the worker would; returns how many were handled.';
+
+/* Cancels a request queued by the caller (or a role it is a member of). */
+CREATE FUNCTION @extschema@.telnyx_cancel_order_request(id bigint)
+RETURNS boolean
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_cancel_order_request';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_cancel_order_request(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_cancel_order_request(bigint) IS 'Cancel a queued or retrying request of the calling role; returns whether it was cancelled.';
+
+/* After a restore or a clone: let this database's queue send again. */
+CREATE FUNCTION @extschema@.telnyx_resume_queue()
+RETURNS boolean
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_resume_queue';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_resume_queue() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_resume_queue() IS 'Let a restored or cloned database send its queue; returns whether it was paused.';
+
+/*---- Operations (retention, status, restarts) ----*/
+
+/*
+ * Finished requests (sent, failed, cancelled) older than older_than are
+ * deleted now; the worker does the same under telnyx.request_retention.
+ * Never an unknown or unfinished request, never an order.
+ */
+CREATE FUNCTION @extschema@.telnyx_purge_requests(older_than interval)
+RETURNS bigint
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_purge_requests';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_purge_requests(interval) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_purge_requests(interval) IS 'Delete finished requests last changed more than older_than ago (never unknown or unfinished ones, never orders); returns how many.';
+
+/* A clean restart of the background workers: one sender per database. */
+CREATE FUNCTION @extschema@.telnyx_restart_workers()
+RETURNS boolean
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_restart_workers';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_restart_workers() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_restart_workers() IS 'Ask the launcher to restart every background worker, one per database; false if no launcher runs.';
+
+/* The running senders, in every database. */
+CREATE FUNCTION @extschema@.telnyx_worker_status(
+	OUT database name,
+	OUT pid integer,
+	OUT started_at timestamptz,
+	OUT paused text,
+	OUT rate_limited_until timestamptz,
+	OUT orders_sent bigint,
+	OUT rate_limited bigint,
+	OUT last_sent_at timestamptz,
+	OUT last_rate_limited_at timestamptz)
+RETURNS SETOF record
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_worker_status';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_worker_status() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_worker_status() IS 'The running background workers of every database: pid, why each waits, orders sent, 429s.';
+
+/* Why no worker sends this database's queue; NULL when one does. */
+CREATE FUNCTION @extschema@.telnyx_queue_unserved()
+RETURNS text
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'telnyx_queue_unserved';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_queue_unserved() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_queue_unserved() IS 'Why no background worker sends this database''s queue; NULL when one does.';
+
+/*---- Triggers ----*/
+
+/*
+ * Notifications carry no payload: any role can LISTEN, and a payload
+ * would show it requests it may not read.  Only state changes made by a
+ * sender are announced; an enqueue is not (it must work in a prepared
+ * transaction, where NOTIFY cannot be used).
+ */
+CREATE FUNCTION @extschema@.telnyx_order_requests_notify()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM pg_catalog.pg_notify('telnyx_orders', '');
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.telnyx_order_requests_notify() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_order_requests_notify() IS 'Trigger: NOTIFY telnyx_orders (no payload) when a request changes state.';
+
+CREATE TRIGGER telnyx_order_requests_notify_update
+	AFTER UPDATE OF state ON @extschema@.telnyx_order_requests
+	FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state)
+	EXECUTE FUNCTION @extschema@.telnyx_order_requests_notify();
+
+/*
+ * A request that arrives by logical replication (a subscriber that
+ * receives this table) is another database's to send: it arrives as
+ * "replicated", which no sender here touches, and only its final states
+ * (sent, failed, cancelled) are taken as they come.  telnyx_resume_queue()
+ * makes such requests this database's, to be looked up before anything is
+ * sent.  A replica trigger also fires in a session that sets
+ * session_replication_role = replica, as some restore a dump: such a load
+ * keeps its rows as they were.  Only the apply (or table sync) worker of a
+ * subscription makes an arriving request "replicated" (holding no claim
+ * here).
+ */
+CREATE FUNCTION @extschema@.telnyx_order_requests_replicated()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a
+					WHERE a.backend_type OPERATOR(pg_catalog.~~) 'logical replication%') THEN
+		RETURN NEW;
+	END IF;
+	IF NEW.state OPERATOR(pg_catalog.<>) ALL ('{sent,failed,cancelled}'::pg_catalog.text[]) THEN
+		NEW.state := 'replicated';
+		NEW.claimed_by_pid := NULL;
+		NEW.claimed_by_start := NULL;
+		NEW.claim_token := NULL;
+		NEW.lease_until := NULL;
+	END IF;
+	RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.telnyx_order_requests_replicated() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_order_requests_replicated() IS 'Replica trigger: a request that arrives by logical replication is another database''s to send (state replicated).';
+
+CREATE TRIGGER telnyx_order_requests_replicated
+	BEFORE INSERT OR UPDATE ON @extschema@.telnyx_order_requests
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.telnyx_order_requests_replicated();
+ALTER TABLE @extschema@.telnyx_order_requests
+	ENABLE REPLICA TRIGGER telnyx_order_requests_replicated;
+
+/*
+ * A restore loads the rows of the extension's tables into tables that
+ * CREATE EXTENSION made with their triggers: every INSERT trigger of ours
+ * would fire during the restore's COPY.  So no trigger of ours acts on an
+ * INSERT: numbers bought are recorded and announced by the statement that
+ * writes the numbers (store.c), and the triggers here fire on UPDATE only
+ * (a restore updates nothing) or, for telnyx_order_requests arriving by
+ * logical replication, in the apply worker only.
+ */
+CREATE FUNCTION @extschema@.telnyx_ordering_groups_changed()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	seq		bigint;
+BEGIN
+	EXECUTE pg_catalog.format(
+		'INSERT INTO %I.telnyx_order_events'
+		' (event, order_id, group_index, status, count_allocated)'
+		' VALUES (''group_changed'', $1, $2, $3, $4) RETURNING seq',
+		TG_TABLE_SCHEMA)
+		INTO seq
+		USING NEW.order_id, NEW.group_index, NEW.status, NEW.count_allocated;
+	PERFORM pg_catalog.pg_notify('telnyx_orders',
+		pg_catalog.json_build_object('event', 'group_changed', 'seq', seq)::text);
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.telnyx_ordering_groups_changed() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_ordering_groups_changed() IS 'Trigger: record and announce a group''s new status or count (telnyx_order_events).';
+
+CREATE TRIGGER telnyx_ordering_groups_changed
+	AFTER UPDATE ON @extschema@.telnyx_ordering_groups
+	FOR EACH ROW
+	WHEN (OLD.status IS DISTINCT FROM NEW.status
+		  OR OLD.count_allocated IS DISTINCT FROM NEW.count_allocated)
+	EXECUTE FUNCTION @extschema@.telnyx_ordering_groups_changed();
+
+/*---- Views ----*/
+
+/*
+ * What was requested, allocated and bought, one row per ordering group.
+ * shortfall is NULL while the group is still pending or processing;
+ * numbers_bought counts the group's numbers whose status is "success".
+ */
+CREATE VIEW @extschema@.telnyx_order_allocations AS
+SELECT g.order_id,
+	   o.customer_reference,
+	   g.group_index,
+	   g.country_iso,
+	   g.phone_number_type,
+	   g.count_requested,
+	   g.count_allocated,
+	   CASE WHEN g.status IS NULL OR g.status IN ('pending', 'processing') THEN NULL
+			ELSE greatest(coalesce(g.count_requested, 0) - coalesce(g.count_allocated, 0), 0)
+	   END AS shortfall,
+	   (SELECT count(*)
+		  FROM @extschema@.telnyx_phone_numbers p
+		 WHERE p.order_id = g.order_id
+		   AND p.group_index = g.group_index
+		   AND p.status = 'success') AS numbers_bought,
+	   g.status,
+	   g.error_reason,
+	   coalesce((SELECT array_agg(n.number_order_id ORDER BY n.number_order_id)
+				   FROM @extschema@.telnyx_number_orders n
+				  WHERE n.order_id = g.order_id
+					AND n.group_index = g.group_index),
+				'{}'::text[]) AS number_order_ids,
+	   o.created_at
+  FROM @extschema@.telnyx_ordering_groups g
+  JOIN @extschema@.telnyx_inexplicit_orders o ON o.id = g.order_id;
+
+COMMENT ON VIEW @extschema@.telnyx_order_allocations IS 'Per order and group: requested, allocated, shortfall, numbers bought, status.';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.order_id IS 'The inexplicit number order (telnyx_inexplicit_orders.id).';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.customer_reference IS 'The customer_reference given with the order.';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.group_index IS 'The ordering group, counting from 1 in the order''s list.';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.country_iso IS 'Country asked for (ISO 3166-1 alpha-2).';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.phone_number_type IS 'Type of number asked for (local, toll_free, mobile, national, ...).';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.count_requested IS 'Numbers asked for.';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.count_allocated IS 'Numbers Telnyx allocated.';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.shortfall IS 'Numbers asked for but not allocated.';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.numbers_bought IS 'Numbers bought (status success).';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.status IS 'The group''s status as Telnyx gives it.';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.error_reason IS 'Why Telnyx could not allocate them all, when it says.';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.number_order_ids IS 'The group''s number orders.';
+COMMENT ON COLUMN @extschema@.telnyx_order_allocations.created_at IS 'When Telnyx created the order.';
+
+/* One row per phone number, with the order and group it was bought for. */
+CREATE VIEW @extschema@.telnyx_purchased_numbers AS
+SELECT p.phone_number,
+	   p.status,
+	   p.order_id,
+	   p.group_index,
+	   o.customer_reference,
+	   g.country_iso,
+	   coalesce(p.phone_number_type, g.phone_number_type) AS phone_number_type,
+	   p.number_order_id,
+	   p.id AS phone_number_id,
+	   p.requirements_met,
+	   p.requirements_status,
+	   p.deadline,
+	   p.bought_at,
+	   p.first_seen_at
+  FROM @extschema@.telnyx_phone_numbers p
+  JOIN @extschema@.telnyx_ordering_groups g
+	ON g.order_id = p.order_id AND g.group_index = p.group_index
+  JOIN @extschema@.telnyx_inexplicit_orders o ON o.id = p.order_id;
+
+COMMENT ON VIEW @extschema@.telnyx_purchased_numbers IS 'Every number bought or being bought, with its order, group and customer_reference.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.phone_number IS 'The number, in E.164.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.status IS 'The number''s status.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.order_id IS 'The inexplicit number order (telnyx_inexplicit_orders.id).';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.group_index IS 'The ordering group, counting from 1 in the order''s list.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.customer_reference IS 'The customer_reference given with the order.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.country_iso IS 'Country asked for (ISO 3166-1 alpha-2).';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.phone_number_type IS 'The number''s type.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.number_order_id IS 'The number order''s id at Telnyx.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.phone_number_id IS 'The number''s id in the number order.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.requirements_met IS 'Whether the regulatory requirements are met.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.requirements_status IS 'Where its regulatory requirements stand.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.deadline IS 'The deadline for its requirements.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.bought_at IS 'When it was first seen bought.';
+COMMENT ON COLUMN @extschema@.telnyx_purchased_numbers.first_seen_at IS 'When this row was first recorded.';
+
+/*
+ * Orders still being filled: a group not ended yet, or a number order or
+ * number still pending.  open_since is when the order was created.
+ */
+CREATE VIEW @extschema@.telnyx_open_orders AS
+SELECT o.id AS order_id,
+	   o.customer_reference,
+	   coalesce(o.created_at, o.first_seen_at) AS open_since,
+	   now() - coalesce(o.created_at, o.first_seen_at) AS open_for,
+	   (SELECT count(*) FROM @extschema@.telnyx_ordering_groups g
+		 WHERE g.order_id = o.id
+		   AND (g.status IS NULL OR g.status IN ('pending', 'processing'))) AS groups_open,
+	   (SELECT sum(g.count_requested) FROM @extschema@.telnyx_ordering_groups g
+		 WHERE g.order_id = o.id) AS count_requested,
+	   (SELECT sum(g.count_allocated) FROM @extschema@.telnyx_ordering_groups g
+		 WHERE g.order_id = o.id) AS count_allocated,
+	   (SELECT count(*) FROM @extschema@.telnyx_phone_numbers p
+		 WHERE p.order_id = o.id AND p.status = 'success') AS numbers_bought,
+	   (SELECT count(*) FROM @extschema@.telnyx_phone_numbers p
+		 WHERE p.order_id = o.id AND p.status = 'pending') AS numbers_pending,
+	   o.synced_at AS last_refreshed_at,
+	   least(o.next_refresh_at,
+			 (SELECT min(n.next_fetch_at) FROM @extschema@.telnyx_number_orders n
+			   WHERE n.order_id = o.id)) AS next_refresh_at
+  FROM @extschema@.telnyx_inexplicit_orders o
+ WHERE NOT EXISTS (SELECT 1 FROM @extschema@.telnyx_ordering_groups g
+					WHERE g.order_id = o.id)
+	OR EXISTS (SELECT 1 FROM @extschema@.telnyx_ordering_groups g
+				WHERE g.order_id = o.id
+				  AND (g.status IS NULL OR g.status IN ('pending', 'processing')))
+	OR EXISTS (SELECT 1 FROM @extschema@.telnyx_number_orders n
+				WHERE n.order_id = o.id
+				  AND (n.status IS NULL OR n.status = 'pending'))
+	OR EXISTS (SELECT 1 FROM @extschema@.telnyx_phone_numbers p
+				WHERE p.order_id = o.id AND p.status = 'pending');
+
+COMMENT ON VIEW @extschema@.telnyx_open_orders IS 'Orders still being filled: since when, groups open, numbers pending, next refresh.';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.order_id IS 'The inexplicit number order (telnyx_inexplicit_orders.id).';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.customer_reference IS 'The customer_reference given with the order.';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.open_since IS 'When the order was created.';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.open_for IS 'How long it has been open.';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.groups_open IS 'Groups not yet ended.';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.count_requested IS 'Numbers asked for.';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.count_allocated IS 'Numbers Telnyx allocated.';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.numbers_bought IS 'Numbers bought (status success).';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.numbers_pending IS 'Numbers still pending.';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.last_refreshed_at IS 'When it was last fetched.';
+COMMENT ON COLUMN @extschema@.telnyx_open_orders.next_refresh_at IS 'When it is next fetched; NULL once it has ended.';
+
+/*
+ * What an operator opens first: this database's queue by state, its
+ * oldest wait, next retry and latest error, what was sent lately, and the
+ * worker (its pid, whether it waits and why, 429s since it started).
+ * Counts every role's requests: grant it to administrators only.  A view's
+ * functions are called with the rights of the role that reads it: a reader
+ * needs EXECUTE on the two it calls (the README's grant block gives both).
+ */
+CREATE VIEW @extschema@.telnyx_queue_status AS
+SELECT pg_catalog.current_database() AS database,
+	   w.pid AS worker_pid,
+	   w.started_at AS worker_started_at,
+	   COALESCE(w.paused, @extschema@.telnyx_queue_unserved()) AS waiting_because,
+	   w.rate_limited_until,
+	   r.queued, r.sending, r.retrying, r.unknown, r.sent, r.failed, r.cancelled,
+	   r.replicated,
+	   r.oldest_queued_at, r.next_retry_at,
+	   e.last_error, e.last_error_at,
+	   r.sent_last_minute, r.sent_last_hour,
+	   w.orders_sent AS worker_orders_sent,
+	   w.rate_limited AS worker_rate_limited,
+	   w.last_rate_limited_at
+  FROM (SELECT pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'queued') AS queued,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sending') AS sending,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'retrying') AS retrying,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'unknown') AS unknown,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent') AS sent,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'failed') AS failed,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'cancelled') AS cancelled,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'replicated') AS replicated,
+			   pg_catalog.min(q.created_at) FILTER (WHERE q.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')) AS oldest_queued_at,
+			   pg_catalog.min(q.next_attempt_at) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'retrying') AS next_retry_at,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent'
+				   AND q.updated_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 minute'::pg_catalog.interval)) AS sent_last_minute,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent'
+				   AND q.updated_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval)) AS sent_last_hour
+		  FROM @extschema@.telnyx_order_requests q) r
+  LEFT JOIN @extschema@.telnyx_worker_status() w
+	ON w.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+  LEFT JOIN LATERAL (SELECT q.last_error, q.updated_at AS last_error_at
+					   FROM @extschema@.telnyx_order_requests q
+					  WHERE q.last_error IS NOT NULL
+						AND q.state OPERATOR(pg_catalog.<>) 'sent'
+					  ORDER BY q.updated_at DESC LIMIT 1) e ON true;
+REVOKE ALL ON @extschema@.telnyx_queue_status FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.telnyx_queue_status IS 'The queue of this database and its worker at a glance: requests by state, oldest wait, latest error, recent sends, why the worker waits. Counts every role''s requests. A reader needs SELECT on it and EXECUTE on telnyx_worker_status() and telnyx_queue_unserved(), which it calls.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.database IS 'This database.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.worker_pid IS 'The worker sending this queue; NULL if none runs.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.worker_started_at IS 'When the worker started.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.waiting_because IS 'Why nothing is sent (no key, key refused, no endpoint, a restored clone, no worker and why); NULL when it sends.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.rate_limited_until IS 'The end of a 429''s back-off, while it lasts.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.queued IS 'Requests queued.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.sending IS 'Requests being sent.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.retrying IS 'Requests waiting for a retry.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.unknown IS 'Requests whose outcome is being reconciled.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.sent IS 'Requests sent, each with its order.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.failed IS 'Requests that failed, each with its error.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.cancelled IS 'Requests cancelled.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.replicated IS 'Requests that arrived by logical replication: another database sends them.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.oldest_queued_at IS 'The oldest request still waiting.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.next_retry_at IS 'The next retry due.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.last_error IS 'The latest error of a request not sent.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.last_error_at IS 'When it was recorded.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.sent_last_minute IS 'Requests sent in the last minute.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.sent_last_hour IS 'Requests sent in the last hour.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.worker_orders_sent IS 'Orders the worker created since it started.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.worker_rate_limited IS '429 answers the worker got since it started.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.last_rate_limited_at IS 'The worker''s latest 429.';
+
+/*---- Event triggers ----*/
+
+/*
+ * The drop guard guards the tables, not a command: the library refuses the
+ * drop of a table that records orders or unfinished requests, whichever
+ * command drops it (DROP EXTENSION of plpgsql or of anything we depend on,
+ * DROP OWNED BY, DROP SCHEMA ... CASCADE), unless telnyx.allow_drop is on:
+ * dropping deletes what was bought.  The event trigger fires for every
+ * command, so that the library (and its guard) is loaded in the session
+ * before anything is dropped; it is in C, so it outlives plpgsql.
+ */
+CREATE FUNCTION @extschema@.telnyx_guard_drop()
+RETURNS event_trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'telnyx_guard_drop';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_guard_drop() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_guard_drop() IS 'Event trigger: refuse DROP EXTENSION telnyx_orders while orders are recorded, and load the guard that refuses any drop of the tables of orders, unless telnyx.allow_drop is on.';
+
+/*
+ * A function's SET clause is kept in pg_proc, which every role can read.
+ * Calling this C function before CREATE or ALTER FUNCTION loads the
+ * library, so that PostgreSQL asks it whether telnyx.api_key may be set
+ * there (never), even in a session that had not loaded it.
+ */
+CREATE FUNCTION @extschema@.telnyx_guard_key_settings()
+RETURNS event_trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'telnyx_guard_key_settings';
+REVOKE ALL ON FUNCTION @extschema@.telnyx_guard_key_settings() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_guard_key_settings() IS 'Event trigger: loads the library before CREATE/ALTER FUNCTION, so that no SET clause keeps a Telnyx API key.';
+
+/* Created last: they fire for none of the statements above. */
+CREATE EVENT TRIGGER telnyx_orders_guard_drop ON ddl_command_start
+	EXECUTE FUNCTION @extschema@.telnyx_guard_drop();
+CREATE EVENT TRIGGER telnyx_orders_guard_key_settings ON ddl_command_start
+	WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE PROCEDURE',
+				 'ALTER PROCEDURE', 'ALTER ROUTINE')
+	EXECUTE FUNCTION @extschema@.telnyx_guard_key_settings();
