@@ -150,6 +150,9 @@ UPDATE telnyx_number_orders SET next_fetch_at = now() WHERE number_order_id = :'
 SELECT telnyx_refresh_orders() AS refreshed;
 SELECT status, next_fetch_at IS NULL AS ended FROM telnyx_number_orders WHERE number_order_id = :'shared';
 
+-- the order keeps the state built above: its own refresh (at half its
+-- age) must not bring the stand-in's answer back in a slow run
+UPDATE telnyx_inexplicit_orders SET next_refresh_at = now() + interval '1 hour' WHERE id = :'id';
 -- answers that cannot be recorded change nothing, and are tried again:
 -- a count outside integer, a number without a phone_number, another
 -- number order than the one asked for
