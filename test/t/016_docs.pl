@@ -79,7 +79,7 @@ for (my $i = 0; $i < @ref; $i++)
 				$a =~ s/^\s+|\s+$//g;
 				$a =~ s/\s+/ /g;
 				$a
-			} grep { /\S/ } split(/,/, $args);
+			} grep { /\S/ } split_args($args);
 			$doc_fn{ "$name(" . join(', ', @args) . ')' } =
 			  { result => $result =~ s/\s+$//r, where => $where };
 		}
@@ -109,6 +109,26 @@ for (my $i = 0; $i < @ref; $i++)
 }
 
 $node->safe_psql('postgres', 'CREATE EXTENSION telnyx_orders');
+
+# The arguments of a signature, split at the commas that are not inside
+# quotes or parentheses (a DEFAULT may hold either).
+sub split_args
+{
+	my ($args) = @_;
+	my @out;
+	my ($cur, $depth, $quote) = ('', 0, '');
+	for my $c (split //, $args)
+	{
+		if ($quote) { $quote = '' if $c eq $quote; }
+		elsif ($c eq "'" || $c eq '"') { $quote = $c; }
+		elsif ($c eq '(') { $depth++; }
+		elsif ($c eq ')') { $depth--; }
+		elsif ($c eq ',' && $depth == 0) { push @out, $cur; $cur = ''; next; }
+		$cur .= $c;
+	}
+	push @out, $cur;
+	return @out;
+}
 
 # Functions and procedures of the extension, as the reference writes them.
 my %cat_fn;
