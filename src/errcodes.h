@@ -11,7 +11,7 @@
 #include "utils/elog.h"
 
 /*
- * SQLSTATEs of our own, class "TX".  The README lists them; a caller can
+ * SQLSTATEs of our own, class "TX".  docs/reference.md lists them; a caller can
  * trap one with "WHEN SQLSTATE 'TX429'".  Invalid input uses the standard
  * invalid_parameter_value (22023).
  */

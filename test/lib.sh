@@ -67,7 +67,10 @@ make_scratch() {
 	CLEANUP+=("rm -rf '$SCRATCH'")
 	# a stand-in of a TAP test that was stopped before its end
 	CLEANUP+=("pkill -f '$SCRATCH/test/telnyx_standin.py' 2>/dev/null")
-	cp -r "$TOP/sql" "$TOP/expected" "$TOP/test" "$TOP/README.md" "$SCRATCH/"
+	cp -r "$TOP/sql" "$TOP/expected" "$TOP/test" "$TOP/README.md" "$TOP/docs" "$SCRATCH/"
+	# the documentation's test compares the reference with the SQLSTATEs and
+	# settings the sources define
+	mkdir -p "$SCRATCH/src" && cp "$TOP"/src/*.[ch] "$SCRATCH/src/"
 	mkdir -p "$SCRATCH/tls"
 	[ "$(id -u)" -eq 0 ] && chown -R "$RUN_USER" "$SCRATCH"
 	chmod 700 "$SCRATCH"

@@ -1,4 +1,4 @@
-# Load with faults: twenty sessions of a role with the README's grants
+# Load with faults: twenty sessions of a role with the recommended grants (docs/security.md)
 # order synchronously, enqueue and insert rows a trigger orders, for a
 # minute, while the stand-in answers 429s and drops connections before
 # and after creating orders.  Afterwards every committed request has
@@ -34,7 +34,7 @@ max_connections = 40
 });
 $node->start;
 
-# the ordering role, granted as the README recommends, and what it writes
+# the ordering role, granted as docs/security.md recommends, and what it writes
 $node->safe_psql('postgres', qq{
 CREATE EXTENSION telnyx_orders;
 CREATE ROLE regress_orderer LOGIN;

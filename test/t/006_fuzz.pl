@@ -1,6 +1,6 @@
 # Fuzz: generated and mutated ordering groups through the validator, and
 # mutated, truncated and invalid answers from the stand-in.  No backend
-# crashes; every failure is an error with an SQLSTATE the README lists (a
+# crashes; every failure is an error with an SQLSTATE docs/reference.md lists (a
 # bad input names its group or field, and sends nothing); nothing is
 # recorded from an answer that is not the JSON the spec promises.
 use strict;
@@ -278,7 +278,7 @@ note('outcomes: ' . join(', ', map { "$_ $calls{$_}" } sort keys %calls));
 my %allowed = (create => qr/^(00000|TX504)$/, get => qr/^(00000|TX502|TX413|TX404)$/,
 	list => qr/^(00000|TX502|TX413)$/, refresh => qr/^00000$/, sync => qr/^(00000|TX502|TX413)$/);
 my @odd = grep { my ($how, $st) = split / /; $st !~ $allowed{$how} } sort keys %calls;
-is(join(', ', @odd), '', 'every failure is the error the README gives for an answer that cannot be read');
+is(join(', ', @odd), '', 'every failure is the error docs/reference.md gives for an answer that cannot be read');
 my $mutations = join("\n", map { $_ } split /\n/, standinctl('mutations'));
 my (%mut, $nmut);
 for my $line (split /\n/, $mutations)

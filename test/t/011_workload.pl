@@ -3,7 +3,7 @@
 # model-based check: each client keeps a history of what it asked for and
 # what it was told, the stand-in keeps every order it created).
 #
-# Ordering clients, as a role with the README's grants, order
+# Ordering clients, as a role with the recommended grants (docs/security.md), order
 # synchronously (and in transactions rolled back afterwards), enqueue (with
 # and without a customer_reference), insert rows a trigger orders (plain
 # INSERT, COPY, INSERT ... ON CONFLICT, two-phase commit committed and

@@ -1,9 +1,9 @@
-# The README's grants, as written: every SQL block (and inline statement)
-# of README.md that grants something is read from the README when the test
-# runs, executed by the extension's owner, and then each role it names
-# does what the README says that role may do, and is refused a few things
-# it may not.  Also what row security hides from a role that reads
-# telnyx_order_requests, and what it does not (the README's Security).
+# The documented grants, as written: every SQL block (and inline statement)
+# of README.md and docs/*.md that grants something is read from them when
+# the test runs, executed by the extension's owner, and then each role it
+# names does what docs/security.md says that role may do, and is refused a
+# few things it may not.  Also what row security hides from a role that
+# reads telnyx_order_requests, and what it does not (docs/security.md).
 use strict;
 use warnings;
 use JSON::PP;
@@ -17,39 +17,43 @@ use StandIn;
 my $key = $ENV{TELNYX_TEST_KEY} or die "TELNYX_TEST_KEY is not set";
 my $group = '{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}';
 
-# --- the grants, from the README ------------------------------------------
+# --- the grants, from the README and docs/ ---------------------------------
 
-my $readme = "$FindBin::Bin/../../README.md";
-open(my $fh, '<', $readme) or die "could not open $readme: $!";
-my @lines = <$fh>;
-close($fh);
+my $top = "$FindBin::Bin/../..";
+my @files = ('README.md', map { s{^\Q$top\E/}{}r } sort glob("$top/docs/*.md"));
 
 # Fenced SQL blocks (indented or not) that hold a GRANT, and inline code
-# spans that are GRANT statements; each with the README line it starts on.
+# spans that are GRANT statements; each with the file and line it starts on.
 my @blocks;
-for (my $i = 0; $i < @lines; $i++)
+for my $file (@files)
 {
-	if ($lines[$i] =~ /^(\s*)```sql\s*$/)
+	open(my $fh, '<', "$top/$file") or die "could not open $top/$file: $!";
+	my @lines = <$fh>;
+	close($fh);
+	for (my $i = 0; $i < @lines; $i++)
 	{
-		my ($indent, $start) = ($1, $i + 1);
-		my $text = '';
-		for ($i++; $i < @lines && $lines[$i] !~ /^\s*```\s*$/; $i++)
+		if ($lines[$i] =~ /^(\s*)```sql\s*$/)
 		{
-			(my $l = $lines[$i]) =~ s/^\Q$indent\E//;
-			$text .= $l;
+			my ($indent, $start) = ($1, $i + 1);
+			my $text = '';
+			for ($i++; $i < @lines && $lines[$i] !~ /^\s*```\s*$/; $i++)
+			{
+				(my $l = $lines[$i]) =~ s/^\Q$indent\E//;
+				$text .= $l;
+			}
+			push @blocks, { where => "$file line $start", sql => $text } if $text =~ /\bGRANT\b/i;
+			next;
 		}
-		push @blocks, { line => $start, sql => $text } if $text =~ /\bGRANT\b/i;
-		next;
+	}
+	my $whole = join('', @lines);
+	while ($whole =~ /`(GRANT\b[^`]*)`/gi)
+	{
+		my $sql = $1;
+		my $line = 1 + (() = substr($whole, 0, $-[0]) =~ /\n/g);
+		push @blocks, { where => "$file line $line", sql => "$sql;" };
 	}
 }
-my $whole = join('', @lines);
-while ($whole =~ /`(GRANT\b[^`]*)`/gi)
-{
-	my $sql = $1;
-	my $line = 1 + (() = substr($whole, 0, $-[0]) =~ /\n/g);
-	push @blocks, { line => $line, sql => "$sql;" };
-}
-cmp_ok(scalar(@blocks), '>=', 2, scalar(@blocks) . ' grant blocks found in README.md');
+cmp_ok(scalar(@blocks), '>=', 2, scalar(@blocks) . ' grant blocks found in README.md and docs/*.md');
 
 # The roles the grants name (TO role[, role]).
 my %roles;
@@ -62,9 +66,9 @@ for my $b (@blocks)
 	}
 }
 is(join(' ', sort keys %roles), 'admin_role ordering_role table_owner webhook_role',
-	'the grants name the roles the README describes');
+	'the grants name the roles docs/security.md describes');
 
-# --- a server set up as the README says ------------------------------------
+# --- a server set up as the documentation says ------------------------------------
 
 standinctl('reset');
 standinctl('config', encode_json({ api_key => $key, idempotency => JSON::PP::false }));
@@ -79,7 +83,7 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION telnyx_orders');
 # (no worker sends this database's queue, so that a request stays queued
 # until admin_role sends it)
-# the README says to create the roles first
+# docs/security.md says to create the roles first
 $node->safe_psql('postgres', "CREATE ROLE $_ LOGIN") for sort keys %roles;
 # a schema of its own for the table owner's table (PostgreSQL 15 grants
 # no CREATE on public)
@@ -89,7 +93,7 @@ for my $b (@blocks)
 {
 	my ($rc, $out, $err) = $node->psql('postgres', $b->{sql},
 		extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
-	is($rc, 0, "README.md line $b->{line}: the grant runs as written")
+	is($rc, 0, "$b->{where}: the grant runs as written")
 	  or diag($err);
 }
 
