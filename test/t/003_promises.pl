@@ -118,6 +118,10 @@ is(join(' ', map { ledger()->{$_} // 0 } 'prepared-commit', 'prepared-rollback')
 # an administrator's open transaction holding a row lock never stalls the
 # queue: the worker skips that request and comes back
 {
+	# the worker may not reconcile it before the administrator's sync has
+	# locked it; then it may, and must skip it
+	$node->safe_psql('postgres', "ALTER SYSTEM SET telnyx.reconcile_delay = '1h'");
+	$node->reload;
 	fault({ match => 'create', action => 'close_after' });
 	my $locked = $node->safe_psql('postgres',
 		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'locked')");
@@ -126,6 +130,8 @@ is(join(' ', map { ledger()->{$_} // 0 } 'prepared-commit', 'prepared-rollback')
 	my $admin = $node->background_psql('postgres');
 	$admin->query_safe('BEGIN');
 	$admin->query_safe('SELECT telnyx_sync_inexplicit_orders()');
+	$node->safe_psql('postgres', "ALTER SYSTEM RESET telnyx.reconcile_delay");
+	$node->reload;
 	my $other = $node->safe_psql('postgres',
 		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'not-stalled')");
 	ok( $node->poll_query_until('postgres', "SELECT state = 'sent' FROM telnyx_order_requests WHERE id = $other"),

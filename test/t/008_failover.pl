@@ -44,6 +44,11 @@ $primary->safe_psql('postgres',
 $primary->poll_query_until('postgres',
 	"SELECT count(*) = 3 FROM telnyx_order_requests WHERE state = 'sent'")
   or die 'not sent on the primary';
+# the primary's worker would refresh them while the standby is watched:
+# the stand-in counts every request, and the standby must send none
+$primary->safe_psql('postgres', "UPDATE telnyx_inexplicit_orders SET next_refresh_at = now() + interval '1 hour'");
+$primary->safe_psql('postgres',
+	"UPDATE telnyx_number_orders SET next_fetch_at = now() + interval '1 hour' WHERE next_fetch_at IS NOT NULL");
 $primary->wait_for_catchup($standby);
 
 # the standby: no worker, nothing sent, no error; a synchronous call refuses
