@@ -17,6 +17,7 @@
 
 #include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 
@@ -38,6 +39,16 @@
 #else
 #define compat_extension_ownercheck(oid, role) pg_extension_ownercheck((oid), (role))
 #define compat_namespace_ownercheck(oid, role) pg_namespace_ownercheck((oid), (role))
+#endif
+
+/*
+ * This backend's local transaction id: 17 moved it into the PGPROC's
+ * virtual transaction id.
+ */
+#if PG_VERSION_NUM >= 170000
+#define compat_my_lxid() (MyProc->vxid.lxid)
+#else
+#define compat_my_lxid() (MyProc->lxid)
 #endif
 
 /* ProcessUtility_hook has a readOnlyTree argument from 14 on */
