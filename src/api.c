@@ -35,6 +35,7 @@
 #include "utils/numeric.h"
 
 #include "api.h"
+#include "compat.h"
 #include "http.h"
 #include "errcodes.h"
 
@@ -1478,7 +1479,7 @@ parse_timestamptz(const char *s, TimestampTz *result)
 	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype,
 					  MAXDATEFIELDS, &nf) != 0)
 		return false;
-	if (DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
+	if (compat_decode_datetime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
 		return false;
 	if (dtype != DTK_DATE)
 		return false;

@@ -287,7 +287,7 @@ queue_reserve_id(void)
 							  get_namespace_oid(schema, false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "could not find table \"telnyx_order_requests\"");
-	id = nextval_internal(getIdentitySequence(relid, 1, false), true);
+	id = nextval_internal(compat_identity_sequence(relid, 1), true);
 	store_leave(&scope);
 
 	use_reserved_ids();
