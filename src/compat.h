@@ -4,11 +4,12 @@
  *	  What differs between the PostgreSQL versions the extension builds
  *	  against (13 to 17), in one place.
  *
- * Built and tested with 15.  The rest follow the server's own headers:
- * 15 added shmem_request_hook, common/pg_prng.h and MarkGUCPrefixReserved
- * (before it, EmitWarningsOnPlaceholders); 14 gave ProcessUtility_hook its
+ * Tested with 15; built and run with 17 (see the README for what passes).
+ * The rest follow the server's own headers: 15 added shmem_request_hook,
+ * common/pg_prng.h and MarkGUCPrefixReserved (before it,
+ * EmitWarningsOnPlaceholders); 14 gave ProcessUtility_hook its
  * readOnlyTree argument; 16 folded the ownership checks into
- * object_ownercheck.
+ * object_ownercheck; the version checks below say the rest.
  *
  *-------------------------------------------------------------------------
  */
