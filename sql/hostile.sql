@@ -111,8 +111,21 @@ SELECT length(customer_reference), found_by_sync FROM telnyx_inexplicit_orders
  WHERE length(customer_reference) > 2000;
 
 -- a timeout that would outlast a sender's lease cannot be set
-SET telnyx.timeout = 2147483647;
-SET telnyx.connect_timeout = '1h';
+-- (17 names the unit in the range, "100 ms .. 600000 ms": left out here)
+DO $$
+DECLARE
+    v text;
+BEGIN
+    FOREACH v IN ARRAY ARRAY['telnyx.timeout=2147483647', 'telnyx.connect_timeout=1h'] LOOP
+        BEGIN
+            PERFORM set_config(split_part(v, '=', 1), split_part(v, '=', 2), false);
+            RAISE NOTICE '% accepted', v;
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE NOTICE '% refused (%): %', v, SQLSTATE,
+                regexp_replace(SQLERRM, '\((\d+) ms \.\. (\d+) ms\)$', '(\1 .. \2)');
+        END;
+    END LOOP;
+END $$;
 
 -- one outcome that cannot be recorded does not take the others with it
 CREATE FUNCTION public.hostile_refuse() RETURNS trigger LANGUAGE plpgsql AS $$

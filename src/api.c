@@ -36,6 +36,7 @@
 
 #include "api.h"
 #include "apikey.h"
+#include "compat.h"
 #include "http.h"
 #include "errcodes.h"
 
@@ -1493,7 +1494,7 @@ parse_timestamptz(const char *s, TimestampTz *result)
 	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype,
 					  MAXDATEFIELDS, &nf) != 0)
 		return false;
-	if (DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
+	if (compat_decode_datetime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
 		return false;
 	if (dtype != DTK_DATE)
 		return false;

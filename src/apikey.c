@@ -70,6 +70,7 @@
 #include "utils/rel.h"
 
 #include "apikey.h"
+#include "compat.h"
 #include "errcodes.h"
 
 /* Values remembered for redaction. */
@@ -207,7 +208,7 @@ apikey_assign_base_url(void *extra)
 static bool
 keep_source(void **extra, GucSource source)
 {
-	GucSource  *where = (GucSource *) malloc(sizeof(GucSource));
+	GucSource  *where = (GucSource *) compat_guc_malloc(sizeof(GucSource));
 
 	if (where == NULL)
 		return false;

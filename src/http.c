@@ -804,7 +804,7 @@ http_stream_wait(int timeout_ms, HttpDone *done, int max)
 			break;
 		mc = curl_multi_poll(http_multi, NULL, 0, Min(left, HTTP_POLL_INTERVAL_MS), NULL);
 		CHECK_FOR_INTERRUPTS();
-		if (IsBackgroundWorker && !PostmasterIsAlive())
+		if (compat_am_background_worker() && !PostmasterIsAlive())
 			proc_exit(1);
 	}
 

@@ -56,6 +56,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "compat.h"
 #include "queue.h"
 #include "store.h"
 #include "wakeup.h"
@@ -245,10 +246,10 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 static void
 use_reserved_ids(void)
 {
-	if (reserved_lxid != MyProc->lxid)
+	if (reserved_lxid != compat_my_lxid())
 	{
 		reserved_ids = NIL;		/* freed with its TopTransactionContext */
-		reserved_lxid = MyProc->lxid;
+		reserved_lxid = compat_my_lxid();
 	}
 }
 
@@ -286,7 +287,7 @@ queue_reserve_id(void)
 							  get_namespace_oid(schema, false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "could not find table \"telnyx_order_requests\"");
-	id = nextval_internal(getIdentitySequence(relid, 1, false), true);
+	id = nextval_internal(compat_identity_sequence(relid, 1), true);
 	store_leave(&scope);
 
 	use_reserved_ids();

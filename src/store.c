@@ -44,6 +44,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "http.h"
 #include "store.h"
 
@@ -1098,7 +1099,7 @@ store_extension(Oid *owner, char **version)
 	char	   *name;
 
 	/* looked up once per transaction: the extension cannot move in one */
-	if (cached_lxid == MyProc->lxid && cached_lxid != InvalidLocalTransactionId)
+	if (cached_lxid == compat_my_lxid() && cached_lxid != InvalidLocalTransactionId)
 	{
 		if (owner != NULL)
 			*owner = cached_owner;
@@ -1129,7 +1130,7 @@ store_extension(Oid *owner, char **version)
 	if (name == NULL)
 		elog(ERROR, "could not find the schema of extension \"telnyx_orders\"");
 	strlcpy(cached_schema, name, sizeof(cached_schema));
-	cached_lxid = MyProc->lxid;
+	cached_lxid = compat_my_lxid();
 	if (owner != NULL)
 		*owner = cached_owner;
 	if (version != NULL)

@@ -4,7 +4,13 @@
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=${PG_MAJOR:-15}
-PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev libssl-dev pkg-config make gcc libipc-run-perl openssl python3"
+# What the build and the tests need with any PostgreSQL ...
+PACKAGES="libcurl4-openssl-dev libssl-dev pkg-config make gcc libipc-run-perl openssl python3"
+# ... and Debian's PostgreSQL, unless PG_CONFIG names another installation.
+DEBIAN_PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+if [ -z "${PG_CONFIG:-}" ] || [ "$PG_CONFIG" = "$DEBIAN_PG_CONFIG" ]; then
+	PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR $PACKAGES"
+fi
 CLEANUP=()
 
 log() { printf '== %s\n' "$*"; }
@@ -27,13 +33,24 @@ need_packages() {
 }
 
 pg_setup_paths() {
-	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+	PG_CONFIG=${PG_CONFIG:-$DEBIAN_PG_CONFIG}
 	[ -x "$PG_CONFIG" ] || die "no pg_config at $PG_CONFIG"
+	PG_VERSION_STRING=$("$PG_CONFIG" --version)
 	PGBIN=$("$PG_CONFIG" --bindir)
 	PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
 	PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress"
 	PG_TAP_LIB="$PGXS_DIR/src/test/perl"
 	export PG_CONFIG PGBIN PG_REGRESS
+}
+
+# pg_regress, and the TAP modules when "tap" is given: Debian's
+# postgresql-server-dev package has them; a build from source installs
+# them only when asked to.
+need_test_tools() {
+	[ -x "$PG_REGRESS" ] \
+		|| die "no pg_regress at $PG_REGRESS (in PostgreSQL's source tree: make -C src/test/regress install)"
+	[ "${1:-}" != tap ] || [ -f "$PG_TAP_LIB/PostgreSQL/Test/Cluster.pm" ] \
+		|| die "no PostgreSQL::Test::Cluster under $PG_TAP_LIB (in PostgreSQL's source tree, configured with --enable-tap-tests: make -C src/test/perl install)"
 }
 
 # Build with warnings as errors and install.  Needs write access to the
