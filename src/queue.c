@@ -159,8 +159,8 @@ queue_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("telnyx.request_retention",
-							"How long finished order requests are kept before the worker deletes them.",
-							"Sent, failed and cancelled requests older than this are deleted; never an unknown or unfinished one, never an order.  0 keeps them for ever.",
+							"How long finished order requests, order events and webhook deliveries are kept before the worker deletes them.",
+							"Sent, failed and cancelled requests older than this are deleted, never an unknown or unfinished one, never an order; so are events of orders no longer open, and webhook deliveries but the newest applied one of each number order.  0 keeps them for ever.",
 							&telnyx_request_retention_s,
 							30 * 24 * 3600, 0, INT_MAX,
 							PGC_SIGHUP,

@@ -51,6 +51,10 @@ extern List *store_claim_number_orders(int max, MemoryContext mcxt);
 extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
 extern bool store_lock(const char *id, bool number_order);
+extern int	store_purge_history(TimestampTz cutoff, int max);
+extern int	store_fetch_failed(const char *id, bool number_order);
+extern void store_fetch_again_at(const char *id, bool number_order,
+								 TimestampTz when);
 extern char *store_schema_name(void);
 extern char *store_extension(Oid *owner, char **version);
 extern char *store_require_version(bool want_version);

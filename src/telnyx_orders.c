@@ -768,7 +768,7 @@ telnyx_guard_drop(PG_FUNCTION_ARGS)
  * One refresh pass in this session: fetch every order due for a refresh
  * (one still being filled), then every number order due (new, or still
  * pending), and record what Telnyx says now.  What cannot be fetched is
- * skipped with a WARNING, to be tried again later.  Returns how many
+ * skipped with a WARNING, to be tried again after a backoff.  Returns how many
  * orders and number orders were refreshed.
  */
 Datum
@@ -792,6 +792,7 @@ telnyx_refresh_orders(PG_FUNCTION_ARGS)
 				ereport(WARNING,
 						(errmsg("could not refresh %s", refresh_what(item)),
 						 errdetail_internal("%s", item->result->why ? item->result->why : "")));
+				refresh_failed(item);
 				continue;
 			}
 			if (refresh_store(item))

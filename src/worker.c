@@ -211,6 +211,7 @@ static void step_resolve(RecordStep *step);
 static void step_retry_later(RecordStep *step);
 static void step_store_found(RecordStep *step);
 static void step_store_refreshed(RecordStep *step);
+static void step_refresh_failed(RecordStep *step);
 static int	worker_refresh(void);
 static void worker_purge(SenderState *state);
 static void worker_report(SenderState *state, int sent);
@@ -519,9 +520,11 @@ worker_key_ready(SenderState *state)
 }
 
 /*
- * Once a minute, delete finished requests older than
- * telnyx.request_retention: a thousand per transaction, ten thousand at
- * most, so that a backlog is worked off without holding up sending.
+ * Once a minute, delete finished requests, order events and webhook
+ * deliveries older than telnyx.request_retention (store_purge_history
+ * says which are kept): a thousand per transaction, ten thousand at most
+ * of each kind, so that a backlog is worked off without holding up
+ * sending.
  */
 static void
 worker_purge(SenderState *state)
@@ -546,6 +549,20 @@ worker_purge(SenderState *state)
 	if (total > 0)
 		ereport(DEBUG1,
 				(errmsg_internal("telnyx_orders worker deleted %d finished order requests", total)));
+
+	/* events and webhook deliveries, by the same setting */
+	pgstat_report_activity(STATE_RUNNING, "deleting old order events and webhook deliveries");
+	total = 0;
+	do
+	{
+		worker_begin();
+		n = store_purge_history(cutoff, WORKER_PURGE_BATCH);
+		worker_commit();
+		total += n;
+	} while (n >= WORKER_PURGE_BATCH && total < WORKER_PURGE_MAX);
+	if (total > 0)
+		ereport(DEBUG1,
+				(errmsg_internal("telnyx_orders worker deleted %d order events and webhook deliveries", total)));
 }
 
 /*
@@ -1035,7 +1052,8 @@ worker_reconcile(SenderState *state)
 /*
  * Refresh what is due (refresh.c): orders still being filled, number
  * orders new or still pending.  Fetch each again and record what Telnyx
- * says now; what cannot be fetched is due again when its claim ends.
+ * says now; what cannot be fetched is due again after a backoff
+ * (refresh.c).
  * Returns how many were claimed.
  */
 static int
@@ -1075,6 +1093,9 @@ worker_refresh(void)
 		if (step.item->result->class == TELNYX_OK)
 			(void) worker_try(step_store_refreshed, &step,
 							  "could not record a refreshed order");
+		else
+			(void) worker_try(step_refresh_failed, &step,
+							  "could not record a failed refresh");
 	}
 	worker_commit();
 	return list_length(items);
@@ -1237,6 +1258,12 @@ static void
 step_store_refreshed(RecordStep *step)
 {
 	(void) refresh_store(step->item);
+}
+
+static void
+step_refresh_failed(RecordStep *step)
+{
+	refresh_failed(step->item);
 }
 
 static void
