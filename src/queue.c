@@ -915,6 +915,48 @@ queue_purge(TimestampTz cutoff, int max)
 }
 
 /*
+ * queue_orders_named
+ *		Of the order ids given (palloc'd strings), those a request of this
+ *		database names as its order, in the caller's memory context.
+ */
+List *
+queue_orders_named(List *ids)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	Datum	   *elems;
+	List	   *named = NIL;
+	ListCell   *lc;
+	StoreScope	scope;
+	char	   *schema;
+	int			n = 0;
+	uint64		i;
+
+	if (ids == NIL)
+		return NIL;
+	elems = palloc(sizeof(Datum) * list_length(ids));
+	foreach(lc, ids)
+		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
+	values[0] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "SELECT DISTINCT r.order_id FROM %1$s.telnyx_order_requests r"
+			   " WHERE r.order_id OPERATOR(pg_catalog.=) ANY ($1)",
+			   1, argtypes, values, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+
+		named = lappend(named, pstrdup(id));
+		MemoryContextSwitchTo(old);
+	}
+	store_end(&scope);
+	return named;
+}
+
+/*
  * queue_at_stake
  *		What dropping the extension would lose: the orders recorded, and the
  *		requests not yet finished.

@@ -1157,6 +1157,81 @@ store_init(void)
 }
 
 /*
+ * store_record_call
+ *		Record a synchronous call (its key, and its body as JSON text)
+ *		before it is sent, in the current transaction (calls.c commits it
+ *		on its own).
+ */
+void
+store_record_call(const char *request_key, const char *body)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	StoreScope	scope;
+	char	   *schema;
+
+	values[0] = CStringGetTextDatum(request_key);
+	values[1] = CStringGetTextDatum(body);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "INSERT INTO %1$s.telnyx_order_calls (request_key, customer_reference, body)"
+			   " SELECT $1::pg_catalog.uuid,"
+			   "  b OPERATOR(pg_catalog.->>) 'customer_reference', b"
+			   "  FROM (SELECT $2::pg_catalog.jsonb) AS x(b)",
+			   2, argtypes, values, NULL, SPI_OK_INSERT);
+	store_end(&scope);
+}
+
+/*
+ * store_open_calls
+ *		The calls (StoreCall *, in the caller's memory context, oldest
+ *		first) with one of the customer_references given (a NULL among
+ *		them: the calls without one) whose order is not recorded here.
+ */
+List *
+store_open_calls(List *references, bool without_reference)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTARRAYOID, BOOLOID};
+	Datum		values[2];
+	List	   *calls = NIL;
+	StoreScope	scope;
+	char	   *schema;
+	uint64		i;
+
+	if (references == NIL && !without_reference)
+		return NIL;
+	values[0] = text_array_datum(references);
+	values[1] = BoolGetDatum(without_reference);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "SELECT c.request_key::pg_catalog.text, c.body, c.sent_at"
+			   "  FROM %1$s.telnyx_order_calls c"
+			   " WHERE (c.customer_reference OPERATOR(pg_catalog.=) ANY ($1)"
+			   "        OR ($2 AND c.customer_reference IS NULL))"
+			   "   AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
+			   "        WHERE o.request_key OPERATOR(pg_catalog.=) c.request_key)"
+			   " ORDER BY c.sent_at",
+			   2, argtypes, values, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+		StoreCall  *call = palloc0(sizeof(StoreCall));
+
+		call->request_key = SPI_getvalue(tup, desc, 1);
+		call->body = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 2, &isnull));
+		call->sent_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		calls = lappend(calls, call);
+		MemoryContextSwitchTo(old);
+	}
+	store_end(&scope);
+	return calls;
+}
+
+/*
  * store_orders_missing
  *		Of the orders in the list, those the tables do not hold yet.
  */

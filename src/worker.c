@@ -140,6 +140,7 @@ typedef struct RecordStep
 	QueueRequest *req;
 	TelnyxResult *result;
 	TelnyxOrder *order;			/* an order found by the sync */
+	const char *request_key;	/* the key of the call it answers, or NULL */
 	RefreshItem *item;			/* a refreshed order or number order */
 	double		wait_ms;
 	QueueOutcome outcome;
@@ -1103,7 +1104,8 @@ worker_refresh(void)
 
 /*
  * The periodic sync: read the whole list of orders and record every order
- * the tables lack, marked found_by_sync, whatever became of the
+ * of this database the tables lack (by default, only those it placed;
+ * see reconcile.c), marked found_by_sync, whatever became of the
  * transaction that created it.  One page per pass, so that sending never
  * waits for a long list: the sender loops at once while a sync is under
  * way.
@@ -1144,24 +1146,29 @@ worker_sync(SenderState *state)
 	state->sync_walk = NULL;
 }
 
-/* One page of the periodic sync: record the orders the tables lack. */
+/*
+ * One page of the periodic sync: record the orders the tables lack that
+ * are this database's (reconcile_own_orders).
+ */
 static void
 worker_sync_page(List *orders, List *unparsed, void *arg)
 {
 	int		   *found = (int *) arg;
-	List	   *missing;
+	List	   *own;
+	List	   *keys;
 	ListCell   *lc;
 
 	if (orders == NIL)
 		return;
 	worker_begin();
-	missing = store_orders_missing(orders);
-	foreach(lc, missing)
+	own = reconcile_own_orders(store_orders_missing(orders), &keys);
+	foreach(lc, own)
 	{
 		RecordStep	step;
 
 		memset(&step, 0, sizeof(step));
 		step.order = (TelnyxOrder *) lfirst(lc);
+		step.request_key = (const char *) list_nth(keys, foreach_current_index(lc));
 		if (worker_try(step_store_found, &step, "could not record an order found by the sync"))
 			(*found)++;
 	}
@@ -1269,7 +1276,7 @@ step_refresh_failed(RecordStep *step)
 static void
 step_store_found(RecordStep *step)
 {
-	store_order(step->order, true, NULL, NULL);
+	store_order(step->order, true, NULL, step->request_key);
 }
 
 /*
