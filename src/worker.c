@@ -26,9 +26,10 @@
  * holds, never takes the others with it or stalls the queue.  An error in
  * a pass is logged, the sender's own claims are given up (their outcome is
  * unknown), and it goes on after a pause.  Every telnyx.sync_interval it
- * reads the list of orders, a page per pass, and records any order the
- * tables lack.  It exits when someone wants its database to itself (DROP
- * DATABASE), so that it never holds that up.
+ * reads the list of orders, a page per pass, and records any order of
+ * its database the tables lack (reconcile.c says which are its own).  It
+ * exits when someone wants its database to itself (DROP DATABASE), so
+ * that it never holds that up.
  *
  * A sender runs as the bootstrap superuser, but every statement it runs
  * goes through store.c and queue.c, as the extension's owner with a pinned
