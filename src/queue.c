@@ -1240,6 +1240,9 @@ queue_resolve_unknown(QueueRequest *req)
 		order = api_parse_order(&v, NULL);
 		if (order == NULL)
 			continue;
+		/* the answer to another database's request or call */
+		if (wakeup_order_elsewhere(order->id))
+			continue;
 
 		values[0] = CStringGetTextDatum(order->id);
 		values[1] = Int64GetDatum(req->id);

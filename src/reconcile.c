@@ -35,8 +35,10 @@
  * request with a reference the caller gave: the same customer_reference
  * (or none in both), the same groups, created in the call's window.  The
  * user's customer_reference is never changed to tell.  Each call has at
- * most one order.  telnyx.sync_scope = 'account' records every order of
- * the account instead.
+ * most one order.  An order that answered another database's request or
+ * call (wakeup.c remembers them) is never taken, neither by a sync nor by
+ * queue_resolve_unknown.  telnyx.sync_scope = 'account' records every
+ * order of the account instead.
  *
  *-------------------------------------------------------------------------
  */
@@ -50,6 +52,7 @@
 #include "queue.h"
 #include "reconcile.h"
 #include "store.h"
+#include "wakeup.h"
 
 /*
  * Our clock and Telnyx's may differ by this much: an order created this
@@ -161,7 +164,8 @@ reconcile_own_orders(List *orders, List **keys)
 
 			if (mine)
 				break;
-			if (!call->taken && call_matches(call, order))
+			if (!call->taken && call_matches(call, order) &&
+				!wakeup_order_elsewhere(order->id))
 			{
 				call->taken = true;
 				key = call->request_key;

@@ -46,6 +46,7 @@
 
 #include "http.h"
 #include "store.h"
+#include "wakeup.h"
 
 /*---- Local types ----*/
 
@@ -582,6 +583,9 @@ store_orders(List *orders, List *requests, List *request_keys,
 		column_set(&oc[8], i, TimestampTzGetDatum(next), next == 0);
 		column_set(&oc[9], i, Int32GetDatum(order->ngroups), false);
 		column_text(&keycol, i, request_keys ? (const char *) list_nth(request_keys, i) : NULL);
+		/* an answer: the other databases of the cluster never take it */
+		if (request_keys && list_nth(request_keys, i) != NULL)
+			wakeup_note_order(order->id);
 
 		foreach(lc2, order->groups)
 		{

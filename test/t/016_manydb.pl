@@ -30,11 +30,12 @@ telnyx.sync_interval = '2s'
 telnyx.refresh_interval_max = '2s'
 telnyx.worker_naptime = '1s'
 telnyx.request_retention = '1d'
+telnyx.reconcile_delay = '1s'
+telnyx.absence_window = '1min'
 max_worker_processes = 16
 });
 $node->start;
-$node->safe_psql('postgres', 'CREATE DATABASE second');
-$node->safe_psql($_, 'CREATE EXTENSION telnyx_orders') for ('postgres', 'second');
+$node->safe_psql('postgres', 'CREATE EXTENSION telnyx_orders');
 
 # the references a database records, sorted
 sub refs
@@ -46,6 +47,7 @@ sub refs
 }
 
 # --- 11: a number order whose fetch failed is fetched again soon ---------
+# (one database only yet: no other worker fetches the number order)
 {
 	# the GET fails, with its retries inside one fetch: one failed fetch
 	fault({ match => 'number_order', status => 500, code => '10007', times => 3 });
@@ -75,6 +77,8 @@ SELECT max(n.fetch_failures) FROM telnyx_number_orders n JOIN telnyx_inexplicit_
 }
 
 # --- 14: each database records and follows only what it placed ----------
+$node->safe_psql('postgres', 'CREATE DATABASE second');
+$node->safe_psql('second', 'CREATE EXTENSION telnyx_orders');
 {
 	$node->safe_psql('postgres',
 		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'own-a-queued')");
@@ -143,6 +147,30 @@ SELECT count(*) FROM telnyx_number_orders n JOIN telnyx_inexplicit_orders o ON o
 		"the worker of a database that mirrors the account records another client's order");
 	$node->safe_psql('postgres', 'ALTER DATABASE postgres RESET telnyx.sync_scope');
 	$node->safe_psql('postgres', 'SELECT telnyx_restart_workers()');
+}
+
+# --- reconciliation never takes another database's order ----------------
+{
+	# the second database orders; the first sends the same order, whose
+	# answer is lost and which never reached Telnyx
+	$node->safe_psql('second',
+		"SELECT telnyx_create_inexplicit_order('$groups', customer_reference => 'dup-ref')");
+	my $theirs = $node->safe_psql('second',
+		"SELECT id FROM telnyx_inexplicit_orders WHERE customer_reference = 'dup-ref'");
+	fault({ match => 'create', action => 'close_before' });
+	my $rid = $node->safe_psql('postgres',
+		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'dup-ref')");
+	ok( $node->poll_query_until('postgres',
+			"SELECT lookups >= 1 OR state = 'sent' FROM telnyx_order_requests WHERE id = $rid"),
+		'the request of the lost answer is looked up in the list');
+	isnt($node->safe_psql('postgres', "SELECT order_id FROM telnyx_order_requests WHERE id = $rid"),
+		$theirs, "the second database's order, with the same reference and groups, is not taken for it");
+	ok( $node->poll_query_until('postgres',
+			"SELECT state = 'sent' FROM telnyx_order_requests WHERE id = $rid"),
+		'absence proven, it is sent again');
+	isnt($node->safe_psql('postgres', "SELECT order_id FROM telnyx_order_requests WHERE id = $rid"),
+		$theirs, 'and answered by an order of its own');
+	is(ledger()->{'dup-ref'}, 2, 'one order for each database');
 }
 
 # --- 10: a long sync shows how far it got --------------------------------
