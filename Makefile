@@ -16,6 +16,7 @@ OBJS = \
 	src/webhook.o \
 	src/apikey.o \
 	src/wakeup.o \
+	src/calls.o \
 	src/launcher.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)

@@ -104,11 +104,14 @@ ROLLBACK;
 SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => repeat('r', 3000));
 \echo :LAST_ERROR_SQLSTATE
 \! standinctl requests
--- ... but an order with one, made elsewhere, is kept
+-- ... but an order with one, made elsewhere, is kept by a database that
+-- mirrors the account
 \! standinctl create "{\"ordering_groups\": [{\"country_iso\": \"US\", \"phone_number_type\": \"local\", \"count_requested\": \"1\"}], \"customer_reference\": \"$(printf 'x%.0s' $(seq 3000))\"}"
+SET telnyx.sync_scope = 'account';
 SELECT telnyx_sync_inexplicit_orders() > 0 AS synced;
 SELECT length(customer_reference), found_by_sync FROM telnyx_inexplicit_orders
  WHERE length(customer_reference) > 2000;
+RESET telnyx.sync_scope;
 
 -- a timeout that would outlast a sender's lease cannot be set
 -- (17 names the unit in the range, "100 ms .. 600000 ms": left out here)

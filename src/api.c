@@ -377,6 +377,7 @@ api_walk_begin(ApiListWalk *walk, MemoryContext cxt)
 	walk->page = 1;
 	walk->end = API_LIST_UNDER_WAY;
 	walk->bound = API_LIST_PAGES_WITHOUT_META;
+	walk->total_pages = -1;
 	walk->cxt = cxt;
 }
 
@@ -468,9 +469,11 @@ api_walk_next(ApiListWalk *walk, ApiPageCallback fn, void *arg)
 									   VARSIZE(raw) - VARHDRSZ, 1);
 		}
 	}
+	total_pages = api_list_total_pages(r);
+	if (total_pages >= 0)
+		walk->total_pages = total_pages;
 	fn(orders, unparsed, arg);
 
-	total_pages = api_list_total_pages(r);
 	if (total_pages >= 0 && !walk->counted)
 	{
 		walk->counted = true;
@@ -1139,8 +1142,9 @@ api_parse_phone_number(const JsonbValue *value)
 /*
  * api_order_matches
  *		Could order be the one created by request (a body built by
- *		validate_order_request)?  Same customer_reference, and the same
- *		country, type and count in every ordering group, in order.
+ *		validate_order_request)?  Same customer_reference (or none in
+ *		both), and the same country, type and count in every ordering
+ *		group, in order.
  */
 bool
 api_order_matches(const TelnyxOrder *order, Jsonb *request)
@@ -1151,8 +1155,9 @@ api_order_matches(const TelnyxOrder *order, Jsonb *request)
 	ListCell   *lc;
 	int			i = 0;
 
-	if (groups == NULL || ref == NULL || order->customer_reference == NULL ||
-		strcmp(ref, order->customer_reference) != 0 ||
+	if (groups == NULL ||
+		(ref == NULL) != (order->customer_reference == NULL) ||
+		(ref != NULL && strcmp(ref, order->customer_reference) != 0) ||
 		JsonContainerSize(groups) != list_length(order->groups))
 		return false;
 

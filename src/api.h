@@ -235,6 +235,7 @@ typedef struct ApiListWalk
 	int			bound;			/* pages it may read: from the first meta,
 								 * else API_LIST_PAGES_WITHOUT_META */
 	bool		counted;		/* a page carried meta.total_pages */
+	int			total_pages;	/* the latest meta.total_pages, -1 if none */
 	uint64	   *signatures;		/* one per page read */
 	int			npages;			/* pages read */
 	int			maxpages;		/* signatures allocated */

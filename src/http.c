@@ -58,9 +58,6 @@
 #include "http.h"
 #include "wakeup.h"
 
-/* Longest wait the server may ask for before we fall back to our backoff. */
-#define HTTP_MAX_SERVER_WAIT_MS 60000.0
-
 /* How long to wait on curl's sockets before checking for interrupts. */
 #define HTTP_POLL_INTERVAL_MS 100
 

@@ -103,6 +103,9 @@ extern void http_stream_add(const HttpRequest *req, void *tag);
 extern int	http_stream_wait(int timeout_ms, HttpDone *done, int max);
 extern void http_stream_end(void);
 extern bool http_should_retry(const HttpRequest *req, const HttpResponse *resp);
+/* Longest wait the server may ask for before we fall back to our backoff. */
+#define HTTP_MAX_SERVER_WAIT_MS 60000.0
+
 extern double http_retry_delay_ms(int retry, double wait_ms);
 extern void http_check_base_url(const char *url, int elevel);
 extern bool http_base_url_allowed(const char *url, const char **why);

@@ -160,8 +160,8 @@ queue_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("telnyx.request_retention",
-							"How long finished order requests are kept before the worker deletes them.",
-							"Sent, failed and cancelled requests older than this are deleted; never an unknown or unfinished one, never an order.  0 keeps them for ever.",
+							"How long finished order requests, order events and webhook deliveries are kept before the worker deletes them.",
+							"Sent, failed and cancelled requests older than this are deleted, never an unknown or unfinished one, never an order; so are events of orders no longer open, and webhook deliveries but the newest applied one of each number order.  0 keeps them for ever.",
 							&telnyx_request_retention_s,
 							30 * 24 * 3600, 0, INT_MAX,
 							PGC_SIGHUP,
@@ -916,6 +916,48 @@ queue_purge(TimestampTz cutoff, int max)
 }
 
 /*
+ * queue_orders_named
+ *		Of the order ids given (palloc'd strings), those a request of this
+ *		database names as its order, in the caller's memory context.
+ */
+List *
+queue_orders_named(List *ids)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	Datum	   *elems;
+	List	   *named = NIL;
+	ListCell   *lc;
+	StoreScope	scope;
+	char	   *schema;
+	int			n = 0;
+	uint64		i;
+
+	if (ids == NIL)
+		return NIL;
+	elems = palloc(sizeof(Datum) * list_length(ids));
+	foreach(lc, ids)
+		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
+	values[0] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "SELECT DISTINCT r.order_id FROM %1$s.telnyx_order_requests r"
+			   " WHERE r.order_id OPERATOR(pg_catalog.=) ANY ($1)",
+			   1, argtypes, values, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+
+		named = lappend(named, pstrdup(id));
+		MemoryContextSwitchTo(old);
+	}
+	store_end(&scope);
+	return named;
+}
+
+/*
  * queue_at_stake
  *		What dropping the extension would lose: the orders recorded, and the
  *		requests not yet finished.
@@ -1198,6 +1240,9 @@ queue_resolve_unknown(QueueRequest *req)
 		v.val.binary.len = VARSIZE(data) - VARHDRSZ;
 		order = api_parse_order(&v, NULL);
 		if (order == NULL)
+			continue;
+		/* the answer to another database's request or call */
+		if (wakeup_order_elsewhere(order->id))
 			continue;
 
 		values[0] = CStringGetTextDatum(order->id);

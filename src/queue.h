@@ -108,6 +108,7 @@ extern void queue_record_unstored(QueueRequest *req, TelnyxResult *result,
 								  const char *why);
 extern int	queue_recover_stale(void);
 extern int	queue_purge(TimestampTz cutoff, int max);
+extern List *queue_orders_named(List *ids);
 extern void queue_at_stake(int64 *orders, int64 *unfinished);
 extern int	queue_release_own(void);
 extern void queue_unclaim(int64 *ids, int64 *tokens, int n);

@@ -25,21 +25,57 @@
  * uncertain after the whole list was read proves the request absent.  A
  * list not read to its end proves nothing.
  *
+ * The same rule tells a sync which orders of the account are this
+ * database's (reconcile_own_orders): several databases, each with its
+ * own requests, may order on one account, and by default each records
+ * and follows only what it placed.  An order is its own when it records
+ * it already, when one of its requests names it, or when it matches one
+ * of its synchronous calls (telnyx_order_calls, written before the call
+ * was sent, whatever became of its transaction) as an order matches a
+ * request with a reference the caller gave: the same customer_reference
+ * (or none in both), the same groups, created in the call's window.  The
+ * user's customer_reference is never changed to tell.  Each call has at
+ * most one order.  An order that answered another database's request or
+ * call (wakeup.c remembers them) is never taken, neither by a sync nor by
+ * queue_resolve_unknown.  telnyx.sync_scope = 'account' records every
+ * order of the account instead.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "http.h"
 #include "queue.h"
 #include "reconcile.h"
+#include "store.h"
+#include "wakeup.h"
 
 /*
  * Our clock and Telnyx's may differ by this much: an order created this
  * long before a request was first sent may still be its order.
  */
 #define QUEUE_CLOCK_SKEW_MS (5 * 60 * 1000)
+
+/* telnyx.sync_scope */
+typedef enum SyncScope
+{
+	SYNC_SCOPE_OWN,
+	SYNC_SCOPE_ACCOUNT
+} SyncScope;
+
+static const struct config_enum_entry sync_scope_options[] = {
+	{"own", SYNC_SCOPE_OWN, false},
+	{"account", SYNC_SCOPE_ACCOUNT, false},
+	{NULL, 0, false}
+};
+
+/*---- GUC variables ----*/
+
+static int	telnyx_sync_scope = SYNC_SCOPE_OWN;
 
 typedef struct ReconcileState
 {
@@ -52,6 +88,118 @@ typedef struct ReconcileState
 static void reconcile_page(List *orders, List *unparsed, void *arg);
 static const char *request_reference(QueueRequest *req);
 static const char *raw_reference(const JsonbValue *raw, bool *readable);
+static bool call_matches(const StoreCall *call, const TelnyxOrder *order);
+
+/*
+ * reconcile_init
+ *		From _PG_init: which orders of the account a sync records.
+ */
+void
+reconcile_init(void)
+{
+	DefineCustomEnumVariable("telnyx.sync_scope",
+							 "Which orders of the account a sync records: this database's own, or every one.",
+							 "\"own\" records the orders this database placed (by a request or a call, whatever became of its transaction); \"account\" mirrors the whole account.",
+							 &telnyx_sync_scope,
+							 SYNC_SCOPE_OWN,
+							 sync_scope_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+}
+
+/*
+ * reconcile_own_orders
+ *		Of orders (a page of the list, none of them recorded here), those
+ *		this database places (see the top of this file); *keys gets, for
+ *		each one returned, the key of the call it answers, or NULL.  Runs
+ *		in the caller's transaction.
+ */
+List *
+reconcile_own_orders(List *orders, List **keys)
+{
+	List	   *own = NIL;
+	List	   *ids = NIL;
+	List	   *named;
+	List	   *refs = NIL;
+	List	   *calls;
+	bool		without_reference = false;
+	ListCell   *lc;
+
+	*keys = NIL;
+	if (telnyx_sync_scope == SYNC_SCOPE_ACCOUNT)
+	{
+		foreach(lc, orders)
+			*keys = lappend(*keys, NULL);
+		return list_copy(orders);
+	}
+	if (orders == NIL)
+		return NIL;
+
+	foreach(lc, orders)
+	{
+		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
+
+		ids = lappend(ids, order->id);
+		if (order->customer_reference == NULL)
+			without_reference = true;
+		else
+			refs = lappend(refs, order->customer_reference);
+	}
+	named = queue_orders_named(ids);
+	calls = store_open_calls(refs, without_reference);
+
+	foreach(lc, orders)
+	{
+		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
+		const char *key = NULL;
+		bool		mine = false;
+		ListCell   *lc2;
+
+		foreach(lc2, named)
+			mine = mine || strcmp((const char *) lfirst(lc2), order->id) == 0;
+		foreach(lc2, calls)
+		{
+			StoreCall  *call = (StoreCall *) lfirst(lc2);
+
+			if (mine)
+				break;
+			if (!call->taken && call_matches(call, order) &&
+				!wakeup_order_elsewhere(order->id))
+			{
+				call->taken = true;
+				key = call->request_key;
+				mine = true;
+			}
+		}
+		if (mine)
+		{
+			own = lappend(own, order);
+			*keys = lappend(*keys, (void *) key);
+		}
+	}
+	return own;
+}
+
+/*
+ * Could order be the one call sent?  The same reference and groups, and
+ * created in the call's window: no earlier than it was sent, no later
+ * than its attempts could have lasted, each less or more the difference
+ * between the clocks.
+ */
+static bool
+call_matches(const StoreCall *call, const TelnyxOrder *order)
+{
+	int64		lasted_ms = ((int64) telnyx_timeout_ms + (int64) HTTP_MAX_SERVER_WAIT_MS) *
+		(telnyx_max_retries + 1);
+
+	if (!order->created_at.present || !api_order_matches(order, call->body))
+		return false;
+	return order->created_at.value >= call->sent_at -
+		(TimestampTz) QUEUE_CLOCK_SKEW_MS * 1000 &&
+		order->created_at.value <= call->sent_at +
+		(TimestampTz) (lasted_ms + QUEUE_CLOCK_SKEW_MS) * 1000;
+}
 
 /*
  * reconcile_find

@@ -12,6 +12,8 @@
 
 #include "api.h"
 
+extern void reconcile_init(void);
 extern TelnyxResult *reconcile_find(List *requests, MemoryContext keepcxt);
+extern List *reconcile_own_orders(List *orders, List **keys);
 
 #endif							/* TELNYX_RECONCILE_H */

@@ -13,15 +13,27 @@
  * transaction).  The background worker and telnyx_refresh_orders() run the
  * same three steps; a webhook delivery reaches the same store_number_order.
  *
- * What cannot be fetched stays claimed until its lease ends, then is due
- * again: a failure costs a delay, never the record.
+ * What cannot be fetched is due again after the requests' backoff
+ * (http_retry_delay_ms, or the wait Telnyx asked for), for the first
+ * REFRESH_QUICK_RETRIES failures in a row; after that it stays claimed
+ * until its lease ends.  A failure costs a delay, never the record.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "utils/timestamp.h"
+
+#include "http.h"
 #include "refresh.h"
 #include "store.h"
+
+/*
+ * Failures in a row retried with the requests' backoff; later ones wait
+ * for the claim's lease, so that what Telnyx keeps refusing is not asked
+ * for every few seconds.
+ */
+#define REFRESH_QUICK_RETRIES 5
 
 /*---- Function declarations ----*/
 
@@ -98,6 +110,31 @@ refresh_store(RefreshItem *item)
 	else
 		store_order(item->result->order, false, NULL, NULL);
 	return true;
+}
+
+/*
+ * refresh_failed
+ *		A fetch of item failed (its result is not TELNYX_OK): count it, and
+ *		make item due again after the requests' backoff, unless it failed
+ *		too often in a row.  In the caller's transaction; nothing is written
+ *		while another transaction writes its rows.
+ */
+void
+refresh_failed(RefreshItem *item)
+{
+	int			failures;
+	double		delay_ms;
+
+	Assert(item->result->class != TELNYX_OK);
+	if (!store_lock(item->id, item->number_order))
+		return;
+	failures = store_fetch_failed(item->id, item->number_order);
+	if (failures < 1 || failures > REFRESH_QUICK_RETRIES)
+		return;
+	delay_ms = http_retry_delay_ms(failures - 1, item->result->wait_ms);
+	store_fetch_again_at(item->id, item->number_order,
+						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 (int64) delay_ms));
 }
 
 /* What item is, for a message: 'inexplicit number order "..."'. */

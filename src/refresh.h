@@ -26,6 +26,7 @@ typedef struct RefreshItem
 extern List *refresh_claim(int max, MemoryContext mcxt);
 extern void refresh_fetch(RefreshItem *item);
 extern bool refresh_store(RefreshItem *item);
+extern void refresh_failed(RefreshItem *item);
 extern const char *refresh_what(const RefreshItem *item);
 
 #endif							/* TELNYX_REFRESH_H */

@@ -47,6 +47,7 @@
 #include "compat.h"
 #include "http.h"
 #include "store.h"
+#include "wakeup.h"
 
 /*---- Local types ----*/
 
@@ -65,6 +66,10 @@ typedef enum StoreStatement
 	STORE_NEXT_REFRESH,
 	STORE_LOCK_ORDER,
 	STORE_LOCK_NUMBER_ORDER,
+	STORE_ORDER_FETCH_FAILED,
+	STORE_NUMBER_ORDER_FETCH_FAILED,
+	STORE_ORDER_FETCH_AGAIN,
+	STORE_NUMBER_ORDER_FETCH_AGAIN,
 	STORE_NUM_STATEMENTS
 } StoreStatement;
 
@@ -143,6 +148,7 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" updated_at = COALESCE(EXCLUDED.updated_at, o.updated_at),"
 		" data = EXCLUDED.data,"
 		" next_refresh_at = EXCLUDED.next_refresh_at,"
+		" fetch_failures = 0,"
 		" synced_at = pg_catalog.now(),"
 		" request_key = COALESCE(o.request_key, EXCLUDED.request_key)"
 		" RETURNING 1),"
@@ -246,6 +252,7 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		" updated_at = COALESCE($8, n.updated_at),"
 		" data = $9,"
 		" next_fetch_at = $10,"
+		" fetch_failures = 0,"
 		" fetched_at = pg_catalog.now(),"
 		" synced_at = pg_catalog.now()"
 		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
@@ -410,6 +417,43 @@ static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 		1,
 		{TEXTOID}
 	},
+	/* a failed fetch: one more failure in a row (its rows are locked) */
+	[STORE_ORDER_FETCH_FAILED] = {
+		"UPDATE %1$s.telnyx_inexplicit_orders o"
+		" SET fetch_failures = o.fetch_failures OPERATOR(pg_catalog.+) 1"
+		" WHERE o.id OPERATOR(pg_catalog.=) $1"
+		" RETURNING o.fetch_failures",
+		1,
+		{TEXTOID}
+	},
+	[STORE_NUMBER_ORDER_FETCH_FAILED] = {
+		"UPDATE %1$s.telnyx_number_orders n"
+		" SET fetch_failures = n.fetch_failures OPERATOR(pg_catalog.+) 1"
+		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+		" RETURNING n.fetch_failures",
+		1,
+		{TEXTOID}
+	},
+	/*
+	 * Due again at $2 rather than when its claim ends; never later, and
+	 * never for what has ended meanwhile (NULL).
+	 */
+	[STORE_ORDER_FETCH_AGAIN] = {
+		"UPDATE %1$s.telnyx_inexplicit_orders o"
+		" SET next_refresh_at = LEAST(o.next_refresh_at, $2)"
+		" WHERE o.id OPERATOR(pg_catalog.=) $1"
+		"   AND o.next_refresh_at IS NOT NULL",
+		2,
+		{TEXTOID, TIMESTAMPTZOID}
+	},
+	[STORE_NUMBER_ORDER_FETCH_AGAIN] = {
+		"UPDATE %1$s.telnyx_number_orders n"
+		" SET next_fetch_at = LEAST(n.next_fetch_at, $2)"
+		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+		"   AND n.next_fetch_at IS NOT NULL",
+		2,
+		{TEXTOID, TIMESTAMPTZOID}
+	},
 };
 
 /*
@@ -540,6 +584,9 @@ store_orders(List *orders, List *requests, List *request_keys,
 		column_set(&oc[8], i, TimestampTzGetDatum(next), next == 0);
 		column_set(&oc[9], i, Int32GetDatum(order->ngroups), false);
 		column_text(&keycol, i, request_keys ? (const char *) list_nth(request_keys, i) : NULL);
+		/* an answer: the other databases of the cluster never take it */
+		if (request_keys && list_nth(request_keys, i) != NULL)
+			wakeup_note_order(order->id);
 
 		foreach(lc2, order->groups)
 		{
@@ -856,6 +903,107 @@ store_lock(const char *id, bool number_order)
 }
 
 /*
+ * store_fetch_failed
+ *		A fetch of an order (number_order false) or of a number order
+ *		failed: count one more failure in a row, and return how many there
+ *		are (0 if it is no longer recorded).  The caller holds its rows
+ *		(store_lock).
+ */
+int
+store_fetch_failed(const char *id, bool number_order)
+{
+	Datum		values[1];
+	StoreScope	scope;
+	char	   *schema;
+	int			failures = 0;
+	uint64		i;
+
+	values[0] = CStringGetTextDatum(id);
+	schema = store_begin(&scope);
+	store_execute(schema, number_order ? STORE_NUMBER_ORDER_FETCH_FAILED : STORE_ORDER_FETCH_FAILED,
+				  values, NULL, SPI_OK_UPDATE_RETURNING);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+									  1, &isnull);
+
+		if (!isnull)
+			failures = Max(failures, DatumGetInt32(d));
+	}
+	store_end(&scope);
+	return failures;
+}
+
+/*
+ * store_fetch_again_at
+ *		Make an order or number order still being followed due again at
+ *		when, if that is sooner than it is now.
+ */
+void
+store_fetch_again_at(const char *id, bool number_order, TimestampTz when)
+{
+	Datum		values[2];
+	StoreScope	scope;
+	char	   *schema;
+
+	values[0] = CStringGetTextDatum(id);
+	values[1] = TimestampTzGetDatum(when);
+	schema = store_begin(&scope);
+	store_execute(schema, number_order ? STORE_NUMBER_ORDER_FETCH_AGAIN : STORE_ORDER_FETCH_AGAIN,
+				  values, NULL, SPI_OK_UPDATE);
+	store_end(&scope);
+}
+
+/*
+ * store_purge_history
+ *		Delete up to max events and up to max webhook deliveries from before
+ *		cutoff, oldest first, skipping rows another transaction holds;
+ *		returns how many rows.  Kept: every event of an order still open
+ *		(listed by telnyx_open_orders: a listener may still want it), and a
+ *		number order's newest applied delivery (an older delivery Telnyx
+ *		retries is known to be older by it).
+ */
+int
+store_purge_history(TimestampTz cutoff, int max)
+{
+	Oid			argtypes[2] = {TIMESTAMPTZOID, INT4OID};
+	Datum		values[2];
+	StoreScope	scope;
+	char	   *schema;
+	int			n;
+
+	values[0] = TimestampTzGetDatum(cutoff);
+	values[1] = Int32GetDatum(max);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "DELETE FROM %1$s.telnyx_order_events e"
+			   " WHERE e.seq OPERATOR(pg_catalog.=) ANY (ARRAY("
+			   "  SELECT x.seq FROM %1$s.telnyx_order_events x"
+			   "   WHERE x.at OPERATOR(pg_catalog.<) $1"
+			   "     AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_open_orders v"
+			   "          WHERE v.order_id OPERATOR(pg_catalog.=) x.order_id)"
+			   "   ORDER BY x.seq LIMIT $2 FOR UPDATE SKIP LOCKED))",
+			   2, argtypes, values, NULL, SPI_OK_DELETE);
+	n = (int) SPI_processed;
+	store_exec(schema,
+			   "DELETE FROM %1$s.telnyx_webhook_deliveries d"
+			   " WHERE d.event_id OPERATOR(pg_catalog.=) ANY (ARRAY("
+			   "  SELECT x.event_id FROM %1$s.telnyx_webhook_deliveries x"
+			   "   WHERE x.received_at OPERATOR(pg_catalog.<) $1"
+			   "     AND (NOT x.applied OR x.occurred_at IS NULL"
+			   "          OR EXISTS (SELECT 1 FROM %1$s.telnyx_webhook_deliveries y"
+			   "               WHERE y.number_order_id OPERATOR(pg_catalog.=) x.number_order_id"
+			   "                 AND y.applied"
+			   "                 AND y.occurred_at OPERATOR(pg_catalog.>) x.occurred_at))"
+			   "   ORDER BY x.received_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+			   2, argtypes, values, NULL, SPI_OK_DELETE);
+	n += (int) SPI_processed;
+	store_end(&scope);
+	return n;
+}
+
+/*
  * store_webhook_delivery
  *		Remember a webhook delivery by its event id; false if it was seen
  *		before (and then nothing is written).
@@ -1011,6 +1159,81 @@ store_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+}
+
+/*
+ * store_record_call
+ *		Record a synchronous call (its key, and its body as JSON text)
+ *		before it is sent, in the current transaction (calls.c commits it
+ *		on its own).
+ */
+void
+store_record_call(const char *request_key, const char *body)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	StoreScope	scope;
+	char	   *schema;
+
+	values[0] = CStringGetTextDatum(request_key);
+	values[1] = CStringGetTextDatum(body);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "INSERT INTO %1$s.telnyx_order_calls (request_key, customer_reference, body)"
+			   " SELECT $1::pg_catalog.uuid,"
+			   "  b OPERATOR(pg_catalog.->>) 'customer_reference', b"
+			   "  FROM (SELECT $2::pg_catalog.jsonb) AS x(b)",
+			   2, argtypes, values, NULL, SPI_OK_INSERT);
+	store_end(&scope);
+}
+
+/*
+ * store_open_calls
+ *		The calls (StoreCall *, in the caller's memory context, oldest
+ *		first) with one of the customer_references given (a NULL among
+ *		them: the calls without one) whose order is not recorded here.
+ */
+List *
+store_open_calls(List *references, bool without_reference)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTARRAYOID, BOOLOID};
+	Datum		values[2];
+	List	   *calls = NIL;
+	StoreScope	scope;
+	char	   *schema;
+	uint64		i;
+
+	if (references == NIL && !without_reference)
+		return NIL;
+	values[0] = text_array_datum(references);
+	values[1] = BoolGetDatum(without_reference);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "SELECT c.request_key::pg_catalog.text, c.body, c.sent_at"
+			   "  FROM %1$s.telnyx_order_calls c"
+			   " WHERE (c.customer_reference OPERATOR(pg_catalog.=) ANY ($1)"
+			   "        OR ($2 AND c.customer_reference IS NULL))"
+			   "   AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
+			   "        WHERE o.request_key OPERATOR(pg_catalog.=) c.request_key)"
+			   " ORDER BY c.sent_at",
+			   2, argtypes, values, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+		StoreCall  *call = palloc0(sizeof(StoreCall));
+
+		call->request_key = SPI_getvalue(tup, desc, 1);
+		call->body = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 2, &isnull));
+		call->sent_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		calls = lappend(calls, call);
+		MemoryContextSwitchTo(old);
+	}
+	store_end(&scope);
+	return calls;
 }
 
 /*

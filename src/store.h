@@ -33,6 +33,15 @@ typedef enum StoreFact
 	STORE_FACT_UNLINKED			/* no order links to it yet */
 } StoreFact;
 
+/* A synchronous call whose order is not recorded here (store_open_calls). */
+typedef struct StoreCall
+{
+	char	   *request_key;
+	Jsonb	   *body;
+	TimestampTz sent_at;
+	bool		taken;			/* matched with an order already */
+} StoreCall;
+
 extern int	telnyx_refresh_interval_max_s;
 
 extern void store_init(void);
@@ -50,7 +59,13 @@ extern List *store_claim_refresh(int max, MemoryContext mcxt);
 extern List *store_claim_number_orders(int max, MemoryContext mcxt);
 extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
+extern void store_record_call(const char *request_key, const char *body);
+extern List *store_open_calls(List *references, bool without_reference);
 extern bool store_lock(const char *id, bool number_order);
+extern int	store_purge_history(TimestampTz cutoff, int max);
+extern int	store_fetch_failed(const char *id, bool number_order);
+extern void store_fetch_again_at(const char *id, bool number_order,
+								 TimestampTz when);
 extern char *store_schema_name(void);
 extern char *store_extension(Oid *owner, char **version);
 extern char *store_require_version(bool want_version);

@@ -45,6 +45,8 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
+#include "pgstat.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -56,10 +58,12 @@
 
 #include "api.h"
 #include "apikey.h"
+#include "calls.h"
 #include "compat.h"
 #include "http.h"
 #include "launcher.h"
 #include "queue.h"
+#include "reconcile.h"
 #include "refresh.h"
 #include "store.h"
 #include "errcodes.h"
@@ -73,6 +77,31 @@ PG_MODULE_MAGIC;
 
 /* Requests telnyx_purge_requests() deletes per statement. */
 #define PURGE_BATCH 10000
+
+/*---- Local types ----*/
+
+/* A sync's walk over the list, and what it did so far. */
+typedef struct SyncState
+{
+	ApiListWalk walk;
+	int			pages;			/* pages read */
+	int64		read;			/* orders read from the list */
+	int64		recorded;		/* orders recorded or updated */
+	uint64		query_id;		/* the statement's, to show again */
+} SyncState;
+
+/*---- GUC variables ----*/
+
+/* telnyx.progress_messages: the level of a sync's message per page */
+static const struct config_enum_entry progress_message_options[] = {
+	{"off", 0, false},
+	{"notice", NOTICE, false},
+	{"info", INFO, false},
+	{"log", LOG, false},
+	{NULL, 0, false}
+};
+
+static int	telnyx_progress_messages = 0;
 
 /*---- Function declarations ----*/
 
@@ -109,7 +138,9 @@ static LauncherUnserved unserved_at_commit = LAUNCHER_SERVED;
 
 
 static Datum get_order(const char *id);
+static void sync_init(void);
 static void sync_page(List *orders, List *unparsed, void *arg);
+static void sync_progress(SyncState *st);
 
 /*
  * Module load: each subsystem defines its own settings.  guard_init
@@ -127,7 +158,24 @@ _PG_init(void)
 	worker_init();
 	launcher_init();
 	webhook_init();
+	reconcile_init();
+	sync_init();
 	MarkGUCPrefixReserved("telnyx");
+}
+
+/* The settings of telnyx_sync_inexplicit_orders(). */
+static void
+sync_init(void)
+{
+	DefineCustomEnumVariable("telnyx.progress_messages",
+							 "Level of the message telnyx_sync_inexplicit_orders() sends for each page of the list it reads.",
+							 "off sends none; notice or info to the client; log to the server log.",
+							 &telnyx_progress_messages,
+							 0,
+							 progress_message_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 }
 
 /*
@@ -171,6 +219,7 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	OrderFields fields;
 	Jsonb	   *request;
 	char	   *key;
+	char	   *body;
 	TelnyxResult *result;
 	TelnyxOrder *order;
 
@@ -185,8 +234,12 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	/* one key for every attempt of this call */
 	key = DatumGetCString(DirectFunctionCall1(uuid_out,
 											  DirectFunctionCall1(gen_random_uuid, (Datum) 0)));
+	body = api_request_text(request);
 
-	result = api_create_inexplicit_order(api_request_text(request), key);
+	/* known here as this database's, even if this transaction rolls back */
+	calls_record(key, body);
+
+	result = api_create_inexplicit_order(body, key);
 	api_raise(result, API_CREATE, NULL);
 
 	order = result->order;
@@ -277,34 +330,135 @@ telnyx_list_inexplicit_orders(PG_FUNCTION_ARGS)
 /*
  * telnyx_sync_inexplicit_orders() returns bigint
  *
- * Walk every page of the list and upsert every order (one the tables
- * lacked is marked found_by_sync); return how many orders were recorded.
+ * Walk every page of the list and record this database's orders
+ * (reconcile_own_orders; every order with telnyx.sync_scope = 'account'):
+ * those recorded already are updated, those the tables lacked are marked
+ * found_by_sync.  Returns how many orders were recorded or updated.
+ *
+ * A long list takes minutes, so the walk shows how far it got where a DBA
+ * looks: pg_stat_activity.query of this session is the statement after a
+ * comment saying so (the statement's own text is kept, and shown alone
+ * again at the end), and telnyx.progress_messages sends a message per
+ * page.  (pgstat_progress_* serves only the server's own commands, and
+ * the process title is not in pg_stat_activity.)
  */
 Datum
 telnyx_sync_inexplicit_orders(PG_FUNCTION_ARGS)
 {
-	int64		count = 0;
-	TelnyxResult *failure;
+	SyncState	st;
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext pagecxt;
+	TelnyxResult *volatile failure = NULL;
 
 	refuse_read_only();
-	failure = api_each_page(sync_page, &count);
+	memset(&st, 0, sizeof(st));
+#if PG_VERSION_NUM >= 140000
+	st.query_id = pgstat_get_my_query_id();
+#endif
+	pagecxt = AllocSetContextCreate(callercxt, "telnyx_orders list page",
+									ALLOCSET_DEFAULT_SIZES);
+	api_walk_begin(&st.walk, callercxt);
+	PG_TRY();
+	{
+		sync_progress(&st);
+		while (st.walk.end == API_LIST_UNDER_WAY && failure == NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextSwitchTo(pagecxt);
+			failure = api_walk_next(&st.walk, sync_page, &st);
+			MemoryContextSwitchTo(callercxt);
+			if (failure == NULL)
+				MemoryContextReset(pagecxt);
+		}
+	}
+	PG_FINALLY();
+	{
+		MemoryContextSwitchTo(callercxt);
+		/* the statement alone again */
+		pgstat_report_activity(STATE_RUNNING, debug_query_string);
+#if PG_VERSION_NUM >= 140000
+		pgstat_report_query_id(st.query_id, true);
+#endif
+	}
+	PG_END_TRY();
+	api_walk_finish(&st.walk);
 	if (failure != NULL)
 		api_raise(failure, API_LIST, NULL);
-	PG_RETURN_INT64(count);
+	MemoryContextDelete(pagecxt);
+	PG_RETURN_INT64(st.recorded);
 }
 
-/* One page of telnyx_sync_inexplicit_orders: upsert every order. */
+/*
+ * One page of telnyx_sync_inexplicit_orders: update the orders recorded
+ * here, record this database's others, and say how far the walk got.
+ */
 static void
 sync_page(List *orders, List *unparsed, void *arg)
 {
-	int64	   *count = (int64 *) arg;
+	SyncState  *st = (SyncState *) arg;
+	List	   *missing = store_orders_missing(orders);
+	List	   *own;
+	List	   *keys;
 	ListCell   *lc;
 
 	foreach(lc, orders)
 	{
+		if (list_member_ptr(missing, lfirst(lc)))
+			continue;
 		store_order((TelnyxOrder *) lfirst(lc), true, NULL, NULL);
-		(*count)++;
+		st->recorded++;
 	}
+	own = reconcile_own_orders(missing, &keys);
+	foreach(lc, own)
+	{
+		store_order((TelnyxOrder *) lfirst(lc), true, NULL,
+					(const char *) list_nth(keys, foreach_current_index(lc)));
+		st->recorded++;
+	}
+	st->read += list_length(orders) + list_length(unparsed);
+	st->pages++;
+	sync_progress(st);
+}
+
+/*
+ * Show how far a sync got: in pg_stat_activity.query, before the
+ * statement's text, and as a message at telnyx.progress_messages.
+ */
+static void
+sync_progress(SyncState *st)
+{
+	char	   *done;
+	int			level = telnyx_progress_messages;
+
+	if (st->pages == 0)
+		done = pstrdup("reading page 1 of the list of orders");
+	else if (st->walk.total_pages >= 0)
+		done = psprintf("read page %d of %d of the list of orders: %lld orders read, %lld recorded",
+						st->pages, st->walk.total_pages,
+						(long long) st->read, (long long) st->recorded);
+	else
+		done = psprintf("read page %d of the list of orders: %lld orders read, %lld recorded",
+						st->pages, (long long) st->read, (long long) st->recorded);
+
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("/* telnyx_orders: %s */ %s", done,
+									debug_query_string ? debug_query_string : ""));
+#if PG_VERSION_NUM >= 140000
+	pgstat_report_query_id(st->query_id, true);
+#endif
+	pfree(done);
+
+	if (level == 0 || st->pages == 0)
+		return;
+	if (st->walk.total_pages >= 0)
+		ereport(level,
+				(errmsg("read page %d of %d of the list of orders: %lld orders read, %lld recorded",
+						st->pages, st->walk.total_pages,
+						(long long) st->read, (long long) st->recorded)));
+	else
+		ereport(level,
+				(errmsg("read page %d of the list of orders: %lld orders read, %lld recorded",
+						st->pages, (long long) st->read, (long long) st->recorded)));
 }
 
 /*
@@ -832,7 +986,7 @@ telnyx_guard_drop(PG_FUNCTION_ARGS)
  * One refresh pass in this session: fetch every order due for a refresh
  * (one still being filled), then every number order due (new, or still
  * pending), and record what Telnyx says now.  What cannot be fetched is
- * skipped with a WARNING, to be tried again later.  Returns how many
+ * skipped with a WARNING, to be tried again after a backoff.  Returns how many
  * orders and number orders were refreshed.
  */
 Datum
@@ -856,6 +1010,7 @@ telnyx_refresh_orders(PG_FUNCTION_ARGS)
 				ereport(WARNING,
 						(errmsg("could not refresh %s", refresh_what(item)),
 						 errdetail_internal("%s", item->result->why ? item->result->why : "")));
+				refresh_failed(item);
 				continue;
 			}
 			if (refresh_store(item))

@@ -23,14 +23,21 @@
  * after the spinlock is released, as WalSndWakeup does, since setting a
  * latch may make a system call.
  *
+ * The registry also remembers, for the last WAKEUP_ANSWERED orders that
+ * answered a request or call of any database of the cluster, which
+ * database placed it: reconciliation in another database never takes such
+ * an order for its own (the account's list cannot tell who placed it).
+ * It lasts until the server restarts.
+ *
  * Without shared_preload_libraries there is no shared memory and no
- * sender: waking is then a no-op.
+ * sender: waking is then a no-op, and no order is remembered.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -43,6 +50,9 @@
 
 #include "compat.h"
 #include "wakeup.h"
+
+/* Orders remembered with the database that placed them. */
+#define WAKEUP_ANSWERED 4096
 
 /*---- Local types ----*/
 
@@ -64,6 +74,11 @@ typedef struct WakeupShared
 	TimestampTz rate_at;		/* when the bucket was last filled */
 	TimestampTz backoff_until;
 	WakeupSlot	slots[WAKEUP_MAX_SENDERS];
+	/* orders that answered a request or call, by a hash of their id */
+	slock_t		answered_mutex;
+	int			answered_next;	/* the oldest, replaced next */
+	uint64		answered_ids[WAKEUP_ANSWERED];	/* 0: free */
+	Oid			answered_dbs[WAKEUP_ANSWERED];
 } WakeupShared;
 
 /*---- Local variables ----*/
@@ -91,6 +106,7 @@ static void wakeup_shmem_startup(void);
 static void wakeup_unregister_sender(int code, Datum arg);
 static void wakeup_unregister_launcher(int code, Datum arg);
 static void wakeup_xact_callback(XactEvent event, void *arg);
+static uint64 wakeup_order_hash(const char *order_id);
 static void wakeup_process_utility(PlannedStmt *pstmt, const char *queryString,
 								   COMPAT_READONLYTREE_PARAM
 								   ProcessUtilityContext context,
@@ -163,6 +179,7 @@ wakeup_shmem_startup(void)
 	{
 		memset(wakeup_shared, 0, sizeof(WakeupShared));
 		SpinLockInit(&wakeup_shared->mutex);
+		SpinLockInit(&wakeup_shared->answered_mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -513,4 +530,56 @@ wakeup_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * wakeup_note_order
+ *		Remember that order_id answered a request or call of this database.
+ */
+void
+wakeup_note_order(const char *order_id)
+{
+	uint64		h = wakeup_order_hash(order_id);
+	int			i;
+
+	if (wakeup_shared == NULL)
+		return;
+	SpinLockAcquire(&wakeup_shared->answered_mutex);
+	i = wakeup_shared->answered_next;
+	wakeup_shared->answered_ids[i] = h;
+	wakeup_shared->answered_dbs[i] = MyDatabaseId;
+	wakeup_shared->answered_next = (i + 1) % WAKEUP_ANSWERED;
+	SpinLockRelease(&wakeup_shared->answered_mutex);
+}
+
+/*
+ * wakeup_order_elsewhere
+ *		Did order_id answer a request or call of another database of this
+ *		cluster (as far as the registry remembers)?
+ */
+bool
+wakeup_order_elsewhere(const char *order_id)
+{
+	uint64		h = wakeup_order_hash(order_id);
+	bool		elsewhere = false;
+	int			i;
+
+	if (wakeup_shared == NULL)
+		return false;
+	SpinLockAcquire(&wakeup_shared->answered_mutex);
+	for (i = 0; i < WAKEUP_ANSWERED && !elsewhere; i++)
+		elsewhere = wakeup_shared->answered_ids[i] == h &&
+			wakeup_shared->answered_dbs[i] != MyDatabaseId;
+	SpinLockRelease(&wakeup_shared->answered_mutex);
+	return elsewhere;
+}
+
+/* A hash of an order id, never 0 (a free entry). */
+static uint64
+wakeup_order_hash(const char *order_id)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) order_id,
+										strlen(order_id), 0);
+
+	return h == 0 ? 1 : h;
 }

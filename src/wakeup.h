@@ -43,5 +43,7 @@ extern int	wakeup_rate_take(int want, int rate, long *wait_ms);
 extern void wakeup_rate_back_off(double ms, bool was_429);
 extern void wakeup_at_commit(void);
 extern void wakeup_now(Oid dboid);
+extern void wakeup_note_order(const char *order_id);
+extern bool wakeup_order_elsewhere(const char *order_id);
 
 #endif							/* TELNYX_WAKEUP_H */

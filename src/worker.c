@@ -26,9 +26,10 @@
  * holds, never takes the others with it or stalls the queue.  An error in
  * a pass is logged, the sender's own claims are given up (their outcome is
  * unknown), and it goes on after a pause.  Every telnyx.sync_interval it
- * reads the list of orders, a page per pass, and records any order the
- * tables lack.  It exits when someone wants its database to itself (DROP
- * DATABASE), so that it never holds that up.
+ * reads the list of orders, a page per pass, and records any order of
+ * its database the tables lack (reconcile.c says which are its own).  It
+ * exits when someone wants its database to itself (DROP DATABASE), so
+ * that it never holds that up.
  *
  * A sender runs as the bootstrap superuser, but every statement it runs
  * goes through store.c and queue.c, as the extension's owner with a pinned
@@ -143,6 +144,7 @@ typedef struct RecordStep
 	QueueRequest *req;
 	TelnyxResult *result;
 	TelnyxOrder *order;			/* an order found by the sync */
+	const char *request_key;	/* the key of the call it answers, or NULL */
 	RefreshItem *item;			/* a refreshed order or number order */
 	double		wait_ms;
 	QueueOutcome outcome;
@@ -227,6 +229,7 @@ static void step_resolve(RecordStep *step);
 static void step_retry_later(RecordStep *step);
 static void step_store_found(RecordStep *step);
 static void step_store_refreshed(RecordStep *step);
+static void step_refresh_failed(RecordStep *step);
 static int	worker_refresh(void);
 static void worker_purge(SenderState *state);
 static void worker_report(SenderState *state, int sent);
@@ -604,9 +607,11 @@ worker_key_context(void *arg)
 }
 
 /*
- * Once a minute, delete finished requests older than
- * telnyx.request_retention: a thousand per transaction, ten thousand at
- * most, so that a backlog is worked off without holding up sending.
+ * Once a minute, delete finished requests, order events and webhook
+ * deliveries older than telnyx.request_retention (store_purge_history
+ * says which are kept): a thousand per transaction, ten thousand at most
+ * of each kind, so that a backlog is worked off without holding up
+ * sending.
  */
 static void
 worker_purge(SenderState *state)
@@ -631,6 +636,20 @@ worker_purge(SenderState *state)
 	if (total > 0)
 		ereport(DEBUG1,
 				(errmsg_internal("telnyx_orders worker deleted %d finished order requests", total)));
+
+	/* events and webhook deliveries, by the same setting */
+	pgstat_report_activity(STATE_RUNNING, "deleting old order events and webhook deliveries");
+	total = 0;
+	do
+	{
+		worker_begin();
+		n = store_purge_history(cutoff, WORKER_PURGE_BATCH);
+		worker_commit();
+		total += n;
+	} while (n >= WORKER_PURGE_BATCH && total < WORKER_PURGE_MAX);
+	if (total > 0)
+		ereport(DEBUG1,
+				(errmsg_internal("telnyx_orders worker deleted %d order events and webhook deliveries", total)));
 }
 
 /*
@@ -1124,7 +1143,8 @@ worker_reconcile(SenderState *state)
 /*
  * Refresh what is due (refresh.c): orders still being filled, number
  * orders new or still pending.  Fetch each again and record what Telnyx
- * says now; what cannot be fetched is due again when its claim ends.
+ * says now; what cannot be fetched is due again after a backoff
+ * (refresh.c).
  * Returns how many were claimed.
  */
 static int
@@ -1164,6 +1184,9 @@ worker_refresh(void)
 		if (step.item->result->class == TELNYX_OK)
 			(void) worker_try(step_store_refreshed, &step,
 							  "could not record a refreshed order");
+		else
+			(void) worker_try(step_refresh_failed, &step,
+							  "could not record a failed refresh");
 	}
 	worker_commit();
 	return list_length(items);
@@ -1171,7 +1194,8 @@ worker_refresh(void)
 
 /*
  * The periodic sync: read the whole list of orders and record every order
- * the tables lack, marked found_by_sync, whatever became of the
+ * of this database the tables lack (by default, only those it placed;
+ * see reconcile.c), marked found_by_sync, whatever became of the
  * transaction that created it.  One page per pass, so that sending never
  * waits for a long list: the sender loops at once while a sync is under
  * way.
@@ -1212,24 +1236,29 @@ worker_sync(SenderState *state)
 	state->sync_walk = NULL;
 }
 
-/* One page of the periodic sync: record the orders the tables lack. */
+/*
+ * One page of the periodic sync: record the orders the tables lack that
+ * are this database's (reconcile_own_orders).
+ */
 static void
 worker_sync_page(List *orders, List *unparsed, void *arg)
 {
 	int		   *found = (int *) arg;
-	List	   *missing;
+	List	   *own;
+	List	   *keys;
 	ListCell   *lc;
 
 	if (orders == NIL)
 		return;
 	worker_begin();
-	missing = store_orders_missing(orders);
-	foreach(lc, missing)
+	own = reconcile_own_orders(store_orders_missing(orders), &keys);
+	foreach(lc, own)
 	{
 		RecordStep	step;
 
 		memset(&step, 0, sizeof(step));
 		step.order = (TelnyxOrder *) lfirst(lc);
+		step.request_key = (const char *) list_nth(keys, foreach_current_index(lc));
 		if (worker_try(step_store_found, &step, "could not record an order found by the sync"))
 			(*found)++;
 	}
@@ -1329,9 +1358,15 @@ step_store_refreshed(RecordStep *step)
 }
 
 static void
+step_refresh_failed(RecordStep *step)
+{
+	refresh_failed(step->item);
+}
+
+static void
 step_store_found(RecordStep *step)
 {
-	store_order(step->order, true, NULL, NULL);
+	store_order(step->order, true, NULL, step->request_key);
 }
 
 /*

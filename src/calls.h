@@ -1,0 +1,14 @@
+/*-------------------------------------------------------------------------
+ *
+ * calls.h
+ *	  Recording a synchronous call before it is sent, whatever becomes of
+ *	  the caller's transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TELNYX_CALLS_H
+#define TELNYX_CALLS_H
+
+extern void calls_record(const char *request_key, const char *body);
+
+#endif							/* TELNYX_CALLS_H */
