@@ -116,6 +116,7 @@ void
 _PG_init(void)
 {
 	guard_init();
+	validate_init();
 	http_init();
 	store_init();
 	queue_init();
