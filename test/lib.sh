@@ -67,6 +67,8 @@ make_scratch() {
 	# a stand-in of a TAP test that was stopped before its end
 	CLEANUP+=("pkill -f '$SCRATCH/test/telnyx_standin.py' 2>/dev/null")
 	cp -r "$TOP/sql" "$TOP/expected" "$TOP/test" "$TOP/README.md" "$SCRATCH/"
+	# the reference, whose grants 015_readme_grants.pl runs too
+	if [ -d "$TOP/docs" ]; then cp -r "$TOP/docs" "$SCRATCH/"; fi
 	mkdir -p "$SCRATCH/tls"
 	[ "$(id -u)" -eq 0 ] && chown -R "$RUN_USER" "$SCRATCH"
 	chmod 700 "$SCRATCH"

@@ -1,6 +1,6 @@
 # The README's grants, as written: every SQL block (and inline statement)
-# of README.md that grants something is read from the README when the test
-# runs, executed by the extension's owner, and then each role it names
+# of README.md, and of the reference in docs/, that grants something is
+# read from the documentation when the test runs, executed by the extension's owner, and then each role it names
 # does what the README says that role may do, and is refused a few things
 # it may not.  Also what row security hides from a role that reads
 # telnyx_order_requests, and what it does not (the README's Security).
@@ -19,37 +19,42 @@ my $group = '{"country_iso": "US", "phone_number_type": "local", "count_requeste
 
 # --- the grants, from the README ------------------------------------------
 
-my $readme = "$FindBin::Bin/../../README.md";
-open(my $fh, '<', $readme) or die "could not open $readme: $!";
-my @lines = <$fh>;
-close($fh);
+my @docs = ("$FindBin::Bin/../../README.md", sort glob("$FindBin::Bin/../../docs/*.md"));
 
 # Fenced SQL blocks (indented or not) that hold a GRANT, and inline code
-# spans that are GRANT statements; each with the README line it starts on.
+# spans that are GRANT statements; each with the file and line it starts on.
 my @blocks;
-for (my $i = 0; $i < @lines; $i++)
+for my $doc (@docs)
 {
-	if ($lines[$i] =~ /^(\s*)```sql\s*$/)
+	open(my $fh, '<', $doc) or die "could not open $doc: $!";
+	my @lines = <$fh>;
+	close($fh);
+	(my $name = $doc) =~ s{^.*/\.\./\.\./}{};
+	for (my $i = 0; $i < @lines; $i++)
 	{
-		my ($indent, $start) = ($1, $i + 1);
-		my $text = '';
-		for ($i++; $i < @lines && $lines[$i] !~ /^\s*```\s*$/; $i++)
+		if ($lines[$i] =~ /^(\s*)```sql\s*$/)
 		{
-			(my $l = $lines[$i]) =~ s/^\Q$indent\E//;
-			$text .= $l;
+			my ($indent, $start) = ($1, $i + 1);
+			my $text = '';
+			for ($i++; $i < @lines && $lines[$i] !~ /^\s*```\s*$/; $i++)
+			{
+				(my $l = $lines[$i]) =~ s/^\Q$indent\E//;
+				$text .= $l;
+			}
+			push @blocks, { line => "$name line $start", sql => $text }
+			  if $text =~ /\bGRANT\b/i;
+			next;
 		}
-		push @blocks, { line => $start, sql => $text } if $text =~ /\bGRANT\b/i;
-		next;
+	}
+	my $whole = join('', @lines);
+	while ($whole =~ /`(GRANT\b[^`]*)`/gi)
+	{
+		my $sql = $1;
+		my $line = 1 + (() = substr($whole, 0, $-[0]) =~ /\n/g);
+		push @blocks, { line => "$name line $line", sql => "$sql;" };
 	}
 }
-my $whole = join('', @lines);
-while ($whole =~ /`(GRANT\b[^`]*)`/gi)
-{
-	my $sql = $1;
-	my $line = 1 + (() = substr($whole, 0, $-[0]) =~ /\n/g);
-	push @blocks, { line => $line, sql => "$sql;" };
-}
-cmp_ok(scalar(@blocks), '>=', 2, scalar(@blocks) . ' grant blocks found in README.md');
+cmp_ok(scalar(@blocks), '>=', 2, scalar(@blocks) . ' grant blocks found in README.md and docs/');
 
 # The roles the grants name (TO role[, role]).
 my %roles;
@@ -89,7 +94,7 @@ for my $b (@blocks)
 {
 	my ($rc, $out, $err) = $node->psql('postgres', $b->{sql},
 		extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
-	is($rc, 0, "README.md line $b->{line}: the grant runs as written")
+	is($rc, 0, "$b->{line}: the grant runs as written")
 	  or diag($err);
 }
 
@@ -132,6 +137,12 @@ may('ordering_role',
 	"SELECT (SELECT count(*) FROM telnyx_order_allocations) || ' ' || (SELECT count(*) FROM telnyx_purchased_numbers)"
 	  . " || ' ' || (SELECT count(*) FROM telnyx_open_orders) || ' ' || (SELECT count(*) FROM telnyx_order_events)",
 	qr/^1 \d+ \d+ \d+$/, 'read the report views');
+may('ordering_role',
+	"SELECT count(customer_reference) >= 0 FROM telnyx_order_events",
+	qr/^t$/, 'read the customer_reference of events');
+may_not('ordering_role', 'SELECT * FROM telnyx_queue_summary', 'read the queue summary');
+may_not('ordering_role', 'SELECT * FROM telnyx_inexplicit_orders_list()',
+	'list orders as rows');
 my $own = may('ordering_role',
 	"SELECT telnyx_enqueue_inexplicit_order('$group', customer_reference => 'readme-queued')",
 	qr/^\d+$/, 'enqueue an order');
@@ -207,7 +218,24 @@ may('admin_role', 'SELECT telnyx_refresh_orders() >= 0', qr/^t$/,
 may('admin_role',
 	"SELECT jsonb_array_length(telnyx_list_inexplicit_orders(1, 10) -> 'data') >= 1",
 	qr/^t$/, 'list orders');
+# table_owner's request, rejected: its words are the admin's to read, not
+# ordering_role's
+fault({ match => 'create', status => 422, code => '10015',
+	title => 'Invalid parameter', detail => 'No such connection.' });
 may('admin_role', 'CALL telnyx_process_queue()', qr/^\d*$/, 'send the queue');
+may('admin_role',
+	"SELECT failed || ' ' || last_error_message FROM telnyx_queue_summary",
+	qr/^1 Invalid parameter: No such connection\.$/,
+	'read the queue summary and its latest error in words');
+may('admin_role',
+	"SELECT count(*) >= 1 AND bool_and(id IS NOT NULL) FROM telnyx_inexplicit_orders_list(1, 10)",
+	qr/^t$/, 'list orders as rows');
+may('ordering_role',
+	"SELECT count(*) || ' ' || count(last_error_message) FROM telnyx_order_requests",
+	qr/^1 0$/, "read the words of its own requests only, not table_owner's");
+may('ordering_role',
+	"SELECT count(*) > 0 FROM telnyx_order_events WHERE customer_reference = 'readme-ordering'",
+	qr/^t$/, 'find the events of its order by customer_reference');
 may('admin_role', "SELECT telnyx_purge_requests(interval '30 days') >= 0",
 	qr/^t$/, 'purge requests');
 may('admin_role', 'SELECT telnyx_restart_workers()', qr/^t$/,
