@@ -149,7 +149,7 @@ RETURNS TABLE (id text, status text, customer_reference text,
 			   created_at timestamptz, groups integer,
 			   count_requested bigint, count_allocated bigint)
 LANGUAGE sql
-STABLE
+VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT CASE WHEN pg_catalog.jsonb_typeof(o.value OPERATOR(pg_catalog.->) 'id') OPERATOR(pg_catalog.=) 'string'
