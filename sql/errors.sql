@@ -86,6 +86,15 @@ SELECT telnyx_list_inexplicit_orders();
 SELECT telnyx_create_inexplicit_order(:'groups');
 \echo :LAST_ERROR_SQLSTATE
 
+-- the list as rows reads the answer defensively: a field missing or of
+-- another type is NULL, never an error (a group whose status cannot be
+-- read leaves the order's status unknown); an answer without a list of
+-- orders is malformed, as for the jsonb form
+\! standinctl fault '{"match": "list", "status": 200, "body": "{\"data\": [{\"id\": 5, \"customer_reference\": [], \"created_at\": \"2026-13-45T99:00:00Z\", \"ordering_groups\": [{\"status\": 7, \"count_requested\": \"many\", \"count_allocated\": 1}, {\"status\": \"failed\", \"count_requested\": 2}]}, \"x\", {\"id\": \"b\", \"created_at\": \"2026-01-02T03:04:05.123456Z\", \"ordering_groups\": {}}]}"}'
+SELECT * FROM telnyx_inexplicit_orders_list() WHERE created_at IS NULL OR created_at = '2026-01-02T03:04:05.123456Z';
+\! standinctl fault '{"match": "list", "status": 200, "body": "{\"data\": {\"id\": \"a\"}}"}'
+SELECT count(*) AS orders FROM telnyx_inexplicit_orders_list();
+
 -- not found
 SELECT telnyx_get_inexplicit_order('8b4cbc62-4d87-4a3e-b0a4-8b4a33d33c7a');
 \echo :LAST_ERROR_SQLSTATE

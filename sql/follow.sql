@@ -67,6 +67,11 @@ SELECT telnyx_refresh_orders() AS refreshed_after_the_end;
 -- what changed, as it changed: the events a listener is pointed to
 SELECT event, group_index, status, count_allocated, numbers
   FROM telnyx_order_events WHERE order_id = :'id' ORDER BY seq;
+-- each names the order's customer_reference, whichever path wrote it
+-- (a group's change, numbers bought)
+SELECT event, customer_reference, count(*) AS events
+  FROM telnyx_order_events WHERE order_id = :'id'
+ GROUP BY event, customer_reference ORDER BY event COLLATE "C";
 
 -- the stale, shared and missing-field cases, each with an answer built
 -- to show it (\gset a fault, then hand it to the stand-in)

@@ -69,6 +69,10 @@ SELECT state FROM telnyx_order_requests WHERE id = :r3;
 SELECT telnyx_enqueue_inexplicit_order(:'groups', connection_id => 'nope') AS r4 \gset
 CALL telnyx_process_queue();
 SELECT state, attempts, order_id, last_error FROM telnyx_order_requests WHERE id = :r4;
+-- and in words, beside it, also in the status views
+SELECT last_error_message FROM telnyx_order_requests WHERE id = :r4;
+SELECT last_error_message FROM telnyx_queue_status;
+SELECT failed, last_error_message FROM telnyx_queue_summary;
 
 -- rate limited: retrying when Telnyx says, then sent (every process of the
 -- cluster waits as long: the retry below, made due at once, waits too)
@@ -104,6 +108,7 @@ SELECT state, attempts FROM telnyx_order_requests WHERE id = :r6;
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r7 \gset
 CALL telnyx_process_queue();
 SELECT state, attempts, last_error FROM telnyx_order_requests WHERE id = :r7;
+SELECT last_error_message FROM telnyx_order_requests WHERE id = :r7;
 CALL telnyx_process_queue();
 SELECT state, attempts, order_id IS NOT NULL AS has_order FROM telnyx_order_requests WHERE id = :r7;
 \! standinctl requests create
@@ -290,6 +295,17 @@ SELECT state, count(*) FROM telnyx_order_requests GROUP BY state;
 SELECT database = current_database() AS here, worker_pid IS NULL AS no_worker,
        waiting_because, sent > 0 AS some_sent, queued, replicated
   FROM telnyx_queue_status;
+-- and in a few columns, the same counts
+\x on
+SELECT worker_pid, waiting_because, waiting, sending, unknown, failed,
+       sent_last_hour > 0 AS sent_lately, oldest_wait >= interval '0' AS oldest_wait_known,
+       last_error_message IS NOT NULL AS has_error
+  FROM telnyx_queue_summary;
+\x off
+SELECT m.waiting = s.queued + s.retrying AND m.failed = s.failed AND m.unknown = s.unknown
+       AND m.sent_last_hour = s.sent_last_hour
+       AND m.last_error_message IS NOT DISTINCT FROM s.last_error_message AS summary_agrees
+  FROM telnyx_queue_summary m, telnyx_queue_status s;
 SELECT count(*) >= 0 AS listed FROM telnyx_worker_status();
 -- finished requests purged by age: none is that old; bad ages refused
 SELECT telnyx_purge_requests('1000 years') AS purged;

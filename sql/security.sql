@@ -241,8 +241,15 @@ SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'skewed-
 CALL telnyx_process_queue();
 \set VERBOSITY default
 \! standinctl requests
+-- the upgrade to 1.6 gives the events recorded before it their order's
+-- customer_reference, where the order is known
+ALTER EXTENSION telnyx_orders UPDATE TO '1.5';
+INSERT INTO telnyx_order_events (event, order_id, group_index, status)
+VALUES ('group_changed', '5b0e8f47-0000-4000-8000-000000000011', 1, 'success'),
+       ('group_changed', 'not-recorded', 1, 'failed');
 ALTER EXTENSION telnyx_orders UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'telnyx_orders';
+SELECT order_id, status, customer_reference FROM telnyx_order_events ORDER BY seq;
 SELECT customer_reference, pg_typeof(id) AS id_type FROM telnyx_inexplicit_orders
  WHERE customer_reference = 'from-1.1';
 SELECT number_order_id, group_index, sub_number_order_ids, pg_typeof(number_order_id) AS id_type,

@@ -18,6 +18,10 @@ SELECT jsonb_array_length(x -> 'data') AS orders, x -> 'meta' AS meta,
        x #>> '{data,0,customer_reference}' AS customer_reference
   FROM telnyx_list_inexplicit_orders() AS x;
 SELECT count(*) AS recorded FROM telnyx_inexplicit_orders;
+-- the same page as rows a person reads: one per order
+SELECT id IS NOT NULL AS has_id, status, customer_reference,
+       created_at IS NOT NULL AS has_created_at, groups, count_requested, count_allocated
+  FROM telnyx_inexplicit_orders_list();
 
 -- the sync brings the record back
 SELECT telnyx_sync_inexplicit_orders() AS synced;
@@ -39,6 +43,24 @@ SELECT count(*) AS groups, sum(count_requested) AS requested FROM telnyx_orderin
 \! standinctl settle
 SELECT telnyx_sync_inexplicit_orders() AS synced;
 SELECT count(*) AS orders FROM telnyx_inexplicit_orders;
+-- a page as rows is the page Telnyx answers, in its order; every order's
+-- status and counts are its groups'
+SELECT array_agg(l.id ORDER BY n) = (SELECT array_agg(x ->> 'id' ORDER BY n)
+                                       FROM jsonb_array_elements(telnyx_list_inexplicit_orders(2, 250) -> 'data')
+                                            WITH ORDINALITY AS d(x, n)) AS same_page,
+       count(*) AS orders
+  FROM telnyx_inexplicit_orders_list(2, 250) WITH ORDINALITY AS l(id, status, customer_reference, created_at, groups, count_requested, count_allocated, n);
+SELECT l.status, count(*) AS orders,
+       bool_and(l.count_requested = a.requested AND l.count_allocated = a.allocated
+                AND l.customer_reference = a.customer_reference) AS counts_match
+  FROM telnyx_inexplicit_orders_list(1, 250) l
+  JOIN (SELECT order_id, min(customer_reference) AS customer_reference,
+               sum(count_requested) AS requested, sum(count_allocated) AS allocated
+          FROM telnyx_order_allocations GROUP BY order_id) a ON a.order_id = l.id
+ GROUP BY l.status ORDER BY l.status COLLATE "C";
+SELECT count(*) AS null_page FROM telnyx_inexplicit_orders_list(NULL);
+SELECT telnyx_inexplicit_orders_list(0);
+\echo :LAST_ERROR_SQLSTATE
 SELECT status, count(*) AS groups, sum(count_allocated) AS allocated, sum(shortfall) AS shortfall
   FROM telnyx_order_allocations GROUP BY status ORDER BY status;
 SELECT count(*) AS number_orders FROM telnyx_number_orders;

@@ -152,6 +152,7 @@ void
 _PG_init(void)
 {
 	guard_init();
+	validate_init();
 	http_init();
 	store_init();
 	queue_init();

@@ -10,7 +10,12 @@
  * count_requested as a string, country_iso upper case, the flat
  * "phone_number[starts_with]" response spelling folded into the nested
  * "phone_number" object, JSON nulls dropped (a NULL column means "no
- * criterion").
+ * criterion"), digits given as a JSON number sent as a string.
+ *
+ * phone_number_type is free text in the spec, so a typo ("locale") would be
+ * sent and Telnyx's answer is the only check.  Only the types Telnyx
+ * documents are accepted, and those named in telnyx.extra_number_types, so
+ * that a type Telnyx adds later can be ordered without a new release.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,13 +23,23 @@
 
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
 #include "errcodes.h"
 #include "validate.h"
 
+/*---- GUC variables ----*/
+
+static char *telnyx_extra_number_types = NULL;
+
 /*---- Local variables ----*/
+
+/* The values of phone_number_type Telnyx documents. */
+static const char *const number_types[] = {
+	"local", "toll_free", "mobile", "national", "shared_cost", "landline"
+};
 
 /* Keys an ordering group may have, in the order the hint lists them. */
 static const char *const group_keys[] = {
@@ -68,6 +83,10 @@ static void push_features(JsonbContainer *group, int n, JsonbParseState **st);
 static void push_key(JsonbParseState **st, const char *key);
 static void push_string(JsonbParseState **st, const char *key, const char *value);
 static void push_bool(JsonbParseState **st, const char *key, bool value);
+static char *digits_value(JsonbValue *v, int n, const char *field);
+static void check_number_type(const char *type, int n);
+static bool check_extra_number_types(char **newval, void **extra,
+									 GucSource source);
 static bool all_digits(const char *s, int len);
 static char *accepted_keys(void);
 static bool key_in(const char *const *keys, int nkeys, const char *key, int len);
@@ -75,6 +94,27 @@ static Jsonb *pick_group_fields(JsonbContainer *obj, bool from_row);
 static Jsonb *with_defaults(Jsonb *defaults, JsonbValue *group);
 static const char *row_text(JsonbContainer *row, JsonbContainer *defaults,
 							const char *key);
+
+/*
+ * validate_init
+ *		From _PG_init: telnyx.extra_number_types.
+ *
+ * A user setting: the list guards against a typo, not against a privilege
+ * (a role that may order may order any documented type, at the same cost),
+ * so an application can adopt a new type without a superuser.
+ */
+void
+validate_init(void)
+{
+	DefineCustomStringVariable("telnyx.extra_number_types",
+							   "Values of \"phone_number_type\" accepted besides the ones Telnyx documents.",
+							   "A comma-separated list, such as \"premium,satellite\".",
+							   &telnyx_extra_number_types,
+							   "",
+							   PGC_USERSET,
+							   GUC_LIST_INPUT,
+							   check_extra_number_types, NULL, NULL);
+}
 
 /*
  * validate_order_request
@@ -205,6 +245,7 @@ validate_group(JsonbContainer *group, int n, JsonbParseState **st)
 	push_string(st, "country_iso", s);
 
 	s = group_string(group, n, "phone_number_type", true, false);
+	check_number_type(s, n);
 	push_string(st, "phone_number_type", s);
 
 	count = group_count_requested(group, n);
@@ -468,7 +509,8 @@ group_field(JsonbContainer *group, const char *key, JsonbValue *buf)
 
 /*
  * The non-empty string field key of group n, palloc'd; NULL if absent and
- * not required.  With digits, only decimal digits are accepted.
+ * not required.  With digits, only decimal digits are accepted (see
+ * digits_value).
  */
 static char *
 group_string(JsonbContainer *group, int n, const char *key, bool required,
@@ -485,6 +527,8 @@ group_string(JsonbContainer *group, int n, const char *key, bool required,
 					 errmsg("ordering group %d is missing \"%s\"", n, key)));
 		return NULL;
 	}
+	if (digits)
+		return digits_value(v, n, key);
 	if (v->type != jbvString)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -493,10 +537,6 @@ group_string(JsonbContainer *group, int n, const char *key, bool required,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ordering group %d: \"%s\" must not be empty", n, key)));
-	if (digits && !all_digits(v->val.string.val, v->val.string.len))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ordering group %d: \"%s\" must be a string of digits", n, key)));
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
@@ -621,15 +661,7 @@ push_phone_number(JsonbContainer *group, int n, JsonbParseState **st)
 			JsonbValue *v = group_field(obj, phone_number_keys[i], &vbuf);
 
 			if (v != NULL)
-			{
-				if (v->type != jbvString || v->val.string.len == 0 ||
-					!all_digits(v->val.string.val, v->val.string.len))
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("ordering group %d: \"%s\" must be a string of digits",
-									n, field)));
-				inner = pnstrdup(v->val.string.val, v->val.string.len);
-			}
+				inner = digits_value(v, n, field);
 		}
 		if (flat != NULL && inner != NULL)
 			ereport(ERROR,
@@ -718,6 +750,90 @@ push_bool(JsonbParseState **st, const char *key, bool value)
 	v.type = jbvBool;
 	v.val.boolean = value;
 	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/*
+ * The digits of field of group n, palloc'd: a non-empty string of decimal
+ * digits, or a JSON number that is a whole number without a sign (the API
+ * wants a string, and "national_destination_code": 312 means "312").  The
+ * number's digits are as jsonb keeps them: 1e3 has become 1000 by now,
+ * 1.5e3 1500, and 3.0 keeps its fraction.
+ */
+static char *
+digits_value(JsonbValue *v, int n, const char *field)
+{
+	if (v->type == jbvNumeric)
+	{
+		char	   *num = DatumGetCString(DirectFunctionCall1(numeric_out,
+															  NumericGetDatum(v->val.numeric)));
+
+		if (!all_digits(num, strlen(num)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ordering group %d: \"%s\" must be a string of digits", n, field),
+					 errdetail("The number %s has a sign or a fraction.", num),
+					 errhint("Give the digits as a string, or as a whole number without a sign.")));
+		return num;
+	}
+	if (v->type != jbvString || v->val.string.len == 0 ||
+		!all_digits(v->val.string.val, v->val.string.len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering group %d: \"%s\" must be a string of digits", n, field)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * Refuse a phone_number_type that Telnyx does not document and
+ * telnyx.extra_number_types does not name: a typo would be sent as is.
+ */
+static void
+check_number_type(const char *type, int n)
+{
+	char	   *list;
+	char	   *item;
+	char	   *save;
+	int			i;
+
+	for (i = 0; i < lengthof(number_types); i++)
+		if (strcmp(type, number_types[i]) == 0)
+			return;
+
+	list = pstrdup(telnyx_extra_number_types ? telnyx_extra_number_types : "");
+	for (item = strtok_r(list, ",", &save); item != NULL;
+		 item = strtok_r(NULL, ",", &save))
+	{
+		char	   *end;
+
+		while (*item == ' ' || *item == '\t')
+			item++;
+		end = item + strlen(item);
+		while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (strcmp(type, item) == 0)
+			return;
+	}
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("ordering group %d: unrecognized \"phone_number_type\" \"%s\"",
+					n, type),
+			 errhint("Telnyx documents \"local\", \"toll_free\", \"mobile\", \"national\", \"shared_cost\" and \"landline\". To order a type Telnyx added since, name it in \"telnyx.extra_number_types\".")));
+}
+
+/* telnyx.extra_number_types: names without quotes or control characters. */
+static bool
+check_extra_number_types(char **newval, void **extra, GucSource source)
+{
+	const char *c;
+
+	for (c = *newval; c != NULL && *c; c++)
+		if ((unsigned char) *c < 0x20 || *c == '"' || *c == '\\')
+		{
+			GUC_check_errdetail("The list holds a quote, a backslash or a control character.");
+			return false;
+		}
+	return true;
 }
 
 static bool

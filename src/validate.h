@@ -28,6 +28,7 @@ typedef struct OrderFields
 	const char *billing_group_id;
 } OrderFields;
 
+extern void validate_init(void);
 extern Jsonb *validate_order_request(Jsonb *ordering_groups,
 									 const OrderFields *fields);
 extern Jsonb *validate_row_request(Jsonb *row, Jsonb *defaults,

@@ -189,6 +189,11 @@ is( $node->safe_psql('r_custom', q{
 SELECT count(*) FROM telnyx_order_events e JOIN telnyx_inexplicit_orders o ON o.id = e.order_id
  WHERE e.event = 'numbers_bought' AND o.customer_reference = 'pending'}),
 	'1', 'and records the numbers bought as one new event');
+is( $node->safe_psql('r_custom', q{
+SELECT count(*) || ' ' || count(*) FILTER (WHERE e.customer_reference IS DISTINCT FROM o.customer_reference)
+  FROM telnyx_order_events e JOIN telnyx_inexplicit_orders o ON o.id = e.order_id}),
+	$node->safe_psql('r_custom', 'SELECT count(*) FROM telnyx_order_events') . ' 0',
+	"every event, restored or new, names its order's customer_reference");
 
 # pg_upgrade of the whole cluster, 15 to 15
 my $new = PostgreSQL::Test::Cluster->new('upgraded');

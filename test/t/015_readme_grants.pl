@@ -136,6 +136,12 @@ may('ordering_role',
 	"SELECT (SELECT count(*) FROM telnyx_order_allocations) || ' ' || (SELECT count(*) FROM telnyx_purchased_numbers)"
 	  . " || ' ' || (SELECT count(*) FROM telnyx_open_orders) || ' ' || (SELECT count(*) FROM telnyx_order_events)",
 	qr/^1 \d+ \d+ \d+$/, 'read the report views');
+may('ordering_role',
+	"SELECT count(customer_reference) >= 0 FROM telnyx_order_events",
+	qr/^t$/, 'read the customer_reference of events');
+may_not('ordering_role', 'SELECT * FROM telnyx_queue_summary', 'read the queue summary');
+may_not('ordering_role', 'SELECT * FROM telnyx_inexplicit_orders_list()',
+	'list orders as rows');
 my $own = may('ordering_role',
 	"SELECT telnyx_enqueue_inexplicit_order('$group', customer_reference => 'readme-queued')",
 	qr/^\d+$/, 'enqueue an order');
@@ -211,7 +217,24 @@ may('admin_role', 'SELECT telnyx_refresh_orders() >= 0', qr/^t$/,
 may('admin_role',
 	"SELECT jsonb_array_length(telnyx_list_inexplicit_orders(1, 10) -> 'data') >= 1",
 	qr/^t$/, 'list orders');
+# table_owner's request, rejected: its words are the admin's to read, not
+# ordering_role's
+fault({ match => 'create', status => 422, code => '10015',
+	title => 'Invalid parameter', detail => 'No such connection.' });
 may('admin_role', 'CALL telnyx_process_queue()', qr/^\d*$/, 'send the queue');
+may('admin_role',
+	"SELECT failed || ' ' || last_error_message FROM telnyx_queue_summary",
+	qr/^1 Invalid parameter: No such connection\.$/,
+	'read the queue summary and its latest error in words');
+may('admin_role',
+	"SELECT count(*) >= 1 AND bool_and(id IS NOT NULL) FROM telnyx_inexplicit_orders_list(1, 10)",
+	qr/^t$/, 'list orders as rows');
+may('ordering_role',
+	"SELECT count(*) || ' ' || count(last_error_message) FROM telnyx_order_requests",
+	qr/^1 0$/, "read the words of its own requests only, not table_owner's");
+may('ordering_role',
+	"SELECT count(*) > 0 FROM telnyx_order_events WHERE customer_reference = 'readme-ordering'",
+	qr/^t$/, 'find the events of its order by customer_reference');
 may('admin_role', "SELECT telnyx_purge_requests(interval '30 days') >= 0",
 	qr/^t$/, 'purge requests');
 may('admin_role', 'SELECT telnyx_restart_workers()', qr/^t$/,
