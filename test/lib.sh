@@ -59,7 +59,11 @@ build_install() {
 	log "building and installing telnyx_orders"
 	make -C "$TOP" -s clean PG_CONFIG="$PG_CONFIG" >/dev/null
 	make -C "$TOP" -s WERROR=-Werror PG_CONFIG="$PG_CONFIG" || die "build failed"
-	make -C "$TOP" -s install PG_CONFIG="$PG_CONFIG" >/dev/null || die "install failed"
+	# into Debian's own directories only while test/package is not using them
+	local lock=
+	[ "$("$PG_CONFIG" --pkglibdir)" = "/usr/lib/postgresql/$PG_MAJOR/lib" ] &&
+		lock=/run/lock/telnyx_orders-debian-install.lock
+	${lock:+flock -w 1200 "$lock"} make -C "$TOP" -s install PG_CONFIG="$PG_CONFIG" >/dev/null || die "install failed"
 }
 
 # Run a command as the unprivileged user that owns the scratch directory:
