@@ -36,7 +36,7 @@
 #include "store.h"
 
 /* How long a caller waits for a free worker slot before giving up. */
-#define CALLS_SLOT_WAIT_MS 5000
+#define CALLS_SLOT_WAIT_MS 30000
 #define CALLS_SLOT_POLL_MS 10
 
 /* The recorder waits at most this long for a lock (one the caller holds?). */

@@ -180,6 +180,7 @@ class State:
 
     def __init__(self, api_key, process_seconds, webhook_key=None):
         self.lock = threading.RLock()
+        self.id_namespace = ""
         self.api_key = api_key
         self.process_seconds = process_seconds
         self.number_seconds = process_seconds
@@ -220,10 +221,12 @@ class State:
         self.rate_limited = 0       # 429s answered for the rate limit
 
     def new_id(self, kind):
-        """Ids are uuids, the same in every run: tests can show them."""
+        """Ids are uuids, the same in every run: tests can show them.  Two
+        stand-ins with other --id-namespace give other ids, as Telnyx never
+        gives one id twice."""
         self.next_id += 1
         return str(uuid.uuid5(uuid.NAMESPACE_URL,
-                              "telnyx-standin:%s:%d" % (kind, self.next_id)))
+                              "telnyx-standin:%s%s:%d" % (self.id_namespace, kind, self.next_id)))
 
     # -- orders -------------------------------------------------------
 
@@ -1103,9 +1106,12 @@ def main():
     ap.add_argument("--wrong-name-key")
     ap.add_argument("--ports-file")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--id-namespace", default="",
+                    help="ids unlike those of a stand-in with another one")
     args = ap.parse_args()
 
     state = State(args.api_key, args.process_seconds, args.webhook_key)
+    state.id_namespace = args.id_namespace + ":" if args.id_namespace else ""
     servers = [Server(("127.0.0.1", args.http_port), state, "http",
                       verbose=args.verbose)]
     if args.cert:

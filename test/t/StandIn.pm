@@ -35,7 +35,10 @@ sub start_private_standin
 		exec('python3', "$ENV{TESTDIR}/telnyx_standin.py",
 			'--cert', "$tls/server.crt", '--key', "$tls/server.key",
 			'--api-key', $ENV{TELNYX_TEST_KEY}, '--process-seconds', '600',
-			'--webhook-key', "$tls/webhook.pem", '--ports-file', "$dir/ports")
+			'--webhook-key', "$tls/webhook.pem", '--ports-file', "$dir/ports",
+			# its ids are its own: a server it served may meet another
+			# stand-in's (make installcheck against it)
+			'--id-namespace', $name)
 		  or die "could not start the stand-in: $!";
 	}
 	$private_pid = $pid;
