@@ -68,8 +68,10 @@ for (my $i = 0; $i < @ref; $i++)
 			$rel = $2;
 			$doc_rel{$rel} = { kind => lc($1), columns => {}, where => $where };
 		}
-		# every signature in backticks in a heading
-		while ($title =~ /`(?:CALL\s+)?(telnyx_\w+)\(([^`]*)\)(?:\s+RETURNS\s+([^`]+))?`/g)
+		# every signature in backticks in a heading; the arguments end at the
+		# first ')' that RETURNS or the backtick follows, as a result may be
+		# TABLE(...)
+		while ($title =~ /`(?:CALL\s+)?(telnyx_\w+)\(([^`]*?)\)(?:\s+RETURNS\s+([^`]+))?`/g)
 		{
 			my ($name, $args, $result) = ($1, $2, $3 // '');
 			my @args = map {
