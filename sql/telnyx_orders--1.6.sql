@@ -1,10 +1,10 @@
-/* telnyx_orders 1.5: order phone numbers from Telnyx with SQL */
+/* telnyx_orders 1.6: order phone numbers from Telnyx with SQL */
 
 \echo Use "CREATE EXTENSION telnyx_orders" to load this file. \quit
 
 /*
- * Version 1.5 in one script: what telnyx_orders--1.0.sql and the upgrade
- * scripts up to 1.5 leave, object by object.  CREATE EXTENSION runs it and
+ * Version 1.6 in one script: what telnyx_orders--1.0.sql and the upgrade
+ * scripts up to 1.6 leave, object by object.  CREATE EXTENSION runs it and
  * the upgrade scripts after it; sql/schema.sql checks that the result is
  * the schema that 1.0 upgraded one version at a time has.
  *
@@ -44,7 +44,8 @@ CREATE TABLE @extschema@.telnyx_inexplicit_orders (
 	synced_at				timestamptz NOT NULL DEFAULT now(),
 	found_by_sync			boolean NOT NULL DEFAULT false,
 	next_refresh_at			timestamptz,
-	request_key				uuid
+	request_key				uuid,
+	fetch_failures		integer NOT NULL DEFAULT 0
 );
 
 /*
@@ -60,6 +61,7 @@ CREATE INDEX telnyx_inexplicit_orders_request_key_idx
 	ON @extschema@.telnyx_inexplicit_orders (request_key);
 
 COMMENT ON TABLE @extschema@.telnyx_inexplicit_orders IS 'Inexplicit number orders placed at Telnyx, one row per order, as Telnyx last described it.';
+COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.fetch_failures IS 'Refreshes of the order that failed in a row since its last answer was recorded.';
 COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.id IS 'The order''s id at Telnyx.';
 COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.connection_id IS 'The connection the numbers are assigned to.';
 COMMENT ON COLUMN @extschema@.telnyx_inexplicit_orders.messaging_profile_id IS 'The messaging profile the numbers are assigned to.';
@@ -153,7 +155,8 @@ CREATE TABLE @extschema@.telnyx_number_orders (
 	PRIMARY KEY (order_id, group_index, number_order_id),
 	FOREIGN KEY (order_id, group_index)
 		REFERENCES @extschema@.telnyx_ordering_groups (order_id, group_index)
-		ON DELETE CASCADE
+		ON DELETE CASCADE,
+	fetch_failures		integer NOT NULL DEFAULT 0
 );
 
 CREATE INDEX telnyx_number_orders_number_order_idx
@@ -163,6 +166,7 @@ CREATE INDEX telnyx_number_orders_fetch_idx
 	WHERE next_fetch_at IS NOT NULL;
 
 COMMENT ON TABLE @extschema@.telnyx_number_orders IS 'The number orders Telnyx created under each group, followed until they end.';
+COMMENT ON COLUMN @extschema@.telnyx_number_orders.fetch_failures IS 'Fetches of the number order that failed in a row since its last answer was recorded.';
 COMMENT ON COLUMN @extschema@.telnyx_number_orders.number_order_id IS 'The number order''s id at Telnyx.';
 COMMENT ON COLUMN @extschema@.telnyx_number_orders.order_id IS 'The inexplicit number order (telnyx_inexplicit_orders.id).';
 COMMENT ON COLUMN @extschema@.telnyx_number_orders.group_index IS 'The ordering group, counting from 1 in the order''s list.';
@@ -242,7 +246,8 @@ CREATE TABLE @extschema@.telnyx_order_events (
 	number_order_id		text,
 	status				text,
 	count_allocated		integer,
-	numbers				integer
+	numbers				integer,
+	customer_reference	text
 );
 CREATE INDEX telnyx_order_events_order_idx
 	ON @extschema@.telnyx_order_events (order_id, group_index);
@@ -257,6 +262,7 @@ COMMENT ON COLUMN @extschema@.telnyx_order_events.number_order_id IS 'The number
 COMMENT ON COLUMN @extschema@.telnyx_order_events.status IS 'The group''s new status (group_changed).';
 COMMENT ON COLUMN @extschema@.telnyx_order_events.count_allocated IS 'The group''s new count allocated (group_changed).';
 COMMENT ON COLUMN @extschema@.telnyx_order_events.numbers IS 'How many numbers were bought (numbers_bought).';
+COMMENT ON COLUMN @extschema@.telnyx_order_events.customer_reference IS 'The customer_reference of the order, when the event was recorded.';
 
 /*
  * Webhook deliveries applied, by event id: the same delivery twice has one
@@ -340,7 +346,14 @@ CREATE TABLE @extschema@.telnyx_order_requests (
 	unknown_since			timestamptz,
 	lookups					integer NOT NULL DEFAULT 0,
 	home_system_identifier	bigint,
-	home_database_oid		oid
+	home_database_oid		oid,
+	last_error_message	text GENERATED ALWAYS AS (
+		COALESCE((last_error OPERATOR(pg_catalog.->>) 'title')
+				 OPERATOR(pg_catalog.||) ': '
+				 OPERATOR(pg_catalog.||) (last_error OPERATOR(pg_catalog.->>) 'detail'),
+				 last_error OPERATOR(pg_catalog.->>) 'detail',
+				 last_error OPERATOR(pg_catalog.->>) 'title',
+				 last_error OPERATOR(pg_catalog.->>) 'reason')) STORED
 );
 
 /*
@@ -368,6 +381,7 @@ CREATE POLICY telnyx_order_requests_own ON @extschema@.telnyx_order_requests
 	USING (pg_catalog.pg_has_role(CURRENT_USER, requested_by, 'MEMBER'));
 
 COMMENT ON TABLE @extschema@.telnyx_order_requests IS 'The queue: one row per order request, from enqueue to its one order or a recorded failure. A role sees only its own.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.last_error_message IS 'Its latest error in words: Telnyx''s title and detail, or why it was not sent.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.id IS 'The request''s id (what the enqueue returned).';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.request_key IS 'Sent as the Idempotency-Key: the same request is the same order.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.body IS 'The order as requested (JSON).';
@@ -480,7 +494,7 @@ LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'telnyx_sync_inexplicit_orders';
 REVOKE ALL ON FUNCTION @extschema@.telnyx_sync_inexplicit_orders() FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.telnyx_sync_inexplicit_orders() IS 'Read the account''s whole list of orders and record every one the tables lack; returns how many.';
+COMMENT ON FUNCTION @extschema@.telnyx_sync_inexplicit_orders() IS 'Read the whole list of the account''s orders and record this database''s own (those it already records, those its requests name, those its calls sent, whatever became of the call''s transaction; every order with telnyx.sync_scope = ''account''). Returns how many orders it recorded or updated, not how many it read.';
 
 /* Fetch every order due for a refresh, once; returns how many were. */
 CREATE FUNCTION @extschema@.telnyx_refresh_orders()
@@ -696,9 +710,12 @@ DECLARE
 	seq		bigint;
 BEGIN
 	EXECUTE pg_catalog.format(
-		'INSERT INTO %I.telnyx_order_events'
-		' (event, order_id, group_index, status, count_allocated)'
-		' VALUES (''group_changed'', $1, $2, $3, $4) RETURNING seq',
+		'INSERT INTO %1$I.telnyx_order_events'
+		' (event, order_id, group_index, status, count_allocated, customer_reference)'
+		' SELECT ''group_changed'', $1, $2, $3, $4,'
+		'  (SELECT o.customer_reference FROM %1$I.telnyx_inexplicit_orders o'
+		'    WHERE o.id OPERATOR(pg_catalog.=) $1)'
+		' RETURNING seq',
 		TG_TABLE_SCHEMA)
 		INTO seq
 		USING NEW.order_id, NEW.group_index, NEW.status, NEW.count_allocated;
@@ -873,7 +890,8 @@ SELECT pg_catalog.current_database() AS database,
 	   r.sent_last_minute, r.sent_last_hour,
 	   w.orders_sent AS worker_orders_sent,
 	   w.rate_limited AS worker_rate_limited,
-	   w.last_rate_limited_at
+	   w.last_rate_limited_at,
+	   e.last_error_message
   FROM (SELECT pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'queued') AS queued,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sending') AS sending,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'retrying') AS retrying,
@@ -891,7 +909,8 @@ SELECT pg_catalog.current_database() AS database,
 		  FROM @extschema@.telnyx_order_requests q) r
   LEFT JOIN @extschema@.telnyx_worker_status() w
 	ON w.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
-  LEFT JOIN LATERAL (SELECT q.last_error, q.updated_at AS last_error_at
+  LEFT JOIN LATERAL (SELECT q.last_error, q.updated_at AS last_error_at,
+							q.last_error_message
 					   FROM @extschema@.telnyx_order_requests q
 					  WHERE q.last_error IS NOT NULL
 						AND q.state OPERATOR(pg_catalog.<>) 'sent'
@@ -921,6 +940,7 @@ COMMENT ON COLUMN @extschema@.telnyx_queue_status.sent_last_hour IS 'Requests se
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.worker_orders_sent IS 'Orders the worker created since it started.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.worker_rate_limited IS '429 answers the worker got since it started.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.last_rate_limited_at IS 'The worker''s latest 429.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.last_error_message IS 'The latest error of a request not sent, in words.';
 
 /*---- Event triggers ----*/
 
@@ -960,3 +980,138 @@ CREATE EVENT TRIGGER telnyx_orders_guard_key_settings ON ddl_command_start
 	WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE PROCEDURE',
 				 'ALTER PROCEDURE', 'ALTER ROUTINE')
 	EXECUTE FUNCTION @extschema@.telnyx_guard_key_settings();
+
+/*---- Readable forms ----*/
+
+/*
+ * The queue as a person reads it: the few columns that say whether it
+ * sends, what waits, and why not.  Reads telnyx_queue_status (every role's
+ * requests): grant it as that view, to administrators only.
+ */
+CREATE VIEW @extschema@.telnyx_queue_summary AS
+SELECT s.worker_pid,
+	   s.waiting_because,
+	   s.queued OPERATOR(pg_catalog.+) s.retrying AS waiting,
+	   s.sending,
+	   s.unknown,
+	   s.failed,
+	   s.sent_last_hour,
+	   pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-) s.oldest_queued_at) AS oldest_wait,
+	   s.last_error_message
+  FROM @extschema@.telnyx_queue_status s;
+REVOKE ALL ON @extschema@.telnyx_queue_summary FROM PUBLIC;
+COMMENT ON VIEW @extschema@.telnyx_queue_summary IS 'The queue of this database in a few columns: its worker, why it waits, how many requests wait, are being sent, are uncertain or failed, sent in the last hour, the oldest wait and the latest error in words. Counts every role''s requests; a reader needs EXECUTE on telnyx_worker_status() and telnyx_queue_unserved(), as for telnyx_queue_status.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.worker_pid IS 'The worker sending this queue; NULL if none runs.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.waiting_because IS 'Why nothing is sent; NULL when it sends.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.waiting IS 'Requests queued or waiting for a retry.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.sending IS 'Requests being sent.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.unknown IS 'Requests whose outcome is being reconciled.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.failed IS 'Requests Telnyx rejected for good.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.sent_last_hour IS 'Requests sent in the last hour.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.oldest_wait IS 'How long the oldest waiting request has waited.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.last_error_message IS 'The latest error of a request not sent, in words.';
+
+/*
+ * One page of the account's orders as rows, one per order: the jsonb of
+ * telnyx_list_inexplicit_orders, which it calls as its caller (so it needs
+ * EXECUTE on both), read defensively: a field missing or of another type is
+ * NULL.  The order's status is its groups': theirs when they agree,
+ * "processing" while one is pending or processing, else "partial_success";
+ * NULL without groups or with a group whose status cannot be read.
+ */
+CREATE FUNCTION @extschema@.telnyx_inexplicit_orders_list(
+	page_number integer DEFAULT 1,
+	page_size integer DEFAULT 20)
+RETURNS TABLE (id text, status text, customer_reference text,
+			   created_at timestamptz, groups integer,
+			   count_requested bigint, count_allocated bigint)
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE WHEN pg_catalog.jsonb_typeof(o.value OPERATOR(pg_catalog.->) 'id') OPERATOR(pg_catalog.=) 'string'
+			THEN o.value OPERATOR(pg_catalog.->>) 'id' END,
+	   CASE WHEN g.n OPERATOR(pg_catalog.=) 0 OR g.unread OPERATOR(pg_catalog.>) 0 THEN NULL
+			WHEN g.statuses OPERATOR(pg_catalog.=) 1 THEN g.status
+			WHEN g.open THEN 'processing'
+			ELSE 'partial_success' END,
+	   CASE WHEN pg_catalog.jsonb_typeof(o.value OPERATOR(pg_catalog.->) 'customer_reference') OPERATOR(pg_catalog.=) 'string'
+			THEN o.value OPERATOR(pg_catalog.->>) 'customer_reference' END,
+	   CASE WHEN (o.value OPERATOR(pg_catalog.->>) 'created_at') OPERATOR(pg_catalog.~)
+				 '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d\d(:?\d\d)?)?$'
+			THEN (o.value OPERATOR(pg_catalog.->>) 'created_at')::pg_catalog.timestamptz END,
+	   g.n::pg_catalog.int4,
+	   g.count_requested,
+	   g.count_allocated
+  FROM (SELECT @extschema@.telnyx_list_inexplicit_orders(page_number, page_size) AS page) l,
+	   pg_catalog.jsonb_array_elements(
+		 CASE WHEN pg_catalog.jsonb_typeof(l.page OPERATOR(pg_catalog.->) 'data') OPERATOR(pg_catalog.=) 'array'
+			  THEN l.page OPERATOR(pg_catalog.->) 'data'
+			  ELSE '[]'::pg_catalog.jsonb END) WITH ORDINALITY AS o(value, at),
+	   LATERAL (SELECT pg_catalog.count(*) AS n,
+					   pg_catalog.count(DISTINCT x.status) AS statuses,
+					   pg_catalog.min(x.status) AS status,
+					   pg_catalog.count(*) FILTER (WHERE x.status IS NULL) AS unread,
+					   pg_catalog.bool_or(x.status OPERATOR(pg_catalog.=) ANY ('{pending,processing}'::pg_catalog.text[])) AS open,
+					   pg_catalog.sum(x.count_requested) AS count_requested,
+					   pg_catalog.sum(x.count_allocated) AS count_allocated
+				  FROM (SELECT CASE WHEN pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'status') OPERATOR(pg_catalog.=) 'string'
+									THEN e OPERATOR(pg_catalog.->>) 'status' END AS status,
+							   CASE WHEN (e OPERATOR(pg_catalog.->>) 'count_requested') OPERATOR(pg_catalog.~) '^\d{1,9}$'
+									THEN (e OPERATOR(pg_catalog.->>) 'count_requested')::pg_catalog.int8 END AS count_requested,
+							   CASE WHEN (e OPERATOR(pg_catalog.->>) 'count_allocated') OPERATOR(pg_catalog.~) '^\d{1,9}$'
+									THEN (e OPERATOR(pg_catalog.->>) 'count_allocated')::pg_catalog.int8 END AS count_allocated
+						  FROM pg_catalog.jsonb_array_elements(
+								 CASE WHEN pg_catalog.jsonb_typeof(o.value OPERATOR(pg_catalog.->) 'ordering_groups') OPERATOR(pg_catalog.=) 'array'
+									  THEN o.value OPERATOR(pg_catalog.->) 'ordering_groups'
+									  ELSE '[]'::pg_catalog.jsonb END) AS e) x) g
+ ORDER BY o.at
+$$;
+REVOKE ALL ON FUNCTION @extschema@.telnyx_inexplicit_orders_list(integer, integer) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_inexplicit_orders_list(integer, integer) IS 'One page of the account''s orders as rows (id, status, customer_reference, created_at, groups, count_requested, count_allocated), from telnyx_list_inexplicit_orders, which it calls as its caller. Writes nothing.';
+
+/*---- Synchronous calls, and the purge's indexes ----*/
+
+/*
+ * Each synchronous call, recorded in a transaction of its own before it
+ * is sent: an order bought by a call whose transaction rolled back is
+ * still this database's, and its sync finds it by the call.
+ */
+CREATE TABLE @extschema@.telnyx_order_calls (
+	request_key			uuid PRIMARY KEY,
+	customer_reference	text,
+	body				jsonb NOT NULL,
+	sent_at				timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX telnyx_order_calls_customer_reference_idx
+	ON @extschema@.telnyx_order_calls (customer_reference);
+CREATE INDEX telnyx_order_calls_sent_at_idx
+	ON @extschema@.telnyx_order_calls (sent_at);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.telnyx_order_calls', '');
+COMMENT ON COLUMN @extschema@.telnyx_order_calls.request_key IS 'The Idempotency-Key of the call; telnyx_inexplicit_orders.request_key of its order.';
+COMMENT ON COLUMN @extschema@.telnyx_order_calls.customer_reference IS 'The customer_reference the call sent, if any.';
+COMMENT ON COLUMN @extschema@.telnyx_order_calls.body IS 'The request the call sent.';
+COMMENT ON COLUMN @extschema@.telnyx_order_calls.sent_at IS 'When it was recorded, just before it was sent.';
+COMMENT ON TABLE @extschema@.telnyx_order_calls IS 'Synchronous calls that sent an order, each recorded before it was sent, whatever became of its transaction: how a sync knows an order is this database''s.';
+
+-- the purge of events and deliveries by telnyx.request_retention
+CREATE INDEX telnyx_order_events_at_idx
+	ON @extschema@.telnyx_order_events (at);
+CREATE INDEX telnyx_webhook_deliveries_received_at_idx
+	ON @extschema@.telnyx_webhook_deliveries (received_at);
+
+/*---- The database served ----*/
+
+/*
+ * At CREATE EXTENSION and ALTER EXTENSION UPDATE: a NOTICE when no
+ * background worker will send this database's queue (the library is not
+ * in shared_preload_libraries, or the database not in telnyx.database).
+ * Only a NOTICE, so that a restore goes through; the function is needed
+ * only here.
+ */
+CREATE FUNCTION @extschema@.telnyx_notice_unserved()
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'telnyx_notice_unserved';
+SELECT @extschema@.telnyx_notice_unserved();
+DROP FUNCTION @extschema@.telnyx_notice_unserved();
