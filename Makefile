@@ -17,6 +17,7 @@ OBJS = \
 	src/apikey.o \
 	src/wakeup.o \
 	src/calls.o \
+	src/spend.o \
 	src/launcher.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
@@ -24,7 +25,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 # pg_regress suites (sql/NAME.sql, expected/NAME.out).  They need the
 # Telnyx stand-in: test/run starts it with a throwaway cluster, and
 # "make installcheck" (test/installcheck) with the running server.
-SUITES = validate create sync follow errors transport queue security hostile schema
+SUITES = validate create sync follow errors transport queue spend security hostile schema
 
 PKG_CONFIG ?= pkg-config
 CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)

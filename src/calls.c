@@ -15,6 +15,11 @@
  * waits for that commit, and sends nothing if it failed.  The sync then
  * matches the orders of the list with the calls (reconcile.c).
  *
+ * The same transaction checks the call against the spend limits and counts
+ * it (spend.c): a call over a limit is refused and sends nothing.  A call
+ * that Telnyx refused gives its count back the same way, by a recorder of
+ * its own (the caller's transaction is about to fail).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -33,6 +38,8 @@
 #include "utils/uuid.h"
 
 #include "calls.h"
+#include "errcodes.h"
+#include "spend.h"
 #include "store.h"
 
 /* How long a caller waits for a free worker slot before giving up. */
@@ -46,21 +53,105 @@
 typedef struct CallRecord
 {
 	Oid			dboid;
+	Oid			role;			/* the caller */
+	int64		numbers;		/* the numbers the call requests */
+	bool		refused_by_telnyx;	/* record that Telnyx refused it, no more */
 	bool		recorded;		/* set by the recorder after its commit */
+	bool		over_limit;		/* set by the recorder: not recorded, over
+								 * a spend limit (reason) */
+	char		reason[SPEND_REASON_LEN];
 	char		request_key[UUID_LEN * 2 + 5];
 	char		body[FLEXIBLE_ARRAY_MEMBER];	/* the request, as JSON text */
 } CallRecord;
 
 PGDLLEXPORT void telnyx_call_recorder_main(Datum arg);
 
+static CallRecord *calls_run_recorder(const char *request_key, const char *body,
+									  int64 numbers, bool refused_by_telnyx,
+									  dsm_segment **segp);
+
 /*
  * calls_record
- *		Record the call of request_key (body: the request as sent) in
- *		telnyx_order_calls, committed whatever becomes of the current
- *		transaction.  An error, and nothing is sent, if it could not be.
+ *		Record the call of request_key (body: the request as sent, for
+ *		numbers) in telnyx_order_calls, counted against the spend limits,
+ *		committed whatever becomes of the current transaction.  An error,
+ *		and nothing is sent, if it could not be or a limit refuses it.
  */
 void
-calls_record(const char *request_key, const char *body)
+calls_record(const char *request_key, const char *body, int64 numbers)
+{
+	dsm_segment *seg;
+	CallRecord *rec = calls_run_recorder(request_key, body, numbers, false, &seg);
+
+	if (rec->over_limit)
+	{
+		char	   *reason = pstrdup(rec->reason);
+
+		dsm_detach(seg);
+		ereport(ERROR,
+				(errcode(ERRCODE_TELNYX_SPEND_LIMIT),
+				 errmsg("order refused by the spend guard: %s", reason),
+				 errdetail("Nothing was sent."),
+				 errhint("An administrator can raise the limit in telnyx_spend_limits; or queue the order (telnyx_enqueue_inexplicit_order), where it is held for release.")));
+	}
+	if (!rec->recorded)
+	{
+		dsm_detach(seg);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not record the order before sending it"),
+				 errdetail("Nothing was sent: the call could not be written to telnyx_order_calls in a transaction of its own."),
+				 errhint("The server log says why. A transaction that created the extension, or that locks its tables, must commit before it orders.")));
+	}
+	dsm_detach(seg);
+}
+
+/*
+ * calls_refused
+ *		Telnyx refused the call of request_key (no order was created): its
+ *		count comes back, committed whatever becomes of this transaction.
+ *		Only a WARNING if that cannot be done (the count stays: the limits
+ *		err on the safe side).
+ */
+void
+calls_refused(const char *request_key)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		dsm_segment *seg;
+		CallRecord *rec = calls_run_recorder(request_key, "", 0, true, &seg);
+		bool		done = rec->recorded;
+
+		dsm_detach(seg);
+		if (!done)
+			ereport(WARNING,
+					(errmsg("could not give back the spend count of a refused order")));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(WARNING,
+				(errmsg("could not give back the spend count of a refused order: %s",
+						edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Start a recorder for the call of request_key and wait until it ends;
+ * returns what it wrote back, in its segment (*segp, to detach).  An error
+ * if no worker slot came free.
+ */
+static CallRecord *
+calls_run_recorder(const char *request_key, const char *body, int64 numbers,
+				   bool refused_by_telnyx, dsm_segment **segp)
 {
 	Size		len = strlen(body);
 	dsm_segment *seg;
@@ -73,7 +164,12 @@ calls_record(const char *request_key, const char *body)
 	seg = dsm_create(offsetof(CallRecord, body) + len + 1, 0);
 	rec = (CallRecord *) dsm_segment_address(seg);
 	rec->dboid = MyDatabaseId;
+	rec->role = GetUserId();
+	rec->numbers = numbers;
+	rec->refused_by_telnyx = refused_by_telnyx;
 	rec->recorded = false;
+	rec->over_limit = false;
+	rec->reason[0] = '\0';
 	strlcpy(rec->request_key, request_key, sizeof(rec->request_key));
 	memcpy(rec->body, body, len + 1);
 
@@ -92,11 +188,14 @@ calls_record(const char *request_key, const char *body)
 	while (!RegisterDynamicBackgroundWorker(&bgw, &handle))
 	{
 		if (waited >= CALLS_SLOT_WAIT_MS)
+		{
+			dsm_detach(seg);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("could not record the order before sending it"),
 					 errdetail("Nothing was sent: no background worker slot was free to record the call."),
 					 errhint("Raise max_worker_processes.")));
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 CALLS_SLOT_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -106,13 +205,13 @@ calls_record(const char *request_key, const char *body)
 
 	status = WaitForBackgroundWorkerShutdown(handle);
 	pg_read_barrier();
-	if (status != BGWH_STOPPED || !rec->recorded)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not record the order before sending it"),
-				 errdetail("Nothing was sent: the call could not be written to telnyx_order_calls in a transaction of its own."),
-				 errhint("The server log says why. A transaction that created the extension, or that locks its tables, must commit before it orders.")));
-	dsm_detach(seg);
+	if (status != BGWH_STOPPED)
+	{
+		rec->recorded = false;
+		rec->over_limit = false;
+	}
+	*segp = seg;
+	return rec;
 }
 
 /*
@@ -141,13 +240,18 @@ telnyx_call_recorder_main(Datum arg)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "recording an order call");
-	store_record_call(rec->request_key, rec->body);
+	if (rec->refused_by_telnyx)
+		store_call_refused(rec->request_key);
+	else if (!spend_call_allowed(rec->role, rec->numbers, rec->reason))
+		rec->over_limit = true;
+	else
+		store_record_call(rec->request_key, rec->body, rec->role);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	pg_write_barrier();
-	rec->recorded = true;
+	rec->recorded = !rec->over_limit;
 	dsm_detach(seg);
 	proc_exit(0);
 }

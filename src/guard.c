@@ -143,7 +143,7 @@ guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 
 /*
  * Does rel hold a row of the record: any row, or (queue) a request whose
- * state is not sent, failed or cancelled?  Read with the latest snapshot:
+ * state is not sent, failed, cancelled or dry_run?  Read with the latest snapshot:
  * the drop holds the table's AccessExclusiveLock, so no other writer is
  * still at work on it.
  */
@@ -183,7 +183,7 @@ guard_holds_record(Relation rel, bool queue)
 			continue;
 		s = TextDatumGetCString(d);
 		holds = strcmp(s, "sent") != 0 && strcmp(s, "failed") != 0 &&
-			strcmp(s, "cancelled") != 0;
+			strcmp(s, "cancelled") != 0 && strcmp(s, "dry_run") != 0;
 		pfree(s);
 	}
 	ExecDropSingleTupleTableSlot(slot);

@@ -58,6 +58,7 @@
 
 #include "compat.h"
 #include "queue.h"
+#include "spend.h"
 #include "store.h"
 #include "wakeup.h"
 
@@ -95,7 +96,8 @@ int			telnyx_absence_window_s = 300;
 #define QUEUE_REQUEST_COLUMNS \
 	" RETURNING r.id, r.request_key::pg_catalog.text, r.body, r.request_body," \
 	" r.attempts, r.created_at, r.first_sent_at, r.next_attempt_at," \
-	" r.claim_token, r.unknown_since, r.lookups"
+	" r.claim_token, r.unknown_since, r.lookups, r.requested_by," \
+	" r.held_batch, r.released_by"
 
 /* What every write that ends a request's claim sets, last in its SET list. */
 #define QUEUE_CLAIM_ENDS \
@@ -104,7 +106,7 @@ int			telnyx_absence_window_s = 300;
 	"       updated_at = pg_catalog.now()"
 
 /* The states a request ends in, as an SQL array literal. */
-#define QUEUE_FINISHED_STATES "'{sent,failed,cancelled}'"
+#define QUEUE_FINISHED_STATES "'{sent,failed,cancelled,dry_run}'"
 
 /*---- Local variables ----*/
 
@@ -182,9 +184,11 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 {
 	char	   *key;
 	Jsonb	   *body;
-	Oid			argtypes[7] = {UUIDOID, JSONBOID, TEXTOID, OIDOID, INT8OID, OIDOID, INT8OID};
-	Datum		values[7];
-	char		nulls[7] = "       ";
+	Oid			argtypes[10] = {UUIDOID, JSONBOID, TEXTOID, OIDOID, INT8OID, OIDOID, INT8OID,
+	TEXTOID, INT8OID, TEXTOID};
+	Datum		values[10];
+	char		nulls[10] = "          ";
+	SpendMark	mark;
 	Oid			requested_by = GetUserId();
 	char	   *schema;
 	StoreScope	scope;
@@ -217,6 +221,16 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 	/* where it was queued: only a sender here sends it (see queue_home) */
 	values[5] = ObjectIdGetDatum(MyDatabaseId);
 	values[6] = Int64GetDatum((int64) GetSystemIdentifier());
+	/* a dry run, or held by the breaker with the rest of this transaction's */
+	spend_enqueue_mark(&mark);
+	values[7] = CStringGetTextDatum(mark.dry_run ? "dry_run" : "queued");
+	values[8] = Int64GetDatum(mark.held_batch);
+	if (mark.held_batch == 0)
+		nulls[8] = 'n';
+	if (mark.held_reason != NULL)
+		values[9] = CStringGetTextDatum(mark.held_reason);
+	else
+		nulls[9] = 'n';
 
 	/* one row of its own: an enqueue never waits for another transaction */
 	schema = store_begin(&scope);
@@ -224,20 +238,24 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 			   reserved_id == 0
 			   ? "INSERT INTO %1$s.telnyx_order_requests AS r"
 			   " (request_key, body, request_body, requested_by,"
-			   "  home_database_oid, home_system_identifier)"
-			   " VALUES ($1, $2, $3, $4, $6, $7) RETURNING r.id"
+			   "  home_database_oid, home_system_identifier, state, held_batch,"
+			   "  held_reason)"
+			   " VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $10) RETURNING r.id"
 			   : "INSERT INTO %1$s.telnyx_order_requests AS r"
 			   " (id, request_key, body, request_body, requested_by,"
-			   "  home_database_oid, home_system_identifier)"
-			   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4, $6, $7)"
+			   "  home_database_oid, home_system_identifier, state, held_batch,"
+			   "  held_reason)"
+			   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4, $6, $7, $8, $9, $10)"
 			   " ON CONFLICT (id) DO NOTHING RETURNING r.id",
-			   7, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+			   10, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
 	if (SPI_processed == 1)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
 	store_end(&scope);
 
 	if (id != 0)
+		spend_enqueued(id);
+	if (id != 0 && !mark.dry_run)
 		wakeup_at_commit();
 	return id;
 }
@@ -317,6 +335,10 @@ queue_cancel(int64 id)
 	StoreScope	scope;
 	char	   *schema;
 	bool		cancelled;
+	bool		sent_before = false;
+	Oid			role = InvalidOid;
+	TimestampTz at = 0;
+	int64		numbers = 0;
 
 	values[0] = Int64GetDatum(id);
 	values[1] = ObjectIdGetDatum(GetUserId());
@@ -326,11 +348,30 @@ queue_cancel(int64 id)
 			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET state = 'cancelled', updated_at = pg_catalog.now()"
 			   " WHERE r.id OPERATOR(pg_catalog.=) $1"
-			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
-			   "   AND pg_catalog.pg_has_role($2, r.requested_by, 'MEMBER')",
-			   2, argtypes, values, NULL, SPI_OK_UPDATE);
+			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,held}')"
+			   "   AND pg_catalog.pg_has_role($2, r.requested_by, 'MEMBER')"
+			   " RETURNING r.attempts OPERATOR(pg_catalog.>) 0, r.requested_by,"
+			   "   r.first_sent_at, r.body",
+			   2, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
 	cancelled = SPI_processed > 0;
+	if (cancelled)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		sent_before = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+		role = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		if (isnull)
+			sent_before = false;
+		if (sent_before)
+			numbers = spend_numbers(DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull)));
+	}
 	store_end(&scope);
+	/* one sent before and not created (retrying): its count comes back */
+	if (sent_before)
+		spend_give_back(role, at, numbers);
 	return cancelled;
 }
 
@@ -504,6 +545,7 @@ queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt)
 {
 	List	   *reqs;
 	ListCell   *lc;
+	int			claimed;
 
 	reqs = queue_claim_rows("WITH due AS ("
 							"  SELECT id FROM %1$s.telnyx_order_requests"
@@ -522,6 +564,7 @@ queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt)
 							"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
 							QUEUE_REQUEST_COLUMNS,
 							max, lease_ms, after, mcxt);
+	claimed = list_length(reqs);
 
 	/* the next claim starts after the last row of this one */
 	foreach(lc, reqs)
@@ -536,8 +579,18 @@ queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt)
 		}
 	}
 	/* none left after it: the next claim looks from the start again */
-	if (list_length(reqs) < max)
+	if (claimed < max)
 		queue_cursor_reset(after);
+
+	/* what the spend guard holds (or the dry run keeps) is not sent */
+	if (reqs != NIL)
+	{
+		List	   *send = spend_guard_claim(reqs);
+		MemoryContext old = MemoryContextSwitchTo(mcxt);
+
+		reqs = list_copy(send);
+		MemoryContextSwitchTo(old);
+	}
 	return reqs;
 }
 
@@ -617,6 +670,11 @@ queue_read_requests(MemoryContext mcxt)
 		/* not known when its last attempt ended: from now on (recorded so) */
 		req->unknown_since = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(d);
 		req->lookups = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+		req->requested_by = DatumGetObjectId(SPI_getbinval(tup, desc, 12, &isnull));
+		d = SPI_getbinval(tup, desc, 13, &isnull);
+		req->held_batch = isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 14, &isnull);
+		req->released_by = isnull ? InvalidOid : DatumGetObjectId(d);
 		result = lappend(result, req);
 		MemoryContextSwitchTo(old);
 	}
@@ -655,7 +713,10 @@ queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
 			}
 
 		case API_FAILED:
-			queue_set_state(req, "sending", "failed", NULL, error, 0);
+			/* refused: nothing was bought, the count comes back */
+			if (queue_set_state(req, "sending", "failed", NULL, error, 0))
+				spend_give_back(req->requested_by, req->first_sent_at,
+								spend_numbers(req->body));
 			return QUEUE_DONE;
 
 		case API_PAUSE:
@@ -1115,17 +1176,28 @@ queue_read_held(const int64 *ids, int n, bool *held)
 
 /*
  * queue_unclaim
- *		Give back claimed requests that were never sent (ids, with the
- *		tokens of their claims, n of them): queued again, as if not claimed.
+ *		Give back claimed requests that were never sent (reqs, n of them,
+ *		with the tokens of their claims): queued again, as if not claimed.
+ *		One claimed for its first send is not sent yet: its count comes back
+ *		(spend.c), and it is counted when it is claimed again.
  */
 void
-queue_unclaim(int64 *ids, int64 *tokens, int n)
+queue_unclaim(QueueRequest **reqs, int n)
 {
 	Oid			argtypes[2] = {INT8ARRAYOID, INT8ARRAYOID};
 	Datum		values[2];
 	StoreScope	scope;
 	char	   *schema;
+	int64	   *ids = palloc(sizeof(int64) * n);
+	int64	   *tokens = palloc(sizeof(int64) * n);
+	bool	   *given = palloc(sizeof(bool) * n);
+	int			i;
 
+	for (i = 0; i < n; i++)
+	{
+		ids[i] = reqs[i]->id;
+		tokens[i] = reqs[i]->claim_token;
+	}
 	queue_claims_arrays(ids, tokens, n, values);
 	schema = store_begin(&scope);
 	/* only claims that are still this process's: never one another took */
@@ -1134,13 +1206,22 @@ queue_unclaim(int64 *ids, int64 *tokens, int n)
 			   "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 1"
 			   "                    THEN 'retrying' ELSE 'queued' END,"
 			   "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"
+			   "       first_sent_at = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 1"
+			   "                            THEN r.first_sent_at END,"
 			   QUEUE_CLAIM_ENDS
 			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, token)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
 			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
-			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
-			   2, argtypes, values, NULL, SPI_OK_UPDATE);
+			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
+			   " RETURNING r.id",
+			   2, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	queue_read_held(ids, n, given);
 	store_end(&scope);
+
+	for (i = 0; i < n; i++)
+		if (given[i] && reqs[i]->attempts == 1)
+			spend_give_back(reqs[i]->requested_by, reqs[i]->first_sent_at,
+							spend_numbers(reqs[i]->body));
 }
 
 /*
@@ -1375,4 +1456,239 @@ queue_reason(const char *reason)
 	v.val.string.len = strlen(reason);
 	pushJsonbValue(&st, WJB_VALUE, &v);
 	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+}
+
+/*---- The spend guard's writes (spend.c) ----*/
+
+/*
+ * queue_mark_batch
+ *		Mark the requests ids (int64 *) that this transaction queued as
+ *		held by the breaker, in batch, with reason.  The state is left as it
+ *		is (no NOTIFY in the queuing transaction, which may be prepared):
+ *		the claim holds them.
+ */
+void
+queue_mark_batch(List *ids, int64 batch, const char *reason)
+{
+	Oid			argtypes[3] = {INT8ARRAYOID, INT8OID, TEXTOID};
+	Datum		values[3];
+	Datum	   *elems;
+	StoreScope	scope;
+	char	   *schema;
+	ListCell   *lc;
+
+	if (ids == NIL)
+		return;
+	elems = palloc(sizeof(Datum) * list_length(ids));
+	foreach(lc, ids)
+		elems[foreach_current_index(lc)] = Int64GetDatum(*(int64 *) lfirst(lc));
+	values[0] = PointerGetDatum(construct_array(elems, list_length(ids), INT8OID, 8,
+												true, TYPALIGN_DOUBLE));
+	values[1] = Int64GetDatum(batch);
+	values[2] = CStringGetTextDatum(reason);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
+			   "   SET held_batch = $2, held_reason = $3"
+			   " WHERE r.id OPERATOR(pg_catalog.=) ANY ($1)"
+			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,dry_run}')",
+			   3, argtypes, values, NULL, SPI_OK_UPDATE);
+	store_end(&scope);
+}
+
+/*
+ * queue_hold
+ *		Hold claimed requests (QueueRequest *, each claimed for its first
+ *		send) instead of sending them: "held", with why (char *; NULL keeps
+ *		the reason they were marked with) and until when (TimestampTz *;
+ *		infinity: until a release), their claim undone.
+ */
+void
+queue_hold(List *reqs, List *reasons, List *untils)
+{
+	int			n = list_length(reqs);
+	Oid			argtypes[4] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		values[4];
+	int64	   *ids = palloc(sizeof(int64) * n);
+	int64	   *tokens = palloc(sizeof(int64) * n);
+	Datum	   *why = palloc(sizeof(Datum) * n);
+	bool	   *why_null = palloc(sizeof(bool) * n);
+	Datum	   *until = palloc(sizeof(Datum) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	StoreScope	scope;
+	char	   *schema;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		QueueRequest *req = (QueueRequest *) list_nth(reqs, i);
+		char	   *reason = (char *) list_nth(reasons, i);
+
+		ids[i] = req->id;
+		tokens[i] = req->claim_token;
+		why_null[i] = reason == NULL;
+		why[i] = reason == NULL ? (Datum) 0 : CStringGetTextDatum(reason);
+		until[i] = TimestampTzGetDatum(*(TimestampTz *) list_nth(untils, i));
+	}
+	queue_claims_arrays(ids, tokens, n, values);
+	values[2] = PointerGetDatum(construct_md_array(why, why_null, 1, dims, lbs,
+												   TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(until, n, TIMESTAMPTZOID, 8,
+												true, TYPALIGN_DOUBLE));
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
+			   "   SET state = 'held',"
+			   "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"
+			   "       first_sent_at = NULL,"
+			   "       held_reason = COALESCE(t.reason, r.held_reason),"
+			   "       next_attempt_at = t.until,"
+			   QUEUE_CLAIM_ENDS
+			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+			   "                  pg_catalog.unnest($3), pg_catalog.unnest($4))"
+			   "       AS t(id, token, reason, until)"
+			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
+			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
+			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
+			   4, argtypes, values, NULL, SPI_OK_UPDATE);
+	store_end(&scope);
+}
+
+/*
+ * queue_set_dry_run
+ *		Claimed requests (QueueRequest *, each claimed for its first send)
+ *		that a sender under telnyx.dry_run does not send: "dry_run".
+ */
+void
+queue_set_dry_run(List *reqs)
+{
+	int			n = list_length(reqs);
+	Oid			argtypes[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	int64	   *ids = palloc(sizeof(int64) * n);
+	int64	   *tokens = palloc(sizeof(int64) * n);
+	StoreScope	scope;
+	char	   *schema;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		ids[i] = ((QueueRequest *) list_nth(reqs, i))->id;
+		tokens[i] = ((QueueRequest *) list_nth(reqs, i))->claim_token;
+	}
+	queue_claims_arrays(ids, tokens, n, values);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
+			   "   SET state = 'dry_run',"
+			   "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"
+			   "       first_sent_at = NULL,"
+			   QUEUE_CLAIM_ENDS
+			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, token)"
+			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
+			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
+			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
+			   2, argtypes, values, NULL, SPI_OK_UPDATE);
+	store_end(&scope);
+}
+
+/*
+ * queue_unhold_due
+ *		Held requests whose window has ended (next_attempt_at passed) are
+ *		queued again, to be checked against the new window.  Returns how many.
+ */
+int
+queue_unhold_due(void)
+{
+	StoreScope	scope;
+	char	   *schema;
+	int			n;
+
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_requests r"
+			   "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 0"
+			   "                    THEN 'retrying' ELSE 'queued' END,"
+			   "       next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now()"
+			   " WHERE r.state OPERATOR(pg_catalog.=) 'held'"
+			   "   AND r.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()",
+			   0, NULL, NULL, NULL, SPI_OK_UPDATE);
+	n = (int) SPI_processed;
+	store_end(&scope);
+	return n;
+}
+
+/*
+ * queue_release_held
+ *		Release (or, with cancel, cancel) the held requests that match
+ *		every filter given: ids (NULL: any), requested_by (InvalidOid: any),
+ *		held_batch (0: any); all must be set when no filter is.  A released
+ *		request is queued again and sent whatever the limits say.  Returns
+ *		how many.
+ */
+int64
+queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
+				   bool all, bool cancel)
+{
+	Oid			argtypes[4] = {INT8ARRAYOID, OIDOID, INT8OID, OIDOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
+	StoreScope	scope;
+	char	   *schema;
+	int64		n;
+
+	if (ids == NULL && !OidIsValid(requested_by) && held_batch == 0 && !all)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("say which held requests: ids, requested_by or held_batch, or all => true")));
+	if (ids != NULL && ARR_NDIM(ids) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"ids\" must be a one-dimensional array")));
+	store_require_version(false);
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot release or cancel held requests in a read-only transaction")));
+
+	if (ids != NULL)
+		values[0] = PointerGetDatum(ids);
+	else
+		nulls[0] = 'n';
+	values[1] = ObjectIdGetDatum(requested_by);
+	if (!OidIsValid(requested_by))
+		nulls[1] = 'n';
+	values[2] = Int64GetDatum(held_batch);
+	if (held_batch == 0)
+		nulls[2] = 'n';
+	values[3] = ObjectIdGetDatum(GetUserId());
+
+	schema = store_begin(&scope);
+	if (cancel)
+		store_exec(schema,
+				   "UPDATE %1$s.telnyx_order_requests r"
+				   "   SET state = 'cancelled', updated_at = pg_catalog.now()"
+				   " WHERE r.state OPERATOR(pg_catalog.=) 'held'"
+				   "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
+				   "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
+				   "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
+				   4, argtypes, values, nulls, SPI_OK_UPDATE);
+	else
+		store_exec(schema,
+				   "UPDATE %1$s.telnyx_order_requests r"
+				   "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 0"
+				   "                    THEN 'retrying' ELSE 'queued' END,"
+				   "       released_by = $4,"
+				   "       next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now()"
+				   " WHERE r.state OPERATOR(pg_catalog.=) 'held'"
+				   "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
+				   "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
+				   "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
+				   4, argtypes, values, nulls, SPI_OK_UPDATE);
+	n = (int64) SPI_processed;
+	store_end(&scope);
+	if (n > 0 && !cancel)
+		wakeup_at_commit();
+	return n;
 }

@@ -11,6 +11,7 @@
 
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 
 #include "api.h"
@@ -38,6 +39,9 @@ typedef struct QueueRequest
 								 * may be this one's, in list order */
 	bool		uncertain;		/* while reconciling: an order that might be
 								 * this one cannot be told apart */
+	Oid			requested_by;	/* the role that queued it */
+	int64		held_batch;		/* not 0: the breaker marked it */
+	Oid			released_by;	/* valid: released from a hold */
 } QueueRequest;
 
 /*
@@ -111,12 +115,20 @@ extern int	queue_purge(TimestampTz cutoff, int max);
 extern List *queue_orders_named(List *ids);
 extern void queue_at_stake(int64 *orders, int64 *unfinished);
 extern int	queue_release_own(void);
-extern void queue_unclaim(int64 *ids, int64 *tokens, int n);
+extern void queue_unclaim(QueueRequest **reqs, int n);
 extern int	queue_extend_lease(int64 *ids, int64 *tokens, bool *held, int n,
 							   int64 lease_ms);
 extern List *queue_claim_unknown(int max, MemoryContext mcxt);
 extern void queue_resolve_unknown(QueueRequest *req);
 extern void queue_unknown_retry_later(QueueRequest *req, double retry_delay_ms);
 extern double queue_next_due_ms(void);
+
+/* The spend guard's (spend.c) writes of requests. */
+extern void queue_mark_batch(List *ids, int64 batch, const char *reason);
+extern void queue_hold(List *reqs, List *reasons, List *untils);
+extern void queue_set_dry_run(List *reqs);
+extern int	queue_unhold_due(void);
+extern int64 queue_release_held(ArrayType *ids, Oid requested_by,
+								int64 held_batch, bool all, bool cancel);
 
 #endif							/* TELNYX_QUEUE_H */

@@ -46,6 +46,7 @@
 
 #include "compat.h"
 #include "http.h"
+#include "spend.h"
 #include "store.h"
 #include "wakeup.h"
 
@@ -1172,23 +1173,66 @@ store_init(void)
  *		on its own).
  */
 void
-store_record_call(const char *request_key, const char *body)
+store_record_call(const char *request_key, const char *body, Oid role)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, OIDOID};
+	Datum		values[3];
 	StoreScope	scope;
 	char	   *schema;
 
 	values[0] = CStringGetTextDatum(request_key);
 	values[1] = CStringGetTextDatum(body);
+	values[2] = ObjectIdGetDatum(role);
 	schema = store_begin(&scope);
 	store_exec(schema,
-			   "INSERT INTO %1$s.telnyx_order_calls (request_key, customer_reference, body)"
+			   "INSERT INTO %1$s.telnyx_order_calls"
+			   " (request_key, customer_reference, body, spent_by)"
 			   " SELECT $1::pg_catalog.uuid,"
-			   "  b OPERATOR(pg_catalog.->>) 'customer_reference', b"
+			   "  b OPERATOR(pg_catalog.->>) 'customer_reference', b, $3"
 			   "  FROM (SELECT $2::pg_catalog.jsonb) AS x(b)",
-			   2, argtypes, values, NULL, SPI_OK_INSERT);
+			   3, argtypes, values, NULL, SPI_OK_INSERT);
 	store_end(&scope);
+}
+
+/*
+ * store_call_refused
+ *		Telnyx refused the call of request_key: marked so, and its count
+ *		given back (once).
+ */
+void
+store_call_refused(const char *request_key)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	StoreScope	scope;
+	char	   *schema;
+	bool		found = false;
+	Oid			role = InvalidOid;
+	TimestampTz at = 0;
+	int64		numbers = 0;
+
+	values[0] = CStringGetTextDatum(request_key);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_order_calls c SET refused_at = pg_catalog.now()"
+			   " WHERE c.request_key OPERATOR(pg_catalog.=) $1::pg_catalog.uuid"
+			   "   AND c.refused_at IS NULL"
+			   " RETURNING COALESCE(c.spent_by, 0::pg_catalog.oid), c.sent_at, c.body",
+			   1, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		found = true;
+		role = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+		numbers = spend_numbers(DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull)));
+	}
+	store_end(&scope);
+	if (found)
+		spend_give_back(role, at, numbers);
 }
 
 /*

@@ -59,7 +59,9 @@ extern List *store_claim_refresh(int max, MemoryContext mcxt);
 extern List *store_claim_number_orders(int max, MemoryContext mcxt);
 extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
-extern void store_record_call(const char *request_key, const char *body);
+extern void store_record_call(const char *request_key, const char *body,
+							  Oid role);
+extern void store_call_refused(const char *request_key);
 extern List *store_open_calls(List *references, bool without_reference);
 extern bool store_lock(const char *id, bool number_order);
 extern int	store_purge_history(TimestampTz cutoff, int max);
@@ -76,7 +78,7 @@ extern void store_end(StoreScope *scope);
 extern double store_ms_until(TimestampTz when);
 
 /* Statements kept at most by store_exec (every module's together). */
-#define STORE_MAX_KEPT_PLANS 64
+#define STORE_MAX_KEPT_PLANS 96
 
 extern void store_exec(const char *schema, const char *sql, int nargs,
 					   Oid *argtypes, Datum *values, const char *nulls,

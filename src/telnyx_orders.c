@@ -64,6 +64,7 @@
 #include "launcher.h"
 #include "queue.h"
 #include "reconcile.h"
+#include "spend.h"
 #include "refresh.h"
 #include "store.h"
 #include "errcodes.h"
@@ -116,6 +117,8 @@ PG_FUNCTION_INFO_V1(telnyx_enqueue_inexplicit_order);
 PG_FUNCTION_INFO_V1(telnyx_order_trigger);
 PG_FUNCTION_INFO_V1(telnyx_process_queue);
 PG_FUNCTION_INFO_V1(telnyx_cancel_order_request);
+PG_FUNCTION_INFO_V1(telnyx_release_requests);
+PG_FUNCTION_INFO_V1(telnyx_cancel_held_requests);
 PG_FUNCTION_INFO_V1(telnyx_resume_queue);
 PG_FUNCTION_INFO_V1(telnyx_purge_requests);
 PG_FUNCTION_INFO_V1(telnyx_restart_workers);
@@ -156,6 +159,7 @@ _PG_init(void)
 	http_init();
 	store_init();
 	queue_init();
+	spend_init();
 	worker_init();
 	launcher_init();
 	webhook_init();
@@ -232,15 +236,36 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	request = validate_order_request(groups, &fields);
 	refuse_read_only();
 
+	/* the dry run records the request as the queue would, and sends nothing */
+	if (telnyx_dry_run)
+	{
+		int64		id = queue_enqueue(groups, &fields, 0);
+
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
+											CStringGetDatum(psprintf("{\"dry_run\": true, \"request_id\": " INT64_FORMAT ", \"would_send\": %s}",
+																	 id, api_request_text(request)))));
+	}
+
 	/* one key for every attempt of this call */
 	key = DatumGetCString(DirectFunctionCall1(uuid_out,
 											  DirectFunctionCall1(gen_random_uuid, (Datum) 0)));
 	body = api_request_text(request);
 
-	/* known here as this database's, even if this transaction rolls back */
-	calls_record(key, body);
+	/*
+	 * Known here as this database's, even if this transaction rolls back;
+	 * counted against the spend limits (an error over one: nothing sent).
+	 */
+	calls_record(key, body, spend_numbers(request));
 
 	result = api_create_inexplicit_order(body, key);
+	if (result->class != TELNYX_OK)
+	{
+		ApiDisposition d = api_create_disposition(result->class);
+
+		/* surely not created: it no longer counts against a limit */
+		if (d != API_CREATED && d != API_UNKNOWN)
+			calls_refused(key);
+	}
 	api_raise(result, API_CREATE, NULL);
 
 	order = result->order;
@@ -704,6 +729,45 @@ telnyx_cancel_order_request(PG_FUNCTION_ARGS)
 {
 	store_require_version(false);
 	PG_RETURN_BOOL(queue_cancel(PG_GETARG_INT64(0)));
+}
+
+/* The filters of telnyx_release_requests and telnyx_cancel_held_requests. */
+static Datum
+release_held(FunctionCallInfo fcinfo, bool cancel)
+{
+	ArrayType  *ids = PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0);
+	Oid			role = PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1);
+	int64		batch = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
+	bool		all = PG_ARGISNULL(3) ? false : PG_GETARG_BOOL(3);
+
+	if (!PG_ARGISNULL(2) && batch == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"held_batch\" must not be 0")));
+	PG_RETURN_INT64(queue_release_held(ids, role, batch, all, cancel));
+}
+
+/*
+ * telnyx_release_requests(ids bigint[], requested_by regrole,
+ *		held_batch bigint, all boolean) returns bigint
+ *
+ * Release held requests: they are sent whatever the limits say.  Only a
+ * role granted EXECUTE (an administrator) may.
+ */
+Datum
+telnyx_release_requests(PG_FUNCTION_ARGS)
+{
+	return release_held(fcinfo, false);
+}
+
+/*
+ * telnyx_cancel_held_requests(ids bigint[], requested_by regrole,
+ *		held_batch bigint, all boolean) returns bigint
+ */
+Datum
+telnyx_cancel_held_requests(PG_FUNCTION_ARGS)
+{
+	return release_held(fcinfo, true);
 }
 
 /*

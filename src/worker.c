@@ -77,6 +77,7 @@
 #include "apikey.h"
 #include "errcodes.h"
 #include "wakeup.h"
+#include "spend.h"
 #include "worker.h"
 
 /*
@@ -488,6 +489,8 @@ worker_pass(SenderState *state, int max_requests)
 	if (queue_recover_stale() > 0)
 		ereport(LOG,
 				(errmsg("telnyx_orders worker found order requests left \"sending\" by a sender that stopped; they will be reconciled")));
+	/* held until a window's end that has come: checked again */
+	(void) spend_unhold_due();
 	worker_commit();
 
 	if (!state->is_pass)
@@ -922,13 +925,13 @@ worker_claims_of(List *ready, int64 **ids, int64 **tokens)
 static void
 worker_unclaim(List *ready)
 {
-	int64	   *ids;
-	int64	   *tokens;
+	QueueRequest **reqs = palloc(sizeof(QueueRequest *) * list_length(ready));
 	ListCell   *lc;
 
-	worker_claims_of(ready, &ids, &tokens);
+	foreach(lc, ready)
+		reqs[foreach_current_index(lc)] = ((InFlight *) lfirst(lc))->req;
 	worker_begin();
-	queue_unclaim(ids, tokens, list_length(ready));
+	queue_unclaim(reqs, list_length(ready));
 	worker_commit();
 	foreach(lc, ready)
 		inflight_release((InFlight *) lfirst(lc));

@@ -1,0 +1,699 @@
+/*-------------------------------------------------------------------------
+ *
+ * spend.c
+ *	  The spend guard: limits, holds, the per-transaction breaker and the
+ *	  dry run.
+ *
+ * Every order is correct by itself; a trigger on a table that a migration
+ * or a COPY fills buys one per row.  So what may be sent is limited:
+ *
+ * - Limits (telnyx_spend_limits, and the ceilings telnyx.max_orders_per_day
+ *   and telnyx.max_numbers_per_day) count what is sent, per UTC hour or
+ *   day, for the database or one role, in telnyx_spend_hours.  An order
+ *   counts when it is first sent: a queued request when it is first
+ *   claimed, a synchronous call when it is recorded just before it is sent
+ *   (calls.c).  Retries are the same order and count once; a request
+ *   refused by Telnyx, or a claim given back unsent, gives its count back.
+ *   The check and the count happen under one advisory lock per database
+ *   (taken only when a limit exists), in the transaction that claims or
+ *   records, so that two senders never both take the last of a budget.
+ * - A queued request over a limit is held, not failed: state "held", with
+ *   why, until an administrator releases it (telnyx_release_requests) or
+ *   the window ends, when the limit says so.  A synchronous call over a
+ *   limit is refused (TX402) and sends nothing.
+ * - The breaker: a transaction that queues more requests than
+ *   telnyx.max_requests_per_transaction has all of them marked as one
+ *   batch (held_batch), and the claim holds them, unless it set
+ *   telnyx.allow_bulk.  The mark is written in the queuing transaction
+ *   without changing the state (no NOTIFY there: it may be prepared); the
+ *   first claim holds the batch and announces it.
+ * - The dry run: under telnyx.dry_run an enqueue (or a synchronous call)
+ *   is recorded as "dry_run" and never sent; a sender under it marks what
+ *   it claims for a first send "dry_run" instead of sending it.
+ *
+ * Nothing here costs a statement when no limit is set but the count of
+ * what a claim sends (one upsert per claim).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "queue.h"
+#include "spend.h"
+#include "store.h"
+
+/* The advisory lock (one int8 key) under which limits are checked. */
+#define SPEND_LOCK_KEY INT64CONST(0x74656c6e79780001)
+
+/*---- GUC variables ----*/
+
+bool		telnyx_dry_run = false;
+static bool telnyx_allow_bulk = false;
+static int	telnyx_max_requests_per_transaction = 100;
+static int	telnyx_max_orders_per_day = 0;
+static int	telnyx_max_numbers_per_day = 0;
+
+/*---- Local types ----*/
+
+/* One limit and what was counted against it in its current window. */
+typedef struct SpendLimit
+{
+	int64		id;				/* 0: a ceiling setting */
+	Oid			role;			/* InvalidOid: the whole database */
+	bool		per_day;
+	int64		max_orders;		/* -1: not limited */
+	int64		max_numbers;	/* -1: not limited */
+	bool		wait;			/* held until the window ends (else a release) */
+	int64		used_orders;
+	int64		used_numbers;
+} SpendLimit;
+
+/* The limits loaded for one claim or call. */
+typedef struct SpendLimits
+{
+	int			n;
+	SpendLimit *limits;
+	TimestampTz hour_start;
+	TimestampTz day_start;
+} SpendLimits;
+
+/* What a claim counts, per role. */
+typedef struct SpendCharge
+{
+	Oid			role;
+	int64		orders;
+	int64		numbers;
+} SpendCharge;
+
+/*---- Local variables ----*/
+
+/*
+ * The breaker's count of requests queued by the transaction whose local id
+ * is bulk_lxid, the ids of the first ones (in TopTransactionContext), and
+ * the batch they were marked with once it tripped.
+ */
+static LocalTransactionId bulk_lxid = InvalidLocalTransactionId;
+static int64 bulk_count = 0;
+static List *bulk_ids = NIL;
+static int64 bulk_batch = 0;
+
+/*---- Function declarations ----*/
+
+static void spend_window(TimestampTz now, TimestampTz *hour_start,
+						 TimestampTz *day_start);
+static bool spend_load(SpendLimits *sl, TimestampTz now);
+static const SpendLimit *spend_over(SpendLimits *sl, Oid role, int64 numbers,
+									TimestampTz *until, char *reason);
+static void spend_charge(SpendCharge *charges, int n, TimestampTz hour_start);
+static void spend_add_charge(SpendCharge **charges, int *n, int *size,
+							 Oid role, int64 numbers);
+
+/*
+ * spend_init
+ *		From _PG_init: the guard's settings.
+ */
+void
+spend_init(void)
+{
+	DefineCustomBoolVariable("telnyx.dry_run",
+							 "Validate, record and report orders without sending them.",
+							 "Queued requests end in the state dry_run; a synchronous call returns what it would have sent.  Set it for a session, a role or a database (staging).",
+							 &telnyx_dry_run,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("telnyx.allow_bulk",
+							 "Let this transaction queue more than telnyx.max_requests_per_transaction requests without their being held.",
+							 "Meant for SET LOCAL in a transaction that means to order in bulk; the spend limits still apply.",
+							 &telnyx_allow_bulk,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("telnyx.max_requests_per_transaction",
+							"Requests one transaction may queue before all of them are held as one batch (0: no limit).",
+							"A bulk INSERT or COPY into a table with an ordering trigger trips it; telnyx_release_requests(held_batch => ...) releases the batch.",
+							&telnyx_max_requests_per_transaction,
+							100, 0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("telnyx.max_orders_per_day",
+							"The most orders each database may send per UTC day, whatever telnyx_spend_limits says (0: no ceiling).",
+							"Set in postgresql.conf; queued requests over it are held, synchronous calls refused.",
+							&telnyx_max_orders_per_day,
+							0, 0, INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("telnyx.max_numbers_per_day",
+							"The most numbers each database may request per UTC day, whatever telnyx_spend_limits says (0: no ceiling).",
+							"Set in postgresql.conf; queued requests over it are held, synchronous calls refused.",
+							&telnyx_max_numbers_per_day,
+							0, 0, INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+}
+
+/*
+ * spend_numbers
+ *		The numbers an order requests: its groups' count_requested, summed
+ *		(validated bodies hold them as strings of digits).
+ */
+int64
+spend_numbers(Jsonb *body)
+{
+	JsonbValue	key;
+	JsonbValue *groups;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int64		total = 0;
+	int			depth = 0;
+	bool		want = false;
+
+	key.type = jbvString;
+	key.val.string.val = "ordering_groups";
+	key.val.string.len = strlen("ordering_groups");
+	groups = findJsonbValueFromContainer(&body->root, JB_FOBJECT, &key);
+	if (groups == NULL || groups->type != jbvBinary)
+		return 0;
+
+	it = JsonbIteratorInit(groups->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+			depth++;
+		else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+			depth--;
+		else if (tok == WJB_KEY)
+			want = depth == 2 && v.val.string.len == strlen("count_requested") &&
+				memcmp(v.val.string.val, "count_requested", v.val.string.len) == 0;
+		else if (tok == WJB_VALUE && want)
+		{
+			if (v.type == jbvString)
+			{
+				char	   *s = pnstrdup(v.val.string.val, v.val.string.len);
+
+				total += strtol(s, NULL, 10);
+				pfree(s);
+			}
+			else if (v.type == jbvNumeric)
+				total += DatumGetInt64(DirectFunctionCall1(numeric_int8,
+														   NumericGetDatum(v.val.numeric)));
+			want = false;
+		}
+	}
+	return total;
+}
+
+/*---- The breaker ----*/
+
+/*
+ * spend_enqueue_mark
+ *		How the request about to be queued is written: as a dry run, and
+ *		whether the breaker holds it.  When this transaction's enqueue goes
+ *		over telnyx.max_requests_per_transaction, the ones it queued before
+ *		are marked with the same batch.
+ */
+void
+spend_enqueue_mark(SpendMark *mark)
+{
+	if (bulk_lxid != compat_my_lxid())
+	{
+		bulk_lxid = compat_my_lxid();
+		bulk_count = 0;
+		bulk_ids = NIL;			/* freed with its TopTransactionContext */
+		bulk_batch = 0;
+	}
+	bulk_count++;
+
+	mark->dry_run = telnyx_dry_run;
+	mark->held_batch = 0;
+	mark->held_reason = NULL;
+	if (telnyx_allow_bulk || telnyx_max_requests_per_transaction == 0 ||
+		bulk_count <= telnyx_max_requests_per_transaction)
+		return;
+
+	mark->held_reason =
+		psprintf("more than %d requests queued by one transaction (telnyx.max_requests_per_transaction): held together; SET LOCAL telnyx.allow_bulk = on in a transaction that means it",
+				 telnyx_max_requests_per_transaction);
+	if (bulk_batch == 0)
+	{
+		bulk_batch = (int64) U64FromFullTransactionId(GetTopFullTransactionId());
+		queue_mark_batch(bulk_ids, bulk_batch, mark->held_reason);
+	}
+	mark->held_batch = bulk_batch;
+}
+
+/*
+ * spend_enqueued
+ *		Request id was queued by this transaction (after spend_enqueue_mark):
+ *		kept while the breaker may still mark it.
+ */
+void
+spend_enqueued(int64 id)
+{
+	if (bulk_lxid != compat_my_lxid() || bulk_batch != 0 ||
+		telnyx_max_requests_per_transaction == 0 ||
+		bulk_count > telnyx_max_requests_per_transaction)
+		return;
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		int64	   *copy = palloc(sizeof(int64));
+
+		*copy = id;
+		bulk_ids = lappend(bulk_ids, copy);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*---- Limits ----*/
+
+/* The UTC hour and day that now is in. */
+static void
+spend_window(TimestampTz now, TimestampTz *hour_start, TimestampTz *day_start)
+{
+	TimestampTz h = now - now % USECS_PER_HOUR;
+	TimestampTz d = now - now % USECS_PER_DAY;
+
+	/* before 2000-01-01 the remainder is negative */
+	if (now % USECS_PER_HOUR < 0)
+		h -= USECS_PER_HOUR;
+	if (now % USECS_PER_DAY < 0)
+		d -= USECS_PER_DAY;
+	*hour_start = h;
+	*day_start = d;
+}
+
+/*
+ * spend_load
+ *		Load the limits and what was counted against each in its window.
+ *		Returns false, having taken no lock, when there is none; else the
+ *		guard's lock is held until the end of the transaction, so that the
+ *		counts read stay true until what is decided is counted.
+ */
+static bool
+spend_load(SpendLimits *sl, TimestampTz now)
+{
+	Oid			argtypes[5] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, BOOLOID};
+	Datum		values[5];
+	Oid			lockarg[1] = {INT8OID};
+	Datum		lockval[1];
+	StoreScope	scope;
+	char	   *schema;
+	bool		ceiling = telnyx_max_orders_per_day > 0 || telnyx_max_numbers_per_day > 0;
+	bool		any;
+	uint64		i;
+
+	spend_window(now, &sl->hour_start, &sl->day_start);
+	sl->n = 0;
+	sl->limits = NULL;
+
+	schema = store_begin(&scope);
+	if (!ceiling)
+	{
+		store_exec(schema,
+				   "SELECT 1 FROM %1$s.telnyx_spend_limits LIMIT 1",
+				   0, NULL, NULL, NULL, SPI_OK_SELECT);
+		any = SPI_processed > 0;
+		if (!any)
+		{
+			store_end(&scope);
+			return false;
+		}
+	}
+
+	lockval[0] = Int64GetDatum(SPEND_LOCK_KEY);
+	store_exec(schema, "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+			   1, lockarg, lockval, NULL, SPI_OK_SELECT);
+
+	values[0] = TimestampTzGetDatum(sl->hour_start);
+	values[1] = TimestampTzGetDatum(sl->day_start);
+	values[2] = Int64GetDatum(telnyx_max_orders_per_day > 0 ? telnyx_max_orders_per_day : -1);
+	values[3] = Int64GetDatum(telnyx_max_numbers_per_day > 0 ? telnyx_max_numbers_per_day : -1);
+	values[4] = BoolGetDatum(ceiling);
+	store_exec(schema,
+			   "SELECT l.id, COALESCE(l.role::pg_catalog.oid, 0::pg_catalog.oid),"
+			   "       l.per OPERATOR(pg_catalog.=) 'day',"
+			   "       COALESCE(l.max_orders, -1)::pg_catalog.int8,"
+			   "       COALESCE(l.max_numbers, -1)::pg_catalog.int8,"
+			   "       l.on_exceed OPERATOR(pg_catalog.=) 'wait',"
+			   "       COALESCE(u.orders, 0)::pg_catalog.int8,"
+			   "       COALESCE(u.numbers, 0)::pg_catalog.int8"
+			   "  FROM %1$s.telnyx_spend_limits l"
+			   " CROSS JOIN LATERAL ("
+			   "   SELECT pg_catalog.sum(h.orders), pg_catalog.sum(h.numbers)"
+			   "     FROM %1$s.telnyx_spend_hours h"
+			   "    WHERE h.hour OPERATOR(pg_catalog.>=)"
+			   "          CASE WHEN l.per OPERATOR(pg_catalog.=) 'day' THEN $2 ELSE $1 END"
+			   "      AND (l.role IS NULL"
+			   "           OR h.spent_by OPERATOR(pg_catalog.=) l.role::pg_catalog.oid)) u(orders, numbers)"
+			   " UNION ALL"
+			   " SELECT 0, 0::pg_catalog.oid, true, $3, $4, false,"
+			   "        COALESCE(pg_catalog.sum(h.orders), 0)::pg_catalog.int8,"
+			   "        COALESCE(pg_catalog.sum(h.numbers), 0)::pg_catalog.int8"
+			   "   FROM %1$s.telnyx_spend_hours h"
+			   "  WHERE $5 AND h.hour OPERATOR(pg_catalog.>=) $2"
+			   " HAVING $5",
+			   5, argtypes, values, NULL, SPI_OK_SELECT);
+
+	sl->n = (int) SPI_processed;
+	sl->limits = palloc0(sizeof(SpendLimit) * Max(sl->n, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		SpendLimit *l = &sl->limits[i];
+		bool		isnull;
+
+		l->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		l->role = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		l->per_day = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		l->max_orders = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		l->max_numbers = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		l->wait = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		l->used_orders = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		l->used_numbers = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+	}
+	store_end(&scope);
+	return true;
+}
+
+/*
+ * spend_over
+ *		Does an order of role for numbers exceed a limit?  If not, it is
+ *		counted against every limit it falls under and NULL is returned.  If
+ *		so, the limit (one that only a release lifts, if any is exceeded),
+ *		with reason and *until: when the hold ends by itself (the latest
+ *		window end of the limits exceeded; infinity if one of them waits for
+ *		a release).
+ */
+static const SpendLimit *
+spend_over(SpendLimits *sl, Oid role, int64 numbers, TimestampTz *until,
+		   char *reason)
+{
+	const SpendLimit *worst = NULL;
+	int			i;
+
+	*until = DT_NOBEGIN;
+	for (i = 0; i < sl->n; i++)
+	{
+		SpendLimit *l = &sl->limits[i];
+		TimestampTz end;
+
+		if (OidIsValid(l->role) && l->role != role)
+			continue;
+		if ((l->max_orders < 0 || l->used_orders + 1 <= l->max_orders) &&
+			(l->max_numbers < 0 || l->used_numbers + numbers <= l->max_numbers))
+			continue;
+		end = !l->wait ? DT_NOEND
+			: l->per_day ? sl->day_start + USECS_PER_DAY
+			: sl->hour_start + USECS_PER_HOUR;
+		if (worst == NULL || end > *until)
+		{
+			worst = l;
+			*until = end;
+		}
+	}
+
+	if (worst == NULL)
+	{
+		for (i = 0; i < sl->n; i++)
+		{
+			SpendLimit *l = &sl->limits[i];
+
+			if (OidIsValid(l->role) && l->role != role)
+				continue;
+			l->used_orders += 1;
+			l->used_numbers += numbers;
+		}
+		return NULL;
+	}
+
+	if (reason != NULL)
+	{
+		const char *what = worst->per_day ? "day" : "hour";
+		const char *who = OidIsValid(worst->role)
+			? psprintf("role \"%s\"", GetUserNameFromId(worst->role, true)
+					   ? GetUserNameFromId(worst->role, true) : "?")
+			: pstrdup("the database");
+		const char *name = worst->id == 0
+			? pstrdup("the ceiling (telnyx.max_orders_per_day, telnyx.max_numbers_per_day)")
+			: psprintf("spend limit %lld", (long long) worst->id);
+
+		if (worst->max_orders >= 0 && worst->used_orders + 1 > worst->max_orders)
+			snprintf(reason, SPEND_REASON_LEN,
+					 "%s reached: %lld orders per %s for %s, %lld sent this %s",
+					 name, (long long) worst->max_orders, what, who,
+					 (long long) worst->used_orders, what);
+		else
+			snprintf(reason, SPEND_REASON_LEN,
+					 "%s reached: %lld numbers per %s for %s, %lld requested this %s, %lld more asked",
+					 name, (long long) worst->max_numbers, what, who,
+					 (long long) worst->used_numbers, what, (long long) numbers);
+	}
+	return worst;
+}
+
+/* Add an order of role for numbers to what is counted. */
+static void
+spend_add_charge(SpendCharge **charges, int *n, int *size, Oid role,
+				 int64 numbers)
+{
+	int			i;
+
+	for (i = 0; i < *n; i++)
+	{
+		if ((*charges)[i].role == role)
+		{
+			(*charges)[i].orders++;
+			(*charges)[i].numbers += numbers;
+			return;
+		}
+	}
+	if (*n == *size)
+	{
+		*size = Max(*size * 2, 4);
+		*charges = *charges == NULL ? palloc(sizeof(SpendCharge) * *size)
+			: repalloc(*charges, sizeof(SpendCharge) * *size);
+	}
+	(*charges)[*n].role = role;
+	(*charges)[*n].orders = 1;
+	(*charges)[*n].numbers = numbers;
+	(*n)++;
+}
+
+/* Count what was decided to be sent in the hour that starts at hour_start. */
+static void
+spend_charge(SpendCharge *charges, int n, TimestampTz hour_start)
+{
+	Oid			argtypes[4] = {TIMESTAMPTZOID, OIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[4];
+	Datum	   *roles;
+	Datum	   *orders;
+	Datum	   *numbers;
+	StoreScope	scope;
+	char	   *schema;
+	int			i;
+
+	if (n == 0)
+		return;
+	roles = palloc(sizeof(Datum) * n);
+	orders = palloc(sizeof(Datum) * n);
+	numbers = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		roles[i] = ObjectIdGetDatum(charges[i].role);
+		orders[i] = Int64GetDatum(charges[i].orders);
+		numbers[i] = Int64GetDatum(charges[i].numbers);
+	}
+	values[0] = TimestampTzGetDatum(hour_start);
+	values[1] = PointerGetDatum(construct_array(roles, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(orders, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(numbers, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "INSERT INTO %1$s.telnyx_spend_hours AS h (hour, spent_by, orders, numbers)"
+			   " SELECT $1, t.role, t.orders, t.numbers"
+			   "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			   "                   pg_catalog.unnest($4)) AS t(role, orders, numbers)"
+			   " ON CONFLICT (hour, spent_by) DO UPDATE"
+			   "   SET orders = h.orders OPERATOR(pg_catalog.+) excluded.orders,"
+			   "       numbers = h.numbers OPERATOR(pg_catalog.+) excluded.numbers",
+			   4, argtypes, values, NULL, SPI_OK_INSERT);
+	store_end(&scope);
+}
+
+/*
+ * spend_give_back
+ *		An order of role for numbers, counted when it was first sent at at,
+ *		was not bought (Telnyx refused it, or it was given back unsent): it
+ *		no longer counts.
+ */
+void
+spend_give_back(Oid role, TimestampTz at, int64 numbers)
+{
+	Oid			argtypes[3] = {TIMESTAMPTZOID, OIDOID, INT8OID};
+	Datum		values[3];
+	TimestampTz hour_start;
+	TimestampTz day_start;
+	StoreScope	scope;
+	char	   *schema;
+
+	spend_window(at, &hour_start, &day_start);
+	values[0] = TimestampTzGetDatum(hour_start);
+	values[1] = ObjectIdGetDatum(role);
+	values[2] = Int64GetDatum(numbers);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_spend_hours h"
+			   "   SET orders = GREATEST(h.orders OPERATOR(pg_catalog.-) 1, 0::pg_catalog.int8),"
+			   "       numbers = GREATEST(h.numbers OPERATOR(pg_catalog.-) $3, 0::pg_catalog.int8)"
+			   " WHERE h.hour OPERATOR(pg_catalog.=) $1"
+			   "   AND h.spent_by OPERATOR(pg_catalog.=) $2",
+			   3, argtypes, values, NULL, SPI_OK_UPDATE);
+	store_end(&scope);
+}
+
+/*---- The claim and the call ----*/
+
+/*
+ * spend_guard_claim
+ *		In the transaction of a claim (queue_claim), before it commits: of
+ *		the requests claimed, hold those the breaker marked and those over a
+ *		limit, mark those claimed under the dry run "dry_run", count the
+ *		first sends of the others, and return those to send.  A resend (a
+ *		request sent before) is the same order: never held, counted once.
+ */
+List *
+spend_guard_claim(List *reqs)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	SpendLimits sl;
+	bool		loaded = false;
+	bool		limited = false;
+	List	   *send = NIL;
+	List	   *held = NIL;
+	List	   *held_reasons = NIL;
+	List	   *held_until = NIL;
+	List	   *dry = NIL;
+	SpendCharge *charges = NULL;
+	int			ncharges = 0;
+	int			size = 0;
+	ListCell   *lc;
+
+	foreach(lc, reqs)
+	{
+		QueueRequest *req = (QueueRequest *) lfirst(lc);
+		int64		numbers;
+
+		if (req->attempts != 1)
+		{
+			send = lappend(send, req);
+			continue;
+		}
+		if (telnyx_dry_run)
+		{
+			dry = lappend(dry, req);
+			continue;
+		}
+		if (req->held_batch != 0 && !OidIsValid(req->released_by))
+		{
+			TimestampTz *until = palloc(sizeof(TimestampTz));
+
+			*until = DT_NOEND;
+			held = lappend(held, req);
+			held_reasons = lappend(held_reasons, NULL);
+			held_until = lappend(held_until, until);
+			continue;
+		}
+		numbers = spend_numbers(req->body);
+		if (!OidIsValid(req->released_by))
+		{
+			char	   *reason = palloc(SPEND_REASON_LEN);
+			TimestampTz *until = palloc(sizeof(TimestampTz));
+
+			if (!loaded)
+			{
+				limited = spend_load(&sl, now);
+				loaded = true;
+			}
+			if (limited && spend_over(&sl, req->requested_by, numbers, until, reason) != NULL)
+			{
+				held = lappend(held, req);
+				held_reasons = lappend(held_reasons, reason);
+				held_until = lappend(held_until, until);
+				continue;
+			}
+		}
+		spend_add_charge(&charges, &ncharges, &size, req->requested_by, numbers);
+		send = lappend(send, req);
+	}
+
+	if (held != NIL)
+		queue_hold(held, held_reasons, held_until);
+	if (dry != NIL)
+		queue_set_dry_run(dry);
+	if (ncharges > 0)
+	{
+		TimestampTz hour_start;
+		TimestampTz day_start;
+
+		spend_window(now, &hour_start, &day_start);
+		spend_charge(charges, ncharges, hour_start);
+	}
+	return send;
+}
+
+/*
+ * spend_call_allowed
+ *		In the transaction that records a synchronous call of role for
+ *		numbers (calls.c), before it is sent: if it fits every limit, count
+ *		it and return true; else return false with reason.
+ */
+bool
+spend_call_allowed(Oid role, int64 numbers, char *reason)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	SpendLimits sl;
+	TimestampTz until;
+	SpendCharge charge;
+
+	if (spend_load(&sl, now) && spend_over(&sl, role, numbers, &until, reason) != NULL)
+		return false;
+	charge.role = role;
+	charge.orders = 1;
+	charge.numbers = numbers;
+	spend_charge(&charge, 1, sl.hour_start);
+	return true;
+}
+
+/*
+ * spend_unhold_due
+ *		Requests held until a window's end that has come are queued again,
+ *		to be checked against the new window.
+ */
+int
+spend_unhold_due(void)
+{
+	return queue_unhold_due();
+}
