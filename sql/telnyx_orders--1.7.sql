@@ -3,8 +3,8 @@
 \echo Use "CREATE EXTENSION telnyx_orders" to load this file. \quit
 
 /*
- * Version 1.6 in one script: what telnyx_orders--1.0.sql and the upgrade
- * scripts up to 1.6 leave, object by object.  CREATE EXTENSION runs it and
+ * Version 1.7 in one script: what telnyx_orders--1.0.sql and the upgrade
+ * scripts up to 1.7 leave, object by object.  CREATE EXTENSION runs it and
  * the upgrade scripts after it; sql/schema.sql checks that the result is
  * the schema that 1.0 upgraded one version at a time has.
  *
@@ -301,6 +301,17 @@ COMMENT ON COLUMN @extschema@.telnyx_webhook_deliveries.received_at IS 'When it 
  *              of orders before anything is sent again
  *   cancelled  cancelled while queued or retrying
  *   replicated arrived by logical replication: another database's to send
+ *   held       not sent: over a spend limit, or one of more requests queued
+ *              by one transaction than telnyx.max_requests_per_transaction;
+ *              it waits for telnyx_release_requests() or a cancel, or for
+ *              the end of the limit's window when the limit says so
+ *              (next_attempt_at; infinity when only a release frees it)
+ *   dry_run    queued under telnyx.dry_run: validated and recorded, never
+ *              sent
+ *
+ * held_reason says why it is (or was to be) held, held_batch names the
+ * transaction whose requests the breaker held together, released_by the
+ * administrator who released it (it is then sent whatever the limits say).
  *
  * Each request keeps who queued it, the exact bytes sent (a resend must be
  * the same request, byte for byte, under the same Idempotency-Key), and
@@ -329,7 +340,7 @@ CREATE TABLE @extschema@.telnyx_order_requests (
 	state					text NOT NULL DEFAULT 'queued'
 		CONSTRAINT telnyx_order_requests_state_check
 		CHECK (state IN ('queued', 'sending', 'retrying', 'sent', 'failed',
-						 'unknown', 'cancelled', 'replicated')),
+						 'unknown', 'cancelled', 'replicated', 'held', 'dry_run')),
 	attempts				integer NOT NULL DEFAULT 0,
 	next_attempt_at			timestamptz NOT NULL DEFAULT now(),
 	lease_until				timestamptz,
@@ -353,7 +364,10 @@ CREATE TABLE @extschema@.telnyx_order_requests (
 				 OPERATOR(pg_catalog.||) (last_error OPERATOR(pg_catalog.->>) 'detail'),
 				 last_error OPERATOR(pg_catalog.->>) 'detail',
 				 last_error OPERATOR(pg_catalog.->>) 'title',
-				 last_error OPERATOR(pg_catalog.->>) 'reason')) STORED
+				 last_error OPERATOR(pg_catalog.->>) 'reason')) STORED,
+	held_reason				text,
+	held_batch				bigint,
+	released_by				oid
 );
 
 /*
@@ -370,6 +384,9 @@ CREATE INDEX telnyx_order_requests_claim_idx
 CREATE INDEX telnyx_order_requests_active_idx
 	ON @extschema@.telnyx_order_requests (next_attempt_at, id)
 	WHERE state IN ('sending', 'unknown');
+CREATE INDEX telnyx_order_requests_held_idx
+	ON @extschema@.telnyx_order_requests (next_attempt_at, id)
+	WHERE state = 'held';
 
 /*
  * A role sees only the requests it (or a role it is a member of) queued.
@@ -385,9 +402,9 @@ COMMENT ON COLUMN @extschema@.telnyx_order_requests.last_error_message IS 'Its l
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.id IS 'The request''s id (what the enqueue returned).';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.request_key IS 'Sent as the Idempotency-Key: the same request is the same order.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.body IS 'The order as requested (JSON).';
-COMMENT ON COLUMN @extschema@.telnyx_order_requests.state IS 'queued, sending, retrying, sent, failed, unknown, cancelled, or replicated (arrived by logical replication: not sent here).';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.state IS 'queued, sending, retrying, sent, failed, unknown, cancelled, replicated (arrived by logical replication: not sent here), held (over a spend limit or the per-transaction breaker: waits for a release) or dry_run (queued under telnyx.dry_run: never sent).';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.attempts IS 'Times it was sent.';
-COMMENT ON COLUMN @extschema@.telnyx_order_requests.next_attempt_at IS 'When it is next due.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.next_attempt_at IS 'When it is next due; for a held request, when its limit''s window ends (infinity: only a release frees it).';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.lease_until IS 'How long the sender that claimed it holds it.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.claimed_by_pid IS 'The process that claimed it.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.claimed_by_start IS 'That process''s start time.';
@@ -403,6 +420,9 @@ COMMENT ON COLUMN @extschema@.telnyx_order_requests.unknown_since IS 'When the o
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.lookups IS 'Whole reads of the list of orders that found no order of this request since unknown_since.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.home_system_identifier IS 'The system identifier of the cluster where the request was queued: only a sender there sends it.';
 COMMENT ON COLUMN @extschema@.telnyx_order_requests.home_database_oid IS 'The database where the request was queued: only a sender there sends it.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.held_reason IS 'Why it is held (or, under the dry run, would have been).';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.held_batch IS 'The transaction (its 64-bit id) that queued more requests than telnyx.max_requests_per_transaction: all of them are held together.';
+COMMENT ON COLUMN @extschema@.telnyx_order_requests.released_by IS 'The role that released it from a hold: it is sent whatever the limits say.';
 
 /*
  * Where this queue lives: the cluster's system identifier and the
@@ -563,7 +583,7 @@ LANGUAGE c VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'telnyx_cancel_order_request';
 REVOKE ALL ON FUNCTION @extschema@.telnyx_cancel_order_request(bigint) FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.telnyx_cancel_order_request(bigint) IS 'Cancel a queued or retrying request of the calling role; returns whether it was cancelled.';
+COMMENT ON FUNCTION @extschema@.telnyx_cancel_order_request(bigint) IS 'Cancel a queued, retrying or held request of the calling role; returns whether it was cancelled.';
 
 /* After a restore or a clone: let this database's queue send again. */
 CREATE FUNCTION @extschema@.telnyx_resume_queue()
@@ -640,11 +660,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM pg_catalog.pg_notify('telnyx_orders', '');
+	IF NEW.state OPERATOR(pg_catalog.=) 'held' THEN
+		PERFORM pg_catalog.pg_notify('telnyx_orders_held', '');
+	END IF;
 	RETURN NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@.telnyx_order_requests_notify() FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.telnyx_order_requests_notify() IS 'Trigger: NOTIFY telnyx_orders (no payload) when a request changes state.';
+COMMENT ON FUNCTION @extschema@.telnyx_order_requests_notify() IS 'Trigger: NOTIFY telnyx_orders (no payload) when a request changes state, and telnyx_orders_held when it is held.';
 
 CREATE TRIGGER telnyx_order_requests_notify_update
 	AFTER UPDATE OF state ON @extschema@.telnyx_order_requests
@@ -673,7 +696,7 @@ BEGIN
 					WHERE a.backend_type OPERATOR(pg_catalog.~~) 'logical replication%') THEN
 		RETURN NEW;
 	END IF;
-	IF NEW.state OPERATOR(pg_catalog.<>) ALL ('{sent,failed,cancelled}'::pg_catalog.text[]) THEN
+	IF NEW.state OPERATOR(pg_catalog.<>) ALL ('{sent,failed,cancelled,dry_run}'::pg_catalog.text[]) THEN
 		NEW.state := 'replicated';
 		NEW.claimed_by_pid := NULL;
 		NEW.claimed_by_start := NULL;
@@ -891,7 +914,9 @@ SELECT pg_catalog.current_database() AS database,
 	   w.orders_sent AS worker_orders_sent,
 	   w.rate_limited AS worker_rate_limited,
 	   w.last_rate_limited_at,
-	   e.last_error_message
+	   e.last_error_message,
+	   r.held, r.dry_run,
+	   h.held_because
   FROM (SELECT pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'queued') AS queued,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sending') AS sending,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'retrying') AS retrying,
@@ -905,7 +930,9 @@ SELECT pg_catalog.current_database() AS database,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent'
 				   AND q.updated_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 minute'::pg_catalog.interval)) AS sent_last_minute,
 			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent'
-				   AND q.updated_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval)) AS sent_last_hour
+				   AND q.updated_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval)) AS sent_last_hour,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'held') AS held,
+			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'dry_run') AS dry_run
 		  FROM @extschema@.telnyx_order_requests q) r
   LEFT JOIN @extschema@.telnyx_worker_status() w
 	ON w.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
@@ -914,7 +941,13 @@ SELECT pg_catalog.current_database() AS database,
 					   FROM @extschema@.telnyx_order_requests q
 					  WHERE q.last_error IS NOT NULL
 						AND q.state OPERATOR(pg_catalog.<>) 'sent'
-					  ORDER BY q.updated_at DESC LIMIT 1) e ON true;
+					  ORDER BY q.updated_at DESC LIMIT 1) e ON true
+  LEFT JOIN LATERAL (SELECT pg_catalog.string_agg(pg_catalog.format('%s: %s', x.n, x.held_reason),
+												  '; ' ORDER BY x.n DESC) AS held_because
+					   FROM (SELECT q.held_reason, pg_catalog.count(*) AS n
+							   FROM @extschema@.telnyx_order_requests q
+							  WHERE q.state OPERATOR(pg_catalog.=) 'held'
+							  GROUP BY q.held_reason) x) h ON true;
 REVOKE ALL ON @extschema@.telnyx_queue_status FROM PUBLIC;
 
 COMMENT ON VIEW @extschema@.telnyx_queue_status IS 'The queue of this database and its worker at a glance: requests by state, oldest wait, latest error, recent sends, why the worker waits. Counts every role''s requests. A reader needs SELECT on it and EXECUTE on telnyx_worker_status() and telnyx_queue_unserved(), which it calls.';
@@ -941,6 +974,9 @@ COMMENT ON COLUMN @extschema@.telnyx_queue_status.worker_orders_sent IS 'Orders 
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.worker_rate_limited IS '429 answers the worker got since it started.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.last_rate_limited_at IS 'The worker''s latest 429.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_status.last_error_message IS 'The latest error of a request not sent, in words.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.held IS 'Requests held by a spend limit or the per-transaction breaker, waiting for a release.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.dry_run IS 'Requests queued under telnyx.dry_run (never sent).';
+COMMENT ON COLUMN @extschema@.telnyx_queue_status.held_because IS 'Why requests are held, with how many for each reason.';
 
 /*---- Event triggers ----*/
 
@@ -997,7 +1033,9 @@ SELECT s.worker_pid,
 	   s.failed,
 	   s.sent_last_hour,
 	   pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-) s.oldest_queued_at) AS oldest_wait,
-	   s.last_error_message
+	   s.last_error_message,
+	   s.held,
+	   s.held_because
   FROM @extschema@.telnyx_queue_status s;
 REVOKE ALL ON @extschema@.telnyx_queue_summary FROM PUBLIC;
 COMMENT ON VIEW @extschema@.telnyx_queue_summary IS 'The queue of this database in a few columns: its worker, why it waits, how many requests wait, are being sent, are uncertain or failed, sent in the last hour, the oldest wait and the latest error in words. Counts every role''s requests; a reader needs EXECUTE on telnyx_worker_status() and telnyx_queue_unserved(), as for telnyx_queue_status.';
@@ -1010,6 +1048,8 @@ COMMENT ON COLUMN @extschema@.telnyx_queue_summary.failed IS 'Requests Telnyx re
 COMMENT ON COLUMN @extschema@.telnyx_queue_summary.sent_last_hour IS 'Requests sent in the last hour.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_summary.oldest_wait IS 'How long the oldest waiting request has waited.';
 COMMENT ON COLUMN @extschema@.telnyx_queue_summary.last_error_message IS 'The latest error of a request not sent, in words.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.held IS 'Requests held by a spend limit or the per-transaction breaker.';
+COMMENT ON COLUMN @extschema@.telnyx_queue_summary.held_because IS 'Why they are held, with how many for each reason.';
 
 /*
  * One page of the account's orders as rows, one per order: the jsonb of
@@ -1081,7 +1121,9 @@ CREATE TABLE @extschema@.telnyx_order_calls (
 	request_key			uuid PRIMARY KEY,
 	customer_reference	text,
 	body				jsonb NOT NULL,
-	sent_at				timestamptz NOT NULL DEFAULT now()
+	sent_at				timestamptz NOT NULL DEFAULT now(),
+	spent_by			oid,
+	refused_at			timestamptz
 );
 CREATE INDEX telnyx_order_calls_customer_reference_idx
 	ON @extschema@.telnyx_order_calls (customer_reference);
@@ -1092,6 +1134,8 @@ COMMENT ON COLUMN @extschema@.telnyx_order_calls.request_key IS 'The Idempotency
 COMMENT ON COLUMN @extschema@.telnyx_order_calls.customer_reference IS 'The customer_reference the call sent, if any.';
 COMMENT ON COLUMN @extschema@.telnyx_order_calls.body IS 'The request the call sent.';
 COMMENT ON COLUMN @extschema@.telnyx_order_calls.sent_at IS 'When it was recorded, just before it was sent.';
+COMMENT ON COLUMN @extschema@.telnyx_order_calls.spent_by IS 'The role that called.';
+COMMENT ON COLUMN @extschema@.telnyx_order_calls.refused_at IS 'When Telnyx refused it (no order was created): it no longer counts against a limit.';
 COMMENT ON TABLE @extschema@.telnyx_order_calls IS 'Synchronous calls that sent an order, each recorded before it was sent, whatever became of its transaction: how a sync knows an order is this database''s.';
 
 -- the purge of events and deliveries by telnyx.request_retention
@@ -1116,49 +1160,7 @@ AS 'MODULE_PATHNAME', 'telnyx_notice_unserved';
 SELECT @extschema@.telnyx_notice_unserved();
 DROP FUNCTION @extschema@.telnyx_notice_unserved();
 
-
--- ---------------------------------------------------------------------
--- The spend guard: budgets, holds, the circuit breaker, the dry run
--- ---------------------------------------------------------------------
-
-/*
- * Two more states of a request:
- *   held     not sent: over a spend limit, or one of more requests queued
- *            by one transaction than telnyx.max_requests_per_transaction;
- *            it waits for telnyx_release_requests() or a cancel, or for
- *            the end of the limit's window when the limit says so
- *            (next_attempt_at; infinity when only a release frees it)
- *   dry_run  queued under telnyx.dry_run: validated and recorded, never
- *            sent
- * held_reason says why it is (or was to be) held, held_batch names the
- * transaction whose requests the breaker held together, released_by the
- * administrator who released it (it is then sent whatever the limits say).
- */
-ALTER TABLE @extschema@.telnyx_order_requests
-	DROP CONSTRAINT telnyx_order_requests_state_check;
-ALTER TABLE @extschema@.telnyx_order_requests
-	ADD CONSTRAINT telnyx_order_requests_state_check
-	CHECK (state IN ('queued', 'sending', 'retrying', 'sent', 'failed',
-					 'unknown', 'cancelled', 'replicated', 'held', 'dry_run'));
-ALTER TABLE @extschema@.telnyx_order_requests
-	ADD COLUMN held_reason text,
-	ADD COLUMN held_batch bigint,
-	ADD COLUMN released_by oid;
-CREATE INDEX telnyx_order_requests_held_idx
-	ON @extschema@.telnyx_order_requests (next_attempt_at, id)
-	WHERE state = 'held';
-COMMENT ON COLUMN @extschema@.telnyx_order_requests.state IS 'queued, sending, retrying, sent, failed, unknown, cancelled, replicated (arrived by logical replication: not sent here), held (over a spend limit or the per-transaction breaker: waits for a release) or dry_run (queued under telnyx.dry_run: never sent).';
-COMMENT ON COLUMN @extschema@.telnyx_order_requests.next_attempt_at IS 'When it is next due; for a held request, when its limit''s window ends (infinity: only a release frees it).';
-COMMENT ON COLUMN @extschema@.telnyx_order_requests.held_reason IS 'Why it is held (or, under the dry run, would have been).';
-COMMENT ON COLUMN @extschema@.telnyx_order_requests.held_batch IS 'The transaction (its 64-bit id) that queued more requests than telnyx.max_requests_per_transaction: all of them are held together.';
-COMMENT ON COLUMN @extschema@.telnyx_order_requests.released_by IS 'The role that released it from a hold: it is sent whatever the limits say.';
-
-/* A synchronous call records who spent, and whether Telnyx refused it. */
-ALTER TABLE @extschema@.telnyx_order_calls
-	ADD COLUMN spent_by oid,
-	ADD COLUMN refused_at timestamptz;
-COMMENT ON COLUMN @extschema@.telnyx_order_calls.spent_by IS 'The role that called.';
-COMMENT ON COLUMN @extschema@.telnyx_order_calls.refused_at IS 'When Telnyx refused it (no order was created): it no longer counts against a limit.';
+/*---- The spend guard ----*/
 
 /*
  * Limits on what may be sent, edited by administrators.  A row limits the
@@ -1217,40 +1219,6 @@ COMMENT ON COLUMN @extschema@.telnyx_spend_hours.spent_by IS 'The role that queu
 COMMENT ON COLUMN @extschema@.telnyx_spend_hours.orders IS 'Orders sent.';
 COMMENT ON COLUMN @extschema@.telnyx_spend_hours.numbers IS 'Numbers requested by them.';
 
-/* What was sent before this version counts from now on too. */
-INSERT INTO @extschema@.telnyx_spend_hours (hour, spent_by, orders, numbers)
-SELECT s.hour, s.spent_by, pg_catalog.count(*), pg_catalog.sum(s.numbers)
-  FROM (SELECT pg_catalog.date_trunc('hour', r.first_sent_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
-			   r.requested_by AS spent_by,
-			   (SELECT pg_catalog.sum((g OPERATOR(pg_catalog.->>) 'count_requested')::integer)
-				  FROM pg_catalog.jsonb_array_elements(r.body OPERATOR(pg_catalog.->) 'ordering_groups') g) AS numbers
-		  FROM @extschema@.telnyx_order_requests r
-		 WHERE r.first_sent_at IS NOT NULL AND r.attempts OPERATOR(pg_catalog.>) 0
-		   AND r.state OPERATOR(pg_catalog.<>) ALL ('{failed,cancelled,replicated}')
-		UNION ALL
-		SELECT pg_catalog.date_trunc('hour', c.sent_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-			   0::pg_catalog.oid,
-			   (SELECT pg_catalog.sum((g OPERATOR(pg_catalog.->>) 'count_requested')::integer)
-				  FROM pg_catalog.jsonb_array_elements(c.body OPERATOR(pg_catalog.->) 'ordering_groups') g)
-		  FROM @extschema@.telnyx_order_calls c) s
- GROUP BY s.hour, s.spent_by;
-
-/* A held request is announced on a channel of its own, as every state change is. */
-CREATE OR REPLACE FUNCTION @extschema@.telnyx_order_requests_notify()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	PERFORM pg_catalog.pg_notify('telnyx_orders', '');
-	IF NEW.state OPERATOR(pg_catalog.=) 'held' THEN
-		PERFORM pg_catalog.pg_notify('telnyx_orders_held', '');
-	END IF;
-	RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION @extschema@.telnyx_order_requests_notify() IS 'Trigger: NOTIFY telnyx_orders (no payload) when a request changes state, and telnyx_orders_held when it is held.';
-
 /*
  * Releasing and cancelling held requests: an administrator's, granted
  * explicitly.  Which requests: those ids, or those a role queued, or one
@@ -1280,77 +1248,6 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'telnyx_cancel_held_requests';
 REVOKE ALL ON FUNCTION @extschema@.telnyx_cancel_held_requests(bigint[], regrole, bigint, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.telnyx_cancel_held_requests(bigint[], regrole, bigint, boolean) IS 'Cancel held requests (by ids, by the role that queued them, by held_batch, or all => true); returns how many. For administrators: grant it explicitly.';
-
-COMMENT ON FUNCTION @extschema@.telnyx_cancel_order_request(bigint) IS 'Cancel a queued, retrying or held request of the calling role; returns whether it was cancelled.';
-
-/* The queue's status counts held and dry-run requests and says why they wait. */
-CREATE OR REPLACE VIEW @extschema@.telnyx_queue_status AS
-SELECT pg_catalog.current_database() AS database,
-	   w.pid AS worker_pid,
-	   w.started_at AS worker_started_at,
-	   COALESCE(w.paused, @extschema@.telnyx_queue_unserved()) AS waiting_because,
-	   w.rate_limited_until,
-	   r.queued, r.sending, r.retrying, r.unknown, r.sent, r.failed, r.cancelled,
-	   r.replicated,
-	   r.oldest_queued_at, r.next_retry_at,
-	   e.last_error, e.last_error_at,
-	   r.sent_last_minute, r.sent_last_hour,
-	   w.orders_sent AS worker_orders_sent,
-	   w.rate_limited AS worker_rate_limited,
-	   w.last_rate_limited_at,
-	   e.last_error_message,
-	   r.held, r.dry_run,
-	   h.held_because
-  FROM (SELECT pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'queued') AS queued,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sending') AS sending,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'retrying') AS retrying,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'unknown') AS unknown,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent') AS sent,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'failed') AS failed,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'cancelled') AS cancelled,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'replicated') AS replicated,
-			   pg_catalog.min(q.created_at) FILTER (WHERE q.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')) AS oldest_queued_at,
-			   pg_catalog.min(q.next_attempt_at) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'retrying') AS next_retry_at,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent'
-				   AND q.updated_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 minute'::pg_catalog.interval)) AS sent_last_minute,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sent'
-				   AND q.updated_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval)) AS sent_last_hour,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'held') AS held,
-			   pg_catalog.count(*) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'dry_run') AS dry_run
-		  FROM @extschema@.telnyx_order_requests q) r
-  LEFT JOIN @extschema@.telnyx_worker_status() w
-	ON w.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
-  LEFT JOIN LATERAL (SELECT q.last_error, q.updated_at AS last_error_at,
-							q.last_error_message
-					   FROM @extschema@.telnyx_order_requests q
-					  WHERE q.last_error IS NOT NULL
-						AND q.state OPERATOR(pg_catalog.<>) 'sent'
-					  ORDER BY q.updated_at DESC LIMIT 1) e ON true
-  LEFT JOIN LATERAL (SELECT pg_catalog.string_agg(pg_catalog.format('%s: %s', x.n, x.held_reason),
-												  '; ' ORDER BY x.n DESC) AS held_because
-					   FROM (SELECT q.held_reason, pg_catalog.count(*) AS n
-							   FROM @extschema@.telnyx_order_requests q
-							  WHERE q.state OPERATOR(pg_catalog.=) 'held'
-							  GROUP BY q.held_reason) x) h ON true;
-COMMENT ON COLUMN @extschema@.telnyx_queue_status.held IS 'Requests held by a spend limit or the per-transaction breaker, waiting for a release.';
-COMMENT ON COLUMN @extschema@.telnyx_queue_status.dry_run IS 'Requests queued under telnyx.dry_run (never sent).';
-COMMENT ON COLUMN @extschema@.telnyx_queue_status.held_because IS 'Why requests are held, with how many for each reason.';
-
-CREATE OR REPLACE VIEW @extschema@.telnyx_queue_summary AS
-SELECT s.worker_pid,
-	   s.waiting_because,
-	   s.queued OPERATOR(pg_catalog.+) s.retrying AS waiting,
-	   s.sending,
-	   s.unknown,
-	   s.failed,
-	   s.sent_last_hour,
-	   pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-) s.oldest_queued_at) AS oldest_wait,
-	   s.last_error_message,
-	   s.held,
-	   s.held_because
-  FROM @extschema@.telnyx_queue_status s;
-COMMENT ON COLUMN @extschema@.telnyx_queue_summary.held IS 'Requests held by a spend limit or the per-transaction breaker.';
-COMMENT ON COLUMN @extschema@.telnyx_queue_summary.held_because IS 'Why they are held, with how many for each reason.';
 
 /*
  * What was spent, per UTC day, role and customer_reference: orders sent,
@@ -1399,25 +1296,3 @@ COMMENT ON COLUMN @extschema@.telnyx_spend_report.numbers_requested IS 'Numbers 
 COMMENT ON COLUMN @extschema@.telnyx_spend_report.numbers_bought IS 'Numbers Telnyx allocated to them, as last recorded.';
 COMMENT ON COLUMN @extschema@.telnyx_spend_report.dry_run_orders IS 'Orders queued under telnyx.dry_run: what would have been sent.';
 COMMENT ON COLUMN @extschema@.telnyx_spend_report.dry_run_numbers IS 'Numbers they would have requested.';
-
-/* A dry-run request that arrives by logical replication stays what it is. */
-CREATE OR REPLACE FUNCTION @extschema@.telnyx_order_requests_replicated()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a
-					WHERE a.backend_type OPERATOR(pg_catalog.~~) 'logical replication%') THEN
-		RETURN NEW;
-	END IF;
-	IF NEW.state OPERATOR(pg_catalog.<>) ALL ('{sent,failed,cancelled,dry_run}'::pg_catalog.text[]) THEN
-		NEW.state := 'replicated';
-		NEW.claimed_by_pid := NULL;
-		NEW.claimed_by_start := NULL;
-		NEW.claim_token := NULL;
-		NEW.lease_until := NULL;
-	END IF;
-	RETURN NEW;
-END
-$$;
