@@ -139,6 +139,11 @@ SELECT telnyx_release_requests("all" => true);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM telnyx_spend_hours;
 \echo :LAST_ERROR_SQLSTATE
+-- nor take the lock every limit check takes, to stall the orders of others
+BEGIN;
+LOCK TABLE telnyx_spend_limits IN SHARE ROW EXCLUSIVE MODE;
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
 SELECT telnyx_cancel_order_request(:s3) AS cancelled_own_hold;
 RESET ROLE;
 -- an administrator releases by role, or cancels

@@ -14,9 +14,10 @@
  *   claimed, a synchronous call when it is recorded just before it is sent
  *   (calls.c).  Retries are the same order and count once; a request
  *   refused by Telnyx, or a claim given back unsent, gives its count back.
- *   The check and the count happen under one advisory lock per database
- *   (taken only when a limit exists), in the transaction that claims or
- *   records, so that two senders never both take the last of a budget.
+ *   The check and the count happen under one lock per database (of the
+ *   limits table, taken only when a limit exists), in the transaction that
+ *   claims or records, so that two senders never both take the last of a
+ *   budget.
  * - A queued request over a limit is held, not failed: state "held", with
  *   why, until an administrator releases it (telnyx_release_requests) or
  *   the window ends, when the limit says so.  A synchronous call over a
@@ -56,9 +57,6 @@
 #include "queue.h"
 #include "spend.h"
 #include "store.h"
-
-/* The advisory lock (one int8 key) under which limits are checked. */
-#define SPEND_LOCK_KEY INT64CONST(0x74656c6e79780001)
 
 /*---- GUC variables ----*/
 
@@ -315,8 +313,6 @@ spend_load(SpendLimits *sl, TimestampTz now)
 {
 	Oid			argtypes[5] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, BOOLOID};
 	Datum		values[5];
-	Oid			lockarg[1] = {INT8OID};
-	Datum		lockval[1];
 	StoreScope	scope;
 	char	   *schema;
 	bool		ceiling = telnyx_max_orders_per_day > 0 || telnyx_max_numbers_per_day > 0;
@@ -341,9 +337,15 @@ spend_load(SpendLimits *sl, TimestampTz now)
 		}
 	}
 
-	lockval[0] = Int64GetDatum(SPEND_LOCK_KEY);
-	store_exec(schema, "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-			   1, lockarg, lockval, NULL, SPI_OK_SELECT);
+	/*
+	 * A lock only the extension (and an administrator granted UPDATE on the
+	 * limits) can take: an advisory lock could be held by any role, and
+	 * every order would wait for it.  It conflicts with itself and with an
+	 * edit of the limits, not with a reader.
+	 */
+	store_exec(schema,
+			   "LOCK TABLE %1$s.telnyx_spend_limits IN SHARE ROW EXCLUSIVE MODE",
+			   0, NULL, NULL, NULL, SPI_OK_UTILITY);
 
 	values[0] = TimestampTzGetDatum(sl->hour_start);
 	values[1] = TimestampTzGetDatum(sl->day_start);
