@@ -26,6 +26,14 @@
 #include "utils/datetime.h"
 #include "utils/guc.h"
 
+/* 14 added int64_to_numeric */
+#if PG_VERSION_NUM < 140000
+#include "utils/fmgrprotos.h"
+#include "utils/numeric.h"
+#define int64_to_numeric(v) \
+	DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(v)))
+#endif
+
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #define compat_random_fraction() pg_prng_double(&pg_global_prng_state)

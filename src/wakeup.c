@@ -46,7 +46,11 @@
 #include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/timestamp.h"
+#if PG_VERSION_NUM >= 140000
 #include "utils/wait_event.h"
+#else
+#include "pgstat.h"
+#endif
 
 #include "compat.h"
 #include "wakeup.h"
