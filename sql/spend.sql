@@ -225,13 +225,13 @@ SELECT state, attempts FROM telnyx_order_requests WHERE id = :dry_sender;
 \! standinctl count
 
 -- the report: per UTC day, role and customer_reference
-SELECT day = (now() AT TIME ZONE 'UTC')::date AS today, role = current_user::regrole AS mine, customer_reference,
+SELECT day = (now() AT TIME ZONE 'UTC')::date AS today, role = current_user AS mine, customer_reference,
        orders, numbers_requested, numbers_bought >= 0 AS bought_known,
        dry_run_orders, dry_run_numbers
   FROM telnyx_spend_report
  WHERE customer_reference IN ('acme', 'staging') OR customer_reference IS NULL
  ORDER BY 2, customer_reference COLLATE "C";
-SELECT role = current_user::regrole AS mine, sum(orders) AS orders, sum(numbers_requested) AS numbers_requested,
+SELECT role = current_user AS mine, sum(orders) AS orders, sum(numbers_requested) AS numbers_requested,
        sum(dry_run_orders) AS dry_run_orders, sum(dry_run_numbers) AS dry_run_numbers
   FROM telnyx_spend_report GROUP BY role ORDER BY 1;
 -- what was counted is what the stand-in sold

@@ -245,7 +245,7 @@ COMMENT ON COLUMN @extschema@.telnyx_queue_summary.held_because IS 'Why they are
  */
 CREATE VIEW @extschema@.telnyx_spend_report AS
 SELECT (s.at AT TIME ZONE 'UTC')::date AS day,
-	   s.spent_by::regrole AS role,
+	   pg_catalog.pg_get_userbyid(s.spent_by) AS role,
 	   s.customer_reference,
 	   pg_catalog.count(*) FILTER (WHERE NOT s.dry_run) AS orders,
 	   COALESCE(pg_catalog.sum(s.numbers) FILTER (WHERE NOT s.dry_run), 0) AS numbers_requested,

@@ -244,5 +244,37 @@ may_not('admin_role', "SELECT telnyx_create_inexplicit_order('$group')",
 may_not('admin_role', 'SELECT count(*) FROM telnyx_order_requests',
 	'read the requests table');
 
+# --- the spend guard: an administrator's ------------------------------------
+
+may_not('ordering_role',
+	"INSERT INTO telnyx_spend_limits (role, per, max_orders) VALUES ('ordering_role', 'day', 1000)",
+	'set its own spend limit');
+may('admin_role',
+	"INSERT INTO telnyx_spend_limits (role, per, max_orders) VALUES ('ordering_role', 'hour', 1) RETURNING per",
+	qr/^hour$/, 'set a spend limit for ordering_role');
+may('ordering_role',
+	"SELECT telnyx_enqueue_inexplicit_order('$group', customer_reference => 'readme-held') > 0",
+	qr/^t$/, 'queue an order over its limit');
+may('admin_role', 'CALL telnyx_process_queue()', qr/^\d*$/, 'send the queue');
+may('ordering_role',
+	"SELECT state FROM telnyx_order_requests WHERE body ->> 'customer_reference' = 'readme-held'",
+	qr/^held$/, 'see its request held');
+may_not('ordering_role', 'SELECT telnyx_release_requests("all" => true)',
+	'release its own hold');
+may_not('ordering_role', 'SELECT * FROM telnyx_spend_report', 'read every role\'s spending');
+may('admin_role', 'SELECT held FROM telnyx_queue_status', qr/^1$/,
+	'see what is held');
+may('admin_role', "SELECT telnyx_release_requests(requested_by => 'ordering_role')",
+	qr/^1$/, 'release the hold');
+may('admin_role', 'CALL telnyx_process_queue()', qr/^\d*$/, 'send the queue');
+may('ordering_role',
+	"SELECT state FROM telnyx_order_requests WHERE body ->> 'customer_reference' = 'readme-held'",
+	qr/^sent$/, 'its released request is sent');
+may('admin_role',
+	"SELECT sum(orders) >= 1 FROM telnyx_spend_report WHERE role = 'ordering_role'",
+	qr/^t$/, 'read what was spent');
+may('admin_role', "SELECT telnyx_cancel_held_requests(\"all\" => true)", qr/^0$/,
+	'cancel held requests');
+
 $node->stop;
 done_testing();
