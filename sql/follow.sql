@@ -226,7 +226,7 @@ SELECT phone_number, status FROM telnyx_phone_numbers WHERE number_order_id = :'
 -- Webhooks: number_order.complete, signed with Ed25519 by the stand-in
 -- with a key pair the test run generated
 --
-\getenv webhook_key TELNYX_TEST_WEBHOOK_PUBLIC_KEY
+\set webhook_key `printf %s "$TELNYX_TEST_WEBHOOK_PUBLIC_KEY"`
 \! standinctl settle
 SELECT number_order_id AS hooked FROM telnyx_number_orders
  WHERE order_id = :'id' AND group_index = 1 \gset

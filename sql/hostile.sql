@@ -237,10 +237,10 @@ CALL telnyx_process_queue();
 ROLLBACK;
 
 -- a base URL without /v2 is a configuration fault: requests wait
-\getenv https_url TELNYX_TEST_HTTPS_URL
+\set https_url `printf %s "$TELNYX_TEST_HTTPS_URL"`
 SELECT regexp_replace(:'https_url', '/v2$', '') AS no_v2 \gset
 SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'no-v2') AS u1 \gset
-\getenv key_file TELNYX_TEST_KEY_FILE
+\set key_file `printf %s "$TELNYX_TEST_KEY_FILE"`
 SET telnyx.api_key_file = :'key_file';
 SET telnyx.api_base_url = :'no_v2';
 CALL telnyx_process_queue();

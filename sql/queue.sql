@@ -89,8 +89,8 @@ SELECT state, attempts, last_error FROM telnyx_order_requests WHERE id = :r5;
 
 -- could not reach Telnyx: retrying, nothing sent
 SELECT telnyx_enqueue_inexplicit_order(:'groups') AS r6 \gset
-\getenv closed_url TELNYX_TEST_CLOSED_URL
-\getenv key_file TELNYX_TEST_KEY_FILE
+\set closed_url `printf %s "$TELNYX_TEST_CLOSED_URL"`
+\set key_file `printf %s "$TELNYX_TEST_KEY_FILE"`
 SET telnyx.api_key_file = :'key_file';
 SET telnyx.api_base_url = :'closed_url';
 CALL telnyx_process_queue();

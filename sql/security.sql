@@ -147,8 +147,8 @@ RESET telnyx.api_key;
 -- the key is sent only where it was configured for: a base URL set in the
 -- session gets no key but a key file set in the session too (nothing is
 -- sent), whatever the URL
-\getenv https_url TELNYX_TEST_HTTPS_URL
-\getenv key_file TELNYX_TEST_KEY_FILE
+\set https_url `printf %s "$TELNYX_TEST_HTTPS_URL"`
+\set key_file `printf %s "$TELNYX_TEST_KEY_FILE"`
 \! standinctl reset-requests
 SET telnyx.api_base_url = :'https_url';
 \set VERBOSITY terse

@@ -5,14 +5,14 @@
 --
 \! standinctl reset
 DELETE FROM telnyx_inexplicit_orders;
-\getenv https_url TELNYX_TEST_HTTPS_URL
-\getenv http_url TELNYX_TEST_HTTP_URL
-\getenv localhost_url TELNYX_TEST_LOCALHOST_URL
-\getenv closed_url TELNYX_TEST_CLOSED_URL
-\getenv other_ca TELNYX_TEST_OTHER_CA
-\getenv key_file TELNYX_TEST_KEY_FILE
-\getenv ca TELNYX_TEST_CA
-\getenv wrong_name_url TELNYX_TEST_WRONG_NAME_URL
+\set https_url `printf %s "$TELNYX_TEST_HTTPS_URL"`
+\set http_url `printf %s "$TELNYX_TEST_HTTP_URL"`
+\set localhost_url `printf %s "$TELNYX_TEST_LOCALHOST_URL"`
+\set closed_url `printf %s "$TELNYX_TEST_CLOSED_URL"`
+\set other_ca `printf %s "$TELNYX_TEST_OTHER_CA"`
+\set key_file `printf %s "$TELNYX_TEST_KEY_FILE"`
+\set ca `printf %s "$TELNYX_TEST_CA"`
+\set wrong_name_url `printf %s "$TELNYX_TEST_WRONG_NAME_URL"`
 \set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]'
 
 -- verified TLS, with the CA that signed the stand-in's certificate
