@@ -213,7 +213,7 @@ is(join(' ', map { ledger()->{$_} // 0 } 'prepared-commit', 'prepared-rollback')
 		fault({ match => 'create', action => ($i % 2 ? 'close_after' : 'delay'), seconds => 0.5, times => 1 });
 	}
 	$standby->safe_psql('postgres',
-		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'chaos-' || i) FROM generate_series(1, $n) i");
+		"SET telnyx.allow_bulk = on; SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'chaos-' || i) FROM generate_series(1, $n) i");
 	srand(42);
 	for my $round (1 .. $kills)
 	{

@@ -483,12 +483,12 @@ sub operator_client
 
 # ---------------------------------------------------------------------
 # The workload: a burst first (COPY of rows a trigger orders: more than
-# the worker claims at once), then the clients, while this process plays
-# the faults.
+# the worker claims at once, in a session that means it: allow_bulk),
+# then the clients, while this process plays the faults.
 {
 	my @r = map { "wl$seed-burst-$_" } 1 .. 320;
 	my ($rc, $out, $err) = run_sql('wl', 'wl_orderer',
-		"COPY wl_rows (customer_reference) FROM STDIN;\n" . join('', map { "$_\n" } @r) . "\\.\n");
+		"SET telnyx.allow_bulk = on;\nCOPY wl_rows (customer_reference) FROM STDIN;\n" . join('', map { "$_\n" } @r) . "\\.\n");
 	die "burst: $err" if $rc != 0;
 	open(my $h, '>', "$dir/history.burst") or die $!;
 	print $h encode_json({ ref => $_, path => 'queued', verdict => 'committed' }) . "\n" for @r;

@@ -65,7 +65,7 @@ $node->poll_query_until('postgres',
 
 # a claim far larger than the budget can send within the first lease
 $node->safe_psql('postgres',
-	"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'fence-' || i) FROM generate_series(1, $requests) i");
+	"SET telnyx.allow_bulk = on; SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'fence-' || i) FROM generate_series(1, $requests) i");
 my $deadline = time + 600;
 my $calls = 0;
 while (time < $deadline)
