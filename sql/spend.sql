@@ -111,6 +111,28 @@ UPDATE telnyx_spend_hours SET hour = hour - interval '1 day';
 CALL telnyx_process_queue();
 SELECT state FROM telnyx_order_requests WHERE id = :waiting;
 \! standinctl count
+
+-- released requests count against the others of the same claim
+UPDATE telnyx_spend_limits SET max_numbers = NULL, max_orders = 0, on_exceed = 'hold' WHERE id = :day_limit;
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'rel') AS rel1 \gset
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'rel') AS rel2 \gset
+CALL telnyx_process_queue();
+SELECT sum(orders) AS used_today FROM telnyx_spend_hours
+ WHERE hour >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' \gset
+UPDATE telnyx_spend_limits SET max_orders = :used_today + 2 WHERE id = :day_limit;
+SELECT telnyx_release_requests(ids => ARRAY[:rel1, :rel2]::bigint[]) AS released;
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'rel') AS rel3 \gset
+CALL telnyx_process_queue();
+SELECT id = :rel3 AS newest, state FROM telnyx_order_requests WHERE body ->> 'customer_reference' = 'rel' ORDER BY id;
+-- a limit is checked only where the counts are read after its lock
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'rr') AS rr \gset
+SET default_transaction_isolation = 'repeatable read';
+CALL telnyx_process_queue();
+\echo :LAST_ERROR_SQLSTATE
+RESET default_transaction_isolation;
+SELECT state FROM telnyx_order_requests WHERE id = :rr;
+SELECT telnyx_cancel_order_request(:rr) AS cancelled;
+SELECT telnyx_cancel_held_requests(ids => ARRAY[:rel3]::bigint[]) AS cancelled;
 DELETE FROM telnyx_spend_limits;
 
 -- a limit per role: that role's, not another's
@@ -196,6 +218,19 @@ SELECT count(telnyx_enqueue_inexplicit_order(:'groups')) AS enqueued FROM genera
 CALL telnyx_process_queue();
 SELECT count(*) AS held FROM telnyx_order_requests WHERE state = 'held';
 \! standinctl count
+-- a savepoint rolled back after the breaker tripped: the batch is marked again
+BEGIN;
+SELECT count(telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'sp')) AS enqueued FROM generate_series(1, 3);
+SAVEPOINT s;
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'sp') > 0 AS fourth;
+ROLLBACK TO SAVEPOINT s;
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'sp') > 0 AS fourth_again;
+COMMIT;
+SELECT count(*) AS marked, count(DISTINCT held_batch) AS batches
+  FROM telnyx_order_requests WHERE body ->> 'customer_reference' = 'sp' AND held_batch IS NOT NULL;
+CALL telnyx_process_queue();
+SELECT telnyx_cancel_held_requests(held_batch => (SELECT DISTINCT held_batch FROM telnyx_order_requests
+                                                   WHERE body ->> 'customer_reference' = 'sp')) AS cancelled;
 -- only an administrator sets the breaker
 SET ROLE regress_telnyx_spender;
 SET telnyx.max_requests_per_transaction = 0;
@@ -216,12 +251,16 @@ RESET telnyx.dry_run;
 CALL telnyx_process_queue();
 SELECT state, count(*) FROM telnyx_order_requests WHERE state = 'dry_run' GROUP BY state;
 \! standinctl count
--- a sender under the dry run sends nothing it claims for a first send
-SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'staging') AS dry_sender \gset
+-- a sender under the dry run sends nothing at all, and leaves what was
+-- queued for real as it is: sent once the dry run is off
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'real') AS real_one \gset
 SET telnyx.dry_run = on;
 CALL telnyx_process_queue();
+SELECT state, attempts FROM telnyx_order_requests WHERE id = :real_one;
+\! standinctl count
 RESET telnyx.dry_run;
-SELECT state, attempts FROM telnyx_order_requests WHERE id = :dry_sender;
+CALL telnyx_process_queue();
+SELECT state, attempts FROM telnyx_order_requests WHERE id = :real_one;
 \! standinctl count
 
 -- the report: per UTC day, role and customer_reference

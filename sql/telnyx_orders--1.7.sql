@@ -1220,6 +1220,34 @@ COMMENT ON COLUMN @extschema@.telnyx_spend_hours.orders IS 'Orders sent.';
 COMMENT ON COLUMN @extschema@.telnyx_spend_hours.numbers IS 'Numbers requested by them.';
 
 /*
+ * The counts are this database's: a change that arrives by logical
+ * replication (a publication FOR ALL TABLES) is dropped, so that another
+ * database's totals never replace these, nor stop the subscription on a
+ * duplicate key.  A restore with session_replication_role = replica keeps
+ * its rows.
+ */
+CREATE FUNCTION @extschema@.telnyx_spend_hours_replicated()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a
+				WHERE a.backend_type OPERATOR(pg_catalog.~~) 'logical replication%') THEN
+		RETURN NULL;
+	END IF;
+	RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.telnyx_spend_hours_replicated() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.telnyx_spend_hours_replicated() IS 'Replica trigger: a change of the spend counts that arrives by logical replication is dropped (they are this database''s).';
+CREATE TRIGGER telnyx_spend_hours_replicated
+	BEFORE INSERT OR UPDATE ON @extschema@.telnyx_spend_hours
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.telnyx_spend_hours_replicated();
+ALTER TABLE @extschema@.telnyx_spend_hours
+	ENABLE REPLICA TRIGGER telnyx_spend_hours_replicated;
+
+/*
  * Releasing and cancelling held requests: an administrator's, granted
  * explicitly.  Which requests: those ids, or those a role queued, or one
  * transaction's batch, or every held one (all => true); several given

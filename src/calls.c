@@ -238,6 +238,8 @@ telnyx_call_recorder_main(Datum arg)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* the spend guard reads its counts after its lock: each statement anew */
+	XactIsoLevel = XACT_READ_COMMITTED;
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "recording an order call");
 	if (rec->refused_by_telnyx)

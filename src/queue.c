@@ -335,10 +335,6 @@ queue_cancel(int64 id)
 	StoreScope	scope;
 	char	   *schema;
 	bool		cancelled;
-	bool		sent_before = false;
-	Oid			role = InvalidOid;
-	TimestampTz at = 0;
-	int64		numbers = 0;
 
 	values[0] = Int64GetDatum(id);
 	values[1] = ObjectIdGetDatum(GetUserId());
@@ -349,29 +345,10 @@ queue_cancel(int64 id)
 			   "   SET state = 'cancelled', updated_at = pg_catalog.now()"
 			   " WHERE r.id OPERATOR(pg_catalog.=) $1"
 			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,held}')"
-			   "   AND pg_catalog.pg_has_role($2, r.requested_by, 'MEMBER')"
-			   " RETURNING r.attempts OPERATOR(pg_catalog.>) 0, r.requested_by,"
-			   "   r.first_sent_at, r.body",
-			   2, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+			   "   AND pg_catalog.pg_has_role($2, r.requested_by, 'MEMBER')",
+			   2, argtypes, values, NULL, SPI_OK_UPDATE);
 	cancelled = SPI_processed > 0;
-	if (cancelled)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		sent_before = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
-		role = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-		if (isnull)
-			sent_before = false;
-		if (sent_before)
-			numbers = spend_numbers(DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull)));
-	}
 	store_end(&scope);
-	/* one sent before and not created (retrying): its count comes back */
-	if (sent_before)
-		spend_give_back(role, at, numbers);
 	return cancelled;
 }
 
@@ -1552,44 +1529,6 @@ queue_hold(List *reqs, List *reasons, List *untils)
 			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
 			   4, argtypes, values, NULL, SPI_OK_UPDATE);
-	store_end(&scope);
-}
-
-/*
- * queue_set_dry_run
- *		Claimed requests (QueueRequest *, each claimed for its first send)
- *		that a sender under telnyx.dry_run does not send: "dry_run".
- */
-void
-queue_set_dry_run(List *reqs)
-{
-	int			n = list_length(reqs);
-	Oid			argtypes[2] = {INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[2];
-	int64	   *ids = palloc(sizeof(int64) * n);
-	int64	   *tokens = palloc(sizeof(int64) * n);
-	StoreScope	scope;
-	char	   *schema;
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		ids[i] = ((QueueRequest *) list_nth(reqs, i))->id;
-		tokens[i] = ((QueueRequest *) list_nth(reqs, i))->claim_token;
-	}
-	queue_claims_arrays(ids, tokens, n, values);
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_order_requests r"
-			   "   SET state = 'dry_run',"
-			   "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"
-			   "       first_sent_at = NULL,"
-			   QUEUE_CLAIM_ENDS
-			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, token)"
-			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
-			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
-			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
-			   2, argtypes, values, NULL, SPI_OK_UPDATE);
 	store_end(&scope);
 }
 

@@ -126,7 +126,6 @@ extern double queue_next_due_ms(void);
 /* The spend guard's (spend.c) writes of requests. */
 extern void queue_mark_batch(List *ids, int64 batch, const char *reason);
 extern void queue_hold(List *reqs, List *reasons, List *untils);
-extern void queue_set_dry_run(List *reqs);
 extern int	queue_unhold_due(void);
 extern int64 queue_release_held(ArrayType *ids, Oid requested_by,
 								int64 held_batch, bool all, bool cancel);

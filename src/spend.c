@@ -29,8 +29,9 @@
  *   without changing the state (no NOTIFY there: it may be prepared); the
  *   first claim holds the batch and announces it.
  * - The dry run: under telnyx.dry_run an enqueue (or a synchronous call)
- *   is recorded as "dry_run" and never sent; a sender under it marks what
- *   it claims for a first send "dry_run" instead of sending it.
+ *   is recorded as "dry_run" and never sent; a sender under it (the
+ *   worker, or CALL telnyx_process_queue()) sends nothing at all and
+ *   leaves the queue as it is (worker.c).
  *
  * Nothing here costs a statement when no limit is set but the count of
  * what a claim sends (one upsert per claim).
@@ -43,6 +44,7 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "utils/resowner.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -93,6 +95,7 @@ typedef struct SpendLimits
 /* What a claim counts, per role. */
 typedef struct SpendCharge
 {
+	TimestampTz hour;			/* the UTC hour it counts in */
 	Oid			role;
 	int64		orders;
 	int64		numbers;
@@ -109,6 +112,7 @@ static LocalTransactionId bulk_lxid = InvalidLocalTransactionId;
 static int64 bulk_count = 0;
 static List *bulk_ids = NIL;
 static int64 bulk_batch = 0;
+static SubTransactionId bulk_mark_subid = InvalidSubTransactionId;
 
 /*---- Function declarations ----*/
 
@@ -117,9 +121,13 @@ static void spend_window(TimestampTz now, TimestampTz *hour_start,
 static bool spend_load(SpendLimits *sl, TimestampTz now);
 static const SpendLimit *spend_over(SpendLimits *sl, Oid role, int64 numbers,
 									TimestampTz *until, char *reason);
-static void spend_charge(SpendCharge *charges, int n, TimestampTz hour_start);
+static void spend_charge(SpendCharge *charges, int n);
 static void spend_add_charge(SpendCharge **charges, int *n, int *size,
-							 Oid role, int64 numbers);
+							 TimestampTz at, Oid role, int64 numbers);
+static void spend_count(SpendLimits *sl, Oid role, int64 numbers);
+static int	spend_charge_cmp(const void *a, const void *b);
+static void spend_subxact(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg);
 
 /*
  * spend_init
@@ -168,6 +176,7 @@ spend_init(void)
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
+	RegisterSubXactCallback(spend_subxact, NULL);
 }
 
 /*
@@ -240,6 +249,7 @@ spend_enqueue_mark(SpendMark *mark)
 		bulk_count = 0;
 		bulk_ids = NIL;			/* freed with its TopTransactionContext */
 		bulk_batch = 0;
+		bulk_mark_subid = InvalidSubTransactionId;
 	}
 	bulk_count++;
 
@@ -255,23 +265,39 @@ spend_enqueue_mark(SpendMark *mark)
 				 telnyx_max_requests_per_transaction);
 	if (bulk_batch == 0)
 	{
+		/* (marked again, with the same id, if this subtransaction aborts) */
 		bulk_batch = (int64) U64FromFullTransactionId(GetTopFullTransactionId());
+		bulk_mark_subid = GetCurrentSubTransactionId();
 		queue_mark_batch(bulk_ids, bulk_batch, mark->held_reason);
 	}
 	mark->held_batch = bulk_batch;
 }
 
 /*
+ * The subtransaction that marked the batch aborted: its UPDATE is undone,
+ * so the next enqueue of this transaction marks them again.
+ */
+static void
+spend_subxact(SubXactEvent event, SubTransactionId mySubid,
+			  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && bulk_batch != 0 &&
+		bulk_lxid == compat_my_lxid() && mySubid == bulk_mark_subid)
+	{
+		bulk_batch = 0;
+		bulk_mark_subid = InvalidSubTransactionId;
+	}
+}
+
+/*
  * spend_enqueued
  *		Request id was queued by this transaction (after spend_enqueue_mark):
- *		kept while the breaker may still mark it.
+ *		kept while the breaker may have to mark it (again).
  */
 void
 spend_enqueued(int64 id)
 {
-	if (bulk_lxid != compat_my_lxid() || bulk_batch != 0 ||
-		telnyx_max_requests_per_transaction == 0 ||
-		bulk_count > telnyx_max_requests_per_transaction)
+	if (bulk_lxid != compat_my_lxid() || telnyx_max_requests_per_transaction == 0)
 		return;
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
@@ -318,6 +344,7 @@ spend_load(SpendLimits *sl, TimestampTz now)
 	bool		ceiling = telnyx_max_orders_per_day > 0 || telnyx_max_numbers_per_day > 0;
 	bool		any;
 	uint64		i;
+	MemoryContext callercxt = CurrentMemoryContext;
 
 	spend_window(now, &sl->hour_start, &sl->day_start);
 	sl->n = 0;
@@ -336,6 +363,17 @@ spend_load(SpendLimits *sl, TimestampTz now)
 			return false;
 		}
 	}
+
+	/*
+	 * The counts must be read after the lock is held: not through a
+	 * snapshot taken before it.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("the spend limits can be checked only in a READ COMMITTED transaction"),
+				 errdetail("Nothing was sent."),
+				 errhint("Run it with default_transaction_isolation = 'read committed'.")));
 
 	/*
 	 * A lock only the extension (and an administrator granted UPDATE on the
@@ -378,7 +416,7 @@ spend_load(SpendLimits *sl, TimestampTz now)
 			   5, argtypes, values, NULL, SPI_OK_SELECT);
 
 	sl->n = (int) SPI_processed;
-	sl->limits = palloc0(sizeof(SpendLimit) * Max(sl->n, 1));
+	sl->limits = MemoryContextAllocZero(callercxt, sizeof(SpendLimit) * Max(sl->n, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -438,15 +476,7 @@ spend_over(SpendLimits *sl, Oid role, int64 numbers, TimestampTz *until,
 
 	if (worst == NULL)
 	{
-		for (i = 0; i < sl->n; i++)
-		{
-			SpendLimit *l = &sl->limits[i];
-
-			if (OidIsValid(l->role) && l->role != role)
-				continue;
-			l->used_orders += 1;
-			l->used_numbers += numbers;
-		}
+		spend_count(sl, role, numbers);
 		return NULL;
 	}
 
@@ -475,16 +505,39 @@ spend_over(SpendLimits *sl, Oid role, int64 numbers, TimestampTz *until,
 	return worst;
 }
 
-/* Add an order of role for numbers to what is counted. */
+/* Count an order of role for numbers against the limits it falls under. */
 static void
-spend_add_charge(SpendCharge **charges, int *n, int *size, Oid role,
-				 int64 numbers)
+spend_count(SpendLimits *sl, Oid role, int64 numbers)
 {
 	int			i;
 
+	for (i = 0; i < sl->n; i++)
+	{
+		SpendLimit *l = &sl->limits[i];
+
+		if (OidIsValid(l->role) && l->role != role)
+			continue;
+		l->used_orders += 1;
+		l->used_numbers += numbers;
+	}
+}
+
+/*
+ * Add an order of role for numbers, first sent at at, to what is counted:
+ * in the hour of at, where a give-back finds it (first_sent_at).
+ */
+static void
+spend_add_charge(SpendCharge **charges, int *n, int *size, TimestampTz at,
+				 Oid role, int64 numbers)
+{
+	TimestampTz hour;
+	TimestampTz day;
+	int			i;
+
+	spend_window(at, &hour, &day);
 	for (i = 0; i < *n; i++)
 	{
-		if ((*charges)[i].role == role)
+		if ((*charges)[i].role == role && (*charges)[i].hour == hour)
 		{
 			(*charges)[i].orders++;
 			(*charges)[i].numbers += numbers;
@@ -497,18 +550,37 @@ spend_add_charge(SpendCharge **charges, int *n, int *size, Oid role,
 		*charges = *charges == NULL ? palloc(sizeof(SpendCharge) * *size)
 			: repalloc(*charges, sizeof(SpendCharge) * *size);
 	}
+	(*charges)[*n].hour = hour;
 	(*charges)[*n].role = role;
 	(*charges)[*n].orders = 1;
 	(*charges)[*n].numbers = numbers;
 	(*n)++;
 }
 
-/* Count what was decided to be sent in the hour that starts at hour_start. */
-static void
-spend_charge(SpendCharge *charges, int n, TimestampTz hour_start)
+/* Charges in the order rows are locked in: by hour, then role. */
+static int
+spend_charge_cmp(const void *a, const void *b)
 {
-	Oid			argtypes[4] = {TIMESTAMPTZOID, OIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	const SpendCharge *x = (const SpendCharge *) a;
+	const SpendCharge *y = (const SpendCharge *) b;
+
+	if (x->hour != y->hour)
+		return x->hour < y->hour ? -1 : 1;
+	if (x->role != y->role)
+		return x->role < y->role ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Count what was decided to be sent.  The rows are upserted in one order
+ * (by hour and role), so that two senders never wait for each other's.
+ */
+static void
+spend_charge(SpendCharge *charges, int n)
+{
+	Oid			argtypes[4] = {TIMESTAMPTZARRAYOID, OIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 	Datum		values[4];
+	Datum	   *hours;
 	Datum	   *roles;
 	Datum	   *orders;
 	Datum	   *numbers;
@@ -518,16 +590,19 @@ spend_charge(SpendCharge *charges, int n, TimestampTz hour_start)
 
 	if (n == 0)
 		return;
+	qsort(charges, n, sizeof(SpendCharge), spend_charge_cmp);
+	hours = palloc(sizeof(Datum) * n);
 	roles = palloc(sizeof(Datum) * n);
 	orders = palloc(sizeof(Datum) * n);
 	numbers = palloc(sizeof(Datum) * n);
 	for (i = 0; i < n; i++)
 	{
+		hours[i] = TimestampTzGetDatum(charges[i].hour);
 		roles[i] = ObjectIdGetDatum(charges[i].role);
 		orders[i] = Int64GetDatum(charges[i].orders);
 		numbers[i] = Int64GetDatum(charges[i].numbers);
 	}
-	values[0] = TimestampTzGetDatum(hour_start);
+	values[0] = PointerGetDatum(construct_array(hours, n, TIMESTAMPTZOID, sizeof(TimestampTz), true, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(roles, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_array(orders, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[3] = PointerGetDatum(construct_array(numbers, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -535,9 +610,11 @@ spend_charge(SpendCharge *charges, int n, TimestampTz hour_start)
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "INSERT INTO %1$s.telnyx_spend_hours AS h (hour, spent_by, orders, numbers)"
-			   " SELECT $1, t.role, t.orders, t.numbers"
-			   "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			   "                   pg_catalog.unnest($4)) AS t(role, orders, numbers)"
+			   " SELECT t.hour, t.role, t.orders, t.numbers"
+			   "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+			   "                   pg_catalog.unnest($3), pg_catalog.unnest($4))"
+			   "        AS t(hour, role, orders, numbers)"
+			   "  ORDER BY t.hour, t.role"
 			   " ON CONFLICT (hour, spent_by) DO UPDATE"
 			   "   SET orders = h.orders OPERATOR(pg_catalog.+) excluded.orders,"
 			   "       numbers = h.numbers OPERATOR(pg_catalog.+) excluded.numbers",
@@ -549,31 +626,61 @@ spend_charge(SpendCharge *charges, int n, TimestampTz hour_start)
  * spend_give_back
  *		An order of role for numbers, counted when it was first sent at at,
  *		was not bought (Telnyx refused it, or it was given back unsent): it
- *		no longer counts.
+ *		no longer counts.  Never an error: in a subtransaction of its own,
+ *		so that a give-back that cannot be made (a row locked too long)
+ *		changes nothing else; the count then stays, on the safe side.
  */
 void
 spend_give_back(Oid role, TimestampTz at, int64 numbers)
 {
-	Oid			argtypes[3] = {TIMESTAMPTZOID, OIDOID, INT8OID};
-	Datum		values[3];
-	TimestampTz hour_start;
-	TimestampTz day_start;
-	StoreScope	scope;
-	char	   *schema;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
 
-	spend_window(at, &hour_start, &day_start);
-	values[0] = TimestampTzGetDatum(hour_start);
-	values[1] = ObjectIdGetDatum(role);
-	values[2] = Int64GetDatum(numbers);
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_spend_hours h"
-			   "   SET orders = GREATEST(h.orders OPERATOR(pg_catalog.-) 1, 0::pg_catalog.int8),"
-			   "       numbers = GREATEST(h.numbers OPERATOR(pg_catalog.-) $3, 0::pg_catalog.int8)"
-			   " WHERE h.hour OPERATOR(pg_catalog.=) $1"
-			   "   AND h.spent_by OPERATOR(pg_catalog.=) $2",
-			   3, argtypes, values, NULL, SPI_OK_UPDATE);
-	store_end(&scope);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		Oid			argtypes[3] = {TIMESTAMPTZOID, OIDOID, INT8OID};
+		Datum		values[3];
+		TimestampTz hour_start;
+		TimestampTz day_start;
+		StoreScope	scope;
+		char	   *schema;
+
+		spend_window(at, &hour_start, &day_start);
+		values[0] = TimestampTzGetDatum(hour_start);
+		values[1] = ObjectIdGetDatum(role);
+		values[2] = Int64GetDatum(numbers);
+		schema = store_begin(&scope);
+		store_exec(schema,
+				   "UPDATE %1$s.telnyx_spend_hours h"
+				   "   SET orders = GREATEST(h.orders OPERATOR(pg_catalog.-) 1, 0::pg_catalog.int8),"
+				   "       numbers = GREATEST(h.numbers OPERATOR(pg_catalog.-) $3, 0::pg_catalog.int8)"
+				   " WHERE h.hour OPERATOR(pg_catalog.=) $1"
+				   "   AND h.spent_by OPERATOR(pg_catalog.=) $2",
+				   3, argtypes, values, NULL, SPI_OK_UPDATE);
+		store_end(&scope);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(WARNING,
+				(errmsg("could not give back the spend count of an order not bought: %s",
+						edata->message),
+				 errdetail("It still counts against the spend limits of its hour.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 }
 
 /*---- The claim and the call ----*/
@@ -582,26 +689,33 @@ spend_give_back(Oid role, TimestampTz at, int64 numbers)
  * spend_guard_claim
  *		In the transaction of a claim (queue_claim), before it commits: of
  *		the requests claimed, hold those the breaker marked and those over a
- *		limit, mark those claimed under the dry run "dry_run", count the
- *		first sends of the others, and return those to send.  A resend (a
- *		request sent before) is the same order: never held, counted once.
+ *		limit, count the first sends of the others, and return those to
+ *		send.  A resend (a request sent before) is the same order: never
+ *		held, counted once.  A released request is sent whatever the limits
+ *		say, and counted, also against the others of the same claim.
  */
 List *
 spend_guard_claim(List *reqs)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	SpendLimits sl;
-	bool		loaded = false;
 	bool		limited = false;
+	bool		first_sends = false;
 	List	   *send = NIL;
 	List	   *held = NIL;
 	List	   *held_reasons = NIL;
 	List	   *held_until = NIL;
-	List	   *dry = NIL;
 	SpendCharge *charges = NULL;
 	int			ncharges = 0;
 	int			size = 0;
 	ListCell   *lc;
+
+	foreach(lc, reqs)
+		if (((QueueRequest *) lfirst(lc))->attempts == 1)
+			first_sends = true;
+	/* the limits and their counts, under the guard's lock, if any */
+	if (first_sends)
+		limited = spend_load(&sl, now);
 
 	foreach(lc, reqs)
 	{
@@ -611,11 +725,6 @@ spend_guard_claim(List *reqs)
 		if (req->attempts != 1)
 		{
 			send = lappend(send, req);
-			continue;
-		}
-		if (telnyx_dry_run)
-		{
-			dry = lappend(dry, req);
 			continue;
 		}
 		if (req->held_batch != 0 && !OidIsValid(req->released_by))
@@ -629,17 +738,14 @@ spend_guard_claim(List *reqs)
 			continue;
 		}
 		numbers = spend_numbers(req->body);
-		if (!OidIsValid(req->released_by))
+		if (limited && OidIsValid(req->released_by))
+			spend_count(&sl, req->requested_by, numbers);
+		else if (limited)
 		{
 			char	   *reason = palloc(SPEND_REASON_LEN);
 			TimestampTz *until = palloc(sizeof(TimestampTz));
 
-			if (!loaded)
-			{
-				limited = spend_load(&sl, now);
-				loaded = true;
-			}
-			if (limited && spend_over(&sl, req->requested_by, numbers, until, reason) != NULL)
+			if (spend_over(&sl, req->requested_by, numbers, until, reason) != NULL)
 			{
 				held = lappend(held, req);
 				held_reasons = lappend(held_reasons, reason);
@@ -647,22 +753,14 @@ spend_guard_claim(List *reqs)
 				continue;
 			}
 		}
-		spend_add_charge(&charges, &ncharges, &size, req->requested_by, numbers);
+		spend_add_charge(&charges, &ncharges, &size, req->first_sent_at,
+						 req->requested_by, numbers);
 		send = lappend(send, req);
 	}
 
 	if (held != NIL)
 		queue_hold(held, held_reasons, held_until);
-	if (dry != NIL)
-		queue_set_dry_run(dry);
-	if (ncharges > 0)
-	{
-		TimestampTz hour_start;
-		TimestampTz day_start;
-
-		spend_window(now, &hour_start, &day_start);
-		spend_charge(charges, ncharges, hour_start);
-	}
+	spend_charge(charges, ncharges);
 	return send;
 }
 
@@ -678,14 +776,14 @@ spend_call_allowed(Oid role, int64 numbers, char *reason)
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	SpendLimits sl;
 	TimestampTz until;
-	SpendCharge charge;
+	SpendCharge *charges = NULL;
+	int			ncharges = 0;
+	int			size = 0;
 
 	if (spend_load(&sl, now) && spend_over(&sl, role, numbers, &until, reason) != NULL)
 		return false;
-	charge.role = role;
-	charge.orders = 1;
-	charge.numbers = numbers;
-	spend_charge(&charge, 1, sl.hour_start);
+	spend_add_charge(&charges, &ncharges, &size, now, role, numbers);
+	spend_charge(charges, ncharges);
 	return true;
 }
 

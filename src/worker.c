@@ -200,6 +200,9 @@ static bool sender_failed_again = false;
 /* The database's name, for messages given outside a transaction. */
 static char worker_dbname[NAMEDATALEN];
 
+/* Why a sender under telnyx.dry_run sends nothing (set for its database). */
+static const char worker_dry_run[] = "telnyx.dry_run is on for this database's worker: nothing is sent (RESET it, then SELECT telnyx_restart_workers())";
+
 /*---- Function declarations ----*/
 
 PGDLLEXPORT void telnyx_sender_main(Datum arg);
@@ -481,6 +484,19 @@ worker_pass(SenderState *state, int max_requests)
 	}
 	if (!worker_at_home(state))
 		return 0;
+
+	/* under the dry run nothing is sent, not even a lookup */
+	if (telnyx_dry_run)
+	{
+		if (state->is_pass)
+			ereport(NOTICE,
+					(errmsg("nothing was sent: telnyx.dry_run is on")));
+		state->paused = worker_dry_run;
+		worker_report(state, 0);
+		return 0;
+	}
+	if (state->paused == worker_dry_run)
+		state->paused = NULL;
 
 	worker_begin();
 	if (state->release_pending)
@@ -1405,6 +1421,12 @@ worker_begin(void)
 	{
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		/*
+		 * whatever default_transaction_isolation says: each statement sees
+		 * what committed before it (the spend guard reads its counts after
+		 * taking its lock)
+		 */
+		XactIsoLevel = XACT_READ_COMMITTED;
 	}
 	/*
 	 * never wait long on a lock a user holds: skip, and come back later;

@@ -160,15 +160,23 @@ my $before = standinctl('count');
 q1("SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'dry-db')");
 is(q1("SELECT state FROM telnyx_order_requests WHERE body->>'customer_reference' = 'dry-db'"), 'dry_run',
 	'a session of the database queues it as a dry run');
-# a session that turned it off queues for real, but the worker under the dry run does not send
+# a session that turned it off queues for real; the worker under the dry
+# run sends nothing at all, says why, and leaves it queued
 $node->safe_psql('postgres',
 	"SET telnyx.dry_run = off; SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'dry-worker')");
 $node->poll_query_until('postgres',
-	"SELECT state = 'dry_run' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'dry-worker'")
-  or die 'the worker under the dry run did not mark it';
+	"SELECT waiting_because LIKE 'telnyx.dry_run is on%' FROM telnyx_queue_status")
+  or die 'the status does not say the worker is under the dry run';
+sleep 2;
+is(q1("SELECT state FROM telnyx_order_requests WHERE body->>'customer_reference' = 'dry-worker'"), 'queued',
+	'the worker under the dry run leaves a real request queued');
 is(standinctl('count'), $before, 'the dry run sent nothing');
 q1('ALTER DATABASE postgres RESET telnyx.dry_run');
 q1('SELECT telnyx_restart_workers()');
+$node->poll_query_until('postgres',
+	"SELECT state = 'sent' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'dry-worker'")
+  or die 'the real request was not sent after the dry run';
+is(ledger()->{'dry-worker'}, 1, 'and sends it once the dry run is off');
 
 # --- an upgrade from 1.6 counts what was sent before ----------------------
 
