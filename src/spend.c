@@ -42,17 +42,22 @@
 
 #include <limits.h>
 
+#include "access/table.h"
 #include "access/transam.h"
+#include "catalog/namespace.h"
 #include "access/xact.h"
 #include "utils/resowner.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -119,6 +124,7 @@ static SubTransactionId bulk_mark_subid = InvalidSubTransactionId;
 static void spend_window(TimestampTz now, TimestampTz *hour_start,
 						 TimestampTz *day_start);
 static bool spend_load(SpendLimits *sl, TimestampTz now);
+static bool spend_limits_never_set(void);
 static const SpendLimit *spend_over(SpendLimits *sl, Oid role, int64 numbers,
 									TimestampTz *until, char *reason);
 static void spend_charge(SpendCharge *charges, int n);
@@ -349,6 +355,9 @@ spend_load(SpendLimits *sl, TimestampTz now)
 	spend_window(now, &sl->hour_start, &sl->day_start);
 	sl->n = 0;
 	sl->limits = NULL;
+	/* the common case, checked without a statement: no limit was ever set */
+	if (!ceiling && spend_limits_never_set())
+		return false;
 
 	schema = store_begin(&scope);
 	if (!ceiling)
@@ -435,6 +444,27 @@ spend_load(SpendLimits *sl, TimestampTz now)
 	}
 	store_end(&scope);
 	return true;
+}
+
+/*
+ * Has telnyx_spend_limits never held a row?  An empty file (no block) says
+ * so for nothing more than a look at its size; a table that held rows once
+ * is read (spend_load).
+ */
+static bool
+spend_limits_never_set(void)
+{
+	Oid			nsp = get_namespace_oid(store_schema_name(), false);
+	Oid			relid = get_relname_relid("telnyx_spend_limits", nsp);
+	Relation	rel;
+	BlockNumber nblocks;
+
+	if (!OidIsValid(relid))
+		return false;
+	rel = table_open(relid, AccessShareLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	table_close(rel, AccessShareLock);
+	return nblocks == 0;
 }
 
 /*
