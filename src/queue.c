@@ -514,11 +514,14 @@ queue_ready(void)
 /*
  * queue_claim
  *		Claim up to max due requests for sending: state "sending", a lease
- *		of lease_ms, and this process as claimer.  The list is allocated in mcxt, which
+ *		of lease_ms, and this process as claimer.  *claimed is set to how
+ *		many were claimed, those the spend guard held included (the list
+ *		returned holds the ones to send).  The list is allocated in mcxt, which
  *		must outlive the transaction.
  */
 List *
-queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt)
+queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt,
+			int *claimed_out)
 {
 	List	   *reqs;
 	ListCell   *lc;
@@ -542,6 +545,7 @@ queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt)
 							QUEUE_REQUEST_COLUMNS,
 							max, lease_ms, after, mcxt);
 	claimed = list_length(reqs);
+	*claimed_out = claimed;
 
 	/* the next claim starts after the last row of this one */
 	foreach(lc, reqs)

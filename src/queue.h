@@ -103,7 +103,7 @@ extern bool queue_resume(void);
 extern bool queue_ready(void);
 extern QueueHome queue_home(void);
 extern List *queue_claim(int max, int64 lease_ms, QueueCursor *after,
-						 MemoryContext mcxt);
+						 MemoryContext mcxt, int *claimed);
 extern void queue_cursor_reset(QueueCursor *after);
 extern QueueOutcome queue_record(QueueRequest *req, TelnyxResult *result,
 								 double retry_delay_ms, double *wait_ms);

@@ -209,7 +209,7 @@ PGDLLEXPORT void telnyx_sender_main(Datum arg);
 
 static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_stream(SenderState *state, int max);
-static List *worker_claim(int want, QueueCursor *after);
+static List *worker_claim(int want, QueueCursor *after, int *got);
 static void worker_unclaim(List *ready);
 static List *worker_extend_leases(List *ready);
 static void worker_claims_of(List *ready, int64 **ids, int64 **tokens);
@@ -773,8 +773,8 @@ worker_stream(SenderState *state, int max)
 
 				if (max >= 0)
 					want = Min(want, max - claimed);
-				ready = worker_claim(want, &cursor);
-				n = list_length(ready);
+				/* n: claimed, those the spend guard held included */
+				ready = worker_claim(want, &cursor, &n);
 				claimed += n;
 				more = n == want && (max < 0 || claimed < max);
 				extend_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -954,13 +954,14 @@ worker_unclaim(List *ready)
 }
 
 /*
- * Claim up to want requests, ready to send (InFlight *).  A claim's
+ * Claim up to want requests, ready to send (InFlight *); *got is set to
+ * how many were claimed, those the spend guard held included.  A claim's
  * requests live in a memory context of their own, deleted when the last of
  * them has been recorded (or given back), so that a long stream holds only
  * what is in flight.
  */
 static List *
-worker_claim(int want, QueueCursor *after)
+worker_claim(int want, QueueCursor *after, int *got)
 {
 	MemoryContext batchcxt;
 	ClaimBatch *batch;
@@ -971,7 +972,7 @@ worker_claim(int want, QueueCursor *after)
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "telnyx_orders claim",
 									 ALLOCSET_SMALL_SIZES);
 	worker_begin();
-	reqs = queue_claim(want, worker_lease_ms(), after, batchcxt);
+	reqs = queue_claim(want, worker_lease_ms(), after, batchcxt, got);
 	worker_commit();
 	if (reqs == NIL)
 	{
