@@ -195,12 +195,15 @@ SELECT count(*) || ' ' || count(*) FILTER (WHERE e.customer_reference IS DISTINC
 	$node->safe_psql('r_custom', 'SELECT count(*) FROM telnyx_order_events') . ' 0',
 	"every event, restored or new, names its order's customer_reference");
 
-# pg_upgrade of the whole cluster, 15 to 15
+# pg_upgrade of the whole cluster, to the same major version
 my $new = PostgreSQL::Test::Cluster->new('upgraded');
 $new->init;
 $new->append_conf('postgresql.conf', $bare);
 $node->stop;
-my $bindir = $node->config_data('--bindir');
+# (the PATH's, where the clusters' pg_ctl is: older test modules lack
+# config_data)
+my ($bindir) = grep { -x "$_/pg_ctl" } split(/:/, $ENV{PATH});
+die 'no pg_ctl in PATH' unless defined $bindir;
 {
 	my $cwd = $dir;
 	chdir $cwd or die "could not chdir to $cwd: $!";
