@@ -116,7 +116,7 @@ SELECT install, 'column', pg_describe_object('pg_class'::regclass, a.attrelid, a
 			  a.position, format_type(a.atttypid, a.atttypmod), a.attnotnull,
 			  pg_get_expr(ad.adbin, ad.adrelid),
 			  CASE WHEN a.attcollation <> 0 THEN a.attcollation::regcollation END,
-			  a.attidentity, a.attgenerated, a.attstorage, a.attcompression,
+			  a.attidentity, a.attgenerated, a.attstorage, to_jsonb(a) ->> 'attcompression',
 			  a.attstattarget,
 			  array(SELECT o FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\_attver=%'),
 			  a.attacl)
