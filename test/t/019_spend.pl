@@ -185,7 +185,7 @@ $node->safe_psql('upgraded', q{
 CREATE EXTENSION telnyx_orders VERSION '1.6';
 INSERT INTO telnyx_order_requests (request_key, body, request_body, requested_by, state,
                                    attempts, first_sent_at)
-SELECT gen_random_uuid(), b, b::text, 'pg_database_owner'::regrole, s, 1, now()
+SELECT gen_random_uuid(), b, b::text, current_user::regrole, s, 1, now()
   FROM (VALUES ('sent'), ('sent'), ('failed'), ('unknown')) AS v(s),
        LATERAL (SELECT '{"ordering_groups": [{"country_iso": "US", "count_requested": "3"}]}'::jsonb AS b) x;
 ALTER EXTENSION telnyx_orders UPDATE;
