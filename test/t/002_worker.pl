@@ -187,7 +187,8 @@ is( $node->safe_psql('postgres',
 
 # a 429 slows the whole worker, not only one request
 {
-	fault({ match => 'create', status => 429, code => '10011', headers => { 'retry-after-ms' => '4000' } });
+	# (a wait long enough that a loaded machine still sees it)
+	fault({ match => 'create', status => 429, code => '10011', headers => { 'retry-after-ms' => '8000' } });
 	$node->safe_psql('postgres',
 		"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'slow-1')");
 	$node->poll_query_until('postgres',
