@@ -207,7 +207,9 @@ die 'no pg_ctl in PATH' unless defined $bindir;
 {
 	my $cwd = $dir;
 	chdir $cwd or die "could not chdir to $cwd: $!";
-	$new->command_ok([ 'pg_upgrade', '--no-sync', '-d', $node->data_dir, '-D', $new->data_dir,
+	# (--no-sync where pg_upgrade has it: 15 and later)
+	my @no_sync = `pg_upgrade --help` =~ /--no-sync/ ? ('--no-sync') : ();
+	$new->command_ok([ 'pg_upgrade', @no_sync, '-d', $node->data_dir, '-D', $new->data_dir,
 		'-b', $bindir, '-B', $bindir, '-s', $new->host, '-p', $node->port, '-P', $new->port ],
 		'pg_upgrade');
 }
