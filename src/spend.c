@@ -816,14 +816,3 @@ spend_call_allowed(Oid role, int64 numbers, char *reason)
 	spend_charge(charges, ncharges);
 	return true;
 }
-
-/*
- * spend_unhold_due
- *		Requests held until a window's end that has come are queued again,
- *		to be checked against the new window.
- */
-int
-spend_unhold_due(void)
-{
-	return queue_unhold_due();
-}

@@ -33,6 +33,5 @@ extern void spend_enqueued(int64 id);
 extern List *spend_guard_claim(List *reqs);
 extern void spend_give_back(Oid role, TimestampTz at, int64 numbers);
 extern bool spend_call_allowed(Oid role, int64 numbers, char *reason);
-extern int	spend_unhold_due(void);
 
 #endif							/* TELNYX_SPEND_H */

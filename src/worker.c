@@ -506,7 +506,7 @@ worker_pass(SenderState *state, int max_requests)
 		ereport(LOG,
 				(errmsg("telnyx_orders worker found order requests left \"sending\" by a sender that stopped; they will be reconciled")));
 	/* held until a window's end that has come: checked again */
-	(void) spend_unhold_due();
+	(void) queue_unhold_due();
 	worker_commit();
 
 	if (!state->is_pass)
