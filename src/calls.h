@@ -9,6 +9,7 @@
 #ifndef TELNYX_CALLS_H
 #define TELNYX_CALLS_H
 
+extern void calls_init(void);
 extern void calls_record(const char *request_key, const char *body,
 						 int64 numbers);
 extern void calls_refused(const char *request_key);

@@ -163,6 +163,7 @@ _PG_init(void)
 	spend_init();
 	worker_init();
 	launcher_init();
+	calls_init();
 	webhook_init();
 	reconcile_init();
 	sync_init();

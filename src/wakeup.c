@@ -37,10 +37,12 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -586,4 +588,25 @@ wakeup_order_hash(const char *order_id)
 										strlen(order_id), 0);
 
 	return h == 0 ? 1 : h;
+}
+
+/*
+ * wakeup_database_wanted
+ *		For a process of the extension connected to a database: does
+ *		another session want it to itself (DROP DATABASE holds an exclusive lock on it
+ *		while it waits for sessions to leave)?  It then leaves.
+ */
+bool
+wakeup_database_wanted(void)
+{
+	LOCKTAG		tag;
+	LockAcquireResult res;
+
+	StartTransactionCommand();
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	res = LockAcquire(&tag, AccessShareLock, false, true);
+	if (res != LOCKACQUIRE_NOT_AVAIL)
+		LockRelease(&tag, AccessShareLock, false);
+	CommitTransactionCommand();
+	return res == LOCKACQUIRE_NOT_AVAIL;
 }

@@ -45,5 +45,6 @@ extern void wakeup_at_commit(void);
 extern void wakeup_now(Oid dboid);
 extern void wakeup_note_order(const char *order_id);
 extern bool wakeup_order_elsewhere(const char *order_id);
+extern bool wakeup_database_wanted(void);
 
 #endif							/* TELNYX_WAKEUP_H */

@@ -217,7 +217,6 @@ static int64 worker_lease_ms(void);
 static void inflight_release(InFlight *f);
 static void worker_record(SenderState *state, HttpDone *done, int n);
 static int	worker_reconcile(SenderState *state);
-static bool worker_database_wanted(void);
 static bool worker_key_ready(SenderState *state);
 static bool worker_key_usable(SenderState *state);
 static void worker_key_context(void *arg);
@@ -350,7 +349,7 @@ telnyx_sender_main(Datum arg)
 			proc_exit(0);
 		}
 
-		if (worker_database_wanted())
+		if (wakeup_database_wanted())
 		{
 			ereport(LOG,
 					(errmsg("telnyx_orders worker stops: its database is wanted by another session")));
@@ -1387,25 +1386,6 @@ static void
 step_store_found(RecordStep *step)
 {
 	store_order(step->order, true, NULL, step->request_key);
-}
-
-/*
- * Does another session want this database to itself (DROP DATABASE holds
- * an exclusive lock on it while it waits for sessions to leave)?
- */
-static bool
-worker_database_wanted(void)
-{
-	LOCKTAG		tag;
-	LockAcquireResult res;
-
-	StartTransactionCommand();
-	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
-	res = LockAcquire(&tag, AccessShareLock, false, true);
-	if (res != LOCKACQUIRE_NOT_AVAIL)
-		LockRelease(&tag, AccessShareLock, false);
-	CommitTransactionCommand();
-	return res == LOCKACQUIRE_NOT_AVAIL;
 }
 
 /*
