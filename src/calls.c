@@ -762,7 +762,7 @@ telnyx_call_recorder_main(Datum arg)
 		rec = (CallRecord *) dsm_segment_address(seg);
 		BackgroundWorkerInitializeConnectionByOid(rec->dboid, InvalidOid, 0);
 		pgstat_report_appname("telnyx_orders call recorder");
-		SetConfigOption("search_path", STORE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+		store_pin_settings();
 		SetConfigOption("lock_timeout", CALLS_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
 		recorder_write(rec, rec->body);
 		dsm_detach(seg);
@@ -785,7 +785,7 @@ telnyx_call_recorder_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("telnyx_orders call recorder");
-	SetConfigOption("search_path", STORE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+	store_pin_settings();
 	SetConfigOption("lock_timeout", CALLS_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
 
 	SpinLockAcquire(&calls_shared->mutex);

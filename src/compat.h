@@ -126,4 +126,11 @@ compat_identity_sequence(Oid relid, AttrNumber attnum)
 #define COMPAT_READONLYTREE_ARG
 #endif
 
+/* 17 tracks a wait set with a resource owner, not a memory context. */
+#if PG_VERSION_NUM >= 170000
+#define COMPAT_CREATE_WAIT_EVENT_SET(cxt, n) CreateWaitEventSet(NULL, (n))
+#else
+#define COMPAT_CREATE_WAIT_EVENT_SET(cxt, n) CreateWaitEventSet((cxt), (n))
+#endif
+
 #endif							/* TELNYX_COMPAT_H */

@@ -62,8 +62,8 @@
 #include "http.h"
 #include "wakeup.h"
 
-/* How long to wait on curl's sockets before checking for interrupts. */
-#define HTTP_POLL_INTERVAL_MS 100
+/* The sockets curl may use at once: a connection or two per transfer. */
+#define HTTP_MAX_SOCKETS (4 * HTTP_MAX_CONCURRENCY)
 
 /*---- Local types ----*/
 
@@ -101,6 +101,23 @@ typedef struct HttpTransfer
 	bool		done;
 } HttpTransfer;
 
+/*
+ * A socket of curl's, as its socket callback describes it: the events
+ * curl waits for on it now (WL_SOCKET_*, 0 for none), and its place in the
+ * wait set (-1 if not in it) with the events it has there.  A connection's
+ * socket (opened and closed through our callbacks) stays known while curl
+ * keeps the connection; any other (a resolver's) is forgotten when curl
+ * stops waiting on it, since curl closes it without telling.
+ */
+typedef struct HttpSocket
+{
+	curl_socket_t fd;
+	bool		connection;
+	int			wanted;
+	int			pos;
+	int			registered;
+} HttpSocket;
+
 /*---- GUC variables ----*/
 
 char	   *telnyx_api_base_url = NULL;
@@ -122,6 +139,18 @@ static HttpTransfer http_slots[HTTP_MAX_CONCURRENCY];
 static int	http_stream_capacity = 0;
 static int	http_in_flight = 0;
 
+/*
+ * What the stream waits on: the process latch and curl's sockets, in one
+ * wait set, made again only when a socket opens or closes (a connection
+ * kept alive serves transfer after transfer); and curl's timer.
+ */
+static HttpSocket http_sockets[HTTP_MAX_SOCKETS];
+static int	http_nsockets = 0;
+static bool http_sockets_overflow = false;
+static WaitEventSet *http_wait_set = NULL;
+static bool http_wait_set_stale = true;
+static TimestampTz http_timer_at = 0;	/* 0: no timer */
+
 /*---- Function declarations ----*/
 
 static bool check_api_base_url(char **newval, void **extra, GucSource source);
@@ -135,6 +164,14 @@ static void http_configure(CURL *easy, HttpTransfer *xfer, const char *url,
 static void http_sleep(double ms);
 static void http_rate_wait(int n);
 static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *arg);
+static int	http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+						   void *socketp);
+static int	http_timer_cb(CURLM *multi, long timeout_ms, void *userp);
+static HttpSocket *http_socket_add(curl_socket_t fd, bool connection);
+static void http_socket_forget(HttpSocket *sock);
+static HttpSocket *http_socket_find(curl_socket_t fd);
+static void http_wait_set_ready(void);
+static void http_act(curl_socket_t fd, int events);
 static int	http_prereq_cb(void *arg, char *conn_primary_ip,
 						   char *conn_local_ip, int conn_primary_port,
 						   int conn_local_port);
@@ -451,6 +488,8 @@ http_ensure_handles(int n)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
+		curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
+		curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
 	}
 	for (i = 0; i < n; i++)
 	{
@@ -601,7 +640,7 @@ http_perform_many(const HttpRequest *reqs, HttpResponse *resps, int n)
 			http_stream_add(&reqs[i], &resps[i]);
 		while (left > 0)
 		{
-			int			got = http_stream_wait(HTTP_POLL_INTERVAL_MS, done, n);
+			int			got = http_stream_wait(-1, done, n, NULL);
 
 			for (i = 0; i < got; i++)
 				*(HttpResponse *) done[i].tag = done[i].resp;
@@ -738,18 +777,28 @@ http_stream_add(const HttpRequest *req, void *tag)
 
 /*
  * http_stream_wait
- *		Drive the transfers for at most timeout_ms, or until at least one
- *		ends; hand back up to max ended ones in done[] (responses palloc'd
- *		in the current memory context) and free their slots.  Returns how
- *		many.  A new transfer is sent at the first call after its add.
+ *		Drive the transfers until at least one ends, timeout_ms pass (-1:
+ *		no limit) or the process latch is set; hand back up to max ended
+ *		ones in done[] (responses palloc'd in the current memory context)
+ *		and free their slots.  Returns how many.  A new transfer is sent at
+ *		the first call after its add.
+ *
+ * It waits the way PostgreSQL waits on a socket: on curl's sockets and the
+ * latch at once, so an interrupt (cancel, shutdown) is served at once, and
+ * a latch set by anything else (a commit that enqueued, for a sender)
+ * returns, with *woken set (when not NULL), the latch reset.
  */
 int
-http_stream_wait(int timeout_ms, HttpDone *done, int max)
+http_stream_wait(int timeout_ms, HttpDone *done, int max, bool *woken)
 {
-	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	TimestampTz end = timeout_ms < 0 ? DT_NOEND :
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	ErrorContextCallback errcallback;
+	bool		act_on_timer = true;	/* a transfer added starts at once */
 	int			got = 0;
 
+	if (woken != NULL)
+		*woken = false;
 	errcallback.callback = http_error_context;
 	errcallback.arg = NULL;
 	errcallback.previous = error_context_stack;
@@ -757,14 +806,20 @@ http_stream_wait(int timeout_ms, HttpDone *done, int max)
 
 	for (;;)
 	{
-		CURLMcode	mc;
+		WaitEvent	events[HTTP_MAX_SOCKETS + 2];
 		CURLMsg    *msg;
 		int			queued;
-		int			running = 0;
 		int			slot;
-		long		left;
+		int			nevents;
+		int			i;
+		long		wait_ms;
+		TimestampTz now;
+		bool		latch_set = false;
 
-		mc = curl_multi_perform(http_multi, &running);
+		if (act_on_timer)
+			http_act(CURL_SOCKET_TIMEOUT, 0);
+		act_on_timer = false;
+
 		while ((msg = curl_multi_info_read(http_multi, &queued)) != NULL)
 		{
 			if (msg->msg != CURLMSG_DONE)
@@ -776,15 +831,6 @@ http_stream_wait(int timeout_ms, HttpDone *done, int max)
 					http_slots[slot].done = true;
 				}
 		}
-		/* a multi handle that fails ends every transfer */
-		for (slot = 0; slot < http_stream_capacity && mc != CURLM_OK; slot++)
-			if (http_slots[slot].req != NULL && !http_slots[slot].done)
-			{
-				http_slots[slot].code = CURLE_RECV_ERROR;
-				strlcpy(http_slots[slot].errbuf, curl_multi_strerror(mc),
-						sizeof(http_slots[slot].errbuf));
-				http_slots[slot].done = true;
-			}
 
 		for (slot = 0; slot < http_stream_capacity && got < max; slot++)
 		{
@@ -800,17 +846,229 @@ http_stream_wait(int timeout_ms, HttpDone *done, int max)
 		if (got > 0 || http_in_flight == 0)
 			break;
 
-		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
-		if (left <= 0)
+		/* until the deadline, or curl's timer */
+		now = GetCurrentTimestamp();
+		if (now >= end)
 			break;
-		mc = curl_multi_poll(http_multi, NULL, 0, Min(left, HTTP_POLL_INTERVAL_MS), NULL);
-		CHECK_FOR_INTERRUPTS();
-		if (compat_am_background_worker() && !PostmasterIsAlive())
-			proc_exit(1);
+		wait_ms = end == DT_NOEND ? -1 : TimestampDifferenceMilliseconds(now, end) + 1;
+		if (http_timer_at != 0)
+		{
+			long		timer_ms = http_timer_at <= now ? 0 :
+				TimestampDifferenceMilliseconds(now, http_timer_at) + 1;
+
+			if (wait_ms < 0 || timer_ms < wait_ms)
+				wait_ms = timer_ms;
+		}
+		/* more sockets than places for them: look again soon */
+		if (http_sockets_overflow && (wait_ms < 0 || wait_ms > 1))
+			wait_ms = 1;
+
+		http_wait_set_ready();
+		nevents = WaitEventSetWait(http_wait_set, wait_ms, events,
+								   lengthof(events), PG_WAIT_EXTENSION);
+		for (i = 0; i < nevents; i++)
+		{
+			WaitEvent  *ev = &events[i];
+			HttpSocket *sock;
+
+			if (ev->events & WL_LATCH_SET)
+			{
+				latch_set = true;
+				continue;
+			}
+			sock = http_socket_find(ev->fd);
+			if (sock == NULL || sock->wanted == 0)
+			{
+				/* a kept connection curl is not using: out of the set */
+				http_wait_set_stale = true;
+				continue;
+			}
+			http_act(ev->fd,
+					 ((ev->events & WL_SOCKET_READABLE) ? CURL_CSELECT_IN : 0) |
+					 ((ev->events & WL_SOCKET_WRITEABLE) ? CURL_CSELECT_OUT : 0));
+		}
+		if (http_timer_at != 0 && GetCurrentTimestamp() >= http_timer_at)
+			act_on_timer = true;
+		if (http_sockets_overflow)
+			act_on_timer = true;
+		if (latch_set)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (woken != NULL)
+			{
+				*woken = true;
+				/* what the sockets said is read at the next call */
+				break;
+			}
+		}
 	}
 
 	error_context_stack = errcallback.previous;
 	return got;
+}
+
+/*
+ * Tell curl what happened on fd (CURL_SOCKET_TIMEOUT: its timer ran out);
+ * a multi handle that fails ends every transfer.
+ */
+static void
+http_act(curl_socket_t fd, int events)
+{
+	int			running = 0;
+	CURLMcode	mc;
+	int			slot;
+
+	/* sockets untracked (more than there are places for): drive them all */
+	if (http_sockets_overflow)
+		mc = curl_multi_perform(http_multi, &running);
+	else
+		mc = curl_multi_socket_action(http_multi, fd, events, &running);
+
+	for (slot = 0; slot < http_stream_capacity && mc != CURLM_OK; slot++)
+		if (http_slots[slot].req != NULL && !http_slots[slot].done)
+		{
+			http_slots[slot].code = CURLE_RECV_ERROR;
+			strlcpy(http_slots[slot].errbuf, curl_multi_strerror(mc),
+					sizeof(http_slots[slot].errbuf));
+			http_slots[slot].done = true;
+		}
+}
+
+/*
+ * Make the wait set hold the latch and the sockets curl waits on, with the
+ * events it waits for: made again when a socket came or went, otherwise
+ * changed in place.
+ */
+static void
+http_wait_set_ready(void)
+{
+	int			i;
+
+	for (i = 0; i < http_nsockets && !http_wait_set_stale; i++)
+		if (http_sockets[i].wanted != 0 && http_sockets[i].pos < 0)
+			http_wait_set_stale = true;
+
+	if (http_wait_set_stale || http_wait_set == NULL)
+	{
+		if (http_wait_set != NULL)
+			FreeWaitEventSet(http_wait_set);
+		http_wait_set = NULL;
+		http_wait_set = COMPAT_CREATE_WAIT_EVENT_SET(TopMemoryContext,
+													 http_nsockets + 2);
+		AddWaitEventToSet(http_wait_set, WL_LATCH_SET, PGINVALID_SOCKET,
+						  MyLatch, NULL);
+		AddWaitEventToSet(http_wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET,
+						  NULL, NULL);
+		for (i = 0; i < http_nsockets; i++)
+		{
+			HttpSocket *sock = &http_sockets[i];
+
+			sock->pos = -1;
+			sock->registered = 0;
+			if (sock->wanted == 0)
+				continue;
+			sock->pos = AddWaitEventToSet(http_wait_set, sock->wanted, sock->fd,
+										  NULL, NULL);
+			sock->registered = sock->wanted;
+		}
+		http_wait_set_stale = false;
+		return;
+	}
+
+	for (i = 0; i < http_nsockets; i++)
+	{
+		HttpSocket *sock = &http_sockets[i];
+
+		if (sock->wanted != 0 && sock->registered != sock->wanted)
+		{
+			ModifyWaitEvent(http_wait_set, sock->pos, sock->wanted, NULL);
+			sock->registered = sock->wanted;
+		}
+	}
+}
+
+/*
+ * Know fd as a socket of curl's (a connection's, opened through our
+ * callback, or not), waited on for nothing yet; NULL if there is no place
+ * left (then, for the rest of the process, every transfer is driven at
+ * each wait, a millisecond apart).
+ */
+static HttpSocket *
+http_socket_add(curl_socket_t fd, bool connection)
+{
+	HttpSocket *sock = http_socket_find(fd);
+
+	/* a number seen before belongs to a new socket: the set is made again */
+	if (sock != NULL)
+		http_socket_forget(sock);
+	if (http_nsockets == HTTP_MAX_SOCKETS)
+	{
+		http_sockets_overflow = true;
+		return NULL;
+	}
+	sock = &http_sockets[http_nsockets++];
+	sock->fd = fd;
+	sock->connection = connection;
+	sock->wanted = 0;
+	sock->pos = -1;
+	sock->registered = 0;
+	return sock;
+}
+
+/* Forget a socket: the wait set is made again before the next wait. */
+static void
+http_socket_forget(HttpSocket *sock)
+{
+	*sock = http_sockets[--http_nsockets];
+	http_wait_set_stale = true;
+}
+
+static HttpSocket *
+http_socket_find(curl_socket_t fd)
+{
+	int			i;
+
+	for (i = 0; i < http_nsockets; i++)
+		if (http_sockets[i].fd == fd)
+			return &http_sockets[i];
+	return NULL;
+}
+
+/*
+ * curl's socket callback: the events it waits for on fd now.  A socket it
+ * no longer waits on stays in the wait set (curl uses it again for the
+ * next transfer on that connection) until it fires or closes.  Never
+ * raises an error.
+ */
+static int
+http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+			   void *socketp)
+{
+	HttpSocket *sock = http_socket_find(fd);
+	int			wanted = 0;
+
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		wanted |= WL_SOCKET_READABLE;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		wanted |= WL_SOCKET_WRITEABLE;
+	if (sock == NULL)
+		sock = http_socket_add(fd, false);
+	if (sock == NULL)
+		return 0;
+	sock->wanted = wanted;
+	if (wanted == 0 && !sock->connection)
+		http_socket_forget(sock);
+	return 0;
+}
+
+/* curl's timer callback: when to tell it its timeout ran out (-1: never). */
+static int
+http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	http_timer_at = timeout_ms < 0 ? 0 :
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	return 0;
 }
 
 /*
@@ -1237,13 +1495,21 @@ http_open_socket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 	sock = socket(addr->family, addr->socktype, addr->protocol);
 	if (sock == CURL_SOCKET_BAD)
 		ReleaseExternalFD();
+	else
+		(void) http_socket_add(sock, true);
 	return sock;
 }
 
 static int
 http_close_socket_cb(void *arg, curl_socket_t sock)
 {
-	int			rc = close(sock);
+	HttpSocket *known = http_socket_find(sock);
+	int			rc;
+
+	/* its number may come back for another socket */
+	if (known != NULL)
+		http_socket_forget(known);
+	rc = close(sock);
 
 	ReleaseExternalFD();
 	return rc;

@@ -100,7 +100,8 @@ extern int	http_stream_free(void);
 extern int	http_stream_budget(int want, long *wait_ms);
 extern int	http_stream_busy(void);
 extern void http_stream_add(const HttpRequest *req, void *tag);
-extern int	http_stream_wait(int timeout_ms, HttpDone *done, int max);
+extern int	http_stream_wait(int timeout_ms, HttpDone *done, int max,
+							 bool *woken);
 extern void http_stream_end(void);
 extern bool http_should_retry(const HttpRequest *req, const HttpResponse *resp);
 /* Longest wait the server may ask for before we fall back to our backoff. */

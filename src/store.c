@@ -116,6 +116,23 @@ int			telnyx_refresh_interval_max_s = 600;
 
 /*---- Local variables ----*/
 
+/*
+ * The planner's strategies that read a table whole, turned off for the
+ * extension's statements where it runs them for long (a sender, a
+ * recorder, a pass of CALL telnyx_process_queue()).  Every statement is a
+ * lookup by key or a short walk of an index, through a plan kept for the
+ * life of the process: a plan made while a table was small (a new queue,
+ * a burst after a quiet hour) must not stay a scan of the whole table, or a
+ * sort of the whole queue, once the table has grown and before its
+ * statistics catch up.  Where no index answers, the planner still scans
+ * (at a cost that would pass jit_above_cost: these statements are too
+ * small for JIT, which is off too).
+ */
+static const char *const store_planner_settings[] = {
+	"enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin",
+	"jit"
+};
+
 static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
 	/*
 	 * Orders ($1..$10: id, the four strings, created_at, updated_at, data,
@@ -1442,10 +1459,29 @@ store_require_version(bool want_version)
 }
 
 /*
+ * store_pin_settings
+ *		For a process of the extension's own (a sender, a recorder): pin
+ *		search_path and the planner's settings of its statements for its
+ *		whole life.
+ */
+void
+store_pin_settings(void)
+{
+	int			i;
+
+	SetConfigOption("search_path", STORE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+	for (i = 0; i < lengthof(store_planner_settings); i++)
+		SetConfigOption(store_planner_settings[i], "off", PGC_SUSET,
+						PGC_S_OVERRIDE);
+}
+
+/*
  * store_enter
  *		Act as the extension's owner, with search_path pinned to pg_catalog
- *		and pg_temp, until store_leave: for the extension's own statements
- *		on its own tables, and nothing else.  The user id is a security-
+ *		and pg_temp (and, where search_path was not pinned already, the
+ *		planner's settings of store_planner_settings), until store_leave:
+ *		for the extension's own statements on its own tables, and nothing
+ *		else.  The user id is a security-
  *		restricted one, as in a maintenance command, and on an error the
  *		transaction's abort restores the caller's identity and settings.
  *		Returns the extension's schema (unquoted, palloc'd).
@@ -1462,10 +1498,16 @@ store_enter(StoreScope *scope)
 	if (namespace_search_path == NULL ||
 		strcmp(namespace_search_path, STORE_SEARCH_PATH) != 0)
 	{
+		int			i;
+
 		scope->nestlevel = NewGUCNestLevel();
 		(void) set_config_option("search_path", STORE_SEARCH_PATH,
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
+		for (i = 0; i < lengthof(store_planner_settings); i++)
+			(void) set_config_option(store_planner_settings[i], "off",
+									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+									 true, 0, false);
 	}
 	SetUserIdAndSecContext(owner, scope->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |

@@ -42,6 +42,7 @@ typedef struct StoreCall
 	bool		taken;			/* matched with an order already */
 } StoreCall;
 
+extern void store_pin_settings(void);
 extern int	telnyx_refresh_interval_max_s;
 
 extern void store_init(void);

@@ -271,7 +271,9 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	api_raise(result, API_CREATE, NULL);
 
 	order = result->order;
-	store_order(order, false, request, key);
+	/* just created: it lists all its groups, none can be left over */
+	store_orders(list_make1(order), list_make1(request), list_make1(key),
+				 false, true);
 
 	PG_RETURN_JSONB_P(order->data);
 }

@@ -87,9 +87,6 @@
 #define WORKER_LOCK_TIMEOUT "1s"
 #define WORKER_DEADLOCK_TIMEOUT "20ms"
 
-/* How long the stream waits for an answer before looking at the queue again. */
-#define WORKER_STREAM_WAIT_MS 100
-
 /*
  * Answers are recorded together: at most this many in one transaction, and
  * at most this long after the first of them arrived.
@@ -240,6 +237,7 @@ static void worker_sync(SenderState *state);
 static void worker_sync_page(List *orders, List *unparsed, void *arg);
 static bool worker_at_home(SenderState *state);
 static long worker_rest_ms(SenderState *state);
+static int	worker_min_timeout(int a, int b);
 
 /*
  * worker_init
@@ -295,7 +293,7 @@ telnyx_sender_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("telnyx_orders worker");
-	SetConfigOption("search_path", STORE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+	store_pin_settings();
 	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
 	if (!wakeup_register_sender(generation))
 		proc_exit(0);			/* a newer launcher started its own */
@@ -738,7 +736,7 @@ worker_stream(SenderState *state, int max)
 	{
 		for (;;)
 		{
-			int			timeout = WORKER_STREAM_WAIT_MS;
+			int			timeout = -1;	/* until an answer or the latch */
 			long		rate_wait_ms;
 			bool		may_send = state->paused == NULL &&
 				state->not_before <= GetCurrentTimestamp() &&
@@ -801,27 +799,39 @@ worker_stream(SenderState *state, int max)
 					http_stream_add(&f->http, f);
 				}
 				if (rate_wait_ms > 0)
-					timeout = Min(timeout, (int) Min(rate_wait_ms, INT_MAX));
+					timeout = (int) Min(rate_wait_ms, INT_MAX);
 			}
+			/* claimed ahead and waiting: their leases are extended in time */
+			if (ready != NIL)
+				timeout = worker_min_timeout(timeout,
+											 (int) Min(store_ms_until(extend_at) + 1,
+													   INT_MAX));
 			if (http_stream_busy() == 0 && npending == 0)
 			{
 				if (ready == NIL || rate_wait_ms <= 0)
 					break;
 				/* nothing in flight: wait for the budget, then go on */
 				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 timeout, PG_WAIT_EXTENSION);
+								 Max(timeout, 0), PG_WAIT_EXTENSION);
 				CHECK_FOR_INTERRUPTS();
 				continue;
 			}
 
 			/* answers are recorded together, a few milliseconds later */
 			if (npending > 0)
-				timeout = Max(0, Min(timeout, (int) store_ms_until(record_by)));
+				timeout = worker_min_timeout(timeout,
+											 (int) store_ms_until(record_by));
 			old = MemoryContextSwitchTo(recordcxt);
 			if (http_stream_busy() > 0)
 			{
+				bool		woken;
 				int			got = http_stream_wait(timeout, pending + npending,
-												   WORKER_RECORD_BATCH - npending);
+												   WORKER_RECORD_BATCH - npending,
+												   &woken);
+
+				/* a commit that enqueued, a new launcher, a reload */
+				if (woken && !state->is_pass)
+					more = true;
 
 				if (npending == 0 && got > 0)
 					record_by = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -855,6 +865,17 @@ worker_stream(SenderState *state, int max)
 	MemoryContextDelete(recordcxt);
 	pfree(pending);
 	return claimed - list_length(ready);
+}
+
+/* The shorter of two timeouts in milliseconds, -1 standing for none. */
+static int
+worker_min_timeout(int a, int b)
+{
+	if (a < 0)
+		return Max(b, 0);
+	if (b < 0)
+		return a;
+	return Max(Min(a, b), 0);
 }
 
 /*
