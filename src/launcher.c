@@ -1,18 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * launcher.c
- *	  The launcher: one sender (worker.c) for each database to serve.
+ *	  The launcher: one worker (worker.c) for each database to serve.
  *
  * With telnyx_orders in shared_preload_libraries, the launcher starts at
  * server start, once recovery has finished.  It is connected to no
  * database.  For each database named in telnyx.database that exists, it
- * keeps one sender running (a dynamic background worker, told to report
+ * keeps one worker running (a dynamic background worker, told to report
  * to the launcher), and starts it again, at most every five seconds, if it
- * stops; a database no longer listed loses its sender.  It reads the list
+ * stops; a database no longer listed loses its worker.  It reads the list
  * again on SIGHUP.  A launcher that starts after another was terminated
- * takes over: the senders of the one before stop (wakeup.c), and it starts
+ * takes over: the workers of the one before stop (wakeup.c), and it starts
  * its own, so that a database never has two.  telnyx_restart_workers()
- * asks it to stop its senders and start them again at once.
+ * asks it to stop its workers and start them again at once.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,10 +41,10 @@
 #include "launcher.h"
 #include "wakeup.h"
 
-/* Senders the launcher keeps at most (databases in telnyx.database). */
-#define LAUNCHER_MAX_DATABASES WAKEUP_MAX_SENDERS
+/* Workers the launcher keeps at most (databases in telnyx.database). */
+#define LAUNCHER_MAX_DATABASES WAKEUP_MAX_WORKERS
 
-/* The least time between two starts of a sender for the same database. */
+/* The least time between two starts of a worker for the same database. */
 #define LAUNCHER_RESTART_INTERVAL_MS 5000
 
 /*---- GUC variables ----*/
@@ -57,8 +57,8 @@ PGDLLEXPORT void telnyx_launcher_main(Datum arg);
 
 static Oid	launcher_database_oid(const char *name);
 static bool launcher_listed(List *names, const char *name);
-static void launcher_stop_sender(BackgroundWorkerHandle **handle, bool wait);
-static bool launcher_start_sender(Oid dboid, uint32 generation,
+static void launcher_stop_worker(BackgroundWorkerHandle **handle, bool wait);
+static bool launcher_start_worker(Oid dboid, uint32 generation,
 								  BackgroundWorkerHandle **handle);
 static void launcher_describe(BackgroundWorker *bgw, const char *function,
 							  const char *name, BgWorkerStartTime start,
@@ -96,7 +96,7 @@ launcher_init(void)
 
 /*
  * telnyx_launcher_main
- *		Keep one sender running for each database of telnyx.database.
+ *		Keep one worker running for each database of telnyx.database.
  */
 void
 telnyx_launcher_main(Datum arg)
@@ -116,7 +116,7 @@ telnyx_launcher_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("telnyx_orders launcher");
-	/* senders of a launcher before this one stop; this one starts its own */
+	/* workers of a launcher before this one stop; this one starts its own */
 	generation = wakeup_register_launcher();
 
 	for (;;)
@@ -133,14 +133,14 @@ telnyx_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		/* telnyx_restart_workers(): stop every sender, start them at once */
+		/* telnyx_restart_workers(): stop every worker, start them at once */
 		if (wakeup_take_restart_request())
 		{
 			ereport(LOG,
-					(errmsg("telnyx_orders launcher restarts its senders, as asked")));
+					(errmsg("telnyx_orders launcher restarts its workers, as asked")));
 			for (i = 0; i < ndbs; i++)
 			{
-				launcher_stop_sender(&dbs[i].handle, true);
+				launcher_stop_worker(&dbs[i].handle, true);
 				dbs[i].last_start = 0;
 			}
 		}
@@ -182,15 +182,15 @@ telnyx_launcher_main(Datum arg)
 				continue;
 
 			dbs[slot].last_start = GetCurrentTimestamp();
-			if (!launcher_start_sender(dboid, generation, &dbs[slot].handle))
+			if (!launcher_start_worker(dboid, generation, &dbs[slot].handle))
 				ereport(LOG,
-						(errmsg("telnyx_orders launcher could not start a sender for database \"%s\"", name),
+						(errmsg("telnyx_orders launcher could not start a worker for database \"%s\"", name),
 						 errhint("Raise max_worker_processes.")));
 		}
-		/* a database no longer listed loses its sender */
+		/* a database no longer listed loses its worker */
 		for (i = 0; i < ndbs; i++)
 			if (!launcher_listed(names, dbs[i].name))
-				launcher_stop_sender(&dbs[i].handle, false);
+				launcher_stop_worker(&dbs[i].handle, false);
 		pfree(list);
 		list_free(names);
 
@@ -202,7 +202,7 @@ telnyx_launcher_main(Datum arg)
 
 /*
  * launcher_unserved_reason
- *		NULL when a sender runs for the current database; otherwise why no
+ *		NULL when a worker runs for the current database; otherwise why no
  *		background worker sends its queue.
  */
 const char *
@@ -219,7 +219,7 @@ launcher_unserved_reason(void)
 const char *
 launcher_unserved(LauncherUnserved *kind)
 {
-	WakeupSender senders[WAKEUP_MAX_SENDERS];
+	WakeupWorker workers[WAKEUP_MAX_WORKERS];
 	const char *dbname;
 	char	   *list;
 	List	   *names = NIL;
@@ -230,12 +230,12 @@ launcher_unserved(LauncherUnserved *kind)
 	if (kind == NULL)
 		kind = &dummy;
 	*kind = LAUNCHER_NOT_PRELOADED;
-	n = wakeup_senders(senders, WAKEUP_MAX_SENDERS);
+	n = wakeup_workers(workers, WAKEUP_MAX_WORKERS);
 	if (n < 0)
 		return "telnyx_orders is not in shared_preload_libraries, so no background worker runs: add it and restart the server";
 	*kind = LAUNCHER_SERVED;
 	for (i = 0; i < n; i++)
-		if (senders[i].dboid == MyDatabaseId)
+		if (workers[i].dboid == MyDatabaseId)
 			return NULL;
 
 	*kind = LAUNCHER_NOT_LISTED;
@@ -263,9 +263,9 @@ launcher_listed(List *names, const char *name)
 	return false;
 }
 
-/* Stop the sender of *handle, if any (waiting until it is gone, if wait). */
+/* Stop the worker of *handle, if any (waiting until it is gone, if wait). */
 static void
-launcher_stop_sender(BackgroundWorkerHandle **handle, bool wait)
+launcher_stop_worker(BackgroundWorkerHandle **handle, bool wait)
 {
 	if (*handle == NULL)
 		return;
@@ -310,15 +310,15 @@ launcher_database_oid(const char *name)
 }
 
 /*
- * Start a sender for dboid, of this launcher's generation; the launcher is
+ * Start a worker for dboid, of this launcher's generation; the launcher is
  * told when it stops.
  */
 static bool
-launcher_start_sender(Oid dboid, uint32 generation, BackgroundWorkerHandle **handle)
+launcher_start_worker(Oid dboid, uint32 generation, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker bgw;
 
-	launcher_describe(&bgw, "telnyx_sender_main", "telnyx_orders worker",
+	launcher_describe(&bgw, "telnyx_worker_main", "telnyx_orders worker",
 					BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART,
 					ObjectIdGetDatum(dboid));
 	memcpy(bgw.bgw_extra, &generation, sizeof(generation));

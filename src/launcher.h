@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * launcher.h
- *	  The launcher: one sender for each database to serve.
+ *	  The launcher: one worker for each database to serve.
  *
  *-------------------------------------------------------------------------
  */

@@ -832,8 +832,8 @@ telnyx_purge_requests(PG_FUNCTION_ARGS)
 /*
  * telnyx_restart_workers() returns boolean
  *
- * Ask the launcher to stop every sender and start them again at once (a
- * clean restart, with exactly one sender per database); false if no
+ * Ask the launcher to stop every worker and start them again at once (a
+ * clean restart, with exactly one worker per database); false if no
  * launcher runs.
  */
 Datum
@@ -845,14 +845,14 @@ telnyx_restart_workers(PG_FUNCTION_ARGS)
 /*
  * telnyx_worker_status() returns setof record
  *
- * One row per running sender, in every database: what telnyx_queue_status
+ * One row per running worker, in every database: what telnyx_queue_status
  * shows of the worker.
  */
 Datum
 telnyx_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	WakeupSender senders[WAKEUP_MAX_SENDERS];
+	WakeupWorker workers[WAKEUP_MAX_WORKERS];
 	TupleDesc	desc;
 	Tuplestorestate *store;
 	MemoryContext old;
@@ -875,10 +875,10 @@ telnyx_worker_status(PG_FUNCTION_ARGS)
 	rsinfo->setDesc = desc;
 	MemoryContextSwitchTo(old);
 
-	n = wakeup_senders(senders, WAKEUP_MAX_SENDERS);
+	n = wakeup_workers(workers, WAKEUP_MAX_WORKERS);
 	for (i = 0; i < n; i++)
 	{
-		WakeupSender *w = &senders[i];
+		WakeupWorker *w = &workers[i];
 		Datum		values[9];
 		bool		nulls[9];
 		char	   *dbname = get_database_name(w->dboid);

@@ -1,22 +1,22 @@
 /*-------------------------------------------------------------------------
  *
  * wakeup.c
- *	  The senders' shared registry: waking a database's sender when a
- *	  transaction that enqueued commits, one sender per database, and
+ *	  The workers' shared registry: waking a database's worker when a
+ *	  transaction that enqueued commits, one worker per database, and
  *	  what each shows of itself.
  *
- * Shared memory holds one slot per running sender: its database, its
- * latch, the launcher generation that started it, and its status.  A sender
- * publishes its slot when it starts and clears it when it exits.  A sender
- * takes its database's slot only once no other sender holds it; a launcher
+ * Shared memory holds one slot per running worker: its database, its
+ * latch, the launcher generation that started it, and its status.  A worker
+ * publishes its slot when it starts and clears it when it exits.  A worker
+ * takes its database's slot only once no other worker holds it; a launcher
  * that starts (after the previous one was terminated) begins a new
- * generation, and a sender of an older one stops: so there is exactly one
- * sender per database, whatever happens to the launcher.
+ * generation, and a worker of an older one stops: so there is exactly one
+ * worker per database, whatever happens to the launcher.
  *
  * A transaction that enqueued arms a commit hook (wakeup_at_commit); at
- * commit the hook sets the latch of its database's sender, so the request
+ * commit the hook sets the latch of its database's worker, so the request
  * goes out within milliseconds rather than at the next naptime.  A transaction that aborts or is prepared wakes nobody; a
- * COMMIT PREPARED wakes its database's sender (it cannot know whether the
+ * COMMIT PREPARED wakes its database's worker (it cannot know whether the
  * prepared transaction enqueued, and a needless look costs little).
  *
  * The slots are read and written under a spinlock; a latch is set only
@@ -30,7 +30,7 @@
  * It lasts until the server restarts.
  *
  * Without shared_preload_libraries there is no shared memory and no
- * sender: waking is then a no-op, and no order is remembered.
+ * worker: waking is then a no-op, and no order is remembered.
  *
  *-------------------------------------------------------------------------
  */
@@ -66,7 +66,7 @@ typedef struct WakeupSlot
 {
 	Latch	   *latch;			/* NULL: the slot is free */
 	uint32		generation;		/* of the launcher that started it */
-	WakeupSender status;		/* its database, pid, ... */
+	WakeupWorker status;		/* its database, pid, ... */
 } WakeupSlot;
 
 typedef struct WakeupShared
@@ -79,7 +79,7 @@ typedef struct WakeupShared
 	double		rate_tokens;
 	TimestampTz rate_at;		/* when the bucket was last filled */
 	TimestampTz backoff_until;
-	WakeupSlot	slots[WAKEUP_MAX_SENDERS];
+	WakeupSlot	slots[WAKEUP_MAX_WORKERS];
 	/* orders that answered a request or call, by a hash of their id */
 	slock_t		answered_mutex;
 	int			answered_next;	/* the oldest, replaced next */
@@ -96,7 +96,7 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
-/* This process's slot, when it is a sender. */
+/* This process's slot, when it is a worker. */
 static WakeupSlot *my_slot = NULL;
 
 /* Did the current transaction enqueue?  (Read at commit.) */
@@ -109,7 +109,7 @@ static bool xact_callback_registered = false;
 static void wakeup_shmem_request(void);
 #endif
 static void wakeup_shmem_startup(void);
-static void wakeup_unregister_sender(int code, Datum arg);
+static void wakeup_unregister_worker(int code, Datum arg);
 static void wakeup_unregister_launcher(int code, Datum arg);
 static void wakeup_xact_callback(XactEvent event, void *arg);
 static uint64 wakeup_order_hash(const char *order_id);
@@ -192,14 +192,14 @@ wakeup_shmem_startup(void)
 
 /*
  * wakeup_register_launcher
- *		Begin a new generation of senders, led by this process, until it
- *		exits; wake the senders of the previous one, so that they stop.
+ *		Begin a new generation of workers, led by this process, until it
+ *		exits; wake the workers of the previous one, so that they stop.
  *		Returns the generation.
  */
 uint32
 wakeup_register_launcher(void)
 {
-	Latch	   *latches[WAKEUP_MAX_SENDERS];
+	Latch	   *latches[WAKEUP_MAX_WORKERS];
 	uint32		generation;
 	int			n = 0;
 	int			i;
@@ -208,7 +208,7 @@ wakeup_register_launcher(void)
 	generation = ++wakeup_shared->generation;
 	wakeup_shared->launcher_latch = MyLatch;
 	wakeup_shared->restart_requested = false;
-	for (i = 0; i < WAKEUP_MAX_SENDERS; i++)
+	for (i = 0; i < WAKEUP_MAX_WORKERS; i++)
 		if (wakeup_shared->slots[i].latch != NULL)
 			latches[n++] = wakeup_shared->slots[i].latch;
 	SpinLockRelease(&wakeup_shared->mutex);
@@ -230,7 +230,7 @@ wakeup_unregister_launcher(int code, Datum arg)
 
 /*
  * wakeup_take_restart_request
- *		For the launcher: was a restart of the senders asked for since it
+ *		For the launcher: was a restart of the workers asked for since it
  *		last looked?
  */
 bool
@@ -247,7 +247,7 @@ wakeup_take_restart_request(void)
 
 /*
  * wakeup_request_restart
- *		Ask the launcher to stop its senders and start them again; false if
+ *		Ask the launcher to stop its workers and start them again; false if
  *		no launcher runs (or the library is not preloaded).
  */
 bool
@@ -269,15 +269,15 @@ wakeup_request_restart(void)
 }
 
 /*
- * wakeup_register_sender
- *		Publish this process's latch as its database's sender, until it
- *		exits.  While another sender holds the database (one of an older
+ * wakeup_register_worker
+ *		Publish this process's latch as its database's worker, until it
+ *		exits.  While another worker holds the database (one of an older
  *		generation, finishing what it has in flight), wait for it to go.
  *		Returns false, holding nothing, if generation is no longer the
- *		launcher's (this sender must stop).
+ *		launcher's (this worker must stop).
  */
 bool
-wakeup_register_sender(uint32 generation)
+wakeup_register_worker(uint32 generation)
 {
 	for (;;)
 	{
@@ -288,7 +288,7 @@ wakeup_register_sender(uint32 generation)
 
 		SpinLockAcquire(&wakeup_shared->mutex);
 		current = wakeup_shared->generation == generation;
-		for (i = 0; i < WAKEUP_MAX_SENDERS && current; i++)
+		for (i = 0; i < WAKEUP_MAX_WORKERS && current; i++)
 		{
 			WakeupSlot *slot = &wakeup_shared->slots[i];
 
@@ -316,7 +316,7 @@ wakeup_register_sender(uint32 generation)
 			return false;
 		if (my_slot != NULL)
 		{
-			on_shmem_exit(wakeup_unregister_sender, (Datum) 0);
+			on_shmem_exit(wakeup_unregister_worker, (Datum) 0);
 			return true;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -327,7 +327,7 @@ wakeup_register_sender(uint32 generation)
 }
 
 static void
-wakeup_unregister_sender(int code, Datum arg)
+wakeup_unregister_worker(int code, Datum arg)
 {
 	SpinLockAcquire(&wakeup_shared->mutex);
 	if (my_slot != NULL && my_slot->latch == MyLatch)
@@ -340,12 +340,12 @@ wakeup_unregister_sender(int code, Datum arg)
 }
 
 /*
- * wakeup_sender_current
- *		Is this sender of the running launcher's generation?  (A process
- *		that is not a registered sender always is.)
+ * wakeup_worker_current
+ *		Is this worker of the running launcher's generation?  (A process
+ *		that is not a registered worker always is.)
  */
 bool
-wakeup_sender_current(void)
+wakeup_worker_current(void)
 {
 	bool		current;
 
@@ -359,7 +359,7 @@ wakeup_sender_current(void)
 
 /*
  * wakeup_report
- *		Publish this sender's status: why it waits ("" if it does not),
+ *		Publish this worker's status: why it waits ("" if it does not),
  *		until when it is rate limited (0 if not), and orders created to add
  *		to its count.  (Its 429s are counted as they arrive.)
  */
@@ -380,12 +380,12 @@ wakeup_report(const char *paused, TimestampTz rate_limited_until, int sent)
 }
 
 /*
- * wakeup_senders
- *		Copy the status of up to max running senders into out; returns how
- *		many, or -1 without shared_preload_libraries (no sender can run).
+ * wakeup_workers
+ *		Copy the status of up to max running workers into out; returns how
+ *		many, or -1 without shared_preload_libraries (no worker can run).
  */
 int
-wakeup_senders(WakeupSender *out, int max)
+wakeup_workers(WakeupWorker *out, int max)
 {
 	int			n = 0;
 	int			i;
@@ -393,7 +393,7 @@ wakeup_senders(WakeupSender *out, int max)
 	if (wakeup_shared == NULL)
 		return -1;
 	SpinLockAcquire(&wakeup_shared->mutex);
-	for (i = 0; i < WAKEUP_MAX_SENDERS && n < max; i++)
+	for (i = 0; i < WAKEUP_MAX_WORKERS && n < max; i++)
 		if (wakeup_shared->slots[i].latch != NULL)
 			out[n++] = wakeup_shared->slots[i].status;
 	SpinLockRelease(&wakeup_shared->mutex);
@@ -456,7 +456,7 @@ wakeup_rate_take(int want, int rate, long *wait_ms)
  * wakeup_rate_back_off
  *		No process of the cluster starts a request for ms (after a 429, or
  *		an answer with no request left in the window); a 429 is counted
- *		in this sender's status.
+ *		in this worker's status.
  */
 void
 wakeup_rate_back_off(double ms, bool was_429)
@@ -480,19 +480,19 @@ wakeup_rate_back_off(double ms, bool was_429)
 
 /*
  * wakeup_now
- *		Set the latch of database dboid's sender, if one runs.
+ *		Set the latch of database dboid's worker, if one runs.
  */
 void
 wakeup_now(Oid dboid)
 {
-	Latch	   *latches[WAKEUP_MAX_SENDERS];
+	Latch	   *latches[WAKEUP_MAX_WORKERS];
 	int			n = 0;
 	int			i;
 
 	if (wakeup_shared == NULL)
 		return;
 	SpinLockAcquire(&wakeup_shared->mutex);
-	for (i = 0; i < WAKEUP_MAX_SENDERS; i++)
+	for (i = 0; i < WAKEUP_MAX_WORKERS; i++)
 		if (wakeup_shared->slots[i].status.dboid == dboid && wakeup_shared->slots[i].latch)
 			latches[n++] = wakeup_shared->slots[i].latch;
 	SpinLockRelease(&wakeup_shared->mutex);
@@ -504,7 +504,7 @@ wakeup_now(Oid dboid)
 
 /*
  * wakeup_at_commit
- *		Wake this database's sender when the current transaction commits.
+ *		Wake this database's worker when the current transaction commits.
  */
 void
 wakeup_at_commit(void)

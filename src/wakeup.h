@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * wakeup.h
- *	  Waking a database's sender when a transaction that enqueued commits.
+ *	  Waking a database's worker when a transaction that enqueued commits.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,14 +10,14 @@
 
 #include "datatype/timestamp.h"
 
-/* Senders the launcher keeps at most (databases in telnyx.database). */
-#define WAKEUP_MAX_SENDERS 16
+/* Workers the launcher keeps at most (databases in telnyx.database). */
+#define WAKEUP_MAX_WORKERS 16
 
-/* The longest reason a sender gives for waiting (with what to do). */
+/* The longest reason a worker gives for waiting (with what to do). */
 #define WAKEUP_REASON_LEN 256
 
-/* What a sender shows of itself (telnyx_worker_status()). */
-typedef struct WakeupSender
+/* What a worker shows of itself (telnyx_worker_status()). */
+typedef struct WakeupWorker
 {
 	Oid			dboid;
 	int			pid;
@@ -28,17 +28,17 @@ typedef struct WakeupSender
 	int64		rate_limited;	/* 429 answers it got since it started */
 	TimestampTz last_sent_at;
 	TimestampTz last_rate_limited_at;
-} WakeupSender;
+} WakeupWorker;
 
 extern void wakeup_init(void);
 extern uint32 wakeup_register_launcher(void);
 extern bool wakeup_take_restart_request(void);
 extern bool wakeup_request_restart(void);
-extern bool wakeup_register_sender(uint32 generation);
-extern bool wakeup_sender_current(void);
+extern bool wakeup_register_worker(uint32 generation);
+extern bool wakeup_worker_current(void);
 extern void wakeup_report(const char *paused, TimestampTz rate_limited_until,
 						  int sent);
-extern int	wakeup_senders(WakeupSender *out, int max);
+extern int	wakeup_workers(WakeupWorker *out, int max);
 extern int	wakeup_rate_take(int want, int rate, long *wait_ms);
 extern void wakeup_rate_back_off(double ms, bool was_429);
 extern void wakeup_at_commit(void);

@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The sender: the background worker that sends one database's queue.
+ *	  The worker: the background process that sends one database's queue;
+ *	  and the same pass run by CALL telnyx_process_queue().  Either is a
+ *	  sender (the word for whatever claims and sends requests).
  *
- * The launcher (launcher.c) keeps one sender running for each database it
- * serves.  A sender connects to its database and loops: when the extension is
+ * The launcher (launcher.c) keeps one worker running for each database it
+ * serves.  A worker connects to its database and loops: when the extension is
  * there, it recovers requests left "sending" by a sender that is gone,
  * reconciles unknown outcomes, then claims due requests and sends up to
  * telnyx.worker_concurrency of them at once.  It holds no transaction
@@ -12,26 +14,28 @@
  * on its latch, which a committing transaction that enqueued sets (through
  * the slot in shared memory), and wakes when the next retry is due, or
  * after telnyx.worker_naptime at most.  In between it wakes each second
- * only to see whether its database is wanted, so an idle sender uses no
+ * only to see whether its database is wanted, so an idle worker uses no
  * measurable CPU.
  *
- * A 429 holds back the whole sender until the wait Telnyx asked for is
+ * A 429 holds back the whole worker until the wait Telnyx asked for is
  * over.  A refused key (401, 403), no key, or no order endpoint at the base
- * URL (404 on the create) leaves requests queued: the sender logs one
+ * URL (404 on the create) leaves requests queued: the worker logs one
  * error and sends nothing more until the configuration is reloaded.  A
  * database restored or cloned from elsewhere sends nothing until
  * telnyx_resume_queue() (queue.c).  Each outcome is recorded in a
  * subtransaction of its own, with a short lock_timeout in every
  * transaction, so one outcome that cannot be recorded, or a lock a user
  * holds, never takes the others with it or stalls the queue.  An error in
- * a pass is logged, the sender's own claims are given up (their outcome is
- * unknown), and it goes on after a pause.  Every telnyx.sync_interval it
+ * a pass is logged, the worker's own claims are given up (their outcome is
+ * unknown), and it goes on after a pause: it keeps, across passes, what a
+ * restart would lose (a sync's place in a long list, the error it logged
+ * once, its pause).  Every telnyx.sync_interval it
  * reads the list of orders, a page per pass, and records any order of
  * its database the tables lack (reconcile.c says which are its own).  It
  * exits when someone wants its database to itself (DROP DATABASE), so
  * that it never holds that up.
  *
- * A sender runs as the bootstrap superuser, but every statement it runs
+ * A worker runs as the bootstrap superuser, but every statement it runs
  * goes through store.c and queue.c, as the extension's owner with a pinned
  * search_path: nothing a user created is ever resolved by them.
  *
@@ -177,22 +181,20 @@ int			telnyx_worker_concurrency = 16;
 
 /*---- Local variables ----*/
 
-static MemoryContext worker_outer_cxt = NULL;
-
-/* a sender's state; static, so that it survives a longjmp intact */
-static SenderState sender_state;
+/* the worker's state; static, so that it survives a longjmp intact */
+static SenderState worker_state;
 
 /* Is worker_pass running inside CALL telnyx_process_queue()? */
 static bool worker_in_procedure = false;
-static bool sender_failed_last = false;
+static bool worker_failed_last = false;
 
 /*
  * The message of the error that ended the last pass, "" if it ended
  * well: the same error again is not logged again, and the sender then
  * rests its naptime rather than a second.
  */
-static char sender_last_error[WAKEUP_REASON_LEN];
-static bool sender_failed_again = false;
+static char worker_last_error[WAKEUP_REASON_LEN];
+static bool worker_failed_again = false;
 
 /* The database's name, for messages given outside a transaction. */
 static char worker_dbname[NAMEDATALEN];
@@ -202,7 +204,7 @@ static const char worker_dry_run[] = "telnyx.dry_run is on for this database's w
 
 /*---- Function declarations ----*/
 
-PGDLLEXPORT void telnyx_sender_main(Datum arg);
+PGDLLEXPORT void telnyx_worker_main(Datum arg);
 
 static int	worker_pass(SenderState *state, int max_requests);
 static int	worker_stream(SenderState *state, int max);
@@ -217,8 +219,8 @@ static int	worker_reconcile(SenderState *state);
 static bool worker_key_ready(SenderState *state);
 static bool worker_key_usable(SenderState *state);
 static void worker_key_context(void *arg);
-static void worker_begin(void);
-static void worker_commit(void);
+static MemoryContext worker_begin(void);
+static void worker_commit(MemoryContext outer);
 static bool worker_try(WorkerStepFn fn, RecordStep *step, const char *what);
 static bool worker_try_at(WorkerStepFn fn, RecordStep *step, const char *what,
 						  int elevel);
@@ -241,7 +243,7 @@ static int	worker_min_timeout(int a, int b);
 
 /*
  * worker_init
- *		From _PG_init: the senders' settings.
+ *		From _PG_init: the workers' settings.
  */
 void
 worker_init(void)
@@ -276,11 +278,11 @@ worker_init(void)
 }
 
 /*
- * telnyx_sender_main
+ * telnyx_worker_main
  *		Send the queue of one database until told to stop.
  */
 void
-telnyx_sender_main(Datum arg)
+telnyx_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
 	sigjmp_buf	local_sigjmp_buf;
@@ -295,7 +297,7 @@ telnyx_sender_main(Datum arg)
 	pgstat_report_appname("telnyx_orders worker");
 	store_pin_settings();
 	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
-	if (!wakeup_register_sender(generation))
+	if (!wakeup_register_worker(generation))
 		proc_exit(0);			/* a newer launcher started its own */
 
 	passcxt = AllocSetContextCreate(TopMemoryContext, "telnyx_orders pass",
@@ -310,19 +312,19 @@ telnyx_sender_main(Datum arg)
 		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(TopMemoryContext);
 		edata = CopyErrorData();
-		sender_failed_again = edata->message != NULL &&
-			strcmp(edata->message, sender_last_error) == 0;
-		if (!sender_failed_again)
+		worker_failed_again = edata->message != NULL &&
+			strcmp(edata->message, worker_last_error) == 0;
+		if (!worker_failed_again)
 			EmitErrorReport();
-		strlcpy(sender_last_error, edata->message ? edata->message : "",
-				sizeof(sender_last_error));
+		strlcpy(worker_last_error, edata->message ? edata->message : "",
+				sizeof(worker_last_error));
 		FreeErrorData(edata);
 		AbortOutOfAnyTransaction();
 		FlushErrorState();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(passcxt);
-		sender_state.release_pending = true;
-		sender_failed_last = true;
+		worker_state.release_pending = true;
+		worker_failed_last = true;
 		RESUME_INTERRUPTS();
 	}
 	PG_exception_stack = &local_sigjmp_buf;
@@ -337,13 +339,13 @@ telnyx_sender_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			/* a fixed key, perhaps: try again */
-			sender_state.paused = NULL;
+			worker_state.paused = NULL;
 		}
 
-		if (!wakeup_sender_current())
+		if (!wakeup_worker_current())
 		{
 			ereport(LOG,
-					(errmsg("telnyx_orders worker stops: a new launcher has started its own sender")));
+					(errmsg("telnyx_orders worker stops: a new launcher has started its own worker")));
 			proc_exit(0);
 		}
 
@@ -354,15 +356,15 @@ telnyx_sender_main(Datum arg)
 			proc_exit(0);
 		}
 
-		if (sender_failed_last)
+		if (worker_failed_last)
 		{
 			/*
 			 * a second's rest after an error, whatever is due; the naptime
 			 * after the same error again
 			 */
-			sender_failed_last = false;
+			worker_failed_last = false;
 			next_pass = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													sender_failed_again
+													worker_failed_again
 													? Max(telnyx_worker_naptime_ms, 1000)
 													: 1000);
 		}
@@ -371,14 +373,14 @@ telnyx_sender_main(Datum arg)
 			int			done;
 
 			MemoryContextSwitchTo(passcxt);
-			done = worker_pass(&sender_state, -1);
-			sender_last_error[0] = '\0';
+			done = worker_pass(&worker_state, -1);
+			worker_last_error[0] = '\0';
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(passcxt);
-			if (done > 0 || sender_state.sync_walk != NULL)
+			if (done > 0 || worker_state.sync_walk != NULL)
 				continue;		/* there may be more */
 			next_pass = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													worker_rest_ms(&sender_state));
+													worker_rest_ms(&worker_state));
 		}
 
 		/*
@@ -408,6 +410,7 @@ telnyx_sender_main(Datum arg)
 static long
 worker_rest_ms(SenderState *state)
 {
+	MemoryContext outer;
 	TimestampTz now = GetCurrentTimestamp();
 	long		rest = telnyx_worker_naptime_ms;
 	double		due;
@@ -421,7 +424,7 @@ worker_rest_ms(SenderState *state)
 	if (state->not_before > now)
 		return TimestampDifferenceMilliseconds(now, state->not_before) + 1;
 
-	worker_begin();
+	outer = worker_begin();
 	if (queue_ready())
 	{
 		due = queue_next_due_ms();
@@ -429,7 +432,7 @@ worker_rest_ms(SenderState *state)
 	}
 	else
 		due = refresh = -1;
-	worker_commit();
+	worker_commit(outer);
 	if (due >= 0 && due < rest)
 		rest = (long) due + 1;
 	if (refresh >= 0 && refresh < rest)
@@ -447,11 +450,12 @@ worker_rest_ms(SenderState *state)
 static int
 worker_pass(SenderState *state, int max_requests)
 {
+	MemoryContext outer;
 	bool		ready;
 	char	   *version;
 	int			done = 0;
 
-	worker_begin();
+	outer = worker_begin();
 	if (worker_dbname[0] == '\0')
 	{
 		char	   *name = get_database_name(MyDatabaseId);
@@ -471,7 +475,7 @@ worker_pass(SenderState *state, int max_requests)
 				 version, TELNYX_ORDERS_VERSION);
 	else
 		state->skew[0] = '\0';
-	worker_commit();
+	worker_commit(outer);
 	if (!ready)
 		return -1;
 	if (state->skew[0] != '\0')
@@ -495,7 +499,7 @@ worker_pass(SenderState *state, int max_requests)
 	if (state->paused == worker_dry_run)
 		state->paused = NULL;
 
-	worker_begin();
+	outer = worker_begin();
 	if (state->release_pending)
 		queue_release_own();
 	state->release_pending = false;
@@ -504,7 +508,7 @@ worker_pass(SenderState *state, int max_requests)
 				(errmsg("telnyx_orders worker found order requests left \"sending\" by a sender that stopped; they will be reconciled")));
 	/* held until a window's end that has come: checked again */
 	(void) queue_unhold_due();
-	worker_commit();
+	worker_commit(outer);
 
 	if (!state->is_pass)
 		worker_purge(state);
@@ -541,11 +545,12 @@ static const char key_in_settings[] = "a Telnyx API key is stored in pg_db_role_
 static bool
 worker_key_ready(SenderState *state)
 {
+	MemoryContext outer;
 	char	   *fix;
 
 	if (state->is_pass)
 		return true;
-	worker_begin();
+	outer = worker_begin();
 	fix = telnyx_api_key_in_settings();
 	if (fix != NULL && state->paused != key_in_settings)
 		ereport(LOG,
@@ -553,7 +558,7 @@ worker_key_ready(SenderState *state)
 				 errdetail("Every role can read it there."),
 				 errhint("Remove it with %s. Then replace the key at Telnyx, since every role could read it, and put the new key in telnyx.api_key_file.",
 						 fix)));
-	worker_commit();
+	worker_commit(outer);
 	if (fix != NULL)
 	{
 		state->paused = key_in_settings;
@@ -632,6 +637,7 @@ worker_key_context(void *arg)
 static void
 worker_purge(SenderState *state)
 {
+	MemoryContext outer;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz cutoff;
 	int			total = 0;
@@ -644,9 +650,9 @@ worker_purge(SenderState *state)
 	pgstat_report_activity(STATE_RUNNING, "deleting finished order requests");
 	do
 	{
-		worker_begin();
+		outer = worker_begin();
 		n = queue_purge(cutoff, WORKER_PURGE_BATCH);
-		worker_commit();
+		worker_commit(outer);
 		total += n;
 	} while (n == WORKER_PURGE_BATCH && total < WORKER_PURGE_MAX);
 	if (total > 0)
@@ -658,9 +664,9 @@ worker_purge(SenderState *state)
 	total = 0;
 	do
 	{
-		worker_begin();
+		outer = worker_begin();
 		n = store_purge_history(cutoff, WORKER_PURGE_BATCH);
-		worker_commit();
+		worker_commit(outer);
 		total += n;
 	} while (n >= WORKER_PURGE_BATCH && total < WORKER_PURGE_MAX);
 	if (total > 0)
@@ -676,13 +682,14 @@ worker_purge(SenderState *state)
 static bool
 worker_at_home(SenderState *state)
 {
+	MemoryContext outer;
 	QueueHome	home;
 	char	   *dbname;
 
-	worker_begin();
+	outer = worker_begin();
 	home = queue_home();
 	dbname = get_database_name(MyDatabaseId);
-	worker_commit();
+	worker_commit(outer);
 	if (home != QUEUE_HOME_ELSEWHERE)
 	{
 		state->elsewhere = false;
@@ -740,7 +747,7 @@ worker_stream(SenderState *state, int max)
 			long		rate_wait_ms;
 			bool		may_send = state->paused == NULL &&
 				state->not_before <= GetCurrentTimestamp() &&
-				wakeup_sender_current();
+				wakeup_worker_current();
 			TimestampTz now;
 			MemoryContext old;
 
@@ -887,6 +894,7 @@ worker_min_timeout(int a, int b)
 static List *
 worker_extend_leases(List *ready)
 {
+	MemoryContext outer;
 	int			n = list_length(ready);
 	int64	   *ids;
 	int64	   *tokens;
@@ -895,9 +903,9 @@ worker_extend_leases(List *ready)
 	ListCell   *lc;
 
 	worker_claims_of(ready, &ids, &tokens);
-	worker_begin();
+	outer = worker_begin();
 	(void) queue_extend_lease(ids, tokens, held, n, worker_lease_ms());
-	worker_commit();
+	worker_commit(outer);
 	foreach(lc, ready)
 	{
 		if (held[foreach_current_index(lc)])
@@ -961,14 +969,15 @@ worker_claims_of(List *ready, int64 **ids, int64 **tokens)
 static void
 worker_unclaim(List *ready)
 {
+	MemoryContext outer;
 	QueueRequest **reqs = palloc(sizeof(QueueRequest *) * list_length(ready));
 	ListCell   *lc;
 
 	foreach(lc, ready)
 		reqs[foreach_current_index(lc)] = ((InFlight *) lfirst(lc))->req;
-	worker_begin();
+	outer = worker_begin();
 	queue_unclaim(reqs, list_length(ready));
-	worker_commit();
+	worker_commit(outer);
 	foreach(lc, ready)
 		inflight_release((InFlight *) lfirst(lc));
 }
@@ -983,6 +992,7 @@ worker_unclaim(List *ready)
 static List *
 worker_claim(int want, QueueCursor *after, int *got)
 {
+	MemoryContext outer;
 	MemoryContext batchcxt;
 	ClaimBatch *batch;
 	List	   *reqs;
@@ -991,9 +1001,9 @@ worker_claim(int want, QueueCursor *after, int *got)
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "telnyx_orders claim",
 									 ALLOCSET_SMALL_SIZES);
-	worker_begin();
+	outer = worker_begin();
 	reqs = queue_claim(want, worker_lease_ms(), after, batchcxt, got);
-	worker_commit();
+	worker_commit(outer);
 	if (reqs == NIL)
 	{
 		MemoryContextDelete(batchcxt);
@@ -1032,6 +1042,7 @@ worker_claim(int want, QueueCursor *after, int *got)
 static void
 worker_record(SenderState *state, HttpDone *done, int n)
 {
+	MemoryContext outer;
 	double		longest_wait = 0;
 	TelnyxResultClass pause_class = TELNYX_OK;
 	RecordStep *steps = palloc0(sizeof(RecordStep) * n);
@@ -1054,7 +1065,7 @@ worker_record(SenderState *state, HttpDone *done, int n)
 		}
 	}
 
-	worker_begin();
+	outer = worker_begin();
 
 	/*
 	 * The created orders at once; if that fails (one of them cannot be
@@ -1083,7 +1094,7 @@ worker_record(SenderState *state, HttpDone *done, int n)
 		else if (step->outcome == QUEUE_RATE_LIMITED)
 			longest_wait = Max(longest_wait, step->wait_ms);
 	}
-	worker_commit();
+	worker_commit(outer);
 
 	for (i = 0; i < n; i++)
 		inflight_release((InFlight *) done[i].tag);
@@ -1138,14 +1149,15 @@ worker_report(SenderState *state, int sent)
 static int
 worker_reconcile(SenderState *state)
 {
+	MemoryContext outer;
 	List	   *reqs;
 	TelnyxResult *failure;
 	ListCell   *lc;
 	TimestampTz looked_at;
 
-	worker_begin();
-	reqs = queue_claim_unknown(WORKER_RECONCILE_BATCH, worker_outer_cxt);
-	worker_commit();
+	outer = worker_begin();
+	reqs = queue_claim_unknown(WORKER_RECONCILE_BATCH, outer);
+	worker_commit(outer);
 	if (reqs == NIL)
 		return 0;
 
@@ -1162,7 +1174,7 @@ worker_reconcile(SenderState *state)
 							   list_length(reqs), list_length(reqs)),
 				 errdetail_internal("%s", failure->why ? failure->why : "")));
 
-	worker_begin();
+	outer = worker_begin();
 	foreach(lc, reqs)
 	{
 		RecordStep	step;
@@ -1176,7 +1188,7 @@ worker_reconcile(SenderState *state)
 		if (!worker_try(step_retry_later, &step, "could not reconcile an order request"))
 			state->release_pending = true;
 	}
-	worker_commit();
+	worker_commit(outer);
 	return list_length(reqs);
 }
 
@@ -1190,12 +1202,13 @@ worker_reconcile(SenderState *state)
 static int
 worker_refresh(void)
 {
+	MemoryContext outer;
 	List	   *items;
 	ListCell   *lc;
 
-	worker_begin();
-	items = refresh_claim(REFRESH_BATCH, worker_outer_cxt);
-	worker_commit();
+	outer = worker_begin();
+	items = refresh_claim(REFRESH_BATCH, outer);
+	worker_commit(outer);
 	if (items == NIL)
 		return 0;
 
@@ -1214,7 +1227,7 @@ worker_refresh(void)
 					 errdetail_internal("%s", item->result->why ? item->result->why : "")));
 	}
 
-	worker_begin();
+	outer = worker_begin();
 	foreach(lc, items)
 	{
 		RecordStep	step;
@@ -1228,7 +1241,7 @@ worker_refresh(void)
 			(void) worker_try(step_refresh_failed, &step,
 							  "could not record a failed refresh");
 	}
-	worker_commit();
+	worker_commit(outer);
 	return list_length(items);
 }
 
@@ -1283,6 +1296,7 @@ worker_sync(SenderState *state)
 static void
 worker_sync_page(List *orders, List *unparsed, void *arg)
 {
+	MemoryContext outer;
 	int		   *found = (int *) arg;
 	List	   *own;
 	List	   *keys;
@@ -1290,7 +1304,7 @@ worker_sync_page(List *orders, List *unparsed, void *arg)
 
 	if (orders == NIL)
 		return;
-	worker_begin();
+	outer = worker_begin();
 	own = reconcile_own_orders(store_orders_missing(orders), &keys);
 	foreach(lc, own)
 	{
@@ -1302,7 +1316,7 @@ worker_sync_page(List *orders, List *unparsed, void *arg)
 		if (worker_try(step_store_found, &step, "could not record an order found by the sync"))
 			(*found)++;
 	}
-	worker_commit();
+	worker_commit(outer);
 }
 
 /*
@@ -1411,13 +1425,14 @@ step_store_found(RecordStep *step)
 
 /*
  * A short transaction (inside the procedure, the part of its transaction
- * up to the next commit).  What is allocated outside it (in the memory
- * context current at worker_begin, worker_outer_cxt) outlives it.
+ * up to the next commit).  Returns the memory context current before it,
+ * for worker_commit to go back to: what is allocated there outlives it.
  */
-static void
+static MemoryContext
 worker_begin(void)
 {
-	worker_outer_cxt = CurrentMemoryContext;
+	MemoryContext outer = CurrentMemoryContext;
+
 	/* inside the procedure, a transaction is always open */
 	if (!worker_in_procedure)
 	{
@@ -1442,10 +1457,11 @@ worker_begin(void)
 							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 							 true, 0, false);
 	PushActiveSnapshot(GetTransactionSnapshot());
+	return outer;
 }
 
 static void
-worker_commit(void)
+worker_commit(MemoryContext outer)
 {
 	PopActiveSnapshot();
 	if (worker_in_procedure)
@@ -1454,7 +1470,7 @@ worker_commit(void)
 		CommitTransactionCommand();
 	/* so that autovacuum and pg_stat_user_tables see the worker's writes */
 	pgstat_report_stat(false);
-	MemoryContextSwitchTo(worker_outer_cxt);
+	MemoryContextSwitchTo(outer);
 }
 
 /*

@@ -88,7 +88,7 @@ DROP FUNCTION public.planted(integer, interval), public.planted_num(numeric, int
 });
 
 # two-phase commit: sent after COMMIT PREPARED, never after ROLLBACK PREPARED;
-# the COMMIT PREPARED wakes the sender (its naptime is a minute here)
+# the COMMIT PREPARED wakes the worker (its naptime is a minute here)
 $node->safe_psql('postgres', "ALTER SYSTEM SET telnyx.worker_naptime = '1min'");
 $node->reload;
 sleep 1;
@@ -108,7 +108,7 @@ $node->safe_psql('postgres', "ROLLBACK PREPARED 'p_rollback'");
 $node->poll_query_until('postgres',
 	"SELECT state = 'sent' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'prepared-commit'")
   or die "prepared enqueue not sent";
-ok(time - $t0 < 10, 'COMMIT PREPARED wakes the sender');
+ok(time - $t0 < 10, 'COMMIT PREPARED wakes the worker');
 $node->safe_psql('postgres', "ALTER SYSTEM RESET telnyx.worker_naptime");
 $node->reload;
 sleep 1;

@@ -1,4 +1,4 @@
-# Operations: exactly one sender per database when the launcher is
+# Operations: exactly one worker per database when the launcher is
 # terminated and after telnyx_restart_workers(); finished requests purged
 # by age and nothing else; the status view an operator opens first; the
 # warning for a queue no worker sends.
@@ -27,7 +27,7 @@ telnyx.database = 'postgres'
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION telnyx_orders');
 
-sub senders
+sub workers
 {
 	return $node->safe_psql('postgres',
 		"SELECT string_agg(pid::text, ' ' ORDER BY pid) FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'");
@@ -41,24 +41,24 @@ sub launcher
 
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker'")
-  or die 'no sender';
+  or die 'no worker';
 
-# --- exactly one sender per database ------------------------------------
+# --- exactly one worker per database ------------------------------------
 
-my $first = senders();
+my $first = workers();
 my $old_launcher = launcher();
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($old_launcher)");
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'telnyx_orders launcher' AND pid <> $old_launcher")
   or die 'no new launcher';
-# the new launcher's sender takes over from the old one
+# the new launcher's worker takes over from the old one
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker' AND pid <> $first")
-  or die 'no new sender';
+  or die 'no new worker';
 sleep 2;
-my $after = senders();
-isnt($after, $first, 'a new launcher starts its own sender');
-unlike($after, qr/ /, 'and the old one stops: one sender for the database');
+my $after = workers();
+isnt($after, $first, 'a new launcher starts its own worker');
+unlike($after, qr/ /, 'and the old one stops: one worker for the database');
 my $id = $node->safe_psql('postgres',
 	"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'after-launcher')");
 $node->poll_query_until('postgres', "SELECT state = 'sent' FROM telnyx_order_requests WHERE id = $id")
@@ -68,12 +68,12 @@ is(ledger()->{'after-launcher'}, 1, 'which sends, once');
 is($node->safe_psql('postgres', 'SELECT telnyx_restart_workers()'), 't', 'telnyx_restart_workers() asks the launcher');
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'telnyx_orders worker' AND pid <> $after")
-  or die 'no restarted sender';
+  or die 'no restarted worker';
 sleep 1;
-my $restarted = senders();
-unlike($restarted, qr/ /, 'after a restart, one sender again');
+my $restarted = workers();
+unlike($restarted, qr/ /, 'after a restart, one worker again');
 isnt($restarted, $after, 'a new one');
-ok($node->log_contains('telnyx_orders launcher restarts its senders, as asked'), 'the launcher logs the restart');
+ok($node->log_contains('telnyx_orders launcher restarts its workers, as asked'), 'the launcher logs the restart');
 
 $node->safe_psql('postgres', 'CREATE ROLE regress_nobody LOGIN');
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT telnyx_restart_workers()',
