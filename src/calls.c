@@ -201,7 +201,7 @@ static CallOutcome calls_run_alone(const char *request_key, const char *body,
 static void calls_fill(CallRecord *rec, const char *request_key, int64 numbers,
 					   bool refused_by_telnyx);
 static int	calls_take_cell(void);
-static void calls_submit(int cell);
+static bool calls_submit(int cell);
 static void calls_abandon(int code, Datum arg);
 static bool calls_start_recorder(int slot, uint32 generation,
 								 BackgroundWorkerHandle **handle);
@@ -377,6 +377,7 @@ calls_run_shared(const char *request_key, const char *body, int64 numbers,
 	dsm_segment *seg = NULL;
 	CallCell   *cell;
 	CallOutcome outcome = CALL_FAILED;
+	bool		queued;
 	int			i;
 
 	if (!exit_callback_set)
@@ -409,8 +410,8 @@ calls_run_shared(const char *request_key, const char *body, int64 numbers,
 
 	PG_TRY();
 	{
-		calls_submit(i);
-		for (;;)
+		queued = calls_submit(i);
+		for (; queued;)
 		{
 			bool		done;
 
@@ -441,6 +442,13 @@ calls_run_shared(const char *request_key, const char *body, int64 numbers,
 
 	if (seg != NULL)
 		dsm_detach(seg);
+	if (!queued)
+	{
+		/* every recorder is another database's: one of its own, this once */
+		calls_abandon(0, (Datum) 0);
+		return calls_run_alone(request_key, body, numbers, refused_by_telnyx,
+							   reason);
+	}
 	return outcome;
 }
 
@@ -451,7 +459,8 @@ calls_run_shared(const char *request_key, const char *body, int64 numbers,
 static int
 calls_take_cell(void)
 {
-	int			waited = 0;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   CALLS_WAIT_MS);
 
 	for (;;)
 	{
@@ -471,22 +480,22 @@ calls_take_cell(void)
 		SpinLockRelease(&calls_shared->mutex);
 		if (found >= 0)
 			return found;
-		if (waited >= CALLS_WAIT_MS)
+		if (GetCurrentTimestamp() >= deadline)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("could not record the order before sending it"),
 					 errdetail("Nothing was sent: %d calls were being recorded for 30 seconds.",
 							   CALLS_CELLS)));
 		calls_wait(10);
-		waited += 10;
 	}
 }
 
 /*
  * Queue cell i on the recorder of this database, starting one if none
- * runs.
+ * runs; false, queueing nothing, if every recorder's place is taken by
+ * other databases.
  */
-static void
+static bool
 calls_submit(int i)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -568,8 +577,10 @@ calls_submit(int i)
 		if (latch != NULL)
 		{
 			SetLatch(latch);
-			return;
+			return true;
 		}
+		if (!starting && !started_gone && take < 0)
+			return false;
 		if (started_gone)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -682,7 +693,8 @@ calls_run_alone(const char *request_key, const char *body, int64 numbers,
 	BackgroundWorkerHandle *handle;
 	dsm_handle	handle_of_seg;
 	CallOutcome outcome;
-	int			waited = 0;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   CALLS_WAIT_MS);
 
 	seg = dsm_create(offsetof(CallRecord, body) + len + 1, 0);
 	rec = (CallRecord *) dsm_segment_address(seg);
@@ -706,7 +718,7 @@ calls_run_alone(const char *request_key, const char *body, int64 numbers,
 	/* every slot may be taken for a moment: wait a little for one */
 	while (!RegisterDynamicBackgroundWorker(&bgw, &handle))
 	{
-		if (waited >= CALLS_WAIT_MS)
+		if (GetCurrentTimestamp() >= deadline)
 		{
 			dsm_detach(seg);
 			ereport(ERROR,
@@ -716,7 +728,6 @@ calls_run_alone(const char *request_key, const char *body, int64 numbers,
 					 errhint("Raise max_worker_processes.")));
 		}
 		calls_wait(10);
-		waited += 10;
 	}
 
 	if (WaitForBackgroundWorkerShutdown(handle) == BGWH_STOPPED)
@@ -833,6 +844,13 @@ recorder_loop(void)
 			slot->head = cell_at(i)->next;
 			if (slot->head < 0)
 				slot->tail = -1;
+			if (cell_at(i)->abandoned)
+			{
+				/* its caller gave up before it was taken: nothing to record */
+				cell_at(i)->state = CELL_FREE;
+				SpinLockRelease(&calls_shared->mutex);
+				continue;
+			}
 			slot->current = i;
 			cell_at(i)->state = CELL_RECORDING;
 		}
@@ -964,13 +982,21 @@ recorder_write_cell(CallRecord *rec)
 		rec->outcome = CALL_FAILED;	/* the caller went away */
 		return;
 	}
-	p = dsm_segment_address(seg);
-	if (dsm_segment_map_length(seg) < CALLS_KEY_LEN + rec->body_len + 1 ||
-		strncmp(p, rec->request_key, CALLS_KEY_LEN) != 0)
-		rec->outcome = CALL_FAILED; /* not the call's segment */
-	else
-		recorder_write(rec, p + CALLS_KEY_LEN);
-	dsm_detach(seg);
+	/* attached outside a transaction: detached here, on an error too */
+	PG_TRY();
+	{
+		p = dsm_segment_address(seg);
+		if (dsm_segment_map_length(seg) < CALLS_KEY_LEN + rec->body_len + 1 ||
+			strncmp(p, rec->request_key, CALLS_KEY_LEN) != 0)
+			rec->outcome = CALL_FAILED; /* not the call's segment */
+		else
+			recorder_write(rec, p + CALLS_KEY_LEN);
+	}
+	PG_FINALLY();
+	{
+		dsm_detach(seg);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -986,6 +1012,8 @@ recorder_write(CallRecord *rec, const char *body)
 	StartTransactionCommand();
 	/* the spend guard reads its counts after its lock: each statement anew */
 	XactIsoLevel = XACT_READ_COMMITTED;
+	/* the call is sent once this returns: its commit must be durable */
+	store_durable_commit();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "recording an order call");
 	if (rec->refused_by_telnyx)

@@ -142,14 +142,14 @@ static int	http_in_flight = 0;
 /*
  * What the stream waits on: the process latch and curl's sockets, in one
  * wait set, made again only when a socket opens or closes (a connection
- * kept alive serves transfer after transfer); and curl's timer.
+ * kept alive serves transfer after transfer); and curl's own timeout,
+ * asked of it before each wait (its clock, not ours).
  */
 static HttpSocket http_sockets[HTTP_MAX_SOCKETS];
 static int	http_nsockets = 0;
 static bool http_sockets_overflow = false;
 static WaitEventSet *http_wait_set = NULL;
 static bool http_wait_set_stale = true;
-static TimestampTz http_timer_at = 0;	/* 0: no timer */
 
 /*---- Function declarations ----*/
 
@@ -166,7 +166,6 @@ static void http_rate_wait(int n);
 static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *arg);
 static int	http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
 						   void *socketp);
-static int	http_timer_cb(CURLM *multi, long timeout_ms, void *userp);
 static HttpSocket *http_socket_add(curl_socket_t fd, bool connection);
 static void http_socket_forget(HttpSocket *sock);
 static HttpSocket *http_socket_find(curl_socket_t fd);
@@ -489,7 +488,6 @@ http_ensure_handles(int n)
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
 		curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
-		curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
 	}
 	for (i = 0; i < n; i++)
 	{
@@ -795,6 +793,7 @@ http_stream_wait(int timeout_ms, HttpDone *done, int max, bool *woken)
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	ErrorContextCallback errcallback;
 	bool		act_on_timer = true;	/* a transfer added starts at once */
+	bool		latch_seen = false;
 	int			got = 0;
 
 	if (woken != NULL)
@@ -813,9 +812,11 @@ http_stream_wait(int timeout_ms, HttpDone *done, int max, bool *woken)
 		int			nevents;
 		int			i;
 		long		wait_ms;
+		long		timer_ms = -1;
 		TimestampTz now;
 		bool		latch_set = false;
 
+		CHECK_FOR_INTERRUPTS();
 		if (act_on_timer)
 			http_act(CURL_SOCKET_TIMEOUT, 0);
 		act_on_timer = false;
@@ -851,14 +852,14 @@ http_stream_wait(int timeout_ms, HttpDone *done, int max, bool *woken)
 		if (now >= end)
 			break;
 		wait_ms = end == DT_NOEND ? -1 : TimestampDifferenceMilliseconds(now, end) + 1;
-		if (http_timer_at != 0)
+		(void) curl_multi_timeout(http_multi, &timer_ms);
+		if (timer_ms == 0)
 		{
-			long		timer_ms = http_timer_at <= now ? 0 :
-				TimestampDifferenceMilliseconds(now, http_timer_at) + 1;
-
-			if (wait_ms < 0 || timer_ms < wait_ms)
-				wait_ms = timer_ms;
+			act_on_timer = true;	/* something of curl's is due now */
+			continue;
 		}
+		if (timer_ms > 0 && (wait_ms < 0 || timer_ms < wait_ms))
+			wait_ms = timer_ms;
 		/* more sockets than places for them: look again soon */
 		if (http_sockets_overflow && (wait_ms < 0 || wait_ms > 1))
 			wait_ms = 1;
@@ -887,13 +888,13 @@ http_stream_wait(int timeout_ms, HttpDone *done, int max, bool *woken)
 					 ((ev->events & WL_SOCKET_READABLE) ? CURL_CSELECT_IN : 0) |
 					 ((ev->events & WL_SOCKET_WRITEABLE) ? CURL_CSELECT_OUT : 0));
 		}
-		if (http_timer_at != 0 && GetCurrentTimestamp() >= http_timer_at)
-			act_on_timer = true;
-		if (http_sockets_overflow)
+		/* nothing happened: curl's timeout (or ours) has come */
+		if (nevents == 0 || http_sockets_overflow)
 			act_on_timer = true;
 		if (latch_set)
 		{
 			ResetLatch(MyLatch);
+			latch_seen = true;
 			CHECK_FOR_INTERRUPTS();
 			if (woken != NULL)
 			{
@@ -905,6 +906,9 @@ http_stream_wait(int timeout_ms, HttpDone *done, int max, bool *woken)
 	}
 
 	error_context_stack = errcallback.previous;
+	/* a wake-up that was not ours to take is left for the caller's loop */
+	if (latch_seen && woken == NULL)
+		SetLatch(MyLatch);
 	return got;
 }
 
@@ -1059,15 +1063,6 @@ http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
 	sock->wanted = wanted;
 	if (wanted == 0 && !sock->connection)
 		http_socket_forget(sock);
-	return 0;
-}
-
-/* curl's timer callback: when to tell it its timeout ran out (-1: never). */
-static int
-http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	http_timer_at = timeout_ms < 0 ? 0 :
-		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	return 0;
 }
 

@@ -35,6 +35,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -118,10 +119,9 @@ int			telnyx_refresh_interval_max_s = 600;
 
 /*
  * The planner's strategies that read a table whole, turned off for the
- * extension's statements where it runs them for long (a sender, a
- * recorder, a pass of CALL telnyx_process_queue()).  Every statement is a
- * lookup by key or a short walk of an index, through a plan kept for the
- * life of the process: a plan made while a table was small (a new queue,
+ * extension's statements (for the life of its own processes, around each
+ * statement elsewhere).  Every statement is a lookup by key or a short
+ * walk of an index, through a plan kept for the life of the process: a plan made while a table was small (a new queue,
  * a burst after a quiet hour) must not stay a scan of the whole table, or a
  * sort of the whole queue, once the table has grown and before its
  * statistics catch up.  Where no index answers, the planner still scans
@@ -1276,11 +1276,14 @@ store_open_calls(List *references, bool without_reference)
 	values[1] = BoolGetDatum(without_reference);
 	schema = store_begin(&scope);
 	store_exec(schema,
+			   /* two branches, each through the index on customer_reference */
 			   "SELECT c.request_key::pg_catalog.text, c.body, c.sent_at"
-			   "  FROM %1$s.telnyx_order_calls c"
-			   " WHERE (c.customer_reference OPERATOR(pg_catalog.=) ANY ($1)"
-			   "        OR ($2 AND c.customer_reference IS NULL))"
-			   "   AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
+			   "  FROM (SELECT * FROM %1$s.telnyx_order_calls"
+			   "         WHERE customer_reference OPERATOR(pg_catalog.=) ANY ($1)"
+			   "        UNION ALL"
+			   "        SELECT * FROM %1$s.telnyx_order_calls"
+			   "         WHERE $2 AND customer_reference IS NULL) AS c"
+			   " WHERE NOT EXISTS (SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
 			   "        WHERE o.request_key OPERATOR(pg_catalog.=) c.request_key)"
 			   " ORDER BY c.sent_at",
 			   2, argtypes, values, NULL, SPI_OK_SELECT);
@@ -1459,6 +1462,22 @@ store_require_version(bool want_version)
 }
 
 /*
+ * store_durable_commit
+ *		Make the current transaction's commit durable whatever
+ *		synchronous_commit says elsewhere (off, local: on), for a transaction
+ *		after whose commit something is sent (a claim, a call's record): a
+ *		crash or a failover must not take back what it wrote.
+ */
+void
+store_durable_commit(void)
+{
+	if (synchronous_commit < SYNCHRONOUS_COMMIT_ON)
+		(void) set_config_option("synchronous_commit", "on", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
+								 false);
+}
+
+/*
  * store_pin_settings
  *		For a process of the extension's own (a sender, a recorder): pin
  *		search_path and the planner's settings of its statements for its
@@ -1478,8 +1497,8 @@ store_pin_settings(void)
 /*
  * store_enter
  *		Act as the extension's owner, with search_path pinned to pg_catalog
- *		and pg_temp (and, where search_path was not pinned already, the
- *		planner's settings of store_planner_settings), until store_leave:
+ *		and pg_temp and the planner's settings of store_planner_settings,
+ *		until store_leave:
  *		for the extension's own statements on its own tables, and nothing
  *		else.  The user id is a security-
  *		restricted one, as in a maintenance command, and on an error the
@@ -1491,19 +1510,26 @@ store_enter(StoreScope *scope)
 {
 	Oid			owner = InvalidOid;
 	char	   *schema = store_extension(&owner, NULL);
+	bool		pin_path;
+	int			i;
 
 	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
-	/* the SQL functions and the workers have it pinned already */
+	/*
+	 * the SQL functions and the workers have search_path pinned already,
+	 * the workers the planner's settings too (enable_seqscan stands for
+	 * them all); a plan is kept whatever the context, so it is always made
+	 * under the same settings
+	 */
 	scope->nestlevel = -1;
-	if (namespace_search_path == NULL ||
-		strcmp(namespace_search_path, STORE_SEARCH_PATH) != 0)
+	pin_path = namespace_search_path == NULL ||
+		strcmp(namespace_search_path, STORE_SEARCH_PATH) != 0;
+	if (pin_path || enable_seqscan)
 	{
-		int			i;
-
 		scope->nestlevel = NewGUCNestLevel();
-		(void) set_config_option("search_path", STORE_SEARCH_PATH,
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
+		if (pin_path)
+			(void) set_config_option("search_path", STORE_SEARCH_PATH,
+									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+									 true, 0, false);
 		for (i = 0; i < lengthof(store_planner_settings); i++)
 			(void) set_config_option(store_planner_settings[i], "off",
 									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,

@@ -43,6 +43,7 @@ typedef struct StoreCall
 } StoreCall;
 
 extern void store_pin_settings(void);
+extern void store_durable_commit(void);
 extern int	telnyx_refresh_interval_max_s;
 
 extern void store_init(void);

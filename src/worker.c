@@ -818,8 +818,14 @@ worker_stream(SenderState *state, int max)
 				if (ready == NIL || rate_wait_ms <= 0)
 					break;
 				/* nothing in flight: wait for the budget, then go on */
-				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 Max(timeout, 0), PG_WAIT_EXTENSION);
+				if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							  Max(timeout, 0), PG_WAIT_EXTENSION) & WL_LATCH_SET)
+				{
+					ResetLatch(MyLatch);
+					/* a commit that enqueued, a new launcher, a reload */
+					if (!state->is_pass)
+						more = true;
+				}
 				CHECK_FOR_INTERRUPTS();
 				continue;
 			}
@@ -1456,6 +1462,8 @@ worker_begin(void)
 	(void) set_config_option("deadlock_timeout", WORKER_DEADLOCK_TIMEOUT,
 							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 							 true, 0, false);
+	/* a claim committed is what sends: it must outlive a crash */
+	store_durable_commit();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	return outer;
 }

@@ -148,5 +148,45 @@ ok(time - $t0 < 4.5, 'DROP DATABASE does not wait for it to go idle');
 is(recorders('gone'), '', 'the recorder left');
 
 ok(!$node->log_contains('TRAP|server process .* was terminated by signal'), 'no process crashed');
+
+# synchronous_commit off for everyone, WAL written only every 10 s: what
+# is committed before a send (a call's record, a worker's claim) is still
+# flushed first, so a crash right after the send loses neither
+$node->append_conf('postgresql.conf', qq{
+synchronous_commit = off
+wal_writer_delay = '10s'
+telnyx.reconcile_delay = '1s'
+telnyx.absence_window = '2s'
+});
+$node->restart;
+my $session = $node->background_psql('postgres', on_error_stop => 1);
+is($session->query_safe('BEGIN; ' . create_sql('durable-call')), 'durable-call',
+	'a call in a transaction still open');
+$node->stop('immediate');
+$node->start;
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM telnyx_order_calls WHERE customer_reference = 'durable-call'"),
+	'1', 'after a crash, the call is on record (its record was flushed before the send)');
+$session->{run}->kill_kill;
+
+# the same for the worker's claim: the stand-in holds its answer for 3 s,
+# the server stops while the request is in flight
+fault({ match => 'create', action => 'delay', seconds => 3, times => 1 });
+$node->safe_psql('postgres', qq{SET synchronous_commit = on;
+	SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'durable-claim')});
+for (1 .. 100)
+{
+	last if (ledger()->{'durable-claim'} // 0) > 0;
+	usleep(50_000);
+}
+is(ledger()->{'durable-claim'} // 0, 1, 'the queued request reached the stand-in');
+$node->stop('immediate');
+$node->start;
+$node->poll_query_until('postgres',
+	"SELECT state = 'sent' FROM telnyx_order_requests WHERE body ->> 'customer_reference' = 'durable-claim'")
+  or die 'the request in flight at the crash did not end sent';
+is(ledger()->{'durable-claim'} // 0, 1,
+	'after a crash, the claim was on record: found, not sent again');
+
 $node->stop;
 done_testing();
