@@ -62,6 +62,7 @@
 
 #include "calls.h"
 #include "errcodes.h"
+#include "launcher.h"
 #include "spend.h"
 #include "store.h"
 #include "wakeup.h"
@@ -203,6 +204,7 @@ static void calls_fill(CallRecord *rec, const char *request_key, int64 numbers,
 static int	calls_take_cell(void);
 static bool calls_submit(int cell);
 static void calls_abandon(int code, Datum arg);
+static void calls_describe_recorder(BackgroundWorker *bgw, Datum main_arg);
 static bool calls_start_recorder(int slot, uint32 generation,
 								 BackgroundWorkerHandle **handle);
 static void calls_wait(int ms);
@@ -627,23 +629,24 @@ calls_submit(int i)
 	}
 }
 
+/* A recorder, told main_arg (its slot, or -1: one call of its own). */
+static void
+calls_describe_recorder(BackgroundWorker *bgw, Datum main_arg)
+{
+	launcher_describe(bgw, "telnyx_call_recorder_main",
+					  "telnyx_orders call recorder",
+					  BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART,
+					  main_arg);
+}
+
 /* Register a recorder for the slot; false if no worker slot was free. */
 static bool
 calls_start_recorder(int slot, uint32 generation, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker bgw;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(bgw.bgw_library_name, "telnyx_orders", BGW_MAXLEN);
-	strlcpy(bgw.bgw_function_name, "telnyx_call_recorder_main", BGW_MAXLEN);
-	strlcpy(bgw.bgw_name, "telnyx_orders call recorder", BGW_MAXLEN);
-	strlcpy(bgw.bgw_type, "telnyx_orders call recorder", BGW_MAXLEN);
-	bgw.bgw_main_arg = Int32GetDatum(slot);
+	calls_describe_recorder(&bgw, Int32GetDatum(slot));
 	memcpy(bgw.bgw_extra, &generation, sizeof(generation));
-	bgw.bgw_notify_pid = MyProcPid;
 	return RegisterDynamicBackgroundWorker(&bgw, handle);
 }
 
@@ -702,18 +705,9 @@ calls_run_alone(const char *request_key, const char *body, int64 numbers,
 	rec->body_len = len;
 	memcpy(rec->body, body, len + 1);
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(bgw.bgw_library_name, "telnyx_orders", BGW_MAXLEN);
-	strlcpy(bgw.bgw_function_name, "telnyx_call_recorder_main", BGW_MAXLEN);
-	strlcpy(bgw.bgw_name, "telnyx_orders call recorder", BGW_MAXLEN);
-	strlcpy(bgw.bgw_type, "telnyx_orders call recorder", BGW_MAXLEN);
-	bgw.bgw_main_arg = Int32GetDatum(-1);
+	calls_describe_recorder(&bgw, Int32GetDatum(-1));
 	handle_of_seg = dsm_segment_handle(seg);
 	memcpy(bgw.bgw_extra, &handle_of_seg, sizeof(handle_of_seg));
-	bgw.bgw_notify_pid = MyProcPid;
 
 	/* every slot may be taken for a moment: wait a little for one */
 	while (!RegisterDynamicBackgroundWorker(&bgw, &handle))
@@ -1017,7 +1011,15 @@ recorder_write(CallRecord *rec, const char *body)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "recording an order call");
 	if (rec->refused_by_telnyx)
-		store_call_refused(rec->request_key);
+	{
+		Oid			role;
+		TimestampTz at;
+		Jsonb	   *sent;
+
+		/* its count comes back, once */
+		if (store_call_refused(rec->request_key, &role, &at, &sent))
+			spend_give_back(role, at, spend_numbers(sent));
+	}
 	else if (!spend_call_allowed(rec->role, rec->numbers, rec->reason))
 		over_limit = true;
 	else

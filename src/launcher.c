@@ -60,9 +60,6 @@ static bool launcher_listed(List *names, const char *name);
 static void launcher_stop_worker(BackgroundWorkerHandle **handle, bool wait);
 static bool launcher_start_worker(Oid dboid, uint32 generation,
 								  BackgroundWorkerHandle **handle);
-static void launcher_describe(BackgroundWorker *bgw, const char *function,
-							  const char *name, BgWorkerStartTime start,
-							  int restart, Datum arg);
 
 /*
  * launcher_init
@@ -326,10 +323,12 @@ launcher_start_worker(Oid dboid, uint32 generation, BackgroundWorkerHandle **han
 }
 
 /*
- * Fill bgw for one of our workers, connected to a database, reporting to
- * this process.
+ * launcher_describe
+ *		Fill bgw for one of the extension's background workers (the
+ *		launcher, a worker, a call recorder), connected to a database,
+ *		reporting to this process.
  */
-static void
+void
 launcher_describe(BackgroundWorker *bgw, const char *function, const char *name,
 				BgWorkerStartTime start, int restart, Datum arg)
 {

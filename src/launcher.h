@@ -8,6 +8,8 @@
 #ifndef TELNYX_LAUNCHER_H
 #define TELNYX_LAUNCHER_H
 
+#include "postmaster/bgworker.h"
+
 /* Whether a background worker sends the current database's queue. */
 typedef enum LauncherUnserved
 {
@@ -20,5 +22,8 @@ typedef enum LauncherUnserved
 extern void launcher_init(void);
 extern const char *launcher_unserved_reason(void);
 extern const char *launcher_unserved(LauncherUnserved *kind);
+extern void launcher_describe(BackgroundWorker *bgw, const char *function,
+							  const char *name, BgWorkerStartTime start,
+							  int restart, Datum arg);
 
 #endif							/* TELNYX_LAUNCHER_H */

@@ -130,6 +130,9 @@ static bool queue_set_state(QueueRequest *req, const char *from, const char *to,
 							double delay_ms);
 static List *queue_claim_rows(const char *template, int max, int64 lease_ms,
 							  const QueueCursor *after, MemoryContext mcxt);
+static void queue_mark_batch(List *ids, int64 batch, const char *reason);
+static void queue_hold(List *reqs, List *reasons, List *untils);
+static List *queue_guard_claim(List *reqs);
 static List *queue_read_requests(MemoryContext mcxt);
 static Jsonb *queue_reason(const char *reason);
 static Datum queue_after_ms(double ms);
@@ -223,6 +226,8 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 	values[6] = Int64GetDatum((int64) GetSystemIdentifier());
 	/* a dry run, or held by the breaker with the rest of this transaction's */
 	spend_enqueue_mark(&mark);
+	if (mark.mark_earlier)
+		queue_mark_batch(mark.earlier_ids, mark.held_batch, mark.held_reason);
 	values[7] = CStringGetTextDatum(mark.dry_run ? "dry_run" : "queued");
 	values[8] = Int64GetDatum(mark.held_batch);
 	if (mark.held_batch == 0)
@@ -566,13 +571,75 @@ queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt,
 	/* what the spend guard holds (or the dry run keeps) is not sent */
 	if (reqs != NIL)
 	{
-		List	   *send = spend_guard_claim(reqs);
+		List	   *send = queue_guard_claim(reqs);
 		MemoryContext old = MemoryContextSwitchTo(mcxt);
 
 		reqs = list_copy(send);
 		MemoryContextSwitchTo(old);
 	}
 	return reqs;
+}
+
+/*
+ * In the transaction of a claim, before it commits: of the requests
+ * claimed, hold those the breaker marked and those over a spend limit,
+ * count the first sends of the others (spend.c), and return those to send.
+ * A resend (a request sent before) is the same order: never held, counted
+ * once.  A released request is sent whatever the limits say, and counted,
+ * also against the others of the same claim.
+ */
+static List *
+queue_guard_claim(List *reqs)
+{
+	SpendGuard *guard;
+	bool		first_sends = false;
+	List	   *send = NIL;
+	List	   *held = NIL;
+	List	   *held_reasons = NIL;
+	List	   *held_until = NIL;
+	ListCell   *lc;
+
+	foreach(lc, reqs)
+		if (((QueueRequest *) lfirst(lc))->attempts == 1)
+			first_sends = true;
+	guard = spend_guard_begin(first_sends);
+
+	foreach(lc, reqs)
+	{
+		QueueRequest *req = (QueueRequest *) lfirst(lc);
+		char	   *reason;
+		TimestampTz *until = palloc(sizeof(TimestampTz));
+
+		if (req->attempts != 1)
+		{
+			send = lappend(send, req);
+			continue;
+		}
+		if (req->held_batch != 0 && !OidIsValid(req->released_by))
+		{
+			*until = DT_NOEND;
+			held = lappend(held, req);
+			held_reasons = lappend(held_reasons, NULL);
+			held_until = lappend(held_until, until);
+			continue;
+		}
+		reason = palloc(SPEND_REASON_LEN);
+		if (!spend_guard_take(guard, req->requested_by, spend_numbers(req->body),
+							  req->first_sent_at, OidIsValid(req->released_by),
+							  until, reason))
+		{
+			held = lappend(held, req);
+			held_reasons = lappend(held_reasons, reason);
+			held_until = lappend(held_until, until);
+			continue;
+		}
+		send = lappend(send, req);
+	}
+
+	if (held != NIL)
+		queue_hold(held, held_reasons, held_until);
+	spend_guard_end(guard);
+	return send;
 }
 
 /*
@@ -1448,7 +1515,7 @@ queue_reason(const char *reason)
  *		is (no NOTIFY in the queuing transaction, which may be prepared):
  *		the claim holds them.
  */
-void
+static void
 queue_mark_batch(List *ids, int64 batch, const char *reason)
 {
 	Oid			argtypes[3] = {INT8ARRAYOID, INT8OID, TEXTOID};
@@ -1484,7 +1551,7 @@ queue_mark_batch(List *ids, int64 batch, const char *reason)
  *		the reason they were marked with) and until when (TimestampTz *;
  *		infinity: until a release), their claim undone.
  */
-void
+static void
 queue_hold(List *reqs, List *reasons, List *untils)
 {
 	int			n = list_length(reqs);

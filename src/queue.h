@@ -124,8 +124,6 @@ extern void queue_unknown_retry_later(QueueRequest *req, double retry_delay_ms);
 extern double queue_next_due_ms(void);
 
 /* The spend guard's (spend.c) writes of requests. */
-extern void queue_mark_batch(List *ids, int64 batch, const char *reason);
-extern void queue_hold(List *reqs, List *reasons, List *untils);
 extern int	queue_unhold_due(void);
 extern int64 queue_release_held(ArrayType *ids, Oid requested_by,
 								int64 held_batch, bool all, bool cancel);

@@ -33,6 +33,12 @@
  *   worker, or CALL telnyx_process_queue()) sends nothing at all and
  *   leaves the queue as it is (worker.c).
  *
+ * This file knows roles, numbers and windows, not requests: the queue
+ * (queue.c) asks it, request by request, whether a claim's first send may
+ * go (spend_guard_begin/take/end) and holds what it refuses; it marks the
+ * breaker's batch that spend_enqueue_mark names.  The call recorder
+ * (calls.c) gives back the count of a call Telnyx refused.
+ *
  * Nothing here costs a statement when no limit is set but the count of
  * what a claim sends (one upsert per claim).
  *
@@ -61,7 +67,6 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
-#include "queue.h"
 #include "spend.h"
 #include "store.h"
 
@@ -105,6 +110,16 @@ typedef struct SpendCharge
 	int64		orders;
 	int64		numbers;
 } SpendCharge;
+
+/* The guard of a claim's first sends (spend_guard_begin). */
+struct SpendGuard
+{
+	SpendLimits sl;
+	bool		limited;		/* a limit is set: sl holds them */
+	SpendCharge *charges;		/* what to count */
+	int			ncharges;
+	int			size;
+};
 
 /*---- Local variables ----*/
 
@@ -244,7 +259,8 @@ spend_numbers(Jsonb *body)
  *		How the request about to be queued is written: as a dry run, and
  *		whether the breaker holds it.  When this transaction's enqueue goes
  *		over telnyx.max_requests_per_transaction, the ones it queued before
- *		are marked with the same batch.
+ *		are to be marked with the same batch (mark_earlier, earlier_ids),
+ *		now, in the same subtransaction.
  */
 void
 spend_enqueue_mark(SpendMark *mark)
@@ -262,6 +278,8 @@ spend_enqueue_mark(SpendMark *mark)
 	mark->dry_run = telnyx_dry_run;
 	mark->held_batch = 0;
 	mark->held_reason = NULL;
+	mark->mark_earlier = false;
+	mark->earlier_ids = NIL;
 	if (telnyx_allow_bulk || telnyx_max_requests_per_transaction == 0 ||
 		bulk_count <= telnyx_max_requests_per_transaction)
 		return;
@@ -274,7 +292,8 @@ spend_enqueue_mark(SpendMark *mark)
 		/* (marked again, with the same id, if this subtransaction aborts) */
 		bulk_batch = (int64) U64FromFullTransactionId(GetTopFullTransactionId());
 		bulk_mark_subid = GetCurrentSubTransactionId();
-		queue_mark_batch(bulk_ids, bulk_batch, mark->held_reason);
+		mark->mark_earlier = true;
+		mark->earlier_ids = bulk_ids;
 	}
 	mark->held_batch = bulk_batch;
 }
@@ -716,82 +735,50 @@ spend_give_back(Oid role, TimestampTz at, int64 numbers)
 /*---- The claim and the call ----*/
 
 /*
- * spend_guard_claim
- *		In the transaction of a claim (queue_claim), before it commits: of
- *		the requests claimed, hold those the breaker marked and those over a
- *		limit, count the first sends of the others, and return those to
- *		send.  A resend (a request sent before) is the same order: never
- *		held, counted once.  A released request is sent whatever the limits
- *		say, and counted, also against the others of the same claim.
+ * spend_guard_begin
+ *		In the transaction of a claim (queue_claim), before it commits: the
+ *		guard of its first sends (none if first_sends is false), with the
+ *		limits and their counts read under the guard's lock, if any limit
+ *		is set.
  */
-List *
-spend_guard_claim(List *reqs)
+SpendGuard *
+spend_guard_begin(bool first_sends)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	SpendLimits sl;
-	bool		limited = false;
-	bool		first_sends = false;
-	List	   *send = NIL;
-	List	   *held = NIL;
-	List	   *held_reasons = NIL;
-	List	   *held_until = NIL;
-	SpendCharge *charges = NULL;
-	int			ncharges = 0;
-	int			size = 0;
-	ListCell   *lc;
+	SpendGuard *g = palloc0(sizeof(SpendGuard));
 
-	foreach(lc, reqs)
-		if (((QueueRequest *) lfirst(lc))->attempts == 1)
-			first_sends = true;
-	/* the limits and their counts, under the guard's lock, if any */
 	if (first_sends)
-		limited = spend_load(&sl, now);
+		g->limited = spend_load(&g->sl, GetCurrentTransactionStartTimestamp());
+	return g;
+}
 
-	foreach(lc, reqs)
-	{
-		QueueRequest *req = (QueueRequest *) lfirst(lc);
-		int64		numbers;
+/*
+ * spend_guard_take
+ *		May the first send of an order of role for numbers (first sent at
+ *		at; released: by an administrator, whatever the limits say) go?
+ *		Counted if so, also against the rest of the claim; false, with when
+ *		to look again (*until) and reason, if a limit holds it.
+ */
+bool
+spend_guard_take(SpendGuard *g, Oid role, int64 numbers, TimestampTz at,
+				 bool released, TimestampTz *until, char *reason)
+{
+	if (g->limited && released)
+		spend_count(&g->sl, role, numbers);
+	else if (g->limited && spend_over(&g->sl, role, numbers, until, reason) != NULL)
+		return false;
+	spend_add_charge(&g->charges, &g->ncharges, &g->size, at, role, numbers);
+	return true;
+}
 
-		if (req->attempts != 1)
-		{
-			send = lappend(send, req);
-			continue;
-		}
-		if (req->held_batch != 0 && !OidIsValid(req->released_by))
-		{
-			TimestampTz *until = palloc(sizeof(TimestampTz));
-
-			*until = DT_NOEND;
-			held = lappend(held, req);
-			held_reasons = lappend(held_reasons, NULL);
-			held_until = lappend(held_until, until);
-			continue;
-		}
-		numbers = spend_numbers(req->body);
-		if (limited && OidIsValid(req->released_by))
-			spend_count(&sl, req->requested_by, numbers);
-		else if (limited)
-		{
-			char	   *reason = palloc(SPEND_REASON_LEN);
-			TimestampTz *until = palloc(sizeof(TimestampTz));
-
-			if (spend_over(&sl, req->requested_by, numbers, until, reason) != NULL)
-			{
-				held = lappend(held, req);
-				held_reasons = lappend(held_reasons, reason);
-				held_until = lappend(held_until, until);
-				continue;
-			}
-		}
-		spend_add_charge(&charges, &ncharges, &size, req->first_sent_at,
-						 req->requested_by, numbers);
-		send = lappend(send, req);
-	}
-
-	if (held != NIL)
-		queue_hold(held, held_reasons, held_until);
-	spend_charge(charges, ncharges);
-	return send;
+/*
+ * spend_guard_end
+ *		Write what the guard counted, and free it.
+ */
+void
+spend_guard_end(SpendGuard *g)
+{
+	spend_charge(g->charges, g->ncharges);
+	pfree(g);
 }
 
 /*

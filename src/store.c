@@ -48,7 +48,6 @@
 
 #include "compat.h"
 #include "http.h"
-#include "spend.h"
 #include "store.h"
 #include "wakeup.h"
 
@@ -1214,20 +1213,21 @@ store_record_call(const char *request_key, const char *body, Oid role)
 
 /*
  * store_call_refused
- *		Telnyx refused the call of request_key: marked so, and its count
- *		given back (once).
+ *		Telnyx refused the call of request_key: marked so (once).  Returns
+ *		whether it was marked now, with what the call counted against the
+ *		spend limits, for its give-back: the role that spent, when it was
+ *		sent, and its body (in the caller's memory context).
  */
-void
-store_call_refused(const char *request_key)
+bool
+store_call_refused(const char *request_key, Oid *role, TimestampTz *at,
+				   Jsonb **body)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	StoreScope	scope;
 	char	   *schema;
 	bool		found = false;
-	Oid			role = InvalidOid;
-	TimestampTz at = 0;
-	int64		numbers = 0;
 
 	values[0] = CStringGetTextDatum(request_key);
 	schema = store_begin(&scope);
@@ -1242,15 +1242,17 @@ store_call_refused(const char *request_key)
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
+		MemoryContext old;
 
 		found = true;
-		role = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
-		numbers = spend_numbers(DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull)));
+		*role = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		*at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+		old = MemoryContextSwitchTo(cxt);
+		*body = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+		MemoryContextSwitchTo(old);
 	}
 	store_end(&scope);
-	if (found)
-		spend_give_back(role, at, numbers);
+	return found;
 }
 
 /*

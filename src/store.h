@@ -63,7 +63,8 @@ extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
 extern void store_record_call(const char *request_key, const char *body,
 							  Oid role);
-extern void store_call_refused(const char *request_key);
+extern bool store_call_refused(const char *request_key, Oid *role,
+							   TimestampTz *at, Jsonb **body);
 extern List *store_open_calls(List *references, bool without_reference);
 extern bool store_lock(const char *id, bool number_order);
 extern int	store_purge_history(TimestampTz cutoff, int max);
