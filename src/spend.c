@@ -111,6 +111,14 @@ typedef struct SpendCharge
 	int64		numbers;
 } SpendCharge;
 
+/* A count to give back (spend_give_back). */
+typedef struct SpendGiveBack
+{
+	Oid			role;
+	TimestampTz at;
+	int64		numbers;
+} SpendGiveBack;
+
 /* The guard of a claim's first sends (spend_guard_begin). */
 struct SpendGuard
 {
@@ -146,6 +154,7 @@ static void spend_charge(SpendCharge *charges, int n);
 static void spend_add_charge(SpendCharge **charges, int *n, int *size,
 							 TimestampTz at, Oid role, int64 numbers);
 static void spend_count(SpendLimits *sl, Oid role, int64 numbers);
+static void spend_give_back_now(void *arg);
 static int	spend_charge_cmp(const void *a, const void *b);
 static void spend_subxact(SubXactEvent event, SubTransactionId mySubid,
 						  SubTransactionId parentSubid, void *arg);
@@ -682,54 +691,48 @@ spend_charge(SpendCharge *charges, int n)
 void
 spend_give_back(Oid role, TimestampTz at, int64 numbers)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	SpendGiveBack gb;
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	gb.role = role;
+	gb.at = at;
+	gb.numbers = numbers;
+	edata = store_try(spend_give_back_now, &gb);
+	if (edata != NULL)
 	{
-		Oid			argtypes[3] = {TIMESTAMPTZOID, OIDOID, INT8OID};
-		Datum		values[3];
-		TimestampTz hour_start;
-		TimestampTz day_start;
-		StoreScope	scope;
-		char	   *schema;
-
-		spend_window(at, &hour_start, &day_start);
-		values[0] = TimestampTzGetDatum(hour_start);
-		values[1] = ObjectIdGetDatum(role);
-		values[2] = Int64GetDatum(numbers);
-		schema = store_begin(&scope);
-		store_exec(schema,
-				   "UPDATE %1$s.telnyx_spend_hours h"
-				   "   SET orders = GREATEST(h.orders OPERATOR(pg_catalog.-) 1, 0::pg_catalog.int8),"
-				   "       numbers = GREATEST(h.numbers OPERATOR(pg_catalog.-) $3, 0::pg_catalog.int8)"
-				   " WHERE h.hour OPERATOR(pg_catalog.=) $1"
-				   "   AND h.spent_by OPERATOR(pg_catalog.=) $2",
-				   3, argtypes, values, NULL, SPI_OK_UPDATE);
-		store_end(&scope);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		ereport(WARNING,
 				(errmsg("could not give back the spend count of an order not bought: %s",
 						edata->message),
 				 errdetail("It still counts against the spend limits of its hour.")));
 		FreeErrorData(edata);
 	}
-	PG_END_TRY();
+}
+
+/* The statement of a give-back (gb: a SpendGiveBack). */
+static void
+spend_give_back_now(void *arg)
+{
+	SpendGiveBack *gb = (SpendGiveBack *) arg;
+	Oid			argtypes[3] = {TIMESTAMPTZOID, OIDOID, INT8OID};
+	Datum		values[3];
+	TimestampTz hour_start;
+	TimestampTz day_start;
+	StoreScope	scope;
+	char	   *schema;
+
+	spend_window(gb->at, &hour_start, &day_start);
+	values[0] = TimestampTzGetDatum(hour_start);
+	values[1] = ObjectIdGetDatum(gb->role);
+	values[2] = Int64GetDatum(gb->numbers);
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_spend_hours h"
+			   "   SET orders = GREATEST(h.orders OPERATOR(pg_catalog.-) 1, 0::pg_catalog.int8),"
+			   "       numbers = GREATEST(h.numbers OPERATOR(pg_catalog.-) $3, 0::pg_catalog.int8)"
+			   " WHERE h.hour OPERATOR(pg_catalog.=) $1"
+			   "   AND h.spent_by OPERATOR(pg_catalog.=) $2",
+			   3, argtypes, values, NULL, SPI_OK_UPDATE);
+	store_end(&scope);
 }
 
 /*---- The claim and the call ----*/

@@ -1464,6 +1464,42 @@ store_require_version(bool want_version)
 }
 
 /*
+ * store_try
+ *		Run fn(arg) in a subtransaction of its own.  On an error, roll it
+ *		back and return the error (in the caller's memory context, for the
+ *		caller to report and free); otherwise NULL.  The caller's memory
+ *		context and resource owner are kept either way.
+ */
+ErrorData *
+store_try(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
  * store_durable_commit
  *		Make the current transaction's commit durable whatever
  *		synchronous_commit says elsewhere (off, local: on), for a transaction

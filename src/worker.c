@@ -158,6 +158,13 @@ typedef struct RecordStep
 
 typedef void (*WorkerStepFn) (RecordStep *step);
 
+/* A step and its function, run in a subtransaction of its own. */
+typedef struct WorkerTry
+{
+	WorkerStepFn fn;
+	RecordStep *step;
+} WorkerTry;
+
 /* A claim's requests, and the memory they live in until all are recorded. */
 typedef struct ClaimBatch
 {
@@ -224,6 +231,7 @@ static void worker_commit(MemoryContext outer);
 static bool worker_try(WorkerStepFn fn, RecordStep *step, const char *what);
 static bool worker_try_at(WorkerStepFn fn, RecordStep *step, const char *what,
 						  int elevel);
+static void worker_try_step(void *arg);
 static void step_record(RecordStep *step);
 static void step_record_unstored(RecordStep *step);
 static void step_record_created(RecordStep *step);
@@ -1339,40 +1347,30 @@ worker_try(WorkerStepFn fn, RecordStep *step, const char *what)
 static bool
 worker_try_at(WorkerStepFn fn, RecordStep *step, const char *what, int elevel)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool ok = true;
+	WorkerTry	t;
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		fn(step);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
+	t.fn = fn;
+	t.step = step;
+	edata = store_try(worker_try_step, &t);
+	if (edata == NULL)
+		return true;
+	ereport(elevel,
+			(errmsg("telnyx_orders %s", what),
+			 step->req ? errdetail("Order request %lld: %s", (long long) step->req->id, edata->message)
+			 : errdetail("%s", edata->message)));
+	step->why = pstrdup(edata->message);
+	FreeErrorData(edata);
+	return false;
+}
 
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+/* One step, as store_try runs it (arg: a WorkerTry). */
+static void
+worker_try_step(void *arg)
+{
+	WorkerTry  *t = (WorkerTry *) arg;
 
-		ereport(elevel,
-				(errmsg("telnyx_orders %s", what),
-				 step->req ? errdetail("Order request %lld: %s", (long long) step->req->id, edata->message)
-				 : errdetail("%s", edata->message)));
-		step->why = pstrdup(edata->message);
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	t->fn(t->step);
 }
 
 static void
