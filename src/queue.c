@@ -44,15 +44,20 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/sequence.h"
+#include "commands/async.h"
 #include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -108,6 +113,43 @@ int			telnyx_absence_window_s = 300;
 /* The states a request ends in, as an SQL array literal. */
 #define QUEUE_FINISHED_STATES "'{sent,failed,cancelled,dry_run}'"
 
+/* The columns of a request the index tables follow, in this order. */
+#define QUEUE_INDEX_COLUMNS 5
+
+/* Rows written to an index table per statement, at most. */
+#define QUEUE_INDEX_CHUNK 1000
+
+/* A request's columns that the index tables follow. */
+typedef struct QueueIndexRow
+{
+	int64		id;
+	char		kind;			/* in telnyx_live_requests, or '\0' */
+	TimestampTz due;
+	text	   *state;
+	text	   *order_id;		/* NULL if none */
+} QueueIndexRow;
+
+/* What one statement on telnyx_order_requests changes in the index tables. */
+typedef struct QueueIndexChanges
+{
+	const char *schema;
+	MemoryContext cxt;			/* the chunk's arrays; reset at each flush */
+	int			nlive;
+	Datum		live_ids[QUEUE_INDEX_CHUNK];
+	Datum		live_kinds[QUEUE_INDEX_CHUNK];
+	Datum		live_due[QUEUE_INDEX_CHUNK];
+	int			ngone;
+	Datum		gone_ids[QUEUE_INDEX_CHUNK];
+	int			nlinks;
+	Datum		link_orders[QUEUE_INDEX_CHUNK];
+	Datum		link_ids[QUEUE_INDEX_CHUNK];
+	int			nunlinks;
+	Datum		unlink_orders[QUEUE_INDEX_CHUNK];
+	Datum		unlink_ids[QUEUE_INDEX_CHUNK];
+	bool		state_changed;	/* a request changed state */
+	bool		held;			/* and one became held */
+} QueueIndexChanges;
+
 /*---- Local variables ----*/
 
 /* The types of queue_here's values. */
@@ -119,6 +161,17 @@ static Oid	queue_here_types[3] = {INT8OID, OIDOID, TEXTOID};
  */
 static List *reserved_ids = NIL;
 static LocalTransactionId reserved_lxid = InvalidLocalTransactionId;
+
+/*
+ * The identity sequence of telnyx_order_requests.id (request_seq_table),
+ * looked up once: forgotten when the table's relcache entry is invalidated
+ * (queue_forget_sequence).
+ */
+static Oid	request_seq_table = InvalidOid;
+static Oid	request_seq = InvalidOid;
+
+/* The index trigger's chunk, kept for the next statement. */
+static QueueIndexChanges *queue_index_changes = NULL;
 
 /*---- Function declarations ----*/
 
@@ -140,6 +193,22 @@ static int64 queue_new_token(void);
 static void queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values);
 static void queue_read_held(const int64 *ids, int n, bool *held);
 static void queue_link_late(QueueRequest *req, TelnyxOrder *order);
+static void queue_forget_sequence(Datum arg, Oid relid);
+static bool queue_same_text(text *a, text *b);
+static bool queue_text_is(Datum d, const char *s);
+static void queue_index_row(Datum *values, bool *isnull, QueueIndexRow *row);
+static void queue_slot_row(TupleTableSlot *slot, const int *attnums,
+						   QueueIndexRow *row);
+static QueueIndexChanges *queue_index_start(void);
+static void queue_index_rebuild(const char *schema);
+static void queue_index_flush(QueueIndexChanges *changes);
+static void queue_index_change(QueueIndexChanges *changes,
+							   const QueueIndexRow *old,
+							   const QueueIndexRow *new);
+static TupleTableSlot *queue_index_reader(Tuplestorestate *ts, TupleDesc desc,
+										  int *readptr);
+static bool queue_index_next(Tuplestorestate *ts, int readptr,
+							 TupleTableSlot *slot);
 
 /*
  * queue_init
@@ -148,6 +217,7 @@ static void queue_link_late(QueueRequest *req, TelnyxOrder *order);
 void
 queue_init(void)
 {
+	CacheRegisterRelcacheCallback(queue_forget_sequence, (Datum) 0);
 	DefineCustomIntVariable("telnyx.reconcile_delay",
 							"Time to wait before looking up an order whose outcome is unknown.",
 							"An order Telnyx is still processing must show up in the list before the request is judged lost.",
@@ -265,6 +335,14 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 	return id;
 }
 
+/* A relcache invalidation: forget the sequence if it was of relid's. */
+static void
+queue_forget_sequence(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == request_seq_table)
+		request_seq_table = request_seq = InvalidOid;
+}
+
 /* Forget the ids of a transaction that has ended. */
 static void
 use_reserved_ids(void)
@@ -310,7 +388,12 @@ queue_reserve_id(void)
 							  get_namespace_oid(schema, false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "could not find table \"telnyx_order_requests\"");
-	id = nextval_internal(compat_identity_sequence(relid, 1), true);
+	if (relid != request_seq_table || !OidIsValid(request_seq))
+	{
+		request_seq = compat_identity_sequence(relid, 1);
+		request_seq_table = relid;
+	}
+	id = nextval_internal(request_seq, true);
 	store_leave(&scope);
 
 	use_reserved_ids();
@@ -382,15 +465,13 @@ queue_home(void)
 	store_exec(schema,
 			   "SELECT 1 FROM %1$s.telnyx_queue_home h"
 			   " WHERE (h.system_identifier, h.database_oid) IS DISTINCT FROM ($1, $2)"
-			   /* through the claim index, then the active index */
+			   /* through the requests a sender still acts on */
 			   " UNION ALL"
-			   " (SELECT 1 FROM %1$s.telnyx_order_requests r"
-			   "   WHERE r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
-			   "     AND (r.home_system_identifier, r.home_database_oid)"
-			   "         IS DISTINCT FROM ($1, $2) LIMIT 1)"
-			   " UNION ALL"
-			   " (SELECT 1 FROM %1$s.telnyx_order_requests r"
-			   "   WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
+			   " (SELECT 1 FROM %1$s.telnyx_live_requests e"
+			   "    JOIN %1$s.telnyx_order_requests r"
+			   "      ON r.id OPERATOR(pg_catalog.=) e.request_id"
+			   "   WHERE e.kind OPERATOR(pg_catalog.=) ANY ('{q,u,a}'::pg_catalog.\"char\"[])"
+			   "     AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,sending,unknown}')"
 			   "     AND (r.home_system_identifier, r.home_database_oid)"
 			   "         IS DISTINCT FROM ($1, $2) LIMIT 1)",
 			   2, argtypes, values, NULL, SPI_OK_SELECT);
@@ -460,6 +541,7 @@ queue_resume(void)
 				   2, argtypes, args, NULL, SPI_OK_UPDATE);
 		moved |= SPI_processed > 0;
 	}
+	queue_index_rebuild(schema);
 	store_end(&scope);
 	return moved;
 }
@@ -533,12 +615,16 @@ queue_claim(int max, int64 lease_ms, QueueCursor *after, MemoryContext mcxt,
 	int			claimed;
 
 	reqs = queue_claim_rows("WITH due AS ("
-							"  SELECT id FROM %1$s.telnyx_order_requests"
-							"   WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
-							"     AND next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-							"     AND (next_attempt_at, id) OPERATOR(pg_catalog.>) ($6, $7)"
+							"  SELECT q.id FROM %1$s.telnyx_live_requests e"
+							"    JOIN %1$s.telnyx_order_requests q"
+							"      ON q.id OPERATOR(pg_catalog.=) e.request_id"
+							"   WHERE e.kind OPERATOR(pg_catalog.=) 'q'"
+							"     AND e.due_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+							"     AND (e.due_at, e.request_id) OPERATOR(pg_catalog.>) ($6, $7)"
+							"     AND q.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
 							QUEUE_AT_HOME
-							"   ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+							"   ORDER BY e.due_at, e.request_id LIMIT $1"
+							"     FOR UPDATE OF q SKIP LOCKED)"
 							" UPDATE %1$s.telnyx_order_requests r"
 							"    SET state = 'sending',"
 							"        attempts = r.attempts OPERATOR(pg_catalog.+) 1,"
@@ -1015,9 +1101,10 @@ queue_purge(TimestampTz cutoff, int max)
 			   "DELETE FROM %1$s.telnyx_order_requests r"
 			   " WHERE r.id OPERATOR(pg_catalog.=) ANY (ARRAY("
 			   "  SELECT q.id FROM %1$s.telnyx_order_requests q"
-			   "   WHERE q.state OPERATOR(pg_catalog.=) ANY (" QUEUE_FINISHED_STATES ")"
+			   "   WHERE q.created_at OPERATOR(pg_catalog.<) $1"
+			   "     AND q.state OPERATOR(pg_catalog.=) ANY (" QUEUE_FINISHED_STATES ")"
 			   "     AND q.updated_at OPERATOR(pg_catalog.<) $1"
-			   "   ORDER BY q.id LIMIT $2 FOR UPDATE SKIP LOCKED))",
+			   "   ORDER BY q.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
 			   2, argtypes, values, NULL, SPI_OK_DELETE);
 	n = (int) SPI_processed;
 	store_end(&scope);
@@ -1051,8 +1138,8 @@ queue_orders_named(List *ids)
 	values[0] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 	schema = store_begin(&scope);
 	store_exec(schema,
-			   "SELECT DISTINCT r.order_id FROM %1$s.telnyx_order_requests r"
-			   " WHERE r.order_id OPERATOR(pg_catalog.=) ANY ($1)",
+			   "SELECT DISTINCT l.order_id FROM %1$s.telnyx_requests_by_order l"
+			   " WHERE l.order_id OPERATOR(pg_catalog.=) ANY ($1)",
 			   1, argtypes, values, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -1124,7 +1211,10 @@ queue_recover_stale(void)
 			   "       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "                      THEN 0 ELSE r.lookups END,"
 			   QUEUE_CLAIM_ENDS
-			   " WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
+			   "  FROM %1$s.telnyx_live_requests e"
+			   " WHERE e.kind OPERATOR(pg_catalog.=) 'a'"
+			   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
+			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
 			   "   AND r.claimed_by_pid IS NOT NULL"
 			   "   AND (r.lease_until OPERATOR(pg_catalog.<) pg_catalog.now()"
 			   "        OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
@@ -1173,7 +1263,10 @@ queue_release_own(void)
 			   "       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "                      THEN 0 ELSE r.lookups END,"
 			   QUEUE_CLAIM_ENDS
-			   " WHERE r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
+			   "  FROM %1$s.telnyx_live_requests e"
+			   " WHERE e.kind OPERATOR(pg_catalog.=) 'a'"
+			   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
+			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
 			   "   AND r.claimed_by_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
 			   "   AND r.claimed_by_start OPERATOR(pg_catalog.=) $3",
 			   3, argtypes, values, NULL, SPI_OK_UPDATE);
@@ -1317,12 +1410,15 @@ List *
 queue_claim_unknown(int max, MemoryContext mcxt)
 {
 	return queue_claim_rows("WITH due AS ("
-							"  SELECT id FROM %1$s.telnyx_order_requests"
-							"   WHERE state OPERATOR(pg_catalog.=) 'unknown'"
-							"     AND next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-							"     AND claimed_by_pid IS NULL"
+							"  SELECT q.id FROM %1$s.telnyx_live_requests e"
+							"    JOIN %1$s.telnyx_order_requests q"
+							"      ON q.id OPERATOR(pg_catalog.=) e.request_id"
+							"   WHERE e.kind OPERATOR(pg_catalog.=) 'u'"
+							"     AND e.due_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+							"     AND q.state OPERATOR(pg_catalog.=) 'unknown'"
+							"     AND q.claimed_by_pid IS NULL"
 							QUEUE_AT_HOME
-							"   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+							"   ORDER BY e.request_id LIMIT $1 FOR UPDATE OF q SKIP LOCKED)"
 							" UPDATE %1$s.telnyx_order_requests r"
 							"    SET lease_until = $2, claimed_by_pid = pg_catalog.pg_backend_pid(),"
 							"        claimed_by_start = $3, claim_token = $8"
@@ -1381,9 +1477,9 @@ queue_resolve_unknown(QueueRequest *req)
 		schema = store_begin(&scope);
 		/* 'taken', 'unsure', or nothing: free to be this request's */
 		store_exec(schema,
-				   "SELECT 'taken' FROM %1$s.telnyx_order_requests r"
-				   " WHERE r.order_id OPERATOR(pg_catalog.=) $1"
-				   "   AND r.id OPERATOR(pg_catalog.<>) $2"
+				   "SELECT 'taken' FROM %1$s.telnyx_requests_by_order l"
+				   " WHERE l.order_id OPERATOR(pg_catalog.=) $1"
+				   "   AND l.request_id OPERATOR(pg_catalog.<>) $2"
 				   " UNION ALL "
 				   "SELECT CASE WHEN o.first_seen_at OPERATOR(pg_catalog.<) $3"
 				   "              OR o.request_key OPERATOR(pg_catalog.<>) ALL"
@@ -1472,14 +1568,12 @@ queue_next_due_ms(void)
 	Datum		d;
 
 	store_exec(schema,
-			   "SELECT LEAST((SELECT pg_catalog.min(next_attempt_at)"
-			   "                FROM %1$s.telnyx_order_requests"
-			   "               WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')),"
-			   "             (SELECT pg_catalog.min(next_attempt_at)"
-			   "                FROM %1$s.telnyx_order_requests"
-			   "               WHERE state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
-			   "                 AND state OPERATOR(pg_catalog.=) 'unknown'"
-			   "                 AND claimed_by_pid IS NULL))",
+			   "SELECT LEAST((SELECT pg_catalog.min(e.due_at)"
+			   "                FROM %1$s.telnyx_live_requests e"
+			   "               WHERE e.kind OPERATOR(pg_catalog.=) 'q'),"
+			   "             (SELECT pg_catalog.min(e.due_at)"
+			   "                FROM %1$s.telnyx_live_requests e"
+			   "               WHERE e.kind OPERATOR(pg_catalog.=) 'u'))",
 			   0, NULL, NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
@@ -1621,7 +1715,11 @@ queue_unhold_due(void)
 			   "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 0"
 			   "                    THEN 'retrying' ELSE 'queued' END,"
 			   "       next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now()"
-			   " WHERE r.state OPERATOR(pg_catalog.=) 'held'"
+			   "  FROM %1$s.telnyx_live_requests e"
+			   " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
+			   "   AND e.due_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+			   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
+			   "   AND r.state OPERATOR(pg_catalog.=) 'held'"
 			   "   AND r.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()",
 			   0, NULL, NULL, NULL, SPI_OK_UPDATE);
 	n = (int) SPI_processed;
@@ -1679,7 +1777,10 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 		store_exec(schema,
 				   "UPDATE %1$s.telnyx_order_requests r"
 				   "   SET state = 'cancelled', updated_at = pg_catalog.now()"
-				   " WHERE r.state OPERATOR(pg_catalog.=) 'held'"
+				   "  FROM %1$s.telnyx_live_requests e"
+				   " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
+				   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
+				   "   AND r.state OPERATOR(pg_catalog.=) 'held'"
 				   "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
 				   "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
 				   "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
@@ -1691,7 +1792,10 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 				   "                    THEN 'retrying' ELSE 'queued' END,"
 				   "       released_by = $4,"
 				   "       next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now()"
-				   " WHERE r.state OPERATOR(pg_catalog.=) 'held'"
+				   "  FROM %1$s.telnyx_live_requests e"
+				   " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
+				   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
+				   "   AND r.state OPERATOR(pg_catalog.=) 'held'"
 				   "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
 				   "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
 				   "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
@@ -1701,4 +1805,380 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 	if (n > 0 && !cancel)
 		wakeup_at_commit();
 	return n;
+}
+
+/*---- The queue's index (telnyx_live_requests, telnyx_requests_by_order) ----*/
+
+
+/* Are the texts a and b (either NULL) the same? */
+static bool
+queue_same_text(text *a, text *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/* Does the text datum d say s? */
+static bool
+queue_text_is(Datum d, const char *s)
+{
+	text	   *t = DatumGetTextPP(d);
+	size_t		len = strlen(s);
+
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
+/*
+ * What the index tables hold of the request in slot: its kind ('q' queued
+ * or retrying, 'u' unknown and free to be reconciled, 'a' in a sender's
+ * hands, 'h' held, '\0' none: finished, replicated, dry run), when it is
+ * due, and the order it names.
+ */
+static void
+queue_index_row(Datum *values, bool *isnull, QueueIndexRow *row)
+{
+	Datum		state = values[1];
+	bool		claimed = !isnull[3];
+
+	row->id = DatumGetInt64(values[0]);
+	row->state = DatumGetTextPP(state);
+	row->due = DatumGetTimestampTz(values[2]);
+	row->order_id = isnull[4] ? NULL : DatumGetTextPP(values[4]);
+
+	if (queue_text_is(state, "queued") || queue_text_is(state, "retrying"))
+		row->kind = 'q';
+	else if (queue_text_is(state, "unknown"))
+		row->kind = claimed ? 'a' : 'u';
+	else if (queue_text_is(state, "sending"))
+		row->kind = 'a';
+	else if (queue_text_is(state, "held"))
+		row->kind = 'h';
+	else
+		row->kind = '\0';
+}
+
+/* queue_index_row of the request in slot (attnums: its columns). */
+static void
+queue_slot_row(TupleTableSlot *slot, const int *attnums, QueueIndexRow *row)
+{
+	Datum		values[QUEUE_INDEX_COLUMNS];
+	bool		isnull[QUEUE_INDEX_COLUMNS];
+	int			i;
+
+	for (i = 0; i < QUEUE_INDEX_COLUMNS; i++)
+		values[i] = slot_getattr(slot, attnums[i], &isnull[i]);
+	queue_index_row(values, isnull, row);
+}
+
+/* An empty chunk, kept for the next statement. */
+static QueueIndexChanges *
+queue_index_start(void)
+{
+	QueueIndexChanges *changes = queue_index_changes;
+
+	/* the trigger's own writes never fire it again: never two at once */
+	if (changes == NULL)
+	{
+		changes = MemoryContextAlloc(TopMemoryContext, sizeof(QueueIndexChanges));
+		changes->cxt = AllocSetContextCreate(TopMemoryContext,
+											 "telnyx_orders queue index",
+											 ALLOCSET_DEFAULT_SIZES);
+		queue_index_changes = changes;
+	}
+	changes->nlive = changes->ngone = changes->nlinks = changes->nunlinks = 0;
+	changes->state_changed = changes->held = false;
+	MemoryContextReset(changes->cxt);
+	return changes;
+}
+
+/*
+ * Rebuild the index tables from every request, in the transaction of
+ * telnyx_resume_queue(): a restore that loaded telnyx_order_requests with
+ * its triggers disabled, or a subscriber whose requests arrived row by row
+ * (the apply fires no statement trigger), left them short.
+ */
+static void
+queue_index_rebuild(const char *schema)
+{
+	QueueIndexChanges *changes = queue_index_start();
+	Portal		portal;
+
+	changes->schema = schema;
+	store_exec(schema, "DELETE FROM %1$s.telnyx_live_requests",
+			   0, NULL, NULL, NULL, SPI_OK_DELETE);
+	store_exec(schema, "DELETE FROM %1$s.telnyx_requests_by_order",
+			   0, NULL, NULL, NULL, SPI_OK_DELETE);
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT r.id, r.state, r.next_attempt_at,"
+												"       r.claimed_by_pid, r.order_id"
+												"  FROM %s.telnyx_order_requests r",
+												quote_identifier(schema)),
+									   0, NULL, NULL, NULL, false, 0);
+	for (;;)
+	{
+		uint64		i;
+
+		SPI_cursor_fetch(portal, true, QUEUE_INDEX_CHUNK);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			Datum		values[QUEUE_INDEX_COLUMNS];
+			bool		isnull[QUEUE_INDEX_COLUMNS];
+			QueueIndexRow row;
+
+			heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							  values, isnull);
+			queue_index_row(values, isnull, &row);
+			queue_index_change(changes, NULL, &row);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	queue_index_flush(changes);
+}
+
+/* Write what changes holds, and start an empty chunk. */
+static void
+queue_index_flush(QueueIndexChanges *changes)
+{
+	Oid			types[3] = {INT8ARRAYOID, CHARARRAYOID, TIMESTAMPTZARRAYOID};
+	Oid			link_types[2] = {TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[3];
+
+	if (changes->ngone > 0)
+	{
+		values[0] = PointerGetDatum(construct_array(changes->gone_ids, changes->ngone,
+													INT8OID, 8, true, TYPALIGN_DOUBLE));
+		store_exec(changes->schema,
+				   "DELETE FROM %1$s.telnyx_live_requests e"
+				   " WHERE e.request_id OPERATOR(pg_catalog.=) ANY ($1)",
+				   1, types, values, NULL, SPI_OK_DELETE);
+	}
+	if (changes->nlive > 0)
+	{
+		values[0] = PointerGetDatum(construct_array(changes->live_ids, changes->nlive,
+													INT8OID, 8, true, TYPALIGN_DOUBLE));
+		values[1] = PointerGetDatum(construct_array(changes->live_kinds, changes->nlive,
+													CHAROID, 1, true, TYPALIGN_CHAR));
+		values[2] = PointerGetDatum(construct_array(changes->live_due, changes->nlive,
+													TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+		store_exec(changes->schema,
+				   "INSERT INTO %1$s.telnyx_live_requests AS e (request_id, kind, due_at)"
+				   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+				   "                          pg_catalog.unnest($3))"
+				   " ON CONFLICT (request_id) DO UPDATE"
+				   " SET kind = EXCLUDED.kind, due_at = EXCLUDED.due_at",
+				   3, types, values, NULL, SPI_OK_INSERT);
+	}
+	if (changes->nunlinks > 0)
+	{
+		values[0] = PointerGetDatum(construct_array(changes->unlink_orders, changes->nunlinks,
+													TEXTOID, -1, false, TYPALIGN_INT));
+		values[1] = PointerGetDatum(construct_array(changes->unlink_ids, changes->nunlinks,
+													INT8OID, 8, true, TYPALIGN_DOUBLE));
+		store_exec(changes->schema,
+				   "DELETE FROM %1$s.telnyx_requests_by_order l"
+				   " USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
+				   "       AS t(order_id, request_id)"
+				   " WHERE l.order_id OPERATOR(pg_catalog.=) t.order_id"
+				   "   AND l.request_id OPERATOR(pg_catalog.=) t.request_id",
+				   2, link_types, values, NULL, SPI_OK_DELETE);
+	}
+	if (changes->nlinks > 0)
+	{
+		values[0] = PointerGetDatum(construct_array(changes->link_orders, changes->nlinks,
+													TEXTOID, -1, false, TYPALIGN_INT));
+		values[1] = PointerGetDatum(construct_array(changes->link_ids, changes->nlinks,
+													INT8OID, 8, true, TYPALIGN_DOUBLE));
+		store_exec(changes->schema,
+				   "INSERT INTO %1$s.telnyx_requests_by_order (order_id, request_id)"
+				   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))",
+				   2, link_types, values, NULL, SPI_OK_INSERT);
+	}
+	changes->nlive = changes->ngone = changes->nlinks = changes->nunlinks = 0;
+	MemoryContextReset(changes->cxt);
+}
+
+/*
+ * What a request's change from old to new (either NULL: inserted, deleted)
+ * changes in the index tables.
+ */
+static void
+queue_index_change(QueueIndexChanges *changes, const QueueIndexRow *old,
+				   const QueueIndexRow *new)
+{
+	const QueueIndexRow *row = new ? new : old;
+	bool		same_order;
+
+	if (changes->nlive == QUEUE_INDEX_CHUNK || changes->ngone == QUEUE_INDEX_CHUNK ||
+		changes->nlinks == QUEUE_INDEX_CHUNK || changes->nunlinks == QUEUE_INDEX_CHUNK)
+		queue_index_flush(changes);
+
+	if (new != NULL && new->kind != '\0')
+	{
+		if (old == NULL || old->kind != new->kind || old->due != new->due)
+		{
+			changes->live_ids[changes->nlive] = Int64GetDatum(new->id);
+			changes->live_kinds[changes->nlive] = CharGetDatum(new->kind);
+			changes->live_due[changes->nlive] = TimestampTzGetDatum(new->due);
+			changes->nlive++;
+		}
+	}
+	else if (old != NULL && old->kind != '\0')
+		changes->gone_ids[changes->ngone++] = Int64GetDatum(old->id);
+
+	if (old != NULL && new != NULL && !queue_same_text(old->state, new->state))
+	{
+		changes->state_changed = true;
+		changes->held |= new->kind == 'h';
+	}
+
+	same_order = queue_same_text(old ? old->order_id : NULL,
+								 new ? new->order_id : NULL);
+	if (same_order)
+		return;
+	if (old != NULL && old->order_id != NULL)
+	{
+		MemoryContext prev = MemoryContextSwitchTo(changes->cxt);
+
+		changes->unlink_orders[changes->nunlinks] =
+			PointerGetDatum(DatumGetTextPCopy(PointerGetDatum(old->order_id)));
+		changes->unlink_ids[changes->nunlinks++] = Int64GetDatum(row->id);
+		MemoryContextSwitchTo(prev);
+	}
+	if (new != NULL && new->order_id != NULL)
+	{
+		MemoryContext prev = MemoryContextSwitchTo(changes->cxt);
+
+		changes->link_orders[changes->nlinks] =
+			PointerGetDatum(DatumGetTextPCopy(PointerGetDatum(new->order_id)));
+		changes->link_ids[changes->nlinks++] = Int64GetDatum(row->id);
+		MemoryContextSwitchTo(prev);
+	}
+}
+
+/* A slot reading the transition table ts from its start. */
+static TupleTableSlot *
+queue_index_reader(Tuplestorestate *ts, TupleDesc desc, int *readptr)
+{
+	*readptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, *readptr);
+	tuplestore_rescan(ts);
+	return MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+}
+
+/* The next row of ts (read through readptr) into slot; false at the end. */
+static bool
+queue_index_next(Tuplestorestate *ts, int readptr, TupleTableSlot *slot)
+{
+	tuplestore_select_read_pointer(ts, readptr);
+	return tuplestore_gettupleslot(ts, true, false, slot);
+}
+
+/*
+ * queue_index_changed
+ *		The statement trigger of telnyx_order_requests (trigdata): what the
+ *		statement inserted, updated, deleted or truncated is carried into
+ *		telnyx_live_requests (the requests a sender still acts on, by kind
+ *		and due time) and telnyx_requests_by_order (the requests that name
+ *		an order), in the same transaction, so that they never disagree
+ *		with the table.  An update that changes neither (a lease extended,
+ *		a mark) writes nothing.
+ */
+void
+queue_index_changed(TriggerData *trigdata)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Tuplestorestate *olds = trigdata->tg_oldtable;
+	Tuplestorestate *news = trigdata->tg_newtable;
+	static const char *const columns[QUEUE_INDEX_COLUMNS] = {"id", "state",
+	"next_attempt_at", "claimed_by_pid", "order_id"};
+	int			attnums[QUEUE_INDEX_COLUMNS];
+	StoreScope	scope;
+	QueueIndexChanges *changes;
+	TupleTableSlot *oldslot = NULL;
+	TupleTableSlot *newslot = NULL;
+	int			oldptr = 0;
+	int			newptr = 0;
+	int			i;
+
+	if (strcmp(RelationGetRelationName(rel), "telnyx_order_requests") != 0 ||
+		RelationGetNamespace(rel) != get_namespace_oid(store_schema_name(), false) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("telnyx_order_requests_changed must be fired AFTER each statement on telnyx_order_requests")));
+
+	changes = queue_index_start();
+	changes->schema = store_begin(&scope);
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+	{
+		store_exec(changes->schema,
+				   "TRUNCATE %1$s.telnyx_live_requests, %1$s.telnyx_requests_by_order",
+				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+		store_end(&scope);
+		return;
+	}
+	if ((olds == NULL && news == NULL) ||
+		(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && (olds == NULL || news == NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("telnyx_order_requests_changed needs the statement's transition tables")));
+
+	for (i = 0; i < lengthof(columns); i++)
+	{
+		attnums[i] = SPI_fnumber(desc, columns[i]);
+		if (attnums[i] <= 0)
+			elog(ERROR, "telnyx_order_requests has no column \"%s\"", columns[i]);
+	}
+	if (olds != NULL)
+		oldslot = queue_index_reader(olds, desc, &oldptr);
+	if (news != NULL)
+		newslot = queue_index_reader(news, desc, &newptr);
+
+	for (;;)
+	{
+		QueueIndexRow old;
+		QueueIndexRow new;
+		bool		have_old = olds != NULL && queue_index_next(olds, oldptr, oldslot);
+		bool		have_new = news != NULL && queue_index_next(news, newptr, newslot);
+
+		if (!have_old && !have_new)
+			break;
+		/* an update's old and new rows come in pairs, in the same order */
+		if (olds != NULL && news != NULL && have_old != have_new)
+			elog(ERROR, "the transition tables of telnyx_order_requests differ in length");
+		if (have_old)
+			queue_slot_row(oldslot, attnums, &old);
+		if (have_new)
+			queue_slot_row(newslot, attnums, &new);
+		if (have_old && have_new && old.id != new.id)
+			elog(ERROR, "the transition tables of telnyx_order_requests are not in step");
+		queue_index_change(changes, have_old ? &old : NULL, have_new ? &new : NULL);
+	}
+	queue_index_flush(changes);
+
+	/*
+	 * A change of state is announced, without a payload: any role can
+	 * LISTEN, and a payload would show it requests it may not read.  (An
+	 * enqueue is not announced: it must work in a prepared transaction,
+	 * where NOTIFY cannot be used.)
+	 */
+	if (changes->state_changed && SessionReplicationRole != SESSION_REPLICATION_ROLE_REPLICA)
+	{
+		Async_Notify("telnyx_orders", "");
+		if (changes->held)
+			Async_Notify("telnyx_orders_held", "");
+	}
+
+	if (oldslot != NULL)
+		ExecDropSingleTupleTableSlot(oldslot);
+	if (newslot != NULL)
+		ExecDropSingleTupleTableSlot(newslot);
+	store_end(&scope);
 }

@@ -9,6 +9,7 @@
 #ifndef TELNYX_QUEUE_H
 #define TELNYX_QUEUE_H
 
+#include "commands/trigger.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "utils/array.h"
@@ -127,5 +128,8 @@ extern double queue_next_due_ms(void);
 extern int	queue_unhold_due(void);
 extern int64 queue_release_held(ArrayType *ids, Oid requested_by,
 								int64 held_batch, bool all, bool cancel);
+
+/* The trigger that keeps the queue's index tables. */
+extern void queue_index_changed(TriggerData *trigdata);
 
 #endif							/* TELNYX_QUEUE_H */

@@ -35,6 +35,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "jit/jit.h"
 #include "optimizer/cost.h"
 #include "storage/proc.h"
 #include "utils/array.h"
@@ -1554,14 +1555,14 @@ store_enter(StoreScope *scope)
 	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
 	/*
 	 * the SQL functions and the workers have search_path pinned already,
-	 * the workers the planner's settings too (enable_seqscan stands for
-	 * them all); a plan is kept whatever the context, so it is always made
-	 * under the same settings
+	 * the workers the planner's settings too; a plan is kept whatever the
+	 * context, so it is always made under the same settings
 	 */
 	scope->nestlevel = -1;
 	pin_path = namespace_search_path == NULL ||
 		strcmp(namespace_search_path, STORE_SEARCH_PATH) != 0;
-	if (pin_path || enable_seqscan)
+	if (pin_path || enable_seqscan || enable_bitmapscan || enable_hashjoin ||
+		enable_mergejoin || jit_enabled)
 	{
 		scope->nestlevel = NewGUCNestLevel();
 		if (pin_path)

@@ -121,6 +121,7 @@ PG_FUNCTION_INFO_V1(telnyx_cancel_order_request);
 PG_FUNCTION_INFO_V1(telnyx_release_requests);
 PG_FUNCTION_INFO_V1(telnyx_cancel_held_requests);
 PG_FUNCTION_INFO_V1(telnyx_resume_queue);
+PG_FUNCTION_INFO_V1(telnyx_order_requests_changed);
 PG_FUNCTION_INFO_V1(telnyx_purge_requests);
 PG_FUNCTION_INFO_V1(telnyx_restart_workers);
 PG_FUNCTION_INFO_V1(telnyx_worker_status);
@@ -661,7 +662,9 @@ has_after_insert_trigger(Relation rel, Oid fn)
 static Jsonb *
 row_to_jsonb(HeapTuple tuple, TupleDesc desc)
 {
-	Oid			argtypes[1] = {desc->tdtypeid};
+	/* one plan for every table: a record carries its own type */
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {RECORDOID};
 	Datum		values[1];
 	bool		isnull;
 	Datum		result;
@@ -669,8 +672,16 @@ row_to_jsonb(HeapTuple tuple, TupleDesc desc)
 	values[0] = heap_copy_tuple_as_datum(tuple, desc);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1)", 1, argtypes, values,
-							  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT pg_catalog.to_jsonb($1)", 1, argtypes);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the conversion of a row to jsonb");
+		plan = p;
+	}
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "could not convert the row to jsonb");
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	result = SPI_datumTransfer(result, false, -1);
@@ -772,6 +783,23 @@ Datum
 telnyx_cancel_held_requests(PG_FUNCTION_ARGS)
 {
 	return release_held(fcinfo, true);
+}
+
+/*
+ * telnyx_order_requests_changed() returns trigger
+ *
+ * The statement triggers of telnyx_order_requests: they keep the queue's
+ * index tables (queue.c).
+ */
+Datum
+telnyx_order_requests_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("telnyx_order_requests_changed must be called as a trigger")));
+	queue_index_changed((TriggerData *) fcinfo->context);
+	return PointerGetDatum(NULL);
 }
 
 /*

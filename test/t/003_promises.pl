@@ -231,6 +231,8 @@ is(join(' ', map { ledger()->{$_} // 0 } 'prepared-commit', 'prepared-rollback')
 	my @wrong = grep { ($ledger->{"chaos-$_"} // 0) != 1 } 1 .. $n;
 	is(scalar(@wrong), 0, 'each has exactly one order')
 	  or diag('wrong: ' . join(' ', map { "chaos-$_=" . ($ledger->{"chaos-$_"} // 0) } @wrong));
+	is(queue_index_mismatches($standby, 'postgres'), '',
+		"after the kills, the queue's index tables agree with the requests");
 	$standby->stop;
 	unlike(slurp_file($standby->logfile), qr/terminated by signal (?!9:)/,
 		'no process crashed (only the kill -9s of the test)');

@@ -125,7 +125,8 @@ SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'old-lat
 UPDATE telnyx_order_requests SET next_attempt_at = now() + interval '1 day'
  WHERE body->>'customer_reference' = 'old-later';
 COMMIT;
-UPDATE telnyx_order_requests SET updated_at = now() - interval '40 days'
+UPDATE telnyx_order_requests SET created_at = now() - interval '41 days',
+                                 updated_at = now() - interval '40 days'
  WHERE body->>'customer_reference' LIKE 'old-%';
 });
 my $orders_before = $node->safe_psql('postgres', 'SELECT count(*) FROM telnyx_inexplicit_orders');
@@ -140,7 +141,8 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', 'SELECT count(*) FROM telnyx_inexplicit_orders'), $orders_before, 'and no order');
 
 $node->safe_psql('postgres', q{
-UPDATE telnyx_order_requests SET updated_at = now() - interval '2 days'
+UPDATE telnyx_order_requests SET created_at = now() - interval '3 days',
+                                 updated_at = now() - interval '2 days'
  WHERE body->>'customer_reference' IN ('after-launcher', 'refused-key');
 });
 is($node->safe_psql('postgres', "SELECT telnyx_purge_requests('1 day')"), '2', 'telnyx_purge_requests() deletes by age');

@@ -76,11 +76,14 @@ $pub->safe_psql('postgres', 'CALL telnyx_process_queue(1)');
 $pub->stop;
 is($sub->safe_psql('postgres', 'SELECT telnyx_resume_queue()'), 't',
 	'telnyx_resume_queue() takes the replicated requests over');
+is(queue_index_mismatches($sub, 'postgres'), '',
+	"and rebuilds the queue's index tables from them");
 ok($sub->poll_query_until('postgres',
 		"SELECT count(*) = 2 FROM telnyx_order_requests WHERE body->>'customer_reference' LIKE 'moved-%' AND state = 'sent'"),
 	'the subscriber then settles them');
 is(join(' ', map { ledger()->{"moved-$_"} // 0 } 1 .. 2), '1 1',
 	'the one the publisher had sent is found, not ordered again; the other is sent once');
+is(queue_index_mismatches($sub, 'postgres'), '', "the queue's index tables agree with the requests");
 unlike(slurp_file($sub->logfile), qr/terminated by signal/, 'no process crashed');
 $sub->stop;
 standinctl('reset');

@@ -111,6 +111,10 @@ INSERT INTO telnyx_order_requests (request_key, body, request_body, requested_by
 SELECT k, b, b::text, 10 FROM gen_random_uuid() k,
        jsonb_build_object('ordering_groups', '[{"country_iso": "US", "phone_number_type": "local", "count_requested": "1"}]'::jsonb,
                           'customer_reference', 'queued-at-1.4') b;
+INSERT INTO telnyx_order_requests (request_key, body, request_body, requested_by, state, order_id,
+                                   next_attempt_at)
+SELECT gen_random_uuid(), '{}', '{}', 10, s, o, 'infinity'
+  FROM (VALUES ('sent', 'order-of-1.4'), ('cancelled', NULL), ('retrying', NULL)) v(s, o);
 });
 $node->safe_psql('postgres', "ALTER SYSTEM SET telnyx.database = 'postgres, older'");
 $node->reload;
@@ -120,6 +124,13 @@ ok($node->poll_query_until('older',
 sleep 2;
 is(ledger()->{'queued-at-1.4'} // 0, 0, 'and sends nothing');
 $node->safe_psql('older', 'ALTER EXTENSION telnyx_orders UPDATE');
+is(queue_index_mismatches($node, 'older'), '',
+	"the upgrade fills the queue's index tables from the requests");
+is($node->safe_psql('older', q{
+SELECT string_agg(kind::text || ' ' || due_at, ', ' ORDER BY kind) FROM telnyx_live_requests}) =~ s/ [0-9-]+ [0-9:.+]+//r,
+	'q, q infinity', 'the queued request and the one retrying later');
+is($node->safe_psql('older', 'SELECT order_id FROM telnyx_requests_by_order'), 'order-of-1.4',
+	'the order the sent one names');
 ok($node->poll_query_until('older',
 		"SELECT state = 'sent' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'queued-at-1.4'"),
 	'once updated, its queue is sent');

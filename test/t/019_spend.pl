@@ -197,6 +197,9 @@ $node->safe_psql('upgraded',
 my ($ret, $out, $err) = $node->psql('upgraded', "SELECT telnyx_create_inexplicit_order('$groups')");
 like($err, qr/spend limit \d+ reached: 3 orders per day for the database, 3 sent this day/,
 	'and a limit set after it sees that count');
+is(queue_index_mismatches($node, 'postgres'), '',
+	"held, released and cancelled: the queue's index tables agree with the requests");
+is(queue_index_mismatches($node, 'upgraded'), '', 'and in the database upgraded from 1.6');
 
 $node->stop;
 done_testing();

@@ -10,7 +10,7 @@ use File::Path qw(make_path);
 use JSON::PP;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(standinctl fault ledger telnyx_conf write_key_file);
+our @EXPORT = qw(standinctl fault ledger telnyx_conf write_key_file queue_index_mismatches);
 
 # With TELNYX_STANDIN_PER_TEST set (test/run runs the TAP tests side by
 # side), each test file starts a stand-in of its own, with the same key and
@@ -114,6 +114,37 @@ sub ledger
 		$count{ $o->{customer_reference} // '' }++;
 	}
 	return \%count;
+}
+
+# The queue's index tables (telnyx_live_requests, telnyx_requests_by_order)
+# against telnyx_order_requests, from the rule restated here: the rows one
+# holds that the other does not, in words ('' when they agree).
+sub queue_index_mismatches
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql($db, q{
+WITH want_live AS (
+	SELECT id AS request_id,
+		   (CASE WHEN state IN ('queued', 'retrying') THEN 'q'
+				 WHEN state = 'unknown' AND claimed_by_pid IS NULL THEN 'u'
+				 WHEN state IN ('sending', 'unknown') THEN 'a'
+				 WHEN state = 'held' THEN 'h' END)::"char" AS kind,
+		   next_attempt_at AS due_at
+	  FROM telnyx_order_requests
+	 WHERE state IN ('queued', 'retrying', 'unknown', 'sending', 'held')),
+have_live AS (SELECT request_id, kind, due_at FROM telnyx_live_requests),
+want_links AS (SELECT DISTINCT order_id, id AS request_id FROM telnyx_order_requests
+				WHERE order_id IS NOT NULL),
+have_links AS (SELECT DISTINCT order_id, request_id FROM telnyx_requests_by_order),
+d(what) AS (
+	SELECT 'missing ' || w::text FROM (SELECT * FROM want_live EXCEPT SELECT * FROM have_live) w
+	UNION ALL
+	SELECT 'extra ' || h::text FROM (SELECT * FROM have_live EXCEPT SELECT * FROM want_live) h
+	UNION ALL
+	SELECT 'missing link ' || w::text FROM (SELECT * FROM want_links EXCEPT SELECT * FROM have_links) w
+	UNION ALL
+	SELECT 'extra link ' || h::text FROM (SELECT * FROM have_links EXCEPT SELECT * FROM want_links) h)
+SELECT coalesce(string_agg(what, '; ' ORDER BY what), '') FROM d});
 }
 
 1;
