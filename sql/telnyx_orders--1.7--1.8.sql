@@ -32,9 +32,7 @@
  */
 CREATE TABLE @extschema@.telnyx_live_requests (
 	request_id		bigint PRIMARY KEY,
-	kind			"char" NOT NULL
-		CONSTRAINT telnyx_live_requests_kind_check
-		CHECK (kind IN ('q', 'u', 'a', 'h')),
+	kind			"char" NOT NULL,	/* q, u, a or h: see the comment */
 	due_at			timestamptz NOT NULL
 );
 CREATE INDEX telnyx_live_requests_due_idx
@@ -59,6 +57,8 @@ COMMENT ON TABLE @extschema@.telnyx_requests_by_order IS 'Which requests name an
 COMMENT ON COLUMN @extschema@.telnyx_requests_by_order.order_id IS 'The order''s id at Telnyx.';
 COMMENT ON COLUMN @extschema@.telnyx_requests_by_order.request_id IS 'A request whose order_id it is.';
 
+/* no request changes until the triggers below keep them */
+LOCK TABLE @extschema@.telnyx_order_requests IN ACCESS EXCLUSIVE MODE;
 INSERT INTO @extschema@.telnyx_live_requests (request_id, kind, due_at)
 SELECT r.id,
 	   CASE WHEN r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}') THEN 'q'
@@ -117,9 +117,10 @@ ALTER TABLE @extschema@.telnyx_order_requests
 
 /*
  * A subscriber that receives every table gets the publisher's rows of
- * telnyx_live_requests too: they name requests that arrive "replicated"
- * (another database's to send), so the apply worker drops them.  (The
- * trigger above makes no row there for a request that arrives.)
+ * telnyx_live_requests too, and their deletes: they name requests that
+ * arrive "replicated" (another database's to send), so the apply worker
+ * drops them, and leaves the subscriber's own rows alone.  (The trigger
+ * above makes no row there for a request that arrives.)
  */
 CREATE FUNCTION @extschema@.telnyx_live_requests_replicated()
 RETURNS trigger
@@ -131,21 +132,26 @@ BEGIN
 				WHERE a.backend_type OPERATOR(pg_catalog.~~) 'logical replication%') THEN
 		RETURN NULL;
 	END IF;
+	IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+		RETURN OLD;
+	END IF;
 	RETURN NEW;
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@.telnyx_live_requests_replicated() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.telnyx_live_requests_replicated() IS 'Replica trigger: the rows of telnyx_live_requests that arrive by logical replication are dropped.';
 CREATE TRIGGER telnyx_live_requests_replicated
-	BEFORE INSERT OR UPDATE ON @extschema@.telnyx_live_requests
+	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.telnyx_live_requests
 	FOR EACH ROW EXECUTE FUNCTION @extschema@.telnyx_live_requests_replicated();
 ALTER TABLE @extschema@.telnyx_live_requests
 	ENABLE REPLICA TRIGGER telnyx_live_requests_replicated;
 
 /*
  * The record's indexes: what never changes.  created_at serves the purge
- * of finished requests, oldest first.  Room on each page for a request's
- * next versions, so that its changes of state stay there.
+ * of finished requests, oldest first.  Half of each page is left free: a
+ * claim changes every request of a page at once (they were queued
+ * together), and each needs room there for its next version; the one
+ * before is pruned by the time the outcome is written.
  */
 DROP INDEX @extschema@.telnyx_order_requests_order_idx;
 DROP INDEX @extschema@.telnyx_order_requests_claim_idx;
@@ -153,4 +159,4 @@ DROP INDEX @extschema@.telnyx_order_requests_active_idx;
 DROP INDEX @extschema@.telnyx_order_requests_held_idx;
 CREATE INDEX telnyx_order_requests_created_idx
 	ON @extschema@.telnyx_order_requests (created_at);
-ALTER TABLE @extschema@.telnyx_order_requests SET (fillfactor = 70);
+ALTER TABLE @extschema@.telnyx_order_requests SET (fillfactor = 50);

@@ -170,6 +170,26 @@ static LocalTransactionId reserved_lxid = InvalidLocalTransactionId;
 static Oid	request_seq_table = InvalidOid;
 static Oid	request_seq = InvalidOid;
 
+/*
+ * How the extension's triggers of the queue fire (telnyx_resume_queue()
+ * sets them so again).
+ */
+static const char *const queue_trigger_modes[] = {
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_inserted",
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_updated",
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_deleted",
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_truncated",
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE REPLICA TRIGGER telnyx_order_requests_replicated",
+	"ALTER TABLE %1$s.telnyx_live_requests ENABLE REPLICA TRIGGER telnyx_live_requests_replicated",
+	"ALTER TABLE %1$s.telnyx_spend_hours ENABLE REPLICA TRIGGER telnyx_spend_hours_replicated"
+};
+
+/* The triggers that keep the index tables, on telnyx_order_requests. */
+static const char *const queue_index_triggers[] = {
+	"telnyx_order_requests_inserted", "telnyx_order_requests_updated",
+	"telnyx_order_requests_deleted", "telnyx_order_requests_truncated"
+};
+
 /* The index trigger's chunk, kept for the next statement. */
 static QueueIndexChanges *queue_index_changes = NULL;
 
@@ -492,11 +512,23 @@ queue_resume(void)
 	StoreScope	scope;
 	char	   *schema;
 	bool		moved;
+	int			i;
 
 	if (XactReadOnly)
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot resume the queue in a read-only transaction")));
+
+	/*
+	 * No request changes until this transaction ends: the index tables are
+	 * rebuilt from what it reads, and a change committed meanwhile would
+	 * be lost to them.
+	 */
+	schema = store_begin(&scope);
+	store_exec(schema,
+			   "LOCK TABLE %1$s.telnyx_order_requests IN SHARE ROW EXCLUSIVE MODE",
+			   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	store_end(&scope);
 	moved = queue_home() == QUEUE_HOME_ELSEWHERE;
 
 	queue_here(values);
@@ -542,6 +574,15 @@ queue_resume(void)
 		moved |= SPI_processed > 0;
 	}
 	queue_index_rebuild(schema);
+
+	/*
+	 * Its triggers as the extension made them: a data-only restore with
+	 * --disable-triggers ends with ENABLE TRIGGER ALL, which makes every
+	 * trigger fire on origin only.
+	 */
+	for (i = 0; i < lengthof(queue_trigger_modes); i++)
+		store_exec(schema, queue_trigger_modes[i], 0, NULL, NULL, NULL,
+				   SPI_OK_UTILITY);
 	store_end(&scope);
 	return moved;
 }
@@ -1568,12 +1609,20 @@ queue_next_due_ms(void)
 	Datum		d;
 
 	store_exec(schema,
-			   "SELECT LEAST((SELECT pg_catalog.min(e.due_at)"
-			   "                FROM %1$s.telnyx_live_requests e"
-			   "               WHERE e.kind OPERATOR(pg_catalog.=) 'q'),"
-			   "             (SELECT pg_catalog.min(e.due_at)"
-			   "                FROM %1$s.telnyx_live_requests e"
-			   "               WHERE e.kind OPERATOR(pg_catalog.=) 'u'))",
+			   /* the first that the request's own row says is due */
+			   "SELECT LEAST((SELECT e.due_at FROM %1$s.telnyx_live_requests e"
+			   "                JOIN %1$s.telnyx_order_requests r"
+			   "                  ON r.id OPERATOR(pg_catalog.=) e.request_id"
+			   "               WHERE e.kind OPERATOR(pg_catalog.=) 'q'"
+			   "                 AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
+			   "               ORDER BY e.due_at LIMIT 1),"
+			   "             (SELECT e.due_at FROM %1$s.telnyx_live_requests e"
+			   "                JOIN %1$s.telnyx_order_requests r"
+			   "                  ON r.id OPERATOR(pg_catalog.=) e.request_id"
+			   "               WHERE e.kind OPERATOR(pg_catalog.=) 'u'"
+			   "                 AND r.state OPERATOR(pg_catalog.=) 'unknown'"
+			   "                 AND r.claimed_by_pid IS NULL"
+			   "               ORDER BY e.due_at LIMIT 1))",
 			   0, NULL, NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
@@ -1918,23 +1967,27 @@ queue_index_rebuild(const char *schema)
 									   0, NULL, NULL, NULL, false, 0);
 	for (;;)
 	{
+		/* the fetched rows: a chunk written meanwhile resets SPI_tuptable */
+		SPITupleTable *fetched;
+		uint64		nfetched;
 		uint64		i;
 
 		SPI_cursor_fetch(portal, true, QUEUE_INDEX_CHUNK);
-		if (SPI_processed == 0)
+		fetched = SPI_tuptable;
+		nfetched = SPI_processed;
+		if (nfetched == 0)
 			break;
-		for (i = 0; i < SPI_processed; i++)
+		for (i = 0; i < nfetched; i++)
 		{
 			Datum		values[QUEUE_INDEX_COLUMNS];
 			bool		isnull[QUEUE_INDEX_COLUMNS];
 			QueueIndexRow row;
 
-			heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-							  values, isnull);
+			heap_deform_tuple(fetched->vals[i], fetched->tupdesc, values, isnull);
 			queue_index_row(values, isnull, &row);
 			queue_index_change(changes, NULL, &row);
 		}
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(fetched);
 	}
 	SPI_cursor_close(portal);
 	queue_index_flush(changes);
@@ -1947,6 +2000,7 @@ queue_index_flush(QueueIndexChanges *changes)
 	Oid			types[3] = {INT8ARRAYOID, CHARARRAYOID, TIMESTAMPTZARRAYOID};
 	Oid			link_types[2] = {TEXTARRAYOID, INT8ARRAYOID};
 	Datum		values[3];
+	MemoryContext prev = MemoryContextSwitchTo(changes->cxt);
 
 	if (changes->ngone > 0)
 	{
@@ -1999,6 +2053,7 @@ queue_index_flush(QueueIndexChanges *changes)
 				   2, link_types, values, NULL, SPI_OK_INSERT);
 	}
 	changes->nlive = changes->ngone = changes->nlinks = changes->nunlinks = 0;
+	MemoryContextSwitchTo(prev);
 	MemoryContextReset(changes->cxt);
 }
 
@@ -2076,6 +2131,59 @@ queue_index_next(Tuplestorestate *ts, int readptr, TupleTableSlot *slot)
 {
 	tuplestore_select_read_pointer(ts, readptr);
 	return tuplestore_gettupleslot(ts, true, false, slot);
+}
+
+/*
+ * queue_index_off
+ *		The name of a trigger that keeps the queue's index tables and is
+ *		disabled (ALTER TABLE ... DISABLE TRIGGER), or missing; NULL when
+ *		every one fires.  A sender sends nothing while one is off: a request
+ *		queued meanwhile would be missing from telnyx_live_requests.
+ */
+const char *
+queue_index_off(void)
+{
+	Oid			relid = get_relname_relid("telnyx_order_requests",
+										  get_namespace_oid(store_schema_name(), false));
+	Relation	rel;
+	const char *off = NULL;
+	int			i;
+
+	if (!OidIsValid(relid))
+		return NULL;
+	rel = table_open(relid, AccessShareLock);
+	for (i = 0; i < lengthof(queue_index_triggers) && off == NULL; i++)
+	{
+		TriggerDesc *td = rel->trigdesc;
+		bool		fires = false;
+		int			k;
+
+		for (k = 0; td != NULL && k < td->numtriggers; k++)
+			if (strcmp(td->triggers[k].tgname, queue_index_triggers[i]) == 0)
+				fires = td->triggers[k].tgenabled != TRIGGER_DISABLED;
+		if (!fires)
+			off = queue_index_triggers[i];
+	}
+	table_close(rel, AccessShareLock);
+	return off;
+}
+
+/*
+ * queue_index_repair
+ *		Rebuild the queue's index tables, once the triggers that keep them
+ *		fire again after they were seen off; no request changes meanwhile.
+ */
+void
+queue_index_repair(void)
+{
+	StoreScope	scope;
+	char	   *schema = store_begin(&scope);
+
+	store_exec(schema,
+			   "LOCK TABLE %1$s.telnyx_order_requests IN SHARE ROW EXCLUSIVE MODE",
+			   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	queue_index_rebuild(schema);
+	store_end(&scope);
 }
 
 /*

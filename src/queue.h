@@ -129,7 +129,9 @@ extern int	queue_unhold_due(void);
 extern int64 queue_release_held(ArrayType *ids, Oid requested_by,
 								int64 held_batch, bool all, bool cancel);
 
-/* The trigger that keeps the queue's index tables. */
+/* The queue's index tables and the trigger that keeps them. */
 extern void queue_index_changed(TriggerData *trigdata);
+extern const char *queue_index_off(void);
+extern void queue_index_repair(void);
 
 #endif							/* TELNYX_QUEUE_H */

@@ -137,6 +137,9 @@ typedef struct SenderState
 								 * under way */
 	int			sync_found;		/* orders it recorded so far */
 	bool		release_pending;	/* give up own claims after an error */
+	bool		index_was_off;	/* a trigger that keeps the queue's index
+								 * tables was seen off: rebuild them once
+								 * it fires again */
 	TimestampTz next_purge;		/* when finished requests are next purged */
 } SenderState;
 
@@ -207,6 +210,7 @@ static bool worker_failed_again = false;
 static char worker_dbname[NAMEDATALEN];
 
 /* Why a sender under telnyx.dry_run sends nothing (set for its database). */
+static const char worker_index_off[] = "a trigger that keeps the queue's index tables is disabled on telnyx_order_requests: ALTER TABLE telnyx_order_requests ENABLE ALWAYS TRIGGER ...";
 static const char worker_dry_run[] = "telnyx.dry_run is on for this database's worker: nothing is sent (RESET it, then SELECT telnyx_restart_workers())";
 
 /*---- Function declarations ----*/
@@ -246,6 +250,7 @@ static void worker_report(SenderState *state, int sent);
 static void worker_sync(SenderState *state);
 static void worker_sync_page(List *orders, List *unparsed, void *arg);
 static bool worker_at_home(SenderState *state);
+static bool worker_index_kept(SenderState *state);
 static long worker_rest_ms(SenderState *state);
 static int	worker_min_timeout(int a, int b);
 
@@ -493,6 +498,8 @@ worker_pass(SenderState *state, int max_requests)
 	}
 	if (!worker_at_home(state))
 		return 0;
+	if (!worker_index_kept(state))
+		return 0;
 
 	/* under the dry run nothing is sent, not even a lookup */
 	if (telnyx_dry_run)
@@ -680,6 +687,56 @@ worker_purge(SenderState *state)
 	if (total > 0)
 		ereport(DEBUG1,
 				(errmsg_internal("telnyx_orders worker deleted %d order events and webhook deliveries", total)));
+}
+
+/*
+ * Do the triggers that keep the queue's index tables fire?  While one is
+ * disabled a request queued would be missing from telnyx_live_requests:
+ * the sender sends nothing and says why (CALL telnyx_process_queue()
+ * fails), and once it fires again the worker rebuilds the tables before
+ * it sends.
+ */
+static bool
+worker_index_kept(SenderState *state)
+{
+	MemoryContext outer;
+	const char *off;
+
+	outer = worker_begin();
+	off = queue_index_off();
+	if (off == NULL && state->index_was_off)
+	{
+		queue_index_repair();
+		ereport(LOG,
+				(errmsg("telnyx_orders worker rebuilt the queue's index tables of database \"%s\"",
+						worker_dbname),
+				 errdetail("The trigger that keeps them was disabled for a while.")));
+	}
+	worker_commit(outer);
+	if (off == NULL)
+	{
+		state->index_was_off = false;
+		if (state->paused == worker_index_off)
+			state->paused = NULL;
+		return true;
+	}
+	if (state->is_pass)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the order queue of database \"%s\" is paused: trigger \"%s\" of telnyx_order_requests is disabled",
+						worker_dbname, off),
+				 errhint("Run \"ALTER TABLE telnyx_order_requests ENABLE ALWAYS TRIGGER %s\", then \"SELECT telnyx_resume_queue()\".",
+						 off)));
+	if (!state->index_was_off)
+		ereport(WARNING,
+				(errmsg("telnyx_orders worker pauses the order queue of database \"%s\": trigger \"%s\" of telnyx_order_requests is disabled",
+						worker_dbname, off),
+				 errdetail("It keeps the queue's index tables; a request queued while it is off would not be sent."),
+				 errhint("Run \"ALTER TABLE telnyx_order_requests ENABLE ALWAYS TRIGGER %s\".", off)));
+	state->index_was_off = true;
+	state->paused = worker_index_off;
+	worker_report(state, 0);
+	return false;
 }
 
 /*

@@ -65,6 +65,33 @@ is($sub->safe_psql('postgres', "SELECT count(*) FROM telnyx_order_requests WHERE
 	'5', 'sent by the publisher, the subscriber has them sent with their orders');
 is(join(' ', map { ledger()->{"logical-$_"} // 0 } 1 .. 5), '1 1 1 1 1', 'each ordered once');
 
+# a subscriber of every table (a publication FOR ALL TABLES) receives the
+# queue's index tables too: the rows of telnyx_live_requests are dropped
+# there, the orders the requests name arrive with them, nothing is sent
+$pub->safe_psql('postgres', 'CREATE PUBLICATION telnyx_all FOR ALL TABLES');
+$sub->safe_psql('postgres', 'CREATE DATABASE everything');
+$sub->safe_psql('everything', 'CREATE EXTENSION telnyx_orders');
+$sub->safe_psql('everything', "CREATE SUBSCRIPTION telnyx_all_sub CONNECTION '$connstr' PUBLICATION telnyx_all");
+$sub->wait_for_subscription_sync($pub, 'telnyx_all_sub');
+$pub->safe_psql('postgres',
+	"SELECT telnyx_enqueue_inexplicit_order('$groups', customer_reference => 'all-' || i) FROM generate_series(1, 3) i");
+$pub->wait_for_catchup('telnyx_all_sub');
+is($sub->safe_psql('everything', q{
+SELECT (SELECT count(*) FROM telnyx_live_requests) || ' '
+    || (SELECT count(*) FROM telnyx_order_requests
+         WHERE body->>'customer_reference' LIKE 'all-%' AND state = 'replicated')}),
+	'0 3', 'FOR ALL TABLES: the requests arrive "replicated", their rows of the live queue are dropped');
+$pub->safe_psql('postgres', 'CALL telnyx_process_queue()');
+$pub->wait_for_catchup('telnyx_all_sub');
+is($sub->safe_psql('everything', q{
+SELECT count(*) FROM telnyx_order_requests WHERE body->>'customer_reference' LIKE 'all-%' AND state = 'sent'}),
+	'3', 'sent by the publisher, they arrive sent');
+is(queue_index_mismatches($sub, 'everything'), '',
+	"and the subscriber's index tables agree with its requests");
+is(join(' ', map { ledger()->{"all-$_"} // 0 } 1 .. 3), '1 1 1', 'each ordered once');
+$sub->safe_psql('everything', 'DROP SUBSCRIPTION telnyx_all_sub');
+$pub->safe_psql('postgres', 'DROP PUBLICATION telnyx_all');
+
 # more arrive and stay replicated; once resumed, the subscriber looks each
 # up first: one the publisher already ordered is not ordered again
 $pub->safe_psql('postgres',

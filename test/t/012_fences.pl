@@ -136,5 +136,26 @@ ok($node->poll_query_until('older',
 	'once updated, its queue is sent');
 is(ledger()->{'queued-at-1.4'} // 0, 1, 'once');
 
+# a trigger that keeps the queue's index tables disabled: the worker sends
+# nothing and says why; enabled again, it rebuilds them and sends, once
+$node->safe_psql('older', 'ALTER TABLE telnyx_order_requests DISABLE TRIGGER telnyx_order_requests_inserted');
+$node->safe_psql('older', q{
+SELECT telnyx_enqueue_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]',
+  customer_reference => 'while-off')});
+ok($node->poll_query_until('older',
+		"SELECT waiting_because LIKE '%trigger that keeps the queue''s index tables is disabled%' FROM telnyx_queue_status"),
+	'a disabled index trigger pauses the worker, which says why');
+my (undef, undef, $call_err) = $node->psql('older', 'CALL telnyx_process_queue()');
+like($call_err, qr/trigger "telnyx_order_requests_inserted" of telnyx_order_requests is disabled/,
+	'and CALL telnyx_process_queue() refuses to send');
+is(ledger()->{'while-off'} // 0, 0, 'nothing is sent');
+$node->safe_psql('older', 'ALTER TABLE telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_inserted');
+ok($node->poll_query_until('older',
+		"SELECT state = 'sent' FROM telnyx_order_requests WHERE body->>'customer_reference' = 'while-off'"),
+	'enabled again, the request queued meanwhile is sent');
+is(ledger()->{'while-off'} // 0, 1, 'once');
+ok($node->log_contains(qr/rebuilt the queue's index tables of database "older"/), 'the worker rebuilt the index tables');
+is(queue_index_mismatches($node, 'older'), '', 'which agree with the requests');
+
 $node->stop;
 done_testing();
