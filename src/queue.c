@@ -970,8 +970,7 @@ queue_record_created(List *reqs, List *results)
 			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 			   "                  pg_catalog.unnest($3)) AS t(id, token, order_id)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
-			   /* "IS TRUE": found by key, not through the partial index */
-			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
+			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
 			   " RETURNING r.id",
 			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
@@ -1393,7 +1392,7 @@ queue_unclaim(QueueRequest **reqs, int n)
 			   QUEUE_CLAIM_ENDS
 			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, token)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
-			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
+			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
 			   " RETURNING r.id",
 			   2, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
@@ -1432,7 +1431,7 @@ queue_extend_lease(int64 *ids, int64 *tokens, bool *held, int n, int64 lease_ms)
 			   "   SET lease_until = $3"
 			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, token)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
-			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
+			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
 			   " RETURNING r.id",
 			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
@@ -1740,7 +1739,7 @@ queue_hold(List *reqs, List *reasons, List *untils)
 			   "                  pg_catalog.unnest($3), pg_catalog.unnest($4))"
 			   "       AS t(id, token, reason, until)"
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
-			   "   AND (r.state OPERATOR(pg_catalog.=) 'sending') IS TRUE"
+			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
 			   4, argtypes, values, NULL, SPI_OK_UPDATE);
 	store_end(&scope);
