@@ -50,6 +50,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -174,21 +175,34 @@ static Oid	request_seq = InvalidOid;
  * How the extension's triggers of the queue fire (telnyx_resume_queue()
  * sets them so again).
  */
-static const char *const queue_trigger_modes[] = {
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_inserted",
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_updated",
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_deleted",
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_truncated",
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE REPLICA TRIGGER telnyx_order_requests_replicated",
-	"ALTER TABLE %1$s.telnyx_live_requests ENABLE REPLICA TRIGGER telnyx_live_requests_replicated",
-	"ALTER TABLE %1$s.telnyx_spend_hours ENABLE REPLICA TRIGGER telnyx_spend_hours_replicated"
+typedef struct QueueTriggerMode
+{
+	const char *table;
+	const char *trigger;
+	char		mode;			/* pg_trigger.tgenabled */
+	const char *sql;			/* the ALTER TABLE that sets it */
+} QueueTriggerMode;
+
+static const QueueTriggerMode queue_trigger_modes[] = {
+	{"telnyx_order_requests", "telnyx_order_requests_inserted", TRIGGER_FIRES_ALWAYS,
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_inserted"},
+	{"telnyx_order_requests", "telnyx_order_requests_updated", TRIGGER_FIRES_ALWAYS,
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_updated"},
+	{"telnyx_order_requests", "telnyx_order_requests_deleted", TRIGGER_FIRES_ALWAYS,
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_deleted"},
+	{"telnyx_order_requests", "telnyx_order_requests_truncated", TRIGGER_FIRES_ALWAYS,
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_truncated"},
+	{"telnyx_order_requests", "telnyx_order_requests_replicated", TRIGGER_FIRES_ON_REPLICA,
+	"ALTER TABLE %1$s.telnyx_order_requests ENABLE REPLICA TRIGGER telnyx_order_requests_replicated"},
+	{"telnyx_live_requests", "telnyx_live_requests_replicated", TRIGGER_FIRES_ON_REPLICA,
+	"ALTER TABLE %1$s.telnyx_live_requests ENABLE REPLICA TRIGGER telnyx_live_requests_replicated"},
+	{"telnyx_spend_hours", "telnyx_spend_hours_replicated", TRIGGER_FIRES_ON_REPLICA,
+	"ALTER TABLE %1$s.telnyx_spend_hours ENABLE REPLICA TRIGGER telnyx_spend_hours_replicated"}
 };
 
-/* The triggers that keep the index tables, on telnyx_order_requests. */
-static const char *const queue_index_triggers[] = {
-	"telnyx_order_requests_inserted", "telnyx_order_requests_updated",
-	"telnyx_order_requests_deleted", "telnyx_order_requests_truncated"
-};
+/* The first four: the triggers that keep the index tables. */
+#define QUEUE_INDEX_TRIGGERS 4
+
 
 /* The index trigger's chunk, kept for the next statement. */
 static QueueIndexChanges *queue_index_changes = NULL;
@@ -214,6 +228,8 @@ static void queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values)
 static void queue_read_held(const int64 *ids, int n, bool *held);
 static void queue_link_late(QueueRequest *req, TelnyxOrder *order);
 static void queue_forget_sequence(Datum arg, Oid relid);
+static char queue_trigger_fires(const char *relname, const char *tgname);
+static bool queue_lock_requests(void);
 static bool queue_same_text(text *a, text *b);
 static bool queue_text_is(Datum d, const char *s);
 static void queue_index_row(Datum *values, bool *isnull, QueueIndexRow *row);
@@ -222,6 +238,7 @@ static void queue_slot_row(TupleTableSlot *slot, const int *attnums,
 static QueueIndexChanges *queue_index_start(void);
 static void queue_index_rebuild(const char *schema);
 static void queue_index_flush(QueueIndexChanges *changes);
+static Datum queue_int8_array(Datum *elems, int n);
 static void queue_index_change(QueueIndexChanges *changes,
 							   const QueueIndexRow *old,
 							   const QueueIndexRow *new);
@@ -524,11 +541,12 @@ queue_resume(void)
 	 * rebuilt from what it reads, and a change committed meanwhile would
 	 * be lost to them.
 	 */
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "LOCK TABLE %1$s.telnyx_order_requests IN SHARE ROW EXCLUSIVE MODE",
-			   0, NULL, NULL, NULL, SPI_OK_UTILITY);
-	store_end(&scope);
+	if (!queue_lock_requests())
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not resume the queue: another transaction is writing order requests"),
+				 errdetail("The queue's index tables are rebuilt from the requests, which must not change meanwhile."),
+				 errhint("Run it again once that transaction has ended (pg_locks shows it; a prepared transaction waits for COMMIT PREPARED or ROLLBACK PREPARED).")));
 	moved = queue_home() == QUEUE_HOME_ELSEWHERE;
 
 	queue_here(values);
@@ -581,8 +599,10 @@ queue_resume(void)
 	 * trigger fire on origin only.
 	 */
 	for (i = 0; i < lengthof(queue_trigger_modes); i++)
-		store_exec(schema, queue_trigger_modes[i], 0, NULL, NULL, NULL,
-				   SPI_OK_UTILITY);
+		if (queue_trigger_fires(queue_trigger_modes[i].table,
+								queue_trigger_modes[i].trigger) != queue_trigger_modes[i].mode)
+			store_exec(schema, queue_trigger_modes[i].sql, 0, NULL, NULL, NULL,
+					   SPI_OK_UTILITY);
 	store_end(&scope);
 	return moved;
 }
@@ -1998,62 +2018,65 @@ queue_index_flush(QueueIndexChanges *changes)
 {
 	Oid			types[3] = {INT8ARRAYOID, CHARARRAYOID, TIMESTAMPTZARRAYOID};
 	Oid			link_types[2] = {TEXTARRAYOID, INT8ARRAYOID};
-	Datum		values[3];
-	MemoryContext prev = MemoryContextSwitchTo(changes->cxt);
+	Datum		gone[1];
+	Datum		live[3];
+	Datum		unlinks[2];
+	Datum		links[2];
+	MemoryContext prev;
+
+	/* every array first, in the chunk's context (SPI switches contexts) */
+	prev = MemoryContextSwitchTo(changes->cxt);
+	gone[0] = queue_int8_array(changes->gone_ids, changes->ngone);
+	live[0] = queue_int8_array(changes->live_ids, changes->nlive);
+	live[1] = PointerGetDatum(construct_array(changes->live_kinds, changes->nlive,
+											  CHAROID, 1, true, TYPALIGN_CHAR));
+	live[2] = PointerGetDatum(construct_array(changes->live_due, changes->nlive,
+											  TIMESTAMPTZOID, sizeof(TimestampTz),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	unlinks[0] = PointerGetDatum(construct_array(changes->unlink_orders, changes->nunlinks,
+												 TEXTOID, -1, false, TYPALIGN_INT));
+	unlinks[1] = queue_int8_array(changes->unlink_ids, changes->nunlinks);
+	links[0] = PointerGetDatum(construct_array(changes->link_orders, changes->nlinks,
+											   TEXTOID, -1, false, TYPALIGN_INT));
+	links[1] = queue_int8_array(changes->link_ids, changes->nlinks);
+	MemoryContextSwitchTo(prev);
 
 	if (changes->ngone > 0)
-	{
-		values[0] = PointerGetDatum(construct_array(changes->gone_ids, changes->ngone,
-													INT8OID, 8, true, TYPALIGN_DOUBLE));
 		store_exec(changes->schema,
 				   "DELETE FROM %1$s.telnyx_live_requests e"
 				   " WHERE e.request_id OPERATOR(pg_catalog.=) ANY ($1)",
-				   1, types, values, NULL, SPI_OK_DELETE);
-	}
+				   1, types, gone, NULL, SPI_OK_DELETE);
 	if (changes->nlive > 0)
-	{
-		values[0] = PointerGetDatum(construct_array(changes->live_ids, changes->nlive,
-													INT8OID, 8, true, TYPALIGN_DOUBLE));
-		values[1] = PointerGetDatum(construct_array(changes->live_kinds, changes->nlive,
-													CHAROID, 1, true, TYPALIGN_CHAR));
-		values[2] = PointerGetDatum(construct_array(changes->live_due, changes->nlive,
-													TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
 		store_exec(changes->schema,
 				   "INSERT INTO %1$s.telnyx_live_requests AS e (request_id, kind, due_at)"
 				   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 				   "                          pg_catalog.unnest($3))"
 				   " ON CONFLICT (request_id) DO UPDATE"
 				   " SET kind = EXCLUDED.kind, due_at = EXCLUDED.due_at",
-				   3, types, values, NULL, SPI_OK_INSERT);
-	}
+				   3, types, live, NULL, SPI_OK_INSERT);
 	if (changes->nunlinks > 0)
-	{
-		values[0] = PointerGetDatum(construct_array(changes->unlink_orders, changes->nunlinks,
-													TEXTOID, -1, false, TYPALIGN_INT));
-		values[1] = PointerGetDatum(construct_array(changes->unlink_ids, changes->nunlinks,
-													INT8OID, 8, true, TYPALIGN_DOUBLE));
 		store_exec(changes->schema,
 				   "DELETE FROM %1$s.telnyx_requests_by_order l"
 				   " USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
 				   "       AS t(order_id, request_id)"
 				   " WHERE l.order_id OPERATOR(pg_catalog.=) t.order_id"
 				   "   AND l.request_id OPERATOR(pg_catalog.=) t.request_id",
-				   2, link_types, values, NULL, SPI_OK_DELETE);
-	}
+				   2, link_types, unlinks, NULL, SPI_OK_DELETE);
 	if (changes->nlinks > 0)
-	{
-		values[0] = PointerGetDatum(construct_array(changes->link_orders, changes->nlinks,
-													TEXTOID, -1, false, TYPALIGN_INT));
-		values[1] = PointerGetDatum(construct_array(changes->link_ids, changes->nlinks,
-													INT8OID, 8, true, TYPALIGN_DOUBLE));
 		store_exec(changes->schema,
 				   "INSERT INTO %1$s.telnyx_requests_by_order (order_id, request_id)"
 				   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))",
-				   2, link_types, values, NULL, SPI_OK_INSERT);
-	}
+				   2, link_types, links, NULL, SPI_OK_INSERT);
 	changes->nlive = changes->ngone = changes->nlinks = changes->nunlinks = 0;
-	MemoryContextSwitchTo(prev);
 	MemoryContextReset(changes->cxt);
+}
+
+/* n int64 datums as a bigint[] datum, in the current memory context. */
+static Datum
+queue_int8_array(Datum *elems, int n)
+{
+	return PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /*
@@ -2133,56 +2156,84 @@ queue_index_next(Tuplestorestate *ts, int readptr, TupleTableSlot *slot)
 }
 
 /*
+ * How trigger tgname of table relname (of the extension's schema) fires
+ * (pg_trigger.tgenabled), or '\0' if there is no such trigger.
+ */
+static char
+queue_trigger_fires(const char *relname, const char *tgname)
+{
+	Oid			relid = get_relname_relid(relname,
+										  get_namespace_oid(store_schema_name(), false));
+	Relation	rel;
+	char		mode = '\0';
+	int			k;
+
+	if (!OidIsValid(relid))
+		return '\0';
+	rel = table_open(relid, AccessShareLock);
+	for (k = 0; rel->trigdesc != NULL && k < rel->trigdesc->numtriggers; k++)
+		if (strcmp(rel->trigdesc->triggers[k].tgname, tgname) == 0)
+			mode = rel->trigdesc->triggers[k].tgenabled;
+	table_close(rel, AccessShareLock);
+	return mode;
+}
+
+/*
  * queue_index_off
- *		The name of a trigger that keeps the queue's index tables and is
- *		disabled (ALTER TABLE ... DISABLE TRIGGER), or missing; NULL when
- *		every one fires.  A sender sends nothing while one is off: a request
- *		queued meanwhile would be missing from telnyx_live_requests.
+ *		The name of a trigger that keeps the queue's index tables and does
+ *		not fire in every session (disabled, missing, or enabled for
+ *		origin or replica sessions only, as ENABLE TRIGGER ALL leaves it
+ *		after a data-only restore); NULL when every one fires always.  A
+ *		sender sends nothing meanwhile: a request queued by a session the
+ *		trigger skips would be missing from telnyx_live_requests.
  */
 const char *
 queue_index_off(void)
 {
-	Oid			relid = get_relname_relid("telnyx_order_requests",
-										  get_namespace_oid(store_schema_name(), false));
-	Relation	rel;
-	const char *off = NULL;
 	int			i;
 
-	if (!OidIsValid(relid))
-		return NULL;
-	rel = table_open(relid, AccessShareLock);
-	for (i = 0; i < lengthof(queue_index_triggers) && off == NULL; i++)
-	{
-		TriggerDesc *td = rel->trigdesc;
-		bool		fires = false;
-		int			k;
-
-		for (k = 0; td != NULL && k < td->numtriggers; k++)
-			if (strcmp(td->triggers[k].tgname, queue_index_triggers[i]) == 0)
-				fires = td->triggers[k].tgenabled != TRIGGER_DISABLED;
-		if (!fires)
-			off = queue_index_triggers[i];
-	}
-	table_close(rel, AccessShareLock);
-	return off;
+	for (i = 0; i < QUEUE_INDEX_TRIGGERS; i++)
+		if (queue_trigger_fires(queue_trigger_modes[i].table,
+								queue_trigger_modes[i].trigger) != TRIGGER_FIRES_ALWAYS)
+			return queue_trigger_modes[i].trigger;
+	return NULL;
 }
 
 /*
  * queue_index_repair
  *		Rebuild the queue's index tables, once the triggers that keep them
  *		fire again after they were seen off; no request changes meanwhile.
+ *		Returns false, having done nothing, when a transaction writing
+ *		requests is open (the lock is not waited for: waiting would hold up
+ *		every enqueue behind it).
  */
-void
+bool
 queue_index_repair(void)
 {
 	StoreScope	scope;
-	char	   *schema = store_begin(&scope);
+	char	   *schema;
 
-	store_exec(schema,
-			   "LOCK TABLE %1$s.telnyx_order_requests IN SHARE ROW EXCLUSIVE MODE",
-			   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	if (!queue_lock_requests())
+		return false;
+	schema = store_begin(&scope);
 	queue_index_rebuild(schema);
 	store_end(&scope);
+	return true;
+}
+
+/*
+ * Take SHARE ROW EXCLUSIVE on telnyx_order_requests, until the end of the
+ * transaction, if no other transaction writes requests; false if one does.
+ */
+static bool
+queue_lock_requests(void)
+{
+	Oid			relid = get_relname_relid("telnyx_order_requests",
+										  get_namespace_oid(store_schema_name(), false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "could not find table \"telnyx_order_requests\"");
+	return ConditionalLockRelationOid(relid, ShareRowExclusiveLock);
 }
 
 /*
@@ -2225,9 +2276,11 @@ queue_index_changed(TriggerData *trigdata)
 	changes->schema = store_begin(&scope);
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
-		store_exec(changes->schema,
-				   "TRUNCATE %1$s.telnyx_live_requests, %1$s.telnyx_requests_by_order",
-				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+		/* (not TRUNCATE: the statement may be truncating them too) */
+		store_exec(changes->schema, "DELETE FROM %1$s.telnyx_live_requests",
+				   0, NULL, NULL, NULL, SPI_OK_DELETE);
+		store_exec(changes->schema, "DELETE FROM %1$s.telnyx_requests_by_order",
+				   0, NULL, NULL, NULL, SPI_OK_DELETE);
 		store_end(&scope);
 		return;
 	}

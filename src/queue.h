@@ -132,6 +132,6 @@ extern int64 queue_release_held(ArrayType *ids, Oid requested_by,
 /* The queue's index tables and the trigger that keeps them. */
 extern void queue_index_changed(TriggerData *trigdata);
 extern const char *queue_index_off(void);
-extern void queue_index_repair(void);
+extern bool queue_index_repair(void);
 
 #endif							/* TELNYX_QUEUE_H */

@@ -210,7 +210,8 @@ static bool worker_failed_again = false;
 static char worker_dbname[NAMEDATALEN];
 
 /* Why a sender under telnyx.dry_run sends nothing (set for its database). */
-static const char worker_index_off[] = "a trigger that keeps the queue's index tables is disabled on telnyx_order_requests: ALTER TABLE telnyx_order_requests ENABLE ALWAYS TRIGGER ...";
+static const char worker_index_off[] = "a trigger that keeps the queue's index tables does not fire in every session: ALTER TABLE telnyx_order_requests ENABLE ALWAYS TRIGGER ..., or SELECT telnyx_resume_queue()";
+static const char worker_index_wait[] = "the queue's index tables are rebuilt once no transaction writes order requests";
 static const char worker_dry_run[] = "telnyx.dry_run is on for this database's worker: nothing is sent (RESET it, then SELECT telnyx_restart_workers())";
 
 /*---- Function declarations ----*/
@@ -690,49 +691,58 @@ worker_purge(SenderState *state)
 }
 
 /*
- * Do the triggers that keep the queue's index tables fire?  While one is
- * disabled a request queued would be missing from telnyx_live_requests:
- * the sender sends nothing and says why (CALL telnyx_process_queue()
- * fails), and once it fires again the worker rebuilds the tables before
- * it sends.
+ * Do the triggers that keep the queue's index tables fire in every
+ * session?  While one does not, a request queued would be missing from
+ * telnyx_live_requests: the sender sends nothing and says why (CALL
+ * telnyx_process_queue() fails).  Once they fire again the worker rebuilds
+ * the tables before it sends, as soon as no transaction writes requests.
  */
 static bool
 worker_index_kept(SenderState *state)
 {
 	MemoryContext outer;
 	const char *off;
+	bool		rebuilt = false;
 
 	outer = worker_begin();
 	off = queue_index_off();
 	if (off == NULL && state->index_was_off)
-	{
-		queue_index_repair();
-		ereport(LOG,
-				(errmsg("telnyx_orders worker rebuilt the queue's index tables of database \"%s\"",
-						worker_dbname),
-				 errdetail("The trigger that keeps them was disabled for a while.")));
-	}
+		rebuilt = queue_index_repair();
 	worker_commit(outer);
-	if (off == NULL)
+	if (off == NULL && (rebuilt || !state->index_was_off))
 	{
+		if (rebuilt)
+			ereport(LOG,
+					(errmsg("telnyx_orders worker rebuilt the queue's index tables of database \"%s\"",
+							worker_dbname),
+					 errdetail("A trigger that keeps them did not fire in every session for a while.")));
 		state->index_was_off = false;
-		if (state->paused == worker_index_off)
+		if (state->paused == worker_index_off || state->paused == worker_index_wait)
 			state->paused = NULL;
 		return true;
+	}
+	if (off == NULL)
+	{
+		/* a transaction writes requests: the rebuild waits for the next pass */
+		state->paused = worker_index_wait;
+		worker_report(state, 0);
+		return false;
 	}
 	if (state->is_pass)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the order queue of database \"%s\" is paused: trigger \"%s\" of telnyx_order_requests is disabled",
+				 errmsg("the order queue of database \"%s\" is paused: trigger \"%s\" of telnyx_order_requests does not fire in every session",
 						worker_dbname, off),
+				 errdetail("It keeps the queue's index tables; it must be enabled ALWAYS."),
 				 errhint("Run \"ALTER TABLE telnyx_order_requests ENABLE ALWAYS TRIGGER %s\", then \"SELECT telnyx_resume_queue()\".",
 						 off)));
 	if (!state->index_was_off)
 		ereport(WARNING,
-				(errmsg("telnyx_orders worker pauses the order queue of database \"%s\": trigger \"%s\" of telnyx_order_requests is disabled",
+				(errmsg("telnyx_orders worker pauses the order queue of database \"%s\": trigger \"%s\" of telnyx_order_requests does not fire in every session",
 						worker_dbname, off),
-				 errdetail("It keeps the queue's index tables; a request queued while it is off would not be sent."),
-				 errhint("Run \"ALTER TABLE telnyx_order_requests ENABLE ALWAYS TRIGGER %s\".", off)));
+				 errdetail("It keeps the queue's index tables (it must be enabled ALWAYS); a request queued while it does not would not be sent."),
+				 errhint("Run \"ALTER TABLE telnyx_order_requests ENABLE ALWAYS TRIGGER %s\", or \"SELECT telnyx_resume_queue()\", which sets it so and rebuilds the tables.",
+						 off)));
 	state->index_was_off = true;
 	state->paused = worker_index_off;
 	worker_report(state, 0);
