@@ -183,6 +183,7 @@ typedef struct QueueTriggerMode
 	const char *sql;			/* the ALTER TABLE that sets it */
 } QueueTriggerMode;
 
+/* (those that fire always keep the index tables) */
 static const QueueTriggerMode queue_trigger_modes[] = {
 	{"telnyx_order_requests", "telnyx_order_requests_inserted", TRIGGER_FIRES_ALWAYS,
 	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_inserted"},
@@ -199,9 +200,6 @@ static const QueueTriggerMode queue_trigger_modes[] = {
 	{"telnyx_spend_hours", "telnyx_spend_hours_replicated", TRIGGER_FIRES_ON_REPLICA,
 	"ALTER TABLE %1$s.telnyx_spend_hours ENABLE REPLICA TRIGGER telnyx_spend_hours_replicated"}
 };
-
-/* The first four: the triggers that keep the index tables. */
-#define QUEUE_INDEX_TRIGGERS 4
 
 
 /* The index trigger's chunk, kept for the next statement. */
@@ -228,7 +226,9 @@ static void queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values)
 static void queue_read_held(const int64 *ids, int n, bool *held);
 static void queue_link_late(QueueRequest *req, TelnyxOrder *order);
 static void queue_forget_sequence(Datum arg, Oid relid);
-static char queue_trigger_fires(const char *relname, const char *tgname);
+static char queue_trigger_fires(Relation rel, const char *tgname);
+static Oid	queue_table_oid(const char *relname);
+static void queue_index_clear(const char *schema);
 static bool queue_lock_requests(void);
 static bool queue_same_text(text *a, text *b);
 static bool queue_text_is(Datum d, const char *s);
@@ -417,14 +417,11 @@ int64
 queue_reserve_id(void)
 {
 	StoreScope	scope;
-	char	   *schema = store_enter(&scope);
 	Oid			relid;
 	int64		id;
 
-	relid = get_relname_relid("telnyx_order_requests",
-							  get_namespace_oid(schema, false));
-	if (!OidIsValid(relid))
-		elog(ERROR, "could not find table \"telnyx_order_requests\"");
+	(void) store_enter(&scope);
+	relid = queue_table_oid("telnyx_order_requests");
 	if (relid != request_seq_table || !OidIsValid(request_seq))
 	{
 		request_seq = compat_identity_sequence(relid, 1);
@@ -599,10 +596,15 @@ queue_resume(void)
 	 * trigger fire on origin only.
 	 */
 	for (i = 0; i < lengthof(queue_trigger_modes); i++)
-		if (queue_trigger_fires(queue_trigger_modes[i].table,
-								queue_trigger_modes[i].trigger) != queue_trigger_modes[i].mode)
-			store_exec(schema, queue_trigger_modes[i].sql, 0, NULL, NULL, NULL,
-					   SPI_OK_UTILITY);
+	{
+		const QueueTriggerMode *m = &queue_trigger_modes[i];
+		Relation	rel = table_open(queue_table_oid(m->table), AccessShareLock);
+		bool		as_made = queue_trigger_fires(rel, m->trigger) == m->mode;
+
+		table_close(rel, AccessShareLock);
+		if (!as_made)
+			store_exec(schema, m->sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	}
 	store_end(&scope);
 	return moved;
 }
@@ -1974,10 +1976,7 @@ queue_index_rebuild(const char *schema)
 	Portal		portal;
 
 	changes->schema = schema;
-	store_exec(schema, "DELETE FROM %1$s.telnyx_live_requests",
-			   0, NULL, NULL, NULL, SPI_OK_DELETE);
-	store_exec(schema, "DELETE FROM %1$s.telnyx_requests_by_order",
-			   0, NULL, NULL, NULL, SPI_OK_DELETE);
+	queue_index_clear(schema);
 	portal = SPI_cursor_open_with_args(NULL,
 									   psprintf("SELECT r.id, r.state, r.next_attempt_at,"
 												"       r.claimed_by_pid, r.order_id"
@@ -2010,6 +2009,19 @@ queue_index_rebuild(const char *schema)
 	}
 	SPI_cursor_close(portal);
 	queue_index_flush(changes);
+}
+
+/*
+ * Empty both index tables (not by TRUNCATE: the statement that fires the
+ * trigger may be truncating them too).
+ */
+static void
+queue_index_clear(const char *schema)
+{
+	store_exec(schema, "DELETE FROM %1$s.telnyx_live_requests",
+			   0, NULL, NULL, NULL, SPI_OK_DELETE);
+	store_exec(schema, "DELETE FROM %1$s.telnyx_requests_by_order",
+			   0, NULL, NULL, NULL, SPI_OK_DELETE);
 }
 
 /* Write what changes holds, and start an empty chunk. */
@@ -2156,26 +2168,31 @@ queue_index_next(Tuplestorestate *ts, int readptr, TupleTableSlot *slot)
 }
 
 /*
- * How trigger tgname of table relname (of the extension's schema) fires
- * (pg_trigger.tgenabled), or '\0' if there is no such trigger.
+ * How trigger tgname of the open relation rel fires (pg_trigger.tgenabled),
+ * or '\0' if rel has no such trigger.
  */
 static char
-queue_trigger_fires(const char *relname, const char *tgname)
+queue_trigger_fires(Relation rel, const char *tgname)
 {
-	Oid			relid = get_relname_relid(relname,
-										  get_namespace_oid(store_schema_name(), false));
-	Relation	rel;
 	char		mode = '\0';
 	int			k;
 
-	if (!OidIsValid(relid))
-		return '\0';
-	rel = table_open(relid, AccessShareLock);
 	for (k = 0; rel->trigdesc != NULL && k < rel->trigdesc->numtriggers; k++)
 		if (strcmp(rel->trigdesc->triggers[k].tgname, tgname) == 0)
 			mode = rel->trigdesc->triggers[k].tgenabled;
-	table_close(rel, AccessShareLock);
 	return mode;
+}
+
+/* The oid of table relname of the extension's schema. */
+static Oid
+queue_table_oid(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname,
+										  get_namespace_oid(store_schema_name(), false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "could not find table \"%s\"", relname);
+	return relid;
 }
 
 /*
@@ -2190,13 +2207,16 @@ queue_trigger_fires(const char *relname, const char *tgname)
 const char *
 queue_index_off(void)
 {
+	Relation	rel = table_open(queue_table_oid("telnyx_order_requests"), AccessShareLock);
+	const char *off = NULL;
 	int			i;
 
-	for (i = 0; i < QUEUE_INDEX_TRIGGERS; i++)
-		if (queue_trigger_fires(queue_trigger_modes[i].table,
-								queue_trigger_modes[i].trigger) != TRIGGER_FIRES_ALWAYS)
-			return queue_trigger_modes[i].trigger;
-	return NULL;
+	for (i = 0; i < lengthof(queue_trigger_modes) && off == NULL; i++)
+		if (queue_trigger_modes[i].mode == TRIGGER_FIRES_ALWAYS &&
+			queue_trigger_fires(rel, queue_trigger_modes[i].trigger) != TRIGGER_FIRES_ALWAYS)
+			off = queue_trigger_modes[i].trigger;
+	table_close(rel, AccessShareLock);
+	return off;
 }
 
 /*
@@ -2228,12 +2248,8 @@ queue_index_repair(void)
 static bool
 queue_lock_requests(void)
 {
-	Oid			relid = get_relname_relid("telnyx_order_requests",
-										  get_namespace_oid(store_schema_name(), false));
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "could not find table \"telnyx_order_requests\"");
-	return ConditionalLockRelationOid(relid, ShareRowExclusiveLock);
+	return ConditionalLockRelationOid(queue_table_oid("telnyx_order_requests"),
+									  ShareRowExclusiveLock);
 }
 
 /*
@@ -2276,11 +2292,7 @@ queue_index_changed(TriggerData *trigdata)
 	changes->schema = store_begin(&scope);
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
-		/* (not TRUNCATE: the statement may be truncating them too) */
-		store_exec(changes->schema, "DELETE FROM %1$s.telnyx_live_requests",
-				   0, NULL, NULL, NULL, SPI_OK_DELETE);
-		store_exec(changes->schema, "DELETE FROM %1$s.telnyx_requests_by_order",
-				   0, NULL, NULL, NULL, SPI_OK_DELETE);
+		queue_index_clear(changes->schema);
 		store_end(&scope);
 		return;
 	}
