@@ -147,6 +147,7 @@ typedef struct QueueIndexChanges
 	int			nunlinks;
 	Datum		unlink_orders[QUEUE_INDEX_CHUNK];
 	Datum		unlink_ids[QUEUE_INDEX_CHUNK];
+	bool		inserted;		/* the rows are new requests (an INSERT) */
 	bool		state_changed;	/* a request changed state */
 	bool		held;			/* and one became held */
 } QueueIndexChanges;
@@ -286,8 +287,7 @@ queue_init(void)
  *		Validate an order and queue it; return the request id.  Runs in the
  *		caller's transaction, as the caller: nothing is sent unless it
  *		commits.  reserved_id, when not 0, is an id that queue_reserve_id
- *		gave this transaction (any other is ignored); a request with that id
- *		already queued is not queued again (0 is returned).
+ *		gave this transaction (any other is ignored); each is used once.
  */
 int64
 queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
@@ -358,7 +358,7 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 			   "  home_database_oid, home_system_identifier, state, held_batch,"
 			   "  held_reason)"
 			   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4, $6, $7, $8, $9, $10)"
-			   " ON CONFLICT (id) DO NOTHING RETURNING r.id",
+			   " RETURNING r.id",
 			   10, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
 	if (SPI_processed == 1)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -416,19 +416,21 @@ take_reserved(int64 id)
 int64
 queue_reserve_id(void)
 {
-	StoreScope	scope;
 	Oid			relid;
 	int64		id;
 
-	(void) store_enter(&scope);
 	relid = queue_table_oid("telnyx_order_requests");
 	if (relid != request_seq_table || !OidIsValid(request_seq))
 	{
 		request_seq = compat_identity_sequence(relid, 1);
 		request_seq_table = relid;
 	}
-	id = nextval_internal(request_seq, true);
-	store_leave(&scope);
+	/*
+	 * the extension's own sequence, on its behalf: no privilege of the
+	 * caller's is checked (and no statement runs, so nothing to switch to
+	 * the owner for)
+	 */
+	id = nextval_internal(request_seq, false);
 
 	use_reserved_ids();
 	{
@@ -1958,7 +1960,7 @@ queue_index_start(void)
 		queue_index_changes = changes;
 	}
 	changes->nlive = changes->ngone = changes->nlinks = changes->nunlinks = 0;
-	changes->state_changed = changes->held = false;
+	changes->inserted = changes->state_changed = changes->held = false;
 	MemoryContextReset(changes->cxt);
 	return changes;
 }
@@ -2058,7 +2060,14 @@ queue_index_flush(QueueIndexChanges *changes)
 				   "DELETE FROM %1$s.telnyx_live_requests e"
 				   " WHERE e.request_id OPERATOR(pg_catalog.=) ANY ($1)",
 				   1, types, gone, NULL, SPI_OK_DELETE);
-	if (changes->nlive > 0)
+	/* a request just inserted has no live row yet: no conflict to look for */
+	if (changes->nlive > 0 && changes->inserted)
+		store_exec(changes->schema,
+				   "INSERT INTO %1$s.telnyx_live_requests (request_id, kind, due_at)"
+				   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+				   "                          pg_catalog.unnest($3))",
+				   3, types, live, NULL, SPI_OK_INSERT);
+	else if (changes->nlive > 0)
 		store_exec(changes->schema,
 				   "INSERT INTO %1$s.telnyx_live_requests AS e (request_id, kind, due_at)"
 				   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
@@ -2290,6 +2299,7 @@ queue_index_changed(TriggerData *trigdata)
 
 	changes = queue_index_start();
 	changes->schema = store_begin(&scope);
+	changes->inserted = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
 		queue_index_clear(changes->schema);

@@ -1385,7 +1385,6 @@ store_extension(Oid *owner, char **version)
 	static Oid	cached_owner = InvalidOid;
 	static char cached_version[NAMEDATALEN];
 	bool		isnull;
-	Oid			extoid;
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key;
@@ -1403,13 +1402,16 @@ store_extension(Oid *owner, char **version)
 		return pstrdup(cached_schema);
 	}
 
-	extoid = get_extension_oid("telnyx_orders", false);
+	/* one read of pg_extension, by name */
 	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(extoid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("telnyx_orders"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
 	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"%s\" does not exist", "telnyx_orders")));
 	{
 		Datum		v = heap_getattr(tuple, Anum_pg_extension_extversion,
 									 RelationGetDescr(rel), &isnull);
