@@ -1,6 +1,10 @@
 --
 -- Placing an order: the request sent, the answer returned, the rows kept.
 --
+-- the extension, whether this suite runs alone or after the others
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS telnyx_orders;
+RESET client_min_messages;
 \! standinctl reset
 \set VERBOSITY default
 

@@ -3,6 +3,10 @@
 -- connection, maps to its own SQLSTATE.  A create is never resent once it
 -- may have reached Telnyx.
 --
+-- the extension, whether this suite runs alone or after the others
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS telnyx_orders;
+RESET client_min_messages;
 \! standinctl reset
 DELETE FROM telnyx_inexplicit_orders;
 \set VERBOSITY default

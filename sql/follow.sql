@@ -2,6 +2,10 @@
 -- Following an order to the numbers bought: number orders, phone numbers,
 -- the reports, the tables kept true to Telnyx's latest answer, and events.
 --
+-- the extension, whether this suite runs alone or after the others
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS telnyx_orders;
+RESET client_min_messages;
 \! standinctl reset
 \! standinctl config '{"number_seconds": 3600}'
 DELETE FROM telnyx_inexplicit_orders;

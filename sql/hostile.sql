@@ -3,9 +3,15 @@
 -- touches another role's requests, no order is bought and forgotten, none
 -- is bought twice.
 --
+-- the extension, whether this suite runs alone or after the others
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS telnyx_orders;
+RESET client_min_messages;
 \! standinctl reset
 SET telnyx.reconcile_delay = 0;
 DELETE FROM telnyx_order_requests;
+-- request ids from 1, whichever suites ran before
+ALTER TABLE telnyx_order_requests ALTER COLUMN id RESTART;
 DELETE FROM telnyx_inexplicit_orders;
 \set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]'
 CREATE ROLE regress_hostile_owner;

@@ -2,9 +2,15 @@
 -- The queued path, driven by CALL telnyx_process_queue() (the background
 -- worker runs the same code; the TAP tests cover it).
 --
+-- the extension, whether this suite runs alone or after the others
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS telnyx_orders;
+RESET client_min_messages;
 \! standinctl reset
 DELETE FROM telnyx_inexplicit_orders;
 DELETE FROM telnyx_order_requests;
+-- request ids from 1, whichever suites ran before
+ALTER TABLE telnyx_order_requests ALTER COLUMN id RESTART;
 SET telnyx.reconcile_delay = 0;
 \set VERBOSITY default
 \set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 2}]'

@@ -2,6 +2,10 @@
 -- Privileges and the API key: ordering is not for PUBLIC, the key is for
 -- superusers' eyes only, appears in no message, and goes nowhere else.
 --
+-- the extension, whether this suite runs alone or after the others
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS telnyx_orders;
+RESET client_min_messages;
 \! standinctl reset
 DELETE FROM telnyx_inexplicit_orders;
 \set groups '[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]'

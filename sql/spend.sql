@@ -4,6 +4,10 @@
 -- same code).  The stand-in keeps no idempotency: its count is what was
 -- bought.
 --
+-- the extension, whether this suite runs alone or after the others
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS telnyx_orders;
+RESET client_min_messages;
 \! standinctl reset
 DELETE FROM telnyx_inexplicit_orders;
 DELETE FROM telnyx_order_requests;

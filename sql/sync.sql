@@ -1,6 +1,10 @@
 --
 -- Listing and syncing: an order the database forgot is found again.
 --
+-- the extension, whether this suite runs alone or after the others
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS telnyx_orders;
+RESET client_min_messages;
 \! standinctl reset
 DELETE FROM telnyx_inexplicit_orders;
 \set VERBOSITY default

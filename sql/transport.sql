@@ -3,6 +3,10 @@
 -- connection per session, and requests that cancel and statement_timeout
 -- interrupt.  Messages from curl name ports, so they are shown terse.
 --
+-- the extension, whether this suite runs alone or after the others
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS telnyx_orders;
+RESET client_min_messages;
 \! standinctl reset
 DELETE FROM telnyx_inexplicit_orders;
 \set https_url `printf %s "$TELNYX_TEST_HTTPS_URL"`
@@ -26,6 +30,8 @@ SELECT telnyx_list_inexplicit_orders(1, 1) -> 'meta' ->> 'total_results' AS list
 
 -- a certificate the configured CAs do not vouch for: nothing is sent
 \set VERBOSITY terse
+-- (each failure once: retries are errors.sql's)
+SET telnyx.max_retries = 0;
 \! standinctl reset-requests
 SET telnyx.ca_file = :'other_ca';
 SELECT telnyx_create_inexplicit_order(:'groups', customer_reference => 'untrusted');
@@ -67,7 +73,6 @@ END
 $$;
 SELECT pg_temp.fault($$SELECT telnyx_create_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]', customer_reference => 'refused')$$) AS refused;
 SET telnyx.api_base_url = 'https://telnyx-orders-test.invalid/v2';
-SET telnyx.max_retries = 0;
 SELECT pg_temp.fault('SELECT telnyx_list_inexplicit_orders()') AS no_such_host;
 SET telnyx.api_base_url = :'https_url';
 SET telnyx.ca_file = :'other_ca';

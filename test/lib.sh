@@ -5,7 +5,7 @@
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=${PG_MAJOR:-15}
 # What the build and the tests need with any PostgreSQL ...
-PACKAGES="libcurl4-openssl-dev libssl-dev pkg-config make gcc libipc-run-perl openssl python3"
+PACKAGES="libcurl4-openssl-dev libssl-dev pkg-config make gcc libipc-run-perl openssl python3 curl"
 # ... and Debian's PostgreSQL, unless PG_CONFIG names another installation.
 DEBIAN_PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
 if [ -z "${PG_CONFIG:-}" ] || [ "$PG_CONFIG" = "$DEBIAN_PG_CONFIG" ]; then
@@ -58,7 +58,7 @@ need_test_tools() {
 build_install() {
 	log "building and installing telnyx_orders"
 	make -C "$TOP" -s clean PG_CONFIG="$PG_CONFIG" >/dev/null
-	make -C "$TOP" -s WERROR=-Werror PG_CONFIG="$PG_CONFIG" || die "build failed"
+	make -C "$TOP" -s -j"$(nproc)" WERROR=-Werror PG_CONFIG="$PG_CONFIG" || die "build failed"
 	# into Debian's own directories only while test/package is not using them
 	local lock=
 	[ "$("$PG_CONFIG" --pkglibdir)" = "/usr/lib/postgresql/$PG_MAJOR/lib" ] &&
