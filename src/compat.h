@@ -55,16 +55,6 @@
 #endif
 
 /*
- * This backend's local transaction id: 17 moved it into the PGPROC's
- * virtual transaction id.
- */
-#if PG_VERSION_NUM >= 170000
-#define compat_my_lxid() (MyProc->vxid.lxid)
-#else
-#define compat_my_lxid() (MyProc->lxid)
-#endif
-
-/*
  * DecodeDateTime reports what made a date fail in a DateTimeErrorExtra from
  * 16 on; the caller only needs to know that it failed.
  */

@@ -120,12 +120,12 @@ typedef struct HttpSocket
 
 /*---- GUC variables ----*/
 
-char	   *telnyx_api_base_url = NULL;
-char	   *telnyx_ca_file = NULL;
+static char *telnyx_api_base_url = NULL;
+static char *telnyx_ca_file = NULL;
 int			telnyx_timeout_ms = 30000;
-int			telnyx_connect_timeout_ms = 10000;
+static int	telnyx_connect_timeout_ms = 10000;
 int			telnyx_max_retries = 2;
-int			telnyx_max_requests_per_second = 0;
+static int	telnyx_max_requests_per_second = 0;
 int			telnyx_max_response_size = 10 * 1024 * 1024;
 
 /*---- Local variables ----*/

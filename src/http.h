@@ -65,13 +65,9 @@ typedef struct HttpResponse
 } HttpResponse;
 
 /* Settings (telnyx.*), defined by http_init */
-extern char *telnyx_api_base_url;
-extern char *telnyx_ca_file;
 extern int	telnyx_timeout_ms;
-extern int	telnyx_connect_timeout_ms;
 extern int	telnyx_max_retries;
 extern int	telnyx_max_response_size;
-extern int	telnyx_max_requests_per_second;
 
 #define TELNYX_DEFAULT_BASE_URL "https://api.telnyx.com/v2"
 

@@ -51,7 +51,6 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
-#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -69,7 +68,7 @@
 #include "wakeup.h"
 
 /* Reconcile an unknown outcome no sooner than this after it arose. */
-int			telnyx_reconcile_delay_ms = 10000;
+static int	telnyx_reconcile_delay_ms = 10000;
 int			telnyx_request_retention_s = 30 * 24 * 3600;
 
 /*
@@ -80,7 +79,7 @@ int			telnyx_request_retention_s = 30 * 24 * 3600;
  * list may lag behind.  Five minutes by default, one at the least, whatever
  * telnyx.reconcile_delay says.
  */
-int			telnyx_absence_window_s = 300;
+static int	telnyx_absence_window_s = 300;
 
 /* How long a sender's claim on unknown requests, to reconcile them, lasts. */
 #define QUEUE_RECONCILE_LEASE_MS (10 * 60 * 1000)
@@ -158,11 +157,10 @@ typedef struct QueueIndexChanges
 static Oid	queue_here_types[3] = {INT8OID, OIDOID, TEXTOID};
 
 /*
- * Ids reserved by the transaction whose local id is reserved_lxid and not
- * queued yet, in its TopTransactionContext: stale once it has ended.
+ * Ids reserved by this transaction and not queued yet, in its
+ * TopTransactionContext; forgotten when it ends (queue_xact).
  */
 static List *reserved_ids = NIL;
-static LocalTransactionId reserved_lxid = InvalidLocalTransactionId;
 
 /*
  * The identity sequence of telnyx_order_requests.id (request_seq_table),
@@ -208,7 +206,7 @@ static QueueIndexChanges *queue_index_changes = NULL;
 
 /*---- Function declarations ----*/
 
-static void use_reserved_ids(void);
+static void queue_xact(XactEvent event, void *arg);
 static void queue_here(Datum *values);
 static bool take_reserved(int64 id);
 static bool queue_set_state(QueueRequest *req, const char *from, const char *to,
@@ -256,6 +254,7 @@ void
 queue_init(void)
 {
 	CacheRegisterRelcacheCallback(queue_forget_sequence, (Datum) 0);
+	RegisterXactCallback(queue_xact, NULL);
 	DefineCustomIntVariable("telnyx.reconcile_delay",
 							"Time to wait before looking up an order whose outcome is unknown.",
 							"An order Telnyx is still processing must show up in the list before the request is judged lost.",
@@ -380,14 +379,21 @@ queue_forget_sequence(Datum arg, Oid relid)
 		request_seq_table = request_seq = InvalidOid;
 }
 
-/* Forget the ids of a transaction that has ended. */
+/* The transaction has ended: forget the ids it reserved. */
 static void
-use_reserved_ids(void)
+queue_xact(XactEvent event, void *arg)
 {
-	if (reserved_lxid != compat_my_lxid())
+	switch (event)
 	{
-		reserved_ids = NIL;		/* freed with its TopTransactionContext */
-		reserved_lxid = compat_my_lxid();
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			reserved_ids = NIL; /* freed with its TopTransactionContext */
+			break;
+		default:
+			break;
 	}
 }
 
@@ -397,7 +403,6 @@ take_reserved(int64 id)
 {
 	ListCell   *lc;
 
-	use_reserved_ids();
 	foreach(lc, reserved_ids)
 	{
 		if (*(int64 *) lfirst(lc) == id)
@@ -432,7 +437,6 @@ queue_reserve_id(void)
 	 */
 	id = nextval_internal(request_seq, false);
 
-	use_reserved_ids();
 	{
 		int64	   *copy = MemoryContextAlloc(TopTransactionContext, sizeof(int64));
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);

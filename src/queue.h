@@ -87,9 +87,7 @@ typedef enum QueueHome
 /* The customer_reference of a request queued without one: prefix + key. */
 #define QUEUE_REFERENCE_PREFIX "telnyx_orders:"
 
-extern int	telnyx_reconcile_delay_ms;
 extern int	telnyx_request_retention_s;
-extern int	telnyx_absence_window_s;
 
 extern void queue_init(void);
 

@@ -137,11 +137,30 @@ refresh_failed(RefreshItem *item)
 													 (int64) delay_ms));
 }
 
-/* What item is, for a message: 'inexplicit number order "..."'. */
-const char *
-refresh_what(const RefreshItem *item)
+/*
+ * refresh_report
+ *		Say at elevel that item could not be fetched, and why; by_worker:
+ *		said by the background worker, in its log.
+ */
+void
+refresh_report(const RefreshItem *item, int elevel, bool by_worker)
 {
-	return psprintf("%s \"%s\"",
-					item->number_order ? "number order" : "inexplicit number order",
-					item->id);
+	const char *why = item->result->why ? item->result->why : "";
+
+	if (by_worker && item->number_order)
+		ereport(elevel,
+				(errmsg("telnyx_orders worker could not refresh number order \"%s\"", item->id),
+				 errdetail_internal("%s", why)));
+	else if (by_worker)
+		ereport(elevel,
+				(errmsg("telnyx_orders worker could not refresh inexplicit number order \"%s\"", item->id),
+				 errdetail_internal("%s", why)));
+	else if (item->number_order)
+		ereport(elevel,
+				(errmsg("could not refresh number order \"%s\"", item->id),
+				 errdetail_internal("%s", why)));
+	else
+		ereport(elevel,
+				(errmsg("could not refresh inexplicit number order \"%s\"", item->id),
+				 errdetail_internal("%s", why)));
 }

@@ -27,6 +27,6 @@ extern List *refresh_claim(int max, MemoryContext mcxt);
 extern void refresh_fetch(RefreshItem *item);
 extern bool refresh_store(RefreshItem *item);
 extern void refresh_failed(RefreshItem *item);
-extern const char *refresh_what(const RefreshItem *item);
+extern void refresh_report(const RefreshItem *item, int elevel, bool by_worker);
 
 #endif							/* TELNYX_REFRESH_H */

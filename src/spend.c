@@ -57,7 +57,6 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
-#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -132,11 +131,10 @@ struct SpendGuard
 /*---- Local variables ----*/
 
 /*
- * The breaker's count of requests queued by the transaction whose local id
- * is bulk_lxid, the ids of the first ones (in TopTransactionContext), and
- * the batch they were marked with once it tripped.
+ * The breaker's count of requests queued by this transaction, the ids of
+ * the first ones (in TopTransactionContext), and the batch they were
+ * marked with once it tripped; forgotten when the transaction ends.
  */
-static LocalTransactionId bulk_lxid = InvalidLocalTransactionId;
 static int64 bulk_count = 0;
 static List *bulk_ids = NIL;
 static int64 bulk_batch = 0;
@@ -156,6 +154,7 @@ static void spend_add_charge(SpendCharge **charges, int *n, int *size,
 static void spend_count(SpendLimits *sl, Oid role, int64 numbers);
 static void spend_give_back_now(void *arg);
 static int	spend_charge_cmp(const void *a, const void *b);
+static void spend_xact(XactEvent event, void *arg);
 static void spend_subxact(SubXactEvent event, SubTransactionId mySubid,
 						  SubTransactionId parentSubid, void *arg);
 
@@ -206,6 +205,7 @@ spend_init(void)
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
+	RegisterXactCallback(spend_xact, NULL);
 	RegisterSubXactCallback(spend_subxact, NULL);
 }
 
@@ -274,14 +274,6 @@ spend_numbers(Jsonb *body)
 void
 spend_enqueue_mark(SpendMark *mark)
 {
-	if (bulk_lxid != compat_my_lxid())
-	{
-		bulk_lxid = compat_my_lxid();
-		bulk_count = 0;
-		bulk_ids = NIL;			/* freed with its TopTransactionContext */
-		bulk_batch = 0;
-		bulk_mark_subid = InvalidSubTransactionId;
-	}
 	bulk_count++;
 
 	mark->dry_run = telnyx_dry_run;
@@ -307,6 +299,27 @@ spend_enqueue_mark(SpendMark *mark)
 	mark->held_batch = bulk_batch;
 }
 
+/* The transaction has ended: the breaker counts the next one afresh. */
+static void
+spend_xact(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			bulk_count = 0;
+			bulk_ids = NIL;		/* freed with its TopTransactionContext */
+			bulk_batch = 0;
+			bulk_mark_subid = InvalidSubTransactionId;
+			break;
+		default:
+			break;
+	}
+}
+
 /*
  * The subtransaction that marked the batch aborted: its UPDATE is undone,
  * so the next enqueue of this transaction marks them again.
@@ -316,7 +329,7 @@ spend_subxact(SubXactEvent event, SubTransactionId mySubid,
 			  SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB && bulk_batch != 0 &&
-		bulk_lxid == compat_my_lxid() && mySubid == bulk_mark_subid)
+		mySubid == bulk_mark_subid)
 	{
 		bulk_batch = 0;
 		bulk_mark_subid = InvalidSubTransactionId;
@@ -331,7 +344,7 @@ spend_subxact(SubXactEvent event, SubTransactionId mySubid,
 void
 spend_enqueued(int64 id)
 {
-	if (bulk_lxid != compat_my_lxid() || telnyx_max_requests_per_transaction == 0)
+	if (bulk_count == 0 || telnyx_max_requests_per_transaction == 0)
 		return;
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);

@@ -27,6 +27,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
@@ -37,7 +38,6 @@
 #include "miscadmin.h"
 #include "jit/jit.h"
 #include "optimizer/cost.h"
-#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -113,7 +113,7 @@ typedef struct Column
 
 /*---- GUC variables ----*/
 
-int			telnyx_refresh_interval_max_s = 600;
+static int	telnyx_refresh_interval_max_s = 600;
 
 /*---- Local variables ----*/
 
@@ -493,8 +493,18 @@ static KeptPlan kept_plans[STORE_MAX_KEPT_PLANS];
 static int	nkept_plans = 0;
 static char *kept_schema = NULL;
 
+/*
+ * The extension's schema, owner and version, read once per transaction
+ * (store_extension) and forgotten when it ends (store_xact).
+ */
+static bool extension_cached = false;
+static char cached_schema[NAMEDATALEN];
+static Oid	cached_owner = InvalidOid;
+static char cached_version[NAMEDATALEN];
+
 /*---- Function declarations ----*/
 
+static void store_xact(XactEvent event, void *arg);
 static TimestampTz store_next_refresh(const TelnyxOrder *order);
 static TimestampTz store_next_fetch(const TelnyxNumberOrder *no);
 static TimestampTz store_next_time(bool open, const OptTimestamp *created_at);
@@ -1182,6 +1192,25 @@ store_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+	RegisterXactCallback(store_xact, NULL);
+}
+
+/* The transaction has ended: the extension is read again in the next. */
+static void
+store_xact(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			extension_cached = false;
+			break;
+		default:
+			break;
+	}
 }
 
 /*
@@ -1380,10 +1409,6 @@ store_schema_name(void)
 char *
 store_extension(Oid *owner, char **version)
 {
-	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
-	static char cached_schema[NAMEDATALEN];
-	static Oid	cached_owner = InvalidOid;
-	static char cached_version[NAMEDATALEN];
 	bool		isnull;
 	Relation	rel;
 	SysScanDesc scan;
@@ -1393,7 +1418,7 @@ store_extension(Oid *owner, char **version)
 	char	   *name;
 
 	/* looked up once per transaction: the extension cannot move in one */
-	if (cached_lxid == compat_my_lxid() && cached_lxid != InvalidLocalTransactionId)
+	if (extension_cached)
 	{
 		if (owner != NULL)
 			*owner = cached_owner;
@@ -1427,7 +1452,7 @@ store_extension(Oid *owner, char **version)
 	if (name == NULL)
 		elog(ERROR, "could not find the schema of extension \"telnyx_orders\"");
 	strlcpy(cached_schema, name, sizeof(cached_schema));
-	cached_lxid = compat_my_lxid();
+	extension_cached = true;
 	if (owner != NULL)
 		*owner = cached_owner;
 	if (version != NULL)

@@ -45,7 +45,6 @@ typedef struct StoreCall
 extern void store_pin_settings(void);
 extern void store_durable_commit(void);
 extern ErrorData *store_try(void (*fn) (void *arg), void *arg);
-extern int	telnyx_refresh_interval_max_s;
 
 extern void store_init(void);
 extern void store_order(TelnyxOrder *order, bool found_by_sync,

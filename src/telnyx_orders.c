@@ -1104,9 +1104,7 @@ telnyx_refresh_orders(PG_FUNCTION_ARGS)
 			refresh_fetch(item);
 			if (item->result->class != TELNYX_OK)
 			{
-				ereport(WARNING,
-						(errmsg("could not refresh %s", refresh_what(item)),
-						 errdetail_internal("%s", item->result->why ? item->result->why : "")));
+				refresh_report(item, WARNING, false);
 				refresh_failed(item);
 				continue;
 			}

@@ -168,6 +168,17 @@ typedef struct WorkerTry
 	RecordStep *step;
 } WorkerTry;
 
+/* What a step records, for the message said when it fails. */
+typedef enum WorkerStepKind
+{
+	STEP_CREATED_AT_ONCE,		/* the created orders of a claim, together */
+	STEP_OUTCOME,				/* one request's outcome */
+	STEP_RECONCILE,				/* an unknown request, looked up */
+	STEP_REFRESHED,				/* an order fetched again */
+	STEP_REFRESH_FAILED,		/* an order that could not be */
+	STEP_FOUND					/* an order the sync found */
+} WorkerStepKind;
+
 /* A claim's requests, and the memory they live in until all are recorded. */
 typedef struct ClaimBatch
 {
@@ -185,9 +196,9 @@ typedef struct InFlight
 
 /*---- GUC variables ----*/
 
-int			telnyx_sync_interval_s = 300;
-int			telnyx_worker_naptime_ms = 10000;
-int			telnyx_worker_concurrency = 16;
+static int	telnyx_sync_interval_s = 300;
+static int	telnyx_worker_naptime_ms = 10000;
+static int	telnyx_worker_concurrency = 16;
 
 /*---- Local variables ----*/
 
@@ -233,9 +244,10 @@ static bool worker_key_usable(SenderState *state);
 static void worker_key_context(void *arg);
 static MemoryContext worker_begin(void);
 static void worker_commit(MemoryContext outer);
-static bool worker_try(WorkerStepFn fn, RecordStep *step, const char *what);
-static bool worker_try_at(WorkerStepFn fn, RecordStep *step, const char *what,
+static bool worker_try(WorkerStepFn fn, RecordStep *step, WorkerStepKind kind);
+static bool worker_try_at(WorkerStepFn fn, RecordStep *step, WorkerStepKind kind,
 						  int elevel);
+static int	worker_step_detail(const RecordStep *step, const char *message);
 static void worker_try_step(void *arg);
 static void step_record(RecordStep *step);
 static void step_record_unstored(RecordStep *step);
@@ -570,8 +582,8 @@ worker_key_ready(SenderState *state)
 	fix = telnyx_api_key_in_settings();
 	if (fix != NULL && state->paused != key_in_settings)
 		ereport(LOG,
-				(errmsg("telnyx_orders worker: a Telnyx API key is stored in pg_db_role_setting; queued requests wait"),
-				 errdetail("Every role can read it there."),
+				(errmsg("telnyx_orders worker: a Telnyx API key is stored in pg_db_role_setting"),
+				 errdetail("Every role can read it there. Queued requests wait until it is removed."),
 				 errhint("Remove it with %s. Then replace the key at Telnyx, since every role could read it, and put the new key in telnyx.api_key_file.",
 						 fix)));
 	worker_commit(outer);
@@ -1153,8 +1165,7 @@ worker_record(SenderState *state, HttpDone *done, int n)
 	 * recorded), one by one below, where what fails is said.
 	 */
 	if (list_length(batch.reqs) > 1 &&
-		worker_try_at(step_record_created, &batch, "could not record created orders at once",
-					  DEBUG1))
+		worker_try_at(step_record_created, &batch, STEP_CREATED_AT_ONCE, DEBUG1))
 	{
 		for (i = 0; i < n; i++)
 			if (steps[i].result->class == TELNYX_OK)
@@ -1167,8 +1178,8 @@ worker_record(SenderState *state, HttpDone *done, int n)
 
 		if (step->recorded)
 			continue;
-		if (!worker_try(step_record, step, "could not record the outcome of an order request") &&
-			!worker_try(step_record_unstored, step, "could not record the outcome of an order request"))
+		if (!worker_try(step_record, step, STEP_OUTCOME) &&
+			!worker_try(step_record_unstored, step, STEP_OUTCOME))
 			state->release_pending = true;
 		else if (step->outcome == QUEUE_PAUSE)
 			pause_class = step->result->class;
@@ -1183,7 +1194,8 @@ worker_record(SenderState *state, HttpDone *done, int n)
 	if (pause_class == TELNYX_AUTH)
 	{
 		ereport(LOG,
-				(errmsg("telnyx_orders worker: Telnyx did not accept the API key; queued requests wait"),
+				(errmsg("telnyx_orders worker: Telnyx did not accept the API key"),
+				 errdetail("Queued requests wait until a key is accepted."),
 				 errhint("%s", telnyx_api_key_refused_hint())));
 		state->paused = "Telnyx did not accept the API key";
 		state->paused_key = telnyx_api_key_serial();
@@ -1191,8 +1203,8 @@ worker_record(SenderState *state, HttpDone *done, int n)
 	else if (pause_class != TELNYX_OK)
 	{
 		ereport(LOG,
-				(errmsg("telnyx_orders worker: Telnyx has no order endpoint at telnyx.api_base_url; queued requests wait"),
-				 errdetail("POST %s answered 404.", "/inexplicit_number_orders"),
+				(errmsg("telnyx_orders worker: Telnyx has no order endpoint at telnyx.api_base_url"),
+				 errdetail("POST %s answered 404. Queued requests wait until the setting is fixed.", "/inexplicit_number_orders"),
 				 errhint("Fix telnyx.api_base_url (it ends in \"/v2\") and reload the configuration.")));
 		state->paused = "Telnyx has no order endpoint at telnyx.api_base_url";
 		state->paused_key = telnyx_api_key_serial();
@@ -1264,9 +1276,9 @@ worker_reconcile(SenderState *state)
 		step.req = (QueueRequest *) lfirst(lc);
 		step.result = failure;
 		if (failure == NULL &&
-			worker_try(step_resolve, &step, "could not reconcile an order request"))
+			worker_try(step_resolve, &step, STEP_RECONCILE))
 			continue;
-		if (!worker_try(step_retry_later, &step, "could not reconcile an order request"))
+		if (!worker_try(step_retry_later, &step, STEP_RECONCILE))
 			state->release_pending = true;
 	}
 	worker_commit(outer);
@@ -1302,10 +1314,7 @@ worker_refresh(void)
 
 		refresh_fetch(item);
 		if (item->result->class != TELNYX_OK)
-			ereport(LOG,
-					(errmsg("telnyx_orders worker could not refresh %s",
-							refresh_what(item)),
-					 errdetail_internal("%s", item->result->why ? item->result->why : "")));
+			refresh_report(item, LOG, true);
 	}
 
 	outer = worker_begin();
@@ -1316,11 +1325,9 @@ worker_refresh(void)
 		memset(&step, 0, sizeof(step));
 		step.item = (RefreshItem *) lfirst(lc);
 		if (step.item->result->class == TELNYX_OK)
-			(void) worker_try(step_store_refreshed, &step,
-							  "could not record a refreshed order");
+			(void) worker_try(step_store_refreshed, &step, STEP_REFRESHED);
 		else
-			(void) worker_try(step_refresh_failed, &step,
-							  "could not record a failed refresh");
+			(void) worker_try(step_refresh_failed, &step, STEP_REFRESH_FAILED);
 	}
 	worker_commit(outer);
 	return list_length(items);
@@ -1394,7 +1401,7 @@ worker_sync_page(List *orders, List *unparsed, void *arg)
 		memset(&step, 0, sizeof(step));
 		step.order = (TelnyxOrder *) lfirst(lc);
 		step.request_key = (const char *) list_nth(keys, foreach_current_index(lc));
-		if (worker_try(step_store_found, &step, "could not record an order found by the sync"))
+		if (worker_try(step_store_found, &step, STEP_FOUND))
 			(*found)++;
 	}
 	worker_commit(outer);
@@ -1405,30 +1412,70 @@ worker_sync_page(List *orders, List *unparsed, void *arg)
  * the subtransaction back, set step->why and return false.
  */
 static bool
-worker_try(WorkerStepFn fn, RecordStep *step, const char *what)
+worker_try(WorkerStepFn fn, RecordStep *step, WorkerStepKind kind)
 {
-	return worker_try_at(fn, step, what, WARNING);
+	return worker_try_at(fn, step, kind, WARNING);
 }
 
 /* worker_try, logging a failure at elevel. */
 static bool
-worker_try_at(WorkerStepFn fn, RecordStep *step, const char *what, int elevel)
+worker_try_at(WorkerStepFn fn, RecordStep *step, WorkerStepKind kind, int elevel)
 {
 	WorkerTry	t;
 	ErrorData  *edata;
+	const char *m;
 
 	t.fn = fn;
 	t.step = step;
 	edata = store_try(worker_try_step, &t);
 	if (edata == NULL)
 		return true;
-	ereport(elevel,
-			(errmsg("telnyx_orders %s", what),
-			 step->req ? errdetail("Order request %lld: %s", (long long) step->req->id, edata->message)
-			 : errdetail("%s", edata->message)));
+	m = edata->message;
+	switch (kind)
+	{
+		case STEP_CREATED_AT_ONCE:
+			ereport(elevel,
+					(errmsg("telnyx_orders could not record created orders at once"),
+					 worker_step_detail(step, m)));
+			break;
+		case STEP_OUTCOME:
+			ereport(elevel,
+					(errmsg("telnyx_orders could not record the outcome of an order request"),
+					 worker_step_detail(step, m)));
+			break;
+		case STEP_RECONCILE:
+			ereport(elevel,
+					(errmsg("telnyx_orders could not reconcile an order request"),
+					 worker_step_detail(step, m)));
+			break;
+		case STEP_REFRESHED:
+			ereport(elevel,
+					(errmsg("telnyx_orders could not record a refreshed order"),
+					 worker_step_detail(step, m)));
+			break;
+		case STEP_REFRESH_FAILED:
+			ereport(elevel,
+					(errmsg("telnyx_orders could not record a failed refresh"),
+					 worker_step_detail(step, m)));
+			break;
+		case STEP_FOUND:
+			ereport(elevel,
+					(errmsg("telnyx_orders could not record an order found by the sync"),
+					 worker_step_detail(step, m)));
+			break;
+	}
 	step->why = pstrdup(edata->message);
 	FreeErrorData(edata);
 	return false;
+}
+
+/* The DETAIL of a step that failed with message (inside an ereport). */
+static int
+worker_step_detail(const RecordStep *step, const char *message)
+{
+	if (step->req != NULL)
+		return errdetail("Order request %lld: %s", (long long) step->req->id, message);
+	return errdetail("%s", message);
 }
 
 /* One step, as store_try runs it (arg: a WorkerTry). */
