@@ -124,7 +124,7 @@ static char *telnyx_api_base_url = NULL;
 static char *telnyx_ca_file = NULL;
 int			telnyx_timeout_ms = 30000;
 static int	telnyx_connect_timeout_ms = 10000;
-int			telnyx_max_retries = 2;
+static int	telnyx_max_retries = 2;
 static int	telnyx_max_requests_per_second = 0;
 int			telnyx_max_response_size = 10 * 1024 * 1024;
 
@@ -423,6 +423,20 @@ http_should_retry(const HttpRequest *req, const HttpResponse *resp)
 			return false;
 	}
 	return false;
+}
+
+/*
+ * http_longest_call_ms
+ *		The longest one call may last: every attempt, each to its timeout,
+ *		and before each the longest wait a server may ask for.  A claim on
+ *		what a call fetches lasts this long; an order created by a call is
+ *		no later than its start plus this.
+ */
+int64
+http_longest_call_ms(void)
+{
+	return ((int64) telnyx_timeout_ms + (int64) HTTP_MAX_SERVER_WAIT_MS) *
+		(telnyx_max_retries + 1);
 }
 
 /*

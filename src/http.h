@@ -66,7 +66,6 @@ typedef struct HttpResponse
 
 /* Settings (telnyx.*), defined by http_init */
 extern int	telnyx_timeout_ms;
-extern int	telnyx_max_retries;
 extern int	telnyx_max_response_size;
 
 #define TELNYX_DEFAULT_BASE_URL "https://api.telnyx.com/v2"
@@ -103,6 +102,7 @@ extern bool http_should_retry(const HttpRequest *req, const HttpResponse *resp);
 /* Longest wait the server may ask for before we fall back to our backoff. */
 #define HTTP_MAX_SERVER_WAIT_MS 60000.0
 
+extern int64 http_longest_call_ms(void);
 extern double http_retry_delay_ms(int retry, double wait_ms);
 extern void http_check_base_url(const char *url, int elevel);
 extern bool http_base_url_allowed(const char *url, const char **why);

@@ -212,8 +212,12 @@ static bool take_reserved(int64 id);
 static bool queue_set_state(QueueRequest *req, const char *from, const char *to,
 							const char *order_id, Jsonb *last_error,
 							double delay_ms);
-static List *queue_claim_rows(const char *template, int max, int64 lease_ms,
-							  const QueueCursor *after, MemoryContext mcxt);
+static List *queue_claim_rows_kept(const char *template, int max, int64 lease_ms,
+								   const QueueCursor *after, MemoryContext mcxt);
+
+/* queue_claim_rows_kept with a statement written in the code (its plan is kept) */
+#define queue_claim_rows(template, max, lease_ms, after, mcxt) \
+	queue_claim_rows_kept("" template, (max), (lease_ms), (after), (mcxt))
 static void queue_mark_batch(List *ids, int64 batch, const char *reason);
 static void queue_hold(List *reqs, List *reasons, List *untils);
 static List *queue_guard_claim(List *reqs);
@@ -345,20 +349,23 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 
 	/* one row of its own: an enqueue never waits for another transaction */
 	schema = store_begin(&scope);
-	store_exec(schema,
-			   reserved_id == 0
-			   ? "INSERT INTO %1$s.telnyx_order_requests AS r"
-			   " (request_key, body, request_body, requested_by,"
-			   "  home_database_oid, home_system_identifier, state, held_batch,"
-			   "  held_reason)"
-			   " VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $10) RETURNING r.id"
-			   : "INSERT INTO %1$s.telnyx_order_requests AS r"
-			   " (id, request_key, body, request_body, requested_by,"
-			   "  home_database_oid, home_system_identifier, state, held_batch,"
-			   "  held_reason)"
-			   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4, $6, $7, $8, $9, $10)"
-			   " RETURNING r.id",
-			   10, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+	if (reserved_id == 0)
+		store_exec(schema,
+				   "INSERT INTO %1$s.telnyx_order_requests AS r"
+				   " (request_key, body, request_body, requested_by,"
+				   "  home_database_oid, home_system_identifier, state, held_batch,"
+				   "  held_reason)"
+				   " VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $10) RETURNING r.id",
+				   10, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+	else
+		store_exec(schema,
+				   "INSERT INTO %1$s.telnyx_order_requests AS r"
+				   " (id, request_key, body, request_body, requested_by,"
+				   "  home_database_oid, home_system_identifier, state, held_batch,"
+				   "  held_reason)"
+				   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4, $6, $7, $8, $9, $10)"
+				   " RETURNING r.id",
+				   10, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
 	if (SPI_processed == 1)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
@@ -609,7 +616,7 @@ queue_resume(void)
 
 		table_close(rel, AccessShareLock);
 		if (!as_made)
-			store_exec(schema, m->sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+			store_exec_once(schema, m->sql, SPI_OK_UTILITY);
 	}
 	store_end(&scope);
 	return moved;
@@ -809,15 +816,16 @@ queue_cursor_reset(QueueCursor *after)
 }
 
 /*
- * Run a claiming statement: $1 the most rows, $2 the end of the lease, $3
+ * Run a claiming statement (through queue_claim_rows: a literal, whose plan
+ * is kept by its address): $1 the most rows, $2 the end of the lease, $3
  * this process's start time, $4 and $5 this cluster's system identifier
  * and this database (QUEUE_AT_HOME), $6 and $7 the cursor, $8 the claim's
  * fencing token (new for every claim); it returns the claimed requests,
  * which are read into mcxt.
  */
 static List *
-queue_claim_rows(const char *template, int max, int64 lease_ms,
-				 const QueueCursor *after, MemoryContext mcxt)
+queue_claim_rows_kept(const char *template, int max, int64 lease_ms,
+					  const QueueCursor *after, MemoryContext mcxt)
 {
 	Oid			argtypes[8] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID,
 	TIMESTAMPTZOID, INT8OID, INT8OID};
@@ -836,8 +844,8 @@ queue_claim_rows(const char *template, int max, int64 lease_ms,
 	values[7] = Int64GetDatum(queue_new_token());
 
 	schema = store_begin(&scope);
-	store_exec(schema, template, 8, argtypes, values, NULL,
-			   SPI_OK_UPDATE_RETURNING);
+	store_exec_kept(schema, template, 8, argtypes, values, NULL,
+					SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	store_end(&scope);
 	return result;

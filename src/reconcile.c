@@ -190,8 +190,7 @@ reconcile_own_orders(List *orders, List **keys)
 static bool
 call_matches(const StoreCall *call, const TelnyxOrder *order)
 {
-	int64		lasted_ms = ((int64) telnyx_timeout_ms + (int64) HTTP_MAX_SERVER_WAIT_MS) *
-		(telnyx_max_retries + 1);
+	int64		lasted_ms = http_longest_call_ms();
 
 	if (!order->created_at.present || !api_order_matches(order, call->body))
 		return false;

@@ -48,12 +48,15 @@ static List *refresh_items(List *items, List *ids, bool number_order,
 List *
 refresh_claim(int max, MemoryContext mcxt)
 {
+	/* claimed for as long as a fetch may take */
+	int64		lease_ms = http_longest_call_ms();
 	List	   *items;
 
-	items = refresh_items(NIL, store_claim_refresh(max, mcxt), false, mcxt);
+	items = refresh_items(NIL, store_claim_refresh(max, lease_ms, mcxt), false, mcxt);
 	if (list_length(items) < max)
 		items = refresh_items(items,
-							  store_claim_number_orders(max - list_length(items), mcxt),
+							  store_claim_number_orders(max - list_length(items),
+														lease_ms, mcxt),
 							  true, mcxt);
 	return items;
 }

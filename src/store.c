@@ -48,7 +48,6 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
-#include "http.h"
 #include "store.h"
 #include "wakeup.h"
 
@@ -107,9 +106,6 @@ typedef struct Column
 
 /* The first refresh of an order comes this long after it is recorded. */
 #define STORE_REFRESH_FIRST_MS 5000
-
-/* A fetch's retry may wait this long (a server's wait is honoured up to it). */
-#define STORE_REFRESH_WAIT_MS 60000
 
 /*---- GUC variables ----*/
 
@@ -508,7 +504,8 @@ static void store_xact(XactEvent event, void *arg);
 static TimestampTz store_next_refresh(const TelnyxOrder *order);
 static TimestampTz store_next_fetch(const TelnyxNumberOrder *no);
 static TimestampTz store_next_time(bool open, const OptTimestamp *created_at);
-static List *store_claim(StoreStatement stmt, int max, MemoryContext mcxt);
+static List *store_claim(StoreStatement stmt, int max, int64 lease_ms,
+						 MemoryContext mcxt);
 static void store_numbers(const char *schema, const TelnyxNumberOrder *no);
 static void store_execute(const char *schema, StoreStatement stmt,
 						  Datum *values, const char *nulls, int expected);
@@ -780,14 +777,14 @@ store_next_time(bool open, const OptTimestamp *created_at)
 /*
  * store_claim_refresh
  *		Ids (palloc'd text, in mcxt) of up to max orders due for a refresh,
- *		claimed for as long as a fetch may take: a refresh that stores the
- *		order sets its next time; one that fails leaves it due when the
- *		claim ends.
+ *		claimed for lease_ms (as long as a fetch may take): a refresh that
+ *		stores the order sets its next time; one that fails leaves it due
+ *		when the claim ends.
  */
 List *
-store_claim_refresh(int max, MemoryContext mcxt)
+store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt)
 {
-	return store_claim(STORE_CLAIM_REFRESH, max, mcxt);
+	return store_claim(STORE_CLAIM_REFRESH, max, lease_ms, mcxt);
 }
 
 /*
@@ -795,17 +792,14 @@ store_claim_refresh(int max, MemoryContext mcxt)
  *		The same for number orders due to be fetched: their ids, each once.
  */
 List *
-store_claim_number_orders(int max, MemoryContext mcxt)
+store_claim_number_orders(int max, int64 lease_ms, MemoryContext mcxt)
 {
-	return store_claim(STORE_CLAIM_NUMBER_ORDERS, max, mcxt);
+	return store_claim(STORE_CLAIM_NUMBER_ORDERS, max, lease_ms, mcxt);
 }
 
 static List *
-store_claim(StoreStatement stmt, int max, MemoryContext mcxt)
+store_claim(StoreStatement stmt, int max, int64 lease_ms, MemoryContext mcxt)
 {
-	/* the longest a fetch may take, retries and their waits included */
-	int64		lease_ms = ((int64) telnyx_timeout_ms + STORE_REFRESH_WAIT_MS) *
-		(telnyx_max_retries + 1);
 	Datum		values[2];
 	List	   *ids = NIL;
 	StoreScope	scope;
@@ -1658,24 +1652,28 @@ store_execute(const char *schema, StoreStatement stmt, Datum *values,
 {
 	const StoreQuery *q = &store_queries[stmt];
 
-	store_exec(schema, q->sql, q->nargs, (Oid *) q->argtypes, values, nulls,
-			   expected);
+	/* a static table's entry: its address is the statement's for ever */
+	store_exec_kept(schema, q->sql, q->nargs, (Oid *) q->argtypes, values, nulls,
+					expected);
 }
 
 /*
- * store_exec
- *		Run the statement sql (a string that lives as long as the process,
- *		its "%1$s" standing for the extension's schema) with nargs
- *		parameters, through a plan prepared on first use and kept; raise an
- *		error unless SPI answers expected.  SPI must be connected, inside
- *		store_enter, whose schema is schema.  The same sql always has the
- *		same argtypes.  Plans name the schema as it was when they were
- *		prepared: if it was renamed (or the extension created again
- *		elsewhere), they are dropped, to be prepared again.
+ * store_exec_kept
+ *		Run the statement sql (its "%1$s" standing for the extension's
+ *		schema) with nargs parameters, through a plan prepared on first use
+ *		and kept; raise an error unless SPI answers expected.  SPI must be
+ *		connected, inside store_enter, whose schema is schema.  The plan is
+ *		found again by the address of sql, which must therefore be a string
+ *		that lives as long as the process and always says the same: called
+ *		through the store_exec macro (a literal), or with an entry of a
+ *		static table.  The same sql always has the same argtypes.  Plans
+ *		name the schema as it was when they were prepared: if it was renamed
+ *		(or the extension created again elsewhere), they are dropped, to be
+ *		prepared again.
  */
 void
-store_exec(const char *schema, const char *sql, int nargs, Oid *argtypes,
-		   Datum *values, const char *nulls, int expected)
+store_exec_kept(const char *schema, const char *sql, int nargs, Oid *argtypes,
+				Datum *values, const char *nulls, int expected)
 {
 	SPIPlanPtr	plan = NULL;
 	int			rc;
@@ -1697,8 +1695,10 @@ store_exec(const char *schema, const char *sql, int nargs, Oid *argtypes,
 
 	if (plan == NULL)
 	{
+		/* every statement is written in the code: more is a text made at run time */
 		if (nkept_plans == STORE_MAX_KEPT_PLANS)
-			elog(ERROR, "too many kept plans");
+			elog(ERROR, "more than %d statements to keep plans of: one is made at run time",
+				 STORE_MAX_KEPT_PLANS);
 		plan = SPI_prepare(psprintf(sql, quote_identifier(schema)), nargs, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -1710,6 +1710,21 @@ store_exec(const char *schema, const char *sql, int nargs, Oid *argtypes,
 	}
 
 	rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	if (rc != expected)
+		elog(ERROR, "statement failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * store_exec_once
+ *		Run sql (its "%1$s" standing for the extension's schema), with no
+ *		parameters and no plan kept: for a statement made at run time, run
+ *		rarely.  SPI must be connected, inside store_enter.
+ */
+void
+store_exec_once(const char *schema, const char *sql, int expected)
+{
+	int			rc = SPI_execute(psprintf(sql, quote_identifier(schema)), false, 0);
+
 	if (rc != expected)
 		elog(ERROR, "statement failed: %s", SPI_result_code_string(rc));
 }

@@ -57,8 +57,8 @@ extern bool store_webhook_delivery(const char *event_id, const char *event_type,
 								   const TimestampTz *occurred_at,
 								   const char *number_order_id);
 extern void store_webhook_unapplied(const char *event_id);
-extern List *store_claim_refresh(int max, MemoryContext mcxt);
-extern List *store_claim_number_orders(int max, MemoryContext mcxt);
+extern List *store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt);
+extern List *store_claim_number_orders(int max, int64 lease_ms, MemoryContext mcxt);
 extern double store_next_refresh_ms(void);
 extern List *store_orders_missing(List *orders);
 extern void store_record_call(const char *request_key, const char *body,
@@ -83,8 +83,18 @@ extern double store_ms_until(TimestampTz when);
 /* Statements kept at most by store_exec (every module's together). */
 #define STORE_MAX_KEPT_PLANS 96
 
-extern void store_exec(const char *schema, const char *sql, int nargs,
-					   Oid *argtypes, Datum *values, const char *nulls,
-					   int expected);
+/*
+ * store_exec(schema, sql, nargs, argtypes, values, nulls, expected)
+ *		Run sql through a plan kept for the life of the process, found
+ *		again by the address of its text: sql must be a string literal (a
+ *		text built at run time does not compile).  See store_exec_kept.
+ */
+#define store_exec(schema, sql, nargs, argtypes, values, nulls, expected) \
+	store_exec_kept((schema), "" sql, (nargs), (argtypes), (values), (nulls), (expected))
+
+extern void store_exec_kept(const char *schema, const char *sql, int nargs,
+							Oid *argtypes, Datum *values, const char *nulls,
+							int expected);
+extern void store_exec_once(const char *schema, const char *sql, int expected);
 
 #endif							/* TELNYX_STORE_H */
