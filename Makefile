@@ -16,6 +16,7 @@ OBJS = \
 	src/webhook.o \
 	src/apikey.o \
 	src/wakeup.o \
+	src/budget.o \
 	src/calls.o \
 	src/spend.o \
 	src/launcher.o

@@ -57,6 +57,7 @@
 #endif
 
 #include "apikey.h"
+#include "budget.h"
 #include "compat.h"
 #include "errcodes.h"
 #include "http.h"
@@ -125,7 +126,6 @@ static char *telnyx_ca_file = NULL;
 int			telnyx_timeout_ms = 30000;
 static int	telnyx_connect_timeout_ms = 10000;
 static int	telnyx_max_retries = 2;
-static int	telnyx_max_requests_per_second = 0;
 int			telnyx_max_response_size = 10 * 1024 * 1024;
 
 /*---- Local variables ----*/
@@ -249,15 +249,6 @@ http_init(void)
 							10 * 1024 * 1024, 1024, (int) MaxAllocSize - 1,
 							PGC_USERSET,
 							GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("telnyx.max_requests_per_second",
-							"Requests a second to Telnyx, for every process of the cluster together.",
-							"Telnyx limits the account, not the database: every worker and session shares this budget.  0: no fixed budget; every process still waits together after a 429 or an answer with no request left in the window.",
-							&telnyx_max_requests_per_second,
-							0, 0, 10000,
-							PGC_SIGHUP,
-							0,
 							NULL, NULL, NULL);
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
@@ -695,7 +686,7 @@ http_stream_begin(int capacity)
 int
 http_stream_budget(int want, long *wait_ms)
 {
-	return wakeup_rate_take(want, telnyx_max_requests_per_second, wait_ms);
+	return budget_take(want, wait_ms);
 }
 
 /* Wait until n requests may start within the account's budget. */
@@ -706,7 +697,7 @@ http_rate_wait(int n)
 	{
 		long		wait_ms = 0;
 
-		n -= wakeup_rate_take(n, telnyx_max_requests_per_second, &wait_ms);
+		n -= budget_take(n, &wait_ms);
 		if (n > 0)
 			http_sleep((double) Max(wait_ms, 1));
 	}
@@ -1172,10 +1163,13 @@ http_finish(CURL *easy, HttpTransfer *xfer, HttpResponse *resp)
 	 * as long as Telnyx says, when it says it within a minute).
 	 */
 	if (resp->status == 429)
-		wakeup_rate_back_off(http_retry_delay_ms(0, resp->wait_ms), true);
+	{
+		budget_back_off(http_retry_delay_ms(0, resp->wait_ms));
+		wakeup_note_rate_limited();
+	}
 	else if (xfer->ratelimit_remaining == 0 && xfer->ratelimit_reset_ms >= 0 &&
 			 xfer->ratelimit_reset_ms <= HTTP_MAX_SERVER_WAIT_MS)
-		wakeup_rate_back_off(xfer->ratelimit_reset_ms, false);
+		budget_back_off(xfer->ratelimit_reset_ms);
 
 	resp->body = palloc(xfer->len + 1);
 	if (xfer->len > 0)

@@ -59,6 +59,7 @@
 
 #include "api.h"
 #include "apikey.h"
+#include "budget.h"
 #include "calls.h"
 #include "compat.h"
 #include "http.h"
@@ -150,8 +151,9 @@ static void sync_progress(SyncState *st);
 /*
  * Module load: each subsystem defines its own settings.  guard_init
  * installs the guard of the tables of orders (guard.c); http_init also
- * owns the API key (apikey.c) and libcurl; launcher_init registers the
- * launcher when loaded by shared_preload_libraries.
+ * owns the API key (apikey.c) and libcurl; budget_init asks for the
+ * request budget's shared memory and launcher_init registers the launcher
+ * when loaded by shared_preload_libraries.
  */
 void
 _PG_init(void)
@@ -159,6 +161,7 @@ _PG_init(void)
 	guard_init();
 	validate_init();
 	http_init();
+	budget_init();
 	store_init();
 	queue_init();
 	spend_init();

@@ -75,10 +75,6 @@ typedef struct WakeupShared
 	uint32		generation;		/* of the running launcher */
 	Latch	   *launcher_latch; /* NULL when no launcher runs */
 	bool		restart_requested;
-	/* the account's request budget: a token bucket, and a 429's back-off */
-	double		rate_tokens;
-	TimestampTz rate_at;		/* when the bucket was last filled */
-	TimestampTz backoff_until;
 	WakeupSlot	slots[WAKEUP_MAX_WORKERS];
 	/* orders that answered a request or call, by a hash of their id */
 	slock_t		answered_mutex;
@@ -401,80 +397,19 @@ wakeup_workers(WakeupWorker *out, int max)
 }
 
 /*
- * wakeup_rate_take
- *		Take up to want requests from the account's budget, shared by every
- *		process of the cluster: rate a second (0: no limit), in bursts of up
- *		to a tenth of a second's worth (so that no second, however it is
- *		cut, sees much more than rate), and nothing while a 429's back-off
- *		lasts.
- *		Returns how many were granted; when fewer than want, *wait_ms says
- *		when to ask again.  Without shared_preload_libraries every request
- *		is granted.
- */
-int
-wakeup_rate_take(int want, int rate, long *wait_ms)
-{
-	TimestampTz now;
-	int			granted;
-
-	*wait_ms = 0;
-	if (wakeup_shared == NULL || want <= 0)
-		return Max(want, 0);
-	now = GetCurrentTimestamp();
-	SpinLockAcquire(&wakeup_shared->mutex);
-	if (wakeup_shared->backoff_until > now)
-	{
-		*wait_ms = (long) ((wakeup_shared->backoff_until - now) / 1000) + 1;
-		granted = 0;
-	}
-	else if (rate <= 0)
-		granted = want;
-	else
-	{
-		double		tokens = wakeup_shared->rate_tokens;
-
-		/* a burst is a tenth of a second's worth: any second stays within rate */
-		double		burst = Max(1.0, rate / 10.0);
-
-		if (wakeup_shared->rate_at == 0)
-			tokens = burst;
-		else
-			tokens += (double) (now - wakeup_shared->rate_at) / 1000000.0 * rate;
-		tokens = Min(tokens, burst);
-		wakeup_shared->rate_at = now;
-		granted = Min(want, (int) tokens);
-		tokens -= granted;
-		wakeup_shared->rate_tokens = tokens;
-		if (granted < want)
-			*wait_ms = (long) ((1.0 - tokens) * 1000.0 / rate) + 1;
-	}
-	SpinLockRelease(&wakeup_shared->mutex);
-	return granted;
-}
-
-/*
- * wakeup_rate_back_off
- *		No process of the cluster starts a request for ms (after a 429, or
- *		an answer with no request left in the window); a 429 is counted
- *		in this worker's status.
+ * wakeup_note_rate_limited
+ *		Count a 429 in this worker's status (a no-op elsewhere).
  */
 void
-wakeup_rate_back_off(double ms, bool was_429)
+wakeup_note_rate_limited(void)
 {
-	TimestampTz now;
+	TimestampTz now = GetCurrentTimestamp();
 
-	if (wakeup_shared == NULL)
+	if (wakeup_shared == NULL || my_slot == NULL)
 		return;
-	now = GetCurrentTimestamp();
 	SpinLockAcquire(&wakeup_shared->mutex);
-	if (ms > 0 &&
-		TimestampTzPlusMilliseconds(now, (int64) ms) > wakeup_shared->backoff_until)
-		wakeup_shared->backoff_until = TimestampTzPlusMilliseconds(now, (int64) ms);
-	if (was_429 && my_slot != NULL)
-	{
-		my_slot->status.rate_limited++;
-		my_slot->status.last_rate_limited_at = now;
-	}
+	my_slot->status.rate_limited++;
+	my_slot->status.last_rate_limited_at = now;
 	SpinLockRelease(&wakeup_shared->mutex);
 }
 

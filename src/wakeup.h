@@ -39,8 +39,7 @@ extern bool wakeup_worker_current(void);
 extern void wakeup_report(const char *paused, TimestampTz rate_limited_until,
 						  int sent);
 extern int	wakeup_workers(WakeupWorker *out, int max);
-extern int	wakeup_rate_take(int want, int rate, long *wait_ms);
-extern void wakeup_rate_back_off(double ms, bool was_429);
+extern void wakeup_note_rate_limited(void);
 extern void wakeup_at_commit(void);
 extern void wakeup_now(Oid dboid);
 extern void wakeup_note_order(const char *order_id);
