@@ -286,17 +286,49 @@ queue_init(void)
 }
 
 /*
+ * queue_refuse_read_only
+ *		Refuse to queue in a read-only transaction, or for a database whose
+ *		SQL objects are of another version than this library.
+ */
+void
+queue_refuse_read_only(void)
+{
+	store_require_version(false);
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot queue an order in a read-only transaction"),
+				 errhint("Queue it on the primary server, in a read-write transaction.")));
+}
+
+/*
+ * queue_new_key
+ *		A new request's key (its Idempotency-Key); an order given no
+ *		customer_reference is given one naming the key, so that it can
+ *		always be found again, even if the answer is lost.
+ */
+char *
+queue_new_key(OrderFields *fields)
+{
+	char	   *key = DatumGetCString(DirectFunctionCall1(uuid_out,
+														  DirectFunctionCall1(gen_random_uuid, (Datum) 0)));
+
+	if (fields->customer_reference == NULL)
+		fields->customer_reference = psprintf("%s%s", QUEUE_REFERENCE_PREFIX, key);
+	return key;
+}
+
+/*
  * queue_enqueue
- *		Validate an order and queue it; return the request id.  Runs in the
- *		caller's transaction, as the caller: nothing is sent unless it
- *		commits.  reserved_id, when not 0, is an id that queue_reserve_id
- *		gave this transaction (any other is ignored); each is used once.
+ *		Queue the validated order body under key (queue_new_key); return the
+ *		request id.  Runs in the caller's transaction, as the caller:
+ *		nothing is sent unless it commits.  reserved_id, when not 0, is an
+ *		id that queue_reserve_id gave this transaction (any other is
+ *		ignored); each is used once.
  */
 int64
-queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
+queue_enqueue(Jsonb *body, const char *key, int64 reserved_id)
 {
-	char	   *key;
-	Jsonb	   *body;
 	Oid			argtypes[10] = {UUIDOID, JSONBOID, TEXTOID, OIDOID, INT8OID, OIDOID, INT8OID,
 	TEXTOID, INT8OID, TEXTOID};
 	Datum		values[10];
@@ -310,21 +342,7 @@ queue_enqueue(Jsonb *ordering_groups, OrderFields *fields, int64 reserved_id)
 
 	if (reserved_id != 0 && !take_reserved(reserved_id))
 		reserved_id = 0;
-	store_require_version(false);
-	if (XactReadOnly)
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot queue an order in a read-only transaction"),
-				 errhint("Queue it on the primary server, in a read-write transaction.")));
-
-	key = DatumGetCString(DirectFunctionCall1(uuid_out,
-											  DirectFunctionCall1(gen_random_uuid, (Datum) 0)));
-
-	/* so that the order can always be found again, even if the answer is lost */
-	if (fields->customer_reference == NULL)
-		fields->customer_reference = psprintf("%s%s", QUEUE_REFERENCE_PREFIX, key);
-
-	body = validate_order_request(ordering_groups, fields);
+	queue_refuse_read_only();
 
 	values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(key));
 	values[1] = JsonbPGetDatum(body);

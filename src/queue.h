@@ -92,8 +92,9 @@ extern int	telnyx_request_retention_s;
 extern void queue_init(void);
 
 /* Called in the caller's transaction, as the caller. */
-extern int64 queue_enqueue(Jsonb *ordering_groups, OrderFields *fields,
-						   int64 reserved_id);
+extern void queue_refuse_read_only(void);
+extern char *queue_new_key(OrderFields *fields);
+extern int64 queue_enqueue(Jsonb *body, const char *key, int64 reserved_id);
 extern int64 queue_reserve_id(void);
 extern bool queue_cancel(int64 id);
 extern bool queue_resume(void);

@@ -245,7 +245,11 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	/* the dry run records the request as the queue would, and sends nothing */
 	if (telnyx_dry_run)
 	{
-		int64		id = queue_enqueue(groups, &fields, 0);
+		int64		id;
+
+		queue_refuse_read_only();
+		key = queue_new_key(&fields);
+		id = queue_enqueue(validate_order_request(groups, &fields), key, 0);
 
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
 											CStringGetDatum(psprintf("{\"dry_run\": true, \"request_id\": " INT64_FORMAT ", \"would_send\": %s}",
@@ -508,6 +512,8 @@ telnyx_enqueue_inexplicit_order(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *groups = PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0);
 	OrderFields fields;
+	char	   *key;
+	Jsonb	   *body;
 
 	fields.connection_id = text_arg_or_null(fcinfo, 1);
 	fields.messaging_profile_id = text_arg_or_null(fcinfo, 2);
@@ -515,7 +521,10 @@ telnyx_enqueue_inexplicit_order(PG_FUNCTION_ARGS)
 	fields.billing_group_id = text_arg_or_null(fcinfo, 4);
 
 	warn_if_unserved();
-	PG_RETURN_INT64(queue_enqueue(groups, &fields, 0));
+	queue_refuse_read_only();
+	key = queue_new_key(&fields);
+	body = validate_order_request(groups, &fields);
+	PG_RETURN_INT64(queue_enqueue(body, key, 0));
 }
 
 /*
@@ -571,6 +580,8 @@ telnyx_order_trigger(PG_FUNCTION_ARGS)
 	Jsonb	   *row;
 	Jsonb	   *defaults = NULL;
 	Jsonb	   *groups;
+	Jsonb	   *body;
+	char	   *key;
 	OrderFields fields;
 	int64		reserved = 0;
 	int			attnum;
@@ -636,7 +647,10 @@ telnyx_order_trigger(PG_FUNCTION_ARGS)
 	row = row_to_jsonb(tuple, desc);
 	groups = validate_row_request(row, defaults, &fields);
 	warn_if_unserved();
-	(void) queue_enqueue(groups, &fields, reserved);
+	queue_refuse_read_only();
+	key = queue_new_key(&fields);
+	body = validate_order_request(groups, &fields);
+	(void) queue_enqueue(body, key, reserved);
 	return PointerGetDatum(NULL);
 }
 
