@@ -408,18 +408,8 @@ queue_forget_sequence(Datum arg, Oid relid)
 static void
 queue_xact(XactEvent event, void *arg)
 {
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			reserved_ids = NIL; /* freed with its TopTransactionContext */
-			break;
-		default:
-			break;
-	}
+	if (store_xact_ended(event))
+		reserved_ids = NIL;		/* freed with its TopTransactionContext */
 }
 
 /* Was id reserved by this transaction?  It is then no longer. */

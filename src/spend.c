@@ -303,21 +303,12 @@ spend_enqueue_mark(SpendMark *mark)
 static void
 spend_xact(XactEvent event, void *arg)
 {
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			bulk_count = 0;
-			bulk_ids = NIL;		/* freed with its TopTransactionContext */
-			bulk_batch = 0;
-			bulk_mark_subid = InvalidSubTransactionId;
-			break;
-		default:
-			break;
-	}
+	if (!store_xact_ended(event))
+		return;
+	bulk_count = 0;
+	bulk_ids = NIL;				/* freed with its TopTransactionContext */
+	bulk_batch = 0;
+	bulk_mark_subid = InvalidSubTransactionId;
 }
 
 /*

@@ -1193,6 +1193,18 @@ store_init(void)
 static void
 store_xact(XactEvent event, void *arg)
 {
+	if (store_xact_ended(event))
+		extension_cached = false;
+}
+
+/*
+ * store_xact_ended
+ *		Does event end this process's part in the transaction (commit,
+ *		abort, prepare)?  For the per-transaction caches' callbacks.
+ */
+bool
+store_xact_ended(XactEvent event)
+{
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
@@ -1200,10 +1212,9 @@ store_xact(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			extension_cached = false;
-			break;
+			return true;
 		default:
-			break;
+			return false;
 	}
 }
 

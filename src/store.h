@@ -8,6 +8,7 @@
 #ifndef TELNYX_STORE_H
 #define TELNYX_STORE_H
 
+#include "access/xact.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 
@@ -44,6 +45,7 @@ typedef struct StoreCall
 
 extern void store_pin_settings(void);
 extern void store_durable_commit(void);
+extern bool store_xact_ended(XactEvent event);
 extern ErrorData *store_try(void (*fn) (void *arg), void *arg);
 
 extern void store_init(void);
