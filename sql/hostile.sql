@@ -303,3 +303,45 @@ DELETE FROM telnyx_inexplicit_orders;
 REVOKE ALL ON SCHEMA public FROM regress_hostile_owner;
 DROP OWNED BY regress_hostile_owner, regress_hostile_a, regress_hostile_b;
 DROP ROLE regress_hostile_owner, regress_hostile_a, regress_hostile_b;
+
+-- the owner of the extension's schema renames it and puts objects of its
+-- own under the old name, in one transaction that has already made the
+-- extension look itself up: nothing of its runs as the extension's owner,
+-- and the record is not dropped through the new name
+CREATE DATABASE regress_telnyx_swap TEMPLATE template0;
+\c regress_telnyx_swap
+SET client_min_messages = warning;
+CREATE ROLE regress_hostile_eve;
+GRANT CREATE ON DATABASE regress_telnyx_swap TO regress_hostile_eve;
+CREATE SCHEMA tel AUTHORIZATION regress_hostile_eve;
+CREATE EXTENSION telnyx_orders SCHEMA tel;
+SELECT tel.telnyx_enqueue_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]') > 0 AS queued;
+RESET client_min_messages;
+SET ROLE regress_hostile_eve;
+BEGIN;
+DROP SCHEMA IF EXISTS nothing_here;
+ALTER SCHEMA tel RENAME TO tel2;
+CREATE SCHEMA tel;
+CREATE FUNCTION tel.pwn() RETURNS bigint LANGUAGE plpgsql
+	AS $$BEGIN ALTER ROLE regress_hostile_eve SUPERUSER; RETURN 0; END$$;
+CREATE VIEW tel.telnyx_inexplicit_orders AS SELECT n FROM (SELECT tel.pwn() AS n OFFSET 0) s WHERE n < 0;
+CREATE VIEW tel.telnyx_order_requests AS SELECT 'sent'::text AS state;
+SET client_min_messages = warning;
+DROP SCHEMA tel CASCADE;
+RESET client_min_messages;
+COMMIT;
+RESET ROLE;
+SELECT rolsuper AS eve_is_superuser FROM pg_roles WHERE rolname = 'regress_hostile_eve';
+SET ROLE regress_hostile_eve;
+BEGIN;
+DROP SCHEMA IF EXISTS nothing_here;
+ALTER SCHEMA tel2 RENAME TO tel3;
+\set VERBOSITY terse
+DROP SCHEMA tel3 CASCADE;
+\set VERBOSITY default
+ROLLBACK;
+RESET ROLE;
+SELECT count(*) AS requests_kept FROM tel2.telnyx_order_requests;
+\c contrib_regression
+DROP DATABASE regress_telnyx_swap;
+DROP ROLE regress_hostile_eve;

@@ -43,8 +43,10 @@
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -490,17 +492,26 @@ static int	nkept_plans = 0;
 static char *kept_schema = NULL;
 
 /*
- * The extension's schema, owner and version, read once per transaction
- * (store_extension) and forgotten when it ends (store_xact).
+ * The extension's schema, owner and version, read by store_extension and
+ * forgotten when the transaction ends (store_xact), when any schema is
+ * renamed or dropped (store_forget_schema: the name is what the
+ * statements use, and the guard compares), and when the requests table's
+ * relcache entry is invalidated (store_forget_relation: ALTER EXTENSION
+ * ... SET SCHEMA moves it, in this session or another).  A name kept
+ * across such a change would let a schema's owner put objects of its own
+ * where the extension's statements, run as its owner, look.
  */
 static bool extension_cached = false;
 static char cached_schema[NAMEDATALEN];
 static Oid	cached_owner = InvalidOid;
 static char cached_version[NAMEDATALEN];
+static Oid	cached_requests_rel = InvalidOid;
 
 /*---- Function declarations ----*/
 
 static void store_xact(XactEvent event, void *arg);
+static void store_forget_schema(Datum arg, int cacheid, uint32 hashvalue);
+static void store_forget_relation(Datum arg, Oid relid);
 static TimestampTz store_next_refresh(const TelnyxOrder *order);
 static TimestampTz store_next_fetch(const TelnyxNumberOrder *no);
 static TimestampTz store_next_time(bool open, const OptTimestamp *created_at);
@@ -1187,6 +1198,23 @@ store_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 	RegisterXactCallback(store_xact, NULL);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, store_forget_schema, (Datum) 0);
+	CacheRegisterRelcacheCallback(store_forget_relation, (Datum) 0);
+}
+
+/* A schema changed (renamed, dropped, made): read the extension again. */
+static void
+store_forget_schema(Datum arg, int cacheid, uint32 hashvalue)
+{
+	extension_cached = false;
+}
+
+/* The requests table (or every relation) changed: read the extension again. */
+static void
+store_forget_relation(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == cached_requests_rel)
+		extension_cached = false;
 }
 
 /* The transaction has ended: the extension is read again in the next. */
@@ -1422,7 +1450,7 @@ store_extension(Oid *owner, char **version)
 	Oid			nsp = InvalidOid;
 	char	   *name;
 
-	/* looked up once per transaction: the extension cannot move in one */
+	/* read again after a change that could move it (see extension_cached) */
 	if (extension_cached)
 	{
 		if (owner != NULL)
@@ -1457,6 +1485,7 @@ store_extension(Oid *owner, char **version)
 	if (name == NULL)
 		elog(ERROR, "could not find the schema of extension \"telnyx_orders\"");
 	strlcpy(cached_schema, name, sizeof(cached_schema));
+	cached_requests_rel = get_relname_relid("telnyx_order_requests", nsp);
 	extension_cached = true;
 	if (owner != NULL)
 		*owner = cached_owner;
