@@ -235,6 +235,22 @@ SELECT count(*) AS marked, count(DISTINCT held_batch) AS batches
 CALL telnyx_process_queue();
 SELECT telnyx_cancel_held_requests(held_batch => (SELECT DISTINCT held_batch FROM telnyx_order_requests
                                                    WHERE body ->> 'customer_reference' = 'sp')) AS cancelled;
+-- a mark made in a savepoint released into one rolled back: marked again
+BEGIN;
+SELECT count(telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'nested')) AS enqueued FROM generate_series(1, 3);
+SAVEPOINT a;
+SAVEPOINT b;
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'nested') > 0 AS fourth;
+RELEASE SAVEPOINT b;
+ROLLBACK TO SAVEPOINT a;
+SELECT telnyx_enqueue_inexplicit_order(:'groups', customer_reference => 'nested') > 0 AS fourth_again;
+COMMIT;
+SELECT count(*) AS requests, count(held_batch) AS marked, count(DISTINCT held_batch) AS batches
+  FROM telnyx_order_requests WHERE body ->> 'customer_reference' = 'nested';
+CALL telnyx_process_queue();
+SELECT telnyx_cancel_held_requests(held_batch => (SELECT DISTINCT held_batch FROM telnyx_order_requests
+                                                   WHERE body ->> 'customer_reference' = 'nested')) AS cancelled;
+\! standinctl count
 -- only an administrator sets the breaker
 SET ROLE regress_telnyx_spender;
 SET telnyx.max_requests_per_transaction = 0;

@@ -312,15 +312,19 @@ spend_xact(XactEvent event, void *arg)
 }
 
 /*
- * The subtransaction that marked the batch aborted: its UPDATE is undone,
- * so the next enqueue of this transaction marks them again.
+ * The subtransaction that marked the batch ended.  Released, its mark is
+ * its parent's: it stands or falls with it.  Aborted, its UPDATE is
+ * undone, so the next enqueue of this transaction marks them again.
  */
 static void
 spend_subxact(SubXactEvent event, SubTransactionId mySubid,
 			  SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB && bulk_batch != 0 &&
-		mySubid == bulk_mark_subid)
+	if (bulk_batch == 0 || mySubid != bulk_mark_subid)
+		return;
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+		bulk_mark_subid = parentSubid;
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
 		bulk_batch = 0;
 		bulk_mark_subid = InvalidSubTransactionId;
