@@ -123,4 +123,11 @@ compat_identity_sequence(Oid relid, AttrNumber attnum)
 #define COMPAT_CREATE_WAIT_EVENT_SET(cxt, n) CreateWaitEventSet((cxt), (n))
 #endif
 
+/* ReleaseCachedPlan takes the resource owner from 14 on (a flag before). */
+#if PG_VERSION_NUM >= 140000
+#define compat_release_cached_plan(cplan) ReleaseCachedPlan((cplan), CurrentResourceOwner)
+#else
+#define compat_release_cached_plan(cplan) ReleaseCachedPlan((cplan), true)
+#endif
+
 #endif							/* TELNYX_COMPAT_H */

@@ -31,6 +31,7 @@
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -46,6 +47,8 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -506,12 +509,15 @@ static char cached_schema[NAMEDATALEN];
 static Oid	cached_owner = InvalidOid;
 static char cached_version[NAMEDATALEN];
 static Oid	cached_requests_rel = InvalidOid;
+static Oid	cached_namespace = InvalidOid;
 
 /*---- Function declarations ----*/
 
 static void store_xact(XactEvent event, void *arg);
 static void store_forget_schema(Datum arg, int cacheid, uint32 hashvalue);
 static void store_forget_relation(Datum arg, Oid relid);
+static void store_check_plan(SPIPlanPtr plan);
+static void store_refuse_elsewhere(const char *schema);
 static TimestampTz store_next_refresh(const TelnyxOrder *order);
 static TimestampTz store_next_fetch(const TelnyxNumberOrder *no);
 static TimestampTz store_next_time(bool open, const OptTimestamp *created_at);
@@ -1485,6 +1491,7 @@ store_extension(Oid *owner, char **version)
 	if (name == NULL)
 		elog(ERROR, "could not find the schema of extension \"telnyx_orders\"");
 	strlcpy(cached_schema, name, sizeof(cached_schema));
+	cached_namespace = nsp;
 	cached_requests_rel = get_relname_relid("telnyx_order_requests", nsp);
 	extension_cached = true;
 	if (owner != NULL)
@@ -1609,9 +1616,13 @@ char *
 store_enter(StoreScope *scope)
 {
 	Oid			owner = InvalidOid;
-	char	   *schema = store_extension(&owner, NULL);
+	char	   *schema;
 	bool		pin_path;
 	int			i;
+
+	/* a schema renamed by a transaction that has committed is seen now */
+	AcceptInvalidationMessages();
+	schema = store_extension(&owner, NULL);
 
 	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
 	/*
@@ -1749,6 +1760,7 @@ store_exec_kept(const char *schema, const char *sql, int nargs, Oid *argtypes,
 		nkept_plans++;
 	}
 
+	store_check_plan(plan);
 	rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	if (rc != expected)
 		elog(ERROR, "statement failed: %s", SPI_result_code_string(rc));
@@ -1763,10 +1775,69 @@ store_exec_kept(const char *schema, const char *sql, int nargs, Oid *argtypes,
 void
 store_exec_once(const char *schema, const char *sql, int expected)
 {
-	int			rc = SPI_execute(psprintf(sql, quote_identifier(schema)), false, 0);
+	int			rc;
+
+	(void) store_extension(NULL, NULL);
+	if (get_namespace_oid(schema, true) != cached_namespace)
+		store_refuse_elsewhere(schema);
+	rc = SPI_execute(psprintf(sql, quote_identifier(schema)), false, 0);
 
 	if (rc != expected)
 		elog(ERROR, "statement failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * store_check_plan
+ *		Refuse to run plan unless every relation it names is the extension's
+ *		own (or the catalog's).  A kept plan is analysed again, by the names
+ *		in its text, whenever what it depends on changes: had the
+ *		extension's schema been renamed and another made under its old name
+ *		(by a transaction this one has not heard of yet), the names would
+ *		now be that schema's objects, and its views and triggers would run
+ *		as the extension's owner.  The plan checked is the one the
+ *		execution uses: its relations are locked, so nothing it names is
+ *		resolved again before it runs.
+ */
+static void
+store_check_plan(SPIPlanPtr plan)
+{
+	CachedPlan *cplan = SPI_plan_get_cached_plan(plan);
+	ListCell   *lc;
+
+	if (cplan == NULL)
+		elog(ERROR, "could not get the plan of a statement of the extension");
+	(void) store_extension(NULL, NULL);
+	foreach(lc, cplan->stmt_list)
+	{
+		PlannedStmt *ps = lfirst_node(PlannedStmt, lc);
+		ListCell   *rl;
+
+		foreach(rl, ps->rtable)
+		{
+			RangeTblEntry *rte = (RangeTblEntry *) lfirst(rl);
+			Oid			nsp;
+
+			/* relations, and views (kept as subqueries from 16 on) */
+			if (!OidIsValid(rte->relid))
+				continue;
+			nsp = get_rel_namespace(rte->relid);
+			if (nsp != cached_namespace && nsp != PG_CATALOG_NAMESPACE)
+				store_refuse_elsewhere(get_namespace_name(nsp));
+		}
+	}
+	compat_release_cached_plan(cplan);
+}
+
+/* A statement of the extension would reach into schema: refuse it. */
+static void
+store_refuse_elsewhere(const char *schema)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("telnyx_orders refuses a statement that names objects outside its schema"),
+			 errdetail("Its statement names schema \"%s\", not the schema of the extension: a schema was renamed or made under the extension's name while this transaction ran.",
+					   schema ? schema : "?"),
+			 errhint("Run it again; if it fails again, check who renamed or created schemas in this database.")));
 }
 
 /* A text Datum for s; sets *null when s is NULL. */

@@ -276,5 +276,55 @@ may('admin_role',
 may('admin_role', "SELECT telnyx_cancel_held_requests(\"all\" => true)", qr/^0$/,
 	'cancel held requests');
 
+# --- the owner of the extension's schema swaps it under another session ----
+# A role that owns the schema the extension lives in renames it, and makes
+# one of the old name with a table of the requests' name whose trigger
+# would make it a superuser, while a session of its own has a transaction
+# open in which the extension already looked itself up: the next enqueue
+# there still writes to the extension's own table, as its owner, and
+# nothing of the role's runs with the owner's rights.
+{
+	$node->safe_psql('postgres', 'CREATE DATABASE swap');
+	$node->safe_psql('swap', q{
+		SET client_min_messages = warning;
+		CREATE ROLE regress_eve;
+		GRANT CREATE ON DATABASE swap TO regress_eve;
+		CREATE SCHEMA tel AUTHORIZATION regress_eve;
+		CREATE EXTENSION telnyx_orders SCHEMA tel;
+		GRANT EXECUTE ON FUNCTION tel.telnyx_enqueue_inexplicit_order(jsonb, text, text, text, text) TO regress_eve;
+	});
+	my $victim = $node->background_psql('swap', on_error_stop => 0);
+	$victim->query_safe('SET client_min_messages = error');
+	$victim->query_safe('SET ROLE regress_eve');
+	$victim->query_safe("SELECT tel.telnyx_enqueue_inexplicit_order('[$group]', customer_reference => 'swap-before')");
+	$victim->query_safe('BEGIN');
+	$victim->query_safe('SAVEPOINT s');
+	$victim->query("SELECT tel.telnyx_enqueue_inexplicit_order('[{\"country_iso\": \"XX\"}]')");
+	$victim->query('ROLLBACK TO SAVEPOINT s');
+	$node->safe_psql('swap', q{
+		SET ROLE regress_eve;
+		ALTER SCHEMA tel RENAME TO tel2;
+		CREATE SCHEMA tel;
+		CREATE TABLE tel.telnyx_order_requests (id bigint GENERATED ALWAYS AS IDENTITY,
+			request_key uuid, body jsonb, request_body text, requested_by oid,
+			home_database_oid oid, home_system_identifier bigint, state text,
+			held_batch bigint, held_reason text);
+		CREATE FUNCTION tel.pwn() RETURNS trigger LANGUAGE plpgsql
+			AS $$BEGIN ALTER ROLE regress_eve SUPERUSER; RETURN NULL; END$$;
+		CREATE TRIGGER pwn BEFORE INSERT ON tel.telnyx_order_requests
+			FOR EACH ROW EXECUTE FUNCTION tel.pwn();
+	});
+	$victim->query("SELECT tel2.telnyx_enqueue_inexplicit_order('[$group]', customer_reference => 'swap-after')");
+	$victim->query('COMMIT');
+	$victim->quit;
+	is($node->safe_psql('swap', "SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_eve'"),
+		'f', 'the owner of the extension\'s schema did not become a superuser by swapping it');
+	is($node->safe_psql('swap', 'SELECT count(*) FROM tel.telnyx_order_requests'),
+		'0', 'nothing went into the table of the old name');
+	is($node->safe_psql('swap',
+			"SELECT string_agg(body ->> 'customer_reference', ',' ORDER BY id) FROM tel2.telnyx_order_requests"),
+		'swap-before,swap-after', 'both requests are in the extension\'s own table');
+}
+
 $node->stop;
 done_testing();
