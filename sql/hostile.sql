@@ -304,19 +304,24 @@ REVOKE ALL ON SCHEMA public FROM regress_hostile_owner;
 DROP OWNED BY regress_hostile_owner, regress_hostile_a, regress_hostile_b;
 DROP ROLE regress_hostile_owner, regress_hostile_a, regress_hostile_b;
 
--- the owner of the extension's schema renames it and puts objects of its
--- own under the old name, in one transaction that has already made the
--- extension look itself up: nothing of its runs as the extension's owner,
--- and the record is not dropped through the new name
+-- a schema the extension lives in, owned by a role that is neither a
+-- superuser nor the extension's owner: that role could rename it and make
+-- one of the old name with objects of its own where the extension's
+-- statements, run as its owner, look; the extension refuses to act there,
+-- the swap gains the role nothing, and the record is not dropped through
+-- the schema's new name
 CREATE DATABASE regress_telnyx_swap TEMPLATE template0;
 \c regress_telnyx_swap
 SET client_min_messages = warning;
 CREATE ROLE regress_hostile_eve;
 GRANT CREATE ON DATABASE regress_telnyx_swap TO regress_hostile_eve;
-CREATE SCHEMA tel AUTHORIZATION regress_hostile_eve;
+CREATE SCHEMA tel;
 CREATE EXTENSION telnyx_orders SCHEMA tel;
 SELECT tel.telnyx_enqueue_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]') > 0 AS queued;
 RESET client_min_messages;
+ALTER SCHEMA tel OWNER TO regress_hostile_eve;
+SELECT tel.telnyx_enqueue_inexplicit_order('[{"country_iso": "US", "phone_number_type": "local", "count_requested": 1}]') > 0 AS queued;
+\echo :LAST_ERROR_SQLSTATE
 SET ROLE regress_hostile_eve;
 BEGIN;
 DROP SCHEMA IF EXISTS nothing_here;

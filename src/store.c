@@ -30,6 +30,8 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
@@ -510,6 +512,7 @@ static Oid	cached_owner = InvalidOid;
 static char cached_version[NAMEDATALEN];
 static Oid	cached_requests_rel = InvalidOid;
 static Oid	cached_namespace = InvalidOid;
+static bool cached_schema_trusted = false;
 
 /*---- Function declarations ----*/
 
@@ -518,6 +521,8 @@ static void store_forget_schema(Datum arg, int cacheid, uint32 hashvalue);
 static void store_forget_relation(Datum arg, Oid relid);
 static void store_check_plan(SPIPlanPtr plan);
 static void store_refuse_elsewhere(const char *schema);
+static bool store_schema_trusted(Oid nsp, Oid extowner);
+static void store_refuse_schema(const char *schema);
 static TimestampTz store_next_refresh(const TelnyxOrder *order);
 static TimestampTz store_next_fetch(const TelnyxNumberOrder *no);
 static TimestampTz store_next_time(bool open, const OptTimestamp *created_at);
@@ -1492,6 +1497,7 @@ store_extension(Oid *owner, char **version)
 		elog(ERROR, "could not find the schema of extension \"telnyx_orders\"");
 	strlcpy(cached_schema, name, sizeof(cached_schema));
 	cached_namespace = nsp;
+	cached_schema_trusted = store_schema_trusted(nsp, cached_owner);
 	cached_requests_rel = get_relname_relid("telnyx_order_requests", nsp);
 	extension_cached = true;
 	if (owner != NULL)
@@ -1623,6 +1629,8 @@ store_enter(StoreScope *scope)
 	/* a schema renamed by a transaction that has committed is seen now */
 	AcceptInvalidationMessages();
 	schema = store_extension(&owner, NULL);
+	if (!cached_schema_trusted)
+		store_refuse_schema(schema);
 
 	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
 	/*
@@ -1826,6 +1834,50 @@ store_check_plan(SPIPlanPtr plan)
 		}
 	}
 	compat_release_cached_plan(cplan);
+}
+
+/*
+ * store_schema_trusted
+ *		Is schema nsp owned by the extension's owner, a superuser, or (the
+ *		public schema from 15 on) the owner of a database that one of those
+ *		owns?  Any other owner of it could rename it and make one of the old
+ *		name, with objects of its own where the extension's statements, and
+ *		the triggers of its tables, run as the extension's owner, look.
+ */
+static bool
+store_schema_trusted(Oid nsp, Oid extowner)
+{
+	HeapTuple	tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			nspowner;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	nspowner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
+	ReleaseSysCache(tuple);
+#if PG_VERSION_NUM >= 140000
+	if (nspowner == ROLE_PG_DATABASE_OWNER)
+	{
+		tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+		if (!HeapTupleIsValid(tuple))
+			return false;
+		nspowner = ((Form_pg_database) GETSTRUCT(tuple))->datdba;
+		ReleaseSysCache(tuple);
+	}
+#endif
+	return nspowner == extowner || superuser_arg(nspowner);
+}
+
+/* The extension's schema is owned by a role it cannot trust: refuse. */
+static void
+store_refuse_schema(const char *schema)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("telnyx_orders refuses to act in schema \"%s\": its owner is neither a superuser nor the extension's owner",
+					schema),
+			 errdetail("The owner of a schema can rename it and make another of its name, whose objects the extension's statements would then use with the extension owner's rights."),
+			 errhint("Make a superuser own the schema (ALTER SCHEMA %s OWNER TO ...), or install the extension in a schema of its own.",
+					 quote_identifier(schema))));
 }
 
 /* A statement of the extension would reach into schema: refuse it. */
