@@ -122,9 +122,9 @@ guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		extoid = get_extension_oid("telnyx_orders", true);
 		if (!OidIsValid(extoid))
 			return;
-		schema = get_namespace_name(get_rel_namespace(objectId));
-		if (schema == NULL || strcmp(schema, store_schema_name()) != 0)
+		if (get_rel_namespace(objectId) != store_namespace())
 			return;
+		schema = get_namespace_name(get_rel_namespace(objectId));
 
 		rel = table_open(objectId, AccessShareLock);
 		holds = guard_holds_record(rel, queue);

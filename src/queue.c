@@ -678,8 +678,7 @@ queue_ready(void)
 
 	if (!OidIsValid(extoid))
 		return false;
-	return OidIsValid(get_relname_relid("telnyx_queue_home",
-										get_namespace_oid(store_schema_name(), false)));
+	return OidIsValid(get_relname_relid("telnyx_queue_home", store_namespace()));
 }
 
 /*
@@ -2216,8 +2215,7 @@ queue_trigger_fires(Relation rel, const char *tgname)
 static Oid
 queue_table_oid(const char *relname)
 {
-	Oid			relid = get_relname_relid(relname,
-										  get_namespace_oid(store_schema_name(), false));
+	Oid			relid = get_relname_relid(relname, store_namespace());
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "could not find table \"%s\"", relname);
@@ -2310,7 +2308,7 @@ queue_index_changed(TriggerData *trigdata)
 	int			i;
 
 	if (strcmp(RelationGetRelationName(rel), "telnyx_order_requests") != 0 ||
-		RelationGetNamespace(rel) != get_namespace_oid(store_schema_name(), false) ||
+		RelationGetNamespace(rel) != store_namespace() ||
 		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
 		ereport(ERROR,

@@ -490,8 +490,7 @@ spend_load(SpendLimits *sl, TimestampTz now)
 static bool
 spend_limits_never_set(void)
 {
-	Oid			nsp = get_namespace_oid(store_schema_name(), false);
-	Oid			relid = get_relname_relid("telnyx_spend_limits", nsp);
+	Oid			relid = get_relname_relid("telnyx_spend_limits", store_namespace());
 	Relation	rel;
 	BlockNumber nblocks;
 

@@ -499,12 +499,12 @@ static char *kept_schema = NULL;
 /*
  * The extension's schema, owner and version, read by store_extension and
  * forgotten when the transaction ends (store_xact), when any schema is
- * renamed or dropped (store_forget_schema: the name is what the
- * statements use, and the guard compares), and when the requests table's
- * relcache entry is invalidated (store_forget_relation: ALTER EXTENSION
- * ... SET SCHEMA moves it, in this session or another).  A name kept
- * across such a change would let a schema's owner put objects of its own
- * where the extension's statements, run as its owner, look.
+ * renamed, dropped or made, or changes owner (store_forget_schema: the
+ * name is what the statements use), and when the requests table's
+ * relcache entry is invalidated (store_forget_relation: an update script
+ * that alters it has changed the version).  A name kept across a rename
+ * would let a schema's owner put objects of its own where the extension's
+ * statements, run as its owner, look.
  */
 static bool extension_cached = false;
 static char cached_schema[NAMEDATALEN];
@@ -516,6 +516,7 @@ static bool cached_schema_trusted = false;
 
 /*---- Function declarations ----*/
 
+static void store_read_extension(void);
 static void store_xact(XactEvent event, void *arg);
 static void store_forget_schema(Datum arg, int cacheid, uint32 hashvalue);
 static void store_forget_relation(Datum arg, Oid relid);
@@ -1445,6 +1446,18 @@ store_schema_name(void)
 }
 
 /*
+ * store_namespace
+ *		The extension's schema, by its oid.  Raises an error if the
+ *		extension does not exist in this database.
+ */
+Oid
+store_namespace(void)
+{
+	store_read_extension();
+	return cached_namespace;
+}
+
+/*
  * store_extension
  *		The extension's schema (unquoted, palloc'd) and, when owner is not
  *		NULL, its owner.  Raises an error if the extension does not exist in
@@ -1452,6 +1465,22 @@ store_schema_name(void)
  */
 char *
 store_extension(Oid *owner, char **version)
+{
+	store_read_extension();
+	if (owner != NULL)
+		*owner = cached_owner;
+	if (version != NULL)
+		*version = pstrdup(cached_version);
+	return pstrdup(cached_schema);
+}
+
+/*
+ * Read the extension's row of pg_extension into the cache, unless it is
+ * there (it is forgotten after a change that could move it: see
+ * extension_cached).
+ */
+static void
+store_read_extension(void)
 {
 	bool		isnull;
 	Relation	rel;
@@ -1461,15 +1490,8 @@ store_extension(Oid *owner, char **version)
 	Oid			nsp = InvalidOid;
 	char	   *name;
 
-	/* read again after a change that could move it (see extension_cached) */
 	if (extension_cached)
-	{
-		if (owner != NULL)
-			*owner = cached_owner;
-		if (version != NULL)
-			*version = pstrdup(cached_version);
-		return pstrdup(cached_schema);
-	}
+		return;
 
 	/* one read of pg_extension, by name */
 	rel = table_open(ExtensionRelationId, AccessShareLock);
@@ -1500,11 +1522,6 @@ store_extension(Oid *owner, char **version)
 	cached_schema_trusted = store_schema_trusted(nsp, cached_owner);
 	cached_requests_rel = get_relname_relid("telnyx_order_requests", nsp);
 	extension_cached = true;
-	if (owner != NULL)
-		*owner = cached_owner;
-	if (version != NULL)
-		*version = pstrdup(cached_version);
-	return name;
 }
 
 /*
@@ -1785,8 +1802,7 @@ store_exec_once(const char *schema, const char *sql, int expected)
 {
 	int			rc;
 
-	(void) store_extension(NULL, NULL);
-	if (get_namespace_oid(schema, true) != cached_namespace)
+	if (get_namespace_oid(schema, true) != store_namespace())
 		store_refuse_elsewhere(schema);
 	rc = SPI_execute(psprintf(sql, quote_identifier(schema)), false, 0);
 
@@ -1810,11 +1826,11 @@ static void
 store_check_plan(SPIPlanPtr plan)
 {
 	CachedPlan *cplan = SPI_plan_get_cached_plan(plan);
+	Oid			own = store_namespace();
 	ListCell   *lc;
 
 	if (cplan == NULL)
 		elog(ERROR, "could not get the plan of a statement of the extension");
-	(void) store_extension(NULL, NULL);
 	foreach(lc, cplan->stmt_list)
 	{
 		PlannedStmt *ps = lfirst_node(PlannedStmt, lc);
@@ -1829,7 +1845,7 @@ store_check_plan(SPIPlanPtr plan)
 			if (!OidIsValid(rte->relid))
 				continue;
 			nsp = get_rel_namespace(rte->relid);
-			if (nsp != cached_namespace && nsp != PG_CATALOG_NAMESPACE)
+			if (nsp != own && nsp != PG_CATALOG_NAMESPACE)
 				store_refuse_elsewhere(get_namespace_name(nsp));
 		}
 	}

@@ -74,6 +74,7 @@ extern int	store_fetch_failed(const char *id, bool number_order);
 extern void store_fetch_again_at(const char *id, bool number_order,
 								 TimestampTz when);
 extern char *store_schema_name(void);
+extern Oid	store_namespace(void);
 extern char *store_extension(Oid *owner, char **version);
 extern char *store_require_version(bool want_version);
 extern char *store_enter(StoreScope *scope);
