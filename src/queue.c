@@ -178,28 +178,19 @@ typedef struct QueueTriggerMode
 {
 	const char *table;
 	const char *trigger;
-	char		mode;			/* pg_trigger.tgenabled */
-	const char *sql;			/* the ALTER TABLE that sets it */
+	char		mode;			/* pg_trigger.tgenabled: always or replica */
 } QueueTriggerMode;
 
 /* (those that fire always keep the index tables) */
 static const QueueTriggerMode queue_trigger_modes[] = {
-	{"telnyx_order_requests", "telnyx_order_requests_inserted", TRIGGER_FIRES_ALWAYS,
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_inserted"},
-	{"telnyx_order_requests", "telnyx_order_requests_updated", TRIGGER_FIRES_ALWAYS,
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_updated"},
-	{"telnyx_order_requests", "telnyx_order_requests_deleted", TRIGGER_FIRES_ALWAYS,
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_deleted"},
-	{"telnyx_order_requests", "telnyx_order_requests_truncated", TRIGGER_FIRES_ALWAYS,
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE ALWAYS TRIGGER telnyx_order_requests_truncated"},
-	{"telnyx_order_requests", "telnyx_order_requests_replicated", TRIGGER_FIRES_ON_REPLICA,
-	"ALTER TABLE %1$s.telnyx_order_requests ENABLE REPLICA TRIGGER telnyx_order_requests_replicated"},
-	{"telnyx_live_requests", "telnyx_live_requests_replicated", TRIGGER_FIRES_ON_REPLICA,
-	"ALTER TABLE %1$s.telnyx_live_requests ENABLE REPLICA TRIGGER telnyx_live_requests_replicated"},
-	{"telnyx_spend_hours", "telnyx_spend_hours_replicated", TRIGGER_FIRES_ON_REPLICA,
-	"ALTER TABLE %1$s.telnyx_spend_hours ENABLE REPLICA TRIGGER telnyx_spend_hours_replicated"}
+	{"telnyx_order_requests", "telnyx_order_requests_inserted", TRIGGER_FIRES_ALWAYS},
+	{"telnyx_order_requests", "telnyx_order_requests_updated", TRIGGER_FIRES_ALWAYS},
+	{"telnyx_order_requests", "telnyx_order_requests_deleted", TRIGGER_FIRES_ALWAYS},
+	{"telnyx_order_requests", "telnyx_order_requests_truncated", TRIGGER_FIRES_ALWAYS},
+	{"telnyx_order_requests", "telnyx_order_requests_replicated", TRIGGER_FIRES_ON_REPLICA},
+	{"telnyx_live_requests", "telnyx_live_requests_replicated", TRIGGER_FIRES_ON_REPLICA},
+	{"telnyx_spend_hours", "telnyx_spend_hours_replicated", TRIGGER_FIRES_ON_REPLICA}
 };
-
 
 /* The index trigger's chunk, kept for the next statement. */
 static QueueIndexChanges *queue_index_changes = NULL;
@@ -624,7 +615,12 @@ queue_resume(void)
 
 		table_close(rel, AccessShareLock);
 		if (!as_made)
-			store_exec_once(schema, m->sql, SPI_OK_UTILITY);
+			store_exec_once(schema,
+							psprintf("ALTER TABLE %%1$s.%s ENABLE %s TRIGGER %s",
+									 m->table,
+									 m->mode == TRIGGER_FIRES_ALWAYS ? "ALWAYS" : "REPLICA",
+									 m->trigger),
+							SPI_OK_UTILITY);
 	}
 	store_end(&scope);
 	return moved;
