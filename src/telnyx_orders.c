@@ -136,6 +136,7 @@ static const char *text_arg_or_null(FunctionCallInfo fcinfo, int argno);
 static Jsonb *row_to_jsonb(HeapTuple tuple, TupleDesc desc);
 static bool has_after_insert_trigger(Relation rel, Oid fn);
 static void refuse_read_only(void);
+static int64 enqueue_order(Jsonb *groups, OrderFields *fields, int64 reserved);
 static void warn_if_unserved(void);
 static void notice_unserved_at_commit(XactEvent event, void *arg);
 
@@ -208,6 +209,23 @@ refuse_read_only(void)
 						 : "Use a read-write transaction on the primary server.")));
 }
 
+/*
+ * Queue an order of the ordering groups and fields, validated here at the
+ * front door as the synchronous call's are (after the transaction is
+ * found writable, and under the request's own key, which names an order
+ * given no customer_reference); reserved: an id the BEFORE trigger
+ * reserved, or 0.  Returns the request id (queue_enqueue).
+ */
+static int64
+enqueue_order(Jsonb *groups, OrderFields *fields, int64 reserved)
+{
+	char	   *key;
+
+	queue_refuse_read_only();
+	key = queue_new_key(fields);
+	return queue_enqueue(validate_order_request(groups, fields), key, reserved);
+}
+
 static const char *
 text_arg_or_null(FunctionCallInfo fcinfo, int argno)
 {
@@ -245,11 +263,7 @@ telnyx_create_inexplicit_order(PG_FUNCTION_ARGS)
 	/* the dry run records the request as the queue would, and sends nothing */
 	if (telnyx_dry_run)
 	{
-		int64		id;
-
-		queue_refuse_read_only();
-		key = queue_new_key(&fields);
-		id = queue_enqueue(validate_order_request(groups, &fields), key, 0);
+		int64		id = enqueue_order(groups, &fields, 0);
 
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
 											CStringGetDatum(psprintf("{\"dry_run\": true, \"request_id\": " INT64_FORMAT ", \"would_send\": %s}",
@@ -512,8 +526,6 @@ telnyx_enqueue_inexplicit_order(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *groups = PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0);
 	OrderFields fields;
-	char	   *key;
-	Jsonb	   *body;
 
 	fields.connection_id = text_arg_or_null(fcinfo, 1);
 	fields.messaging_profile_id = text_arg_or_null(fcinfo, 2);
@@ -521,10 +533,7 @@ telnyx_enqueue_inexplicit_order(PG_FUNCTION_ARGS)
 	fields.billing_group_id = text_arg_or_null(fcinfo, 4);
 
 	warn_if_unserved();
-	queue_refuse_read_only();
-	key = queue_new_key(&fields);
-	body = validate_order_request(groups, &fields);
-	PG_RETURN_INT64(queue_enqueue(body, key, 0));
+	PG_RETURN_INT64(enqueue_order(groups, &fields, 0));
 }
 
 /*
@@ -580,8 +589,6 @@ telnyx_order_trigger(PG_FUNCTION_ARGS)
 	Jsonb	   *row;
 	Jsonb	   *defaults = NULL;
 	Jsonb	   *groups;
-	Jsonb	   *body;
-	char	   *key;
 	OrderFields fields;
 	int64		reserved = 0;
 	int			attnum;
@@ -647,10 +654,7 @@ telnyx_order_trigger(PG_FUNCTION_ARGS)
 	row = row_to_jsonb(tuple, desc);
 	groups = validate_row_request(row, defaults, &fields);
 	warn_if_unserved();
-	queue_refuse_read_only();
-	key = queue_new_key(&fields);
-	body = validate_order_request(groups, &fields);
-	(void) queue_enqueue(body, key, reserved);
+	(void) enqueue_order(groups, &fields, reserved);
 	return PointerGetDatum(NULL);
 }
 
