@@ -153,8 +153,6 @@ typedef struct QueueIndexChanges
 
 /*---- Local variables ----*/
 
-/* The types of queue_here's values. */
-static Oid	queue_here_types[3] = {INT8OID, OIDOID, TEXTOID};
 
 /*
  * Ids reserved by this transaction and not queued yet, in its
@@ -198,7 +196,7 @@ static QueueIndexChanges *queue_index_changes = NULL;
 /*---- Function declarations ----*/
 
 static void queue_xact(XactEvent event, void *arg);
-static void queue_here(Datum *values);
+static void queue_here(StoreArgs *args);
 static bool take_reserved(int64 id);
 static bool queue_set_state(QueueRequest *req, const char *from, const char *to,
 							const char *order_id, Jsonb *last_error,
@@ -216,7 +214,8 @@ static List *queue_read_requests(MemoryContext mcxt);
 static Jsonb *queue_reason(const char *reason);
 static Datum queue_after_ms(double ms);
 static int64 queue_new_token(void);
-static void queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values);
+static void queue_claims_args(int64 *ids, int64 *tokens, int n,
+							  StoreArgs *args);
 static void queue_read_held(const int64 *ids, int n, bool *held);
 static void queue_link_late(QueueRequest *req, TelnyxOrder *order);
 static void queue_forget_sequence(Datum arg, Oid relid);
@@ -320,10 +319,7 @@ queue_new_key(OrderFields *fields)
 int64
 queue_enqueue(Jsonb *body, const char *key, int64 reserved_id)
 {
-	Oid			argtypes[10] = {UUIDOID, JSONBOID, TEXTOID, OIDOID, INT8OID, OIDOID, INT8OID,
-	TEXTOID, INT8OID, TEXTOID};
-	Datum		values[10];
-	char		nulls[10] = "          ";
+	StoreArgs	args = {0};
 	SpendMark	mark;
 	Oid			requested_by = GetUserId();
 	char	   *schema;
@@ -335,26 +331,23 @@ queue_enqueue(Jsonb *body, const char *key, int64 reserved_id)
 		reserved_id = 0;
 	queue_refuse_read_only();
 
-	values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(key));
-	values[1] = JsonbPGetDatum(body);
-	values[2] = CStringGetTextDatum(api_request_text(body));
-	values[3] = ObjectIdGetDatum(requested_by);
-	values[4] = Int64GetDatum(reserved_id);
-	/* where it was queued: only a sender here sends it (see queue_home) */
-	values[5] = ObjectIdGetDatum(MyDatabaseId);
-	values[6] = Int64GetDatum((int64) GetSystemIdentifier());
 	/* a dry run, or held by the breaker with the rest of this transaction's */
 	spend_enqueue_mark(&mark);
 	if (mark.mark_earlier)
 		queue_mark_batch(mark.earlier_ids, mark.held_batch, mark.held_reason);
-	values[7] = CStringGetTextDatum(mark.dry_run ? "dry_run" : "queued");
-	values[8] = Int64GetDatum(mark.held_batch);
-	if (mark.held_batch == 0)
-		nulls[8] = 'n';
-	if (mark.held_reason != NULL)
-		values[9] = CStringGetTextDatum(mark.held_reason);
-	else
-		nulls[9] = 'n';
+
+	store_arg(&args, UUIDOID, DirectFunctionCall1(uuid_in, CStringGetDatum(key)));
+	store_arg(&args, JSONBOID, JsonbPGetDatum(body));
+	store_arg_text(&args, api_request_text(body));
+	store_arg(&args, OIDOID, ObjectIdGetDatum(requested_by));
+	store_arg(&args, INT8OID, Int64GetDatum(reserved_id));
+	/* where it was queued: only a sender here sends it (see queue_home) */
+	store_arg(&args, OIDOID, ObjectIdGetDatum(MyDatabaseId));
+	store_arg(&args, INT8OID, Int64GetDatum((int64) GetSystemIdentifier()));
+	store_arg_text(&args, mark.dry_run ? "dry_run" : "queued");
+	store_arg_or_null(&args, INT8OID, Int64GetDatum(mark.held_batch),
+					  mark.held_batch == 0);
+	store_arg_text(&args, mark.held_reason);
 
 	/* one row of its own: an enqueue never waits for another transaction */
 	schema = store_begin(&scope);
@@ -365,7 +358,7 @@ queue_enqueue(Jsonb *body, const char *key, int64 reserved_id)
 				   "  home_database_oid, home_system_identifier, state, held_batch,"
 				   "  held_reason)"
 				   " VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $10) RETURNING r.id",
-				   10, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+				   &args, SPI_OK_INSERT_RETURNING);
 	else
 		store_exec(schema,
 				   "INSERT INTO %1$s.telnyx_order_requests AS r"
@@ -374,7 +367,7 @@ queue_enqueue(Jsonb *body, const char *key, int64 reserved_id)
 				   "  held_reason)"
 				   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4, $6, $7, $8, $9, $10)"
 				   " RETURNING r.id",
-				   10, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+				   &args, SPI_OK_INSERT_RETURNING);
 	if (SPI_processed == 1)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
@@ -464,14 +457,13 @@ queue_reserve_id(void)
 bool
 queue_cancel(int64 id)
 {
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		values[2];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	bool		cancelled;
 
-	values[0] = Int64GetDatum(id);
-	values[1] = ObjectIdGetDatum(GetUserId());
+	store_arg(&args, INT8OID, Int64GetDatum(id));
+	store_arg(&args, OIDOID, ObjectIdGetDatum(GetUserId()));
 
 	schema = store_begin(&scope);
 	store_exec(schema,
@@ -480,7 +472,7 @@ queue_cancel(int64 id)
 			   " WHERE r.id OPERATOR(pg_catalog.=) $1"
 			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,held}')"
 			   "   AND pg_catalog.pg_has_role($2, r.requested_by, 'MEMBER')",
-			   2, argtypes, values, NULL, SPI_OK_UPDATE);
+			   &args, SPI_OK_UPDATE);
 	cancelled = SPI_processed > 0;
 	store_end(&scope);
 	return cancelled;
@@ -499,14 +491,13 @@ queue_cancel(int64 id)
 QueueHome
 queue_home(void)
 {
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		values[2];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	QueueHome	result;
 
-	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
-	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	store_arg(&args, INT8OID, Int64GetDatum((int64) GetSystemIdentifier()));
+	store_arg(&args, OIDOID, ObjectIdGetDatum(MyDatabaseId));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "SELECT 1 FROM %1$s.telnyx_queue_home h"
@@ -520,7 +511,7 @@ queue_home(void)
 			   "     AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,sending,unknown}')"
 			   "     AND (r.home_system_identifier, r.home_database_oid)"
 			   "         IS DISTINCT FROM ($1, $2) LIMIT 1)",
-			   2, argtypes, values, NULL, SPI_OK_SELECT);
+			   &args, SPI_OK_SELECT);
 	result = SPI_processed > 0 ? QUEUE_HOME_ELSEWHERE : QUEUE_HOME_HERE;
 	store_end(&scope);
 	return result;
@@ -534,7 +525,7 @@ queue_home(void)
 bool
 queue_resume(void)
 {
-	Datum		values[3];
+	StoreArgs	here = {0};
 	StoreScope	scope;
 	char	   *schema;
 	bool		moved;
@@ -558,7 +549,7 @@ queue_resume(void)
 				 errhint("Run it again once that transaction has ended (pg_locks shows it; a prepared transaction waits for COMMIT PREPARED or ROLLBACK PREPARED).")));
 	moved = queue_home() == QUEUE_HOME_ELSEWHERE;
 
-	queue_here(values);
+	queue_here(&here);
 	schema = store_begin(&scope);
 	/* the unfinished requests brought here are this database's now */
 	store_exec(schema,
@@ -568,7 +559,7 @@ queue_resume(void)
 			   " WHERE r.state OPERATOR(pg_catalog.<>) ALL (" QUEUE_FINISHED_STATES ")"
 			   "   AND (r.home_system_identifier, r.home_database_oid)"
 			   "       IS DISTINCT FROM ($1, $2)",
-			   2, queue_here_types, values, NULL, SPI_OK_UPDATE);
+			   &here, SPI_OK_UPDATE);
 	store_exec(schema,
 			   "INSERT INTO %1$s.telnyx_queue_home AS h"
 			   " (system_identifier, database_oid, database_name)"
@@ -577,7 +568,7 @@ queue_resume(void)
 			   "     database_oid = EXCLUDED.database_oid,"
 			   "     database_name = EXCLUDED.database_name,"
 			   "     since = pg_catalog.now()",
-			   3, queue_here_types, values, NULL, SPI_OK_INSERT);
+			   &here, SPI_OK_INSERT);
 
 	/*
 	 * Requests that arrived by logical replication become this database's:
@@ -585,11 +576,10 @@ queue_resume(void)
 	 * have sent it).
 	 */
 	{
-		Oid			argtypes[2] = {TIMESTAMPTZOID, JSONBOID};
-		Datum		args[2];
+		StoreArgs	args = {0};
 
-		args[0] = queue_after_ms(0);
-		args[1] = JsonbPGetDatum(queue_reason("It arrived by logical replication; resumed here, it is looked up before it is sent."));
+		store_arg(&args, TIMESTAMPTZOID, queue_after_ms(0));
+		store_arg(&args, JSONBOID, JsonbPGetDatum(queue_reason("It arrived by logical replication; resumed here, it is looked up before it is sent.")));
 		store_exec(schema,
 				   "UPDATE %1$s.telnyx_order_requests r"
 				   "   SET state = 'unknown', next_attempt_at = $1, last_error = $2,"
@@ -597,7 +587,7 @@ queue_resume(void)
 				   "       unknown_since = pg_catalog.now(), lookups = 0,"
 				   "       updated_at = pg_catalog.now()"
 				   " WHERE r.state OPERATOR(pg_catalog.=) 'replicated'",
-				   2, argtypes, args, NULL, SPI_OK_UPDATE);
+				   &args, SPI_OK_UPDATE);
 		moved |= SPI_processed > 0;
 	}
 	queue_index_rebuild(schema);
@@ -628,11 +618,11 @@ queue_resume(void)
 
 /* This cluster and database, as a row of telnyx_queue_home. */
 static void
-queue_here(Datum *values)
+queue_here(StoreArgs *args)
 {
-	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
-	values[1] = ObjectIdGetDatum(MyDatabaseId);
-	values[2] = CStringGetTextDatum(get_database_name(MyDatabaseId));
+	store_arg(args, INT8OID, Int64GetDatum((int64) GetSystemIdentifier()));
+	store_arg(args, OIDOID, ObjectIdGetDatum(MyDatabaseId));
+	store_arg_text(args, get_database_name(MyDatabaseId));
 }
 
 /*
@@ -830,25 +820,22 @@ static List *
 queue_claim_rows_kept(const char *template, int max, int64 lease_ms,
 					  const QueueCursor *after, MemoryContext mcxt)
 {
-	Oid			argtypes[8] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID,
-	TIMESTAMPTZOID, INT8OID, INT8OID};
-	Datum		values[8];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	List	   *result;
 
-	values[0] = Int32GetDatum(max);
-	values[1] = queue_after_ms((double) lease_ms);
-	values[2] = TimestampTzGetDatum(MyStartTimestamp);
-	values[3] = Int64GetDatum((int64) GetSystemIdentifier());
-	values[4] = ObjectIdGetDatum(MyDatabaseId);
-	values[5] = TimestampTzGetDatum(after ? after->at : DT_NOBEGIN);
-	values[6] = Int64GetDatum(after ? after->id : 0);
-	values[7] = Int64GetDatum(queue_new_token());
+	store_arg(&args, INT4OID, Int32GetDatum(max));
+	store_arg(&args, TIMESTAMPTZOID, queue_after_ms((double) lease_ms));
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(MyStartTimestamp));
+	store_arg(&args, INT8OID, Int64GetDatum((int64) GetSystemIdentifier()));
+	store_arg(&args, OIDOID, ObjectIdGetDatum(MyDatabaseId));
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(after ? after->at : DT_NOBEGIN));
+	store_arg(&args, INT8OID, Int64GetDatum(after ? after->id : 0));
+	store_arg(&args, INT8OID, Int64GetDatum(queue_new_token()));
 
 	schema = store_begin(&scope);
-	store_exec_kept(schema, template, 8, argtypes, values, NULL,
-					SPI_OK_UPDATE_RETURNING);
+	store_exec_kept(schema, template, &args, SPI_OK_UPDATE_RETURNING);
 	result = queue_read_requests(mcxt);
 	store_end(&scope);
 	return result;
@@ -966,8 +953,7 @@ queue_record(QueueRequest *req, TelnyxResult *result, double retry_delay_ms,
 void
 queue_record_created(List *reqs, List *results)
 {
-	Oid			argtypes[3] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
-	Datum		values[3];
+	StoreArgs	args = {0};
 	List	   *orders = NIL;
 	List	   *bodies = NIL;
 	List	   *keys = NIL;
@@ -998,8 +984,9 @@ queue_record_created(List *reqs, List *results)
 	}
 	store_orders(orders, bodies, keys, false, true);
 
-	queue_claims_arrays(ids, tokens, n, values);
-	values[2] = PointerGetDatum(construct_array(order_ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+	queue_claims_args(ids, tokens, n, &args);
+	store_arg(&args, TEXTARRAYOID,
+			  PointerGetDatum(construct_array(order_ids, n, TEXTOID, -1, false, TYPALIGN_INT)));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
@@ -1012,7 +999,7 @@ queue_record_created(List *reqs, List *results)
 			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
 			   " RETURNING r.id",
-			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+			   &args, SPI_OK_UPDATE_RETURNING);
 	queue_read_held(ids, n, held);
 	store_end(&scope);
 
@@ -1038,14 +1025,13 @@ queue_record_created(List *reqs, List *results)
 static void
 queue_link_late(QueueRequest *req, TelnyxOrder *order)
 {
-	Oid			argtypes[2] = {INT8OID, TEXTOID};
-	Datum		values[2];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	bool		linked;
 
-	values[0] = Int64GetDatum(req->id);
-	values[1] = CStringGetTextDatum(order->id);
+	store_arg(&args, INT8OID, Int64GetDatum(req->id));
+	store_arg_text(&args, order->id);
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
@@ -1055,7 +1041,7 @@ queue_link_late(QueueRequest *req, TelnyxOrder *order)
 			   QUEUE_CLAIM_ENDS
 			   " WHERE r.id OPERATOR(pg_catalog.=) $1"
 			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,unknown,cancelled}')",
-			   2, argtypes, values, NULL, SPI_OK_UPDATE);
+			   &args, SPI_OK_UPDATE);
 	linked = SPI_processed > 0;
 	if (!linked)
 	{
@@ -1064,7 +1050,7 @@ queue_link_late(QueueRequest *req, TelnyxOrder *order)
 				   "SELECT 1 FROM %1$s.telnyx_order_requests r"
 				   " WHERE r.id OPERATOR(pg_catalog.=) $1"
 				   "   AND r.order_id IS NOT DISTINCT FROM $2",
-				   2, argtypes, values, NULL, SPI_OK_SELECT);
+				   &args, SPI_OK_SELECT);
 		linked = SPI_processed > 0;
 	}
 	if (!linked)
@@ -1111,28 +1097,19 @@ static bool
 queue_set_state(QueueRequest *req, const char *from, const char *to,
 				const char *order_id, Jsonb *last_error, double delay_ms)
 {
-	Oid			argtypes[8] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID,
-	INT8OID, INT4OID};
-	Datum		values[8];
-	char		nulls[8] = "        ";
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	bool		held;
 
-	values[0] = Int64GetDatum(req->id);
-	values[1] = CStringGetTextDatum(from);
-	values[2] = CStringGetTextDatum(to);
-	if (order_id != NULL)
-		values[3] = CStringGetTextDatum(order_id);
-	else
-		nulls[3] = 'n';
-	if (last_error != NULL)
-		values[4] = JsonbPGetDatum(last_error);
-	else
-		nulls[4] = 'n';
-	values[5] = queue_after_ms(delay_ms);
-	values[6] = Int64GetDatum(req->claim_token);
-	values[7] = Int32GetDatum(req->lookups);
+	store_arg(&args, INT8OID, Int64GetDatum(req->id));
+	store_arg_text(&args, from);
+	store_arg_text(&args, to);
+	store_arg_text(&args, order_id);
+	store_arg_or_null(&args, JSONBOID, JsonbPGetDatum(last_error), last_error == NULL);
+	store_arg(&args, TIMESTAMPTZOID, queue_after_ms(delay_ms));
+	store_arg(&args, INT8OID, Int64GetDatum(req->claim_token));
+	store_arg(&args, INT4OID, Int32GetDatum(req->lookups));
 
 	schema = store_begin(&scope);
 	store_exec(schema,
@@ -1151,7 +1128,7 @@ queue_set_state(QueueRequest *req, const char *from, const char *to,
 			   QUEUE_CLAIM_ENDS
 			   " WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) $2"
 			   "   AND claim_token OPERATOR(pg_catalog.=) $7",
-			   8, argtypes, values, nulls, SPI_OK_UPDATE);
+			   &args, SPI_OK_UPDATE);
 	held = SPI_processed > 0;
 	store_end(&scope);
 	return held;
@@ -1167,14 +1144,13 @@ queue_set_state(QueueRequest *req, const char *from, const char *to,
 int
 queue_purge(TimestampTz cutoff, int max)
 {
-	Oid			argtypes[2] = {TIMESTAMPTZOID, INT4OID};
-	Datum		values[2];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	int			n;
 
-	values[0] = TimestampTzGetDatum(cutoff);
-	values[1] = Int32GetDatum(max);
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(cutoff));
+	store_arg(&args, INT4OID, Int32GetDatum(max));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "DELETE FROM %1$s.telnyx_order_requests r"
@@ -1184,7 +1160,7 @@ queue_purge(TimestampTz cutoff, int max)
 			   "     AND q.state OPERATOR(pg_catalog.=) ANY (" QUEUE_FINISHED_STATES ")"
 			   "     AND q.updated_at OPERATOR(pg_catalog.<) $1"
 			   "   ORDER BY q.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-			   2, argtypes, values, NULL, SPI_OK_DELETE);
+			   &args, SPI_OK_DELETE);
 	n = (int) SPI_processed;
 	store_end(&scope);
 	return n;
@@ -1199,8 +1175,7 @@ List *
 queue_orders_named(List *ids)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			argtypes[1] = {TEXTARRAYOID};
-	Datum		values[1];
+	StoreArgs	args = {0};
 	Datum	   *elems;
 	List	   *named = NIL;
 	ListCell   *lc;
@@ -1214,12 +1189,12 @@ queue_orders_named(List *ids)
 	elems = palloc(sizeof(Datum) * list_length(ids));
 	foreach(lc, ids)
 		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
-	values[0] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	store_arg(&args, TEXTARRAYOID, PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT)));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "SELECT DISTINCT l.order_id FROM %1$s.telnyx_requests_by_order l"
 			   " WHERE l.order_id OPERATOR(pg_catalog.=) ANY ($1)",
-			   1, argtypes, values, NULL, SPI_OK_SELECT);
+			   &args, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
@@ -1249,7 +1224,7 @@ queue_at_stake(int64 *orders, int64 *unfinished)
 			   "SELECT (SELECT pg_catalog.count(*) FROM %1$s.telnyx_inexplicit_orders),"
 			   "       (SELECT pg_catalog.count(*) FROM %1$s.telnyx_order_requests r"
 			   "         WHERE r.state OPERATOR(pg_catalog.<>) ALL (" QUEUE_FINISHED_STATES "))",
-			   0, NULL, NULL, NULL, SPI_OK_SELECT);
+			   NULL, SPI_OK_SELECT);
 	*orders = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
 	*unfinished = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -1267,15 +1242,14 @@ queue_at_stake(int64 *orders, int64 *unfinished)
 int
 queue_recover_stale(void)
 {
-	Oid			argtypes[2] = {TIMESTAMPTZOID, JSONBOID};
-	Datum		values[2];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	int			n = 0;
 	uint64		i;
 
-	values[0] = queue_after_ms(telnyx_reconcile_delay_ms);
-	values[1] = JsonbPGetDatum(queue_reason("The sender stopped before it could record the outcome."));
+	store_arg(&args, TIMESTAMPTZOID, queue_after_ms(telnyx_reconcile_delay_ms));
+	store_arg(&args, JSONBOID, JsonbPGetDatum(queue_reason("The sender stopped before it could record the outcome.")));
 
 	schema = store_begin(&scope);
 	store_exec(schema,
@@ -1300,7 +1274,7 @@ queue_recover_stale(void)
 			   "                        WHERE a.pid OPERATOR(pg_catalog.=) r.claimed_by_pid"
 			   "                          AND a.backend_start OPERATOR(pg_catalog.=) r.claimed_by_start))"
 			   " RETURNING r.last_error OPERATOR(pg_catalog.=) $2",
-			   2, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+			   &args, SPI_OK_UPDATE_RETURNING);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -1320,15 +1294,14 @@ queue_recover_stale(void)
 int
 queue_release_own(void)
 {
-	Oid			argtypes[3] = {TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID};
-	Datum		values[3];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	int			n;
 
-	values[0] = queue_after_ms(telnyx_reconcile_delay_ms);
-	values[1] = JsonbPGetDatum(queue_reason("The sender failed before it could record the outcome."));
-	values[2] = TimestampTzGetDatum(MyStartTimestamp);
+	store_arg(&args, TIMESTAMPTZOID, queue_after_ms(telnyx_reconcile_delay_ms));
+	store_arg(&args, JSONBOID, JsonbPGetDatum(queue_reason("The sender failed before it could record the outcome.")));
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(MyStartTimestamp));
 
 	schema = store_begin(&scope);
 	store_exec(schema,
@@ -1348,15 +1321,15 @@ queue_release_own(void)
 			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
 			   "   AND r.claimed_by_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
 			   "   AND r.claimed_by_start OPERATOR(pg_catalog.=) $3",
-			   3, argtypes, values, NULL, SPI_OK_UPDATE);
+			   &args, SPI_OK_UPDATE);
 	n = (int) SPI_processed;
 	store_end(&scope);
 	return n;
 }
 
-/* ids and tokens (n of each) as the arrays $1 and $2 of a statement */
+/* ids and tokens (n of each) as the next two parameters, int8 arrays */
 static void
-queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values)
+queue_claims_args(int64 *ids, int64 *tokens, int n, StoreArgs *args)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * n);
 	Datum	   *toks = palloc(sizeof(Datum) * n);
@@ -1367,8 +1340,10 @@ queue_claims_arrays(int64 *ids, int64 *tokens, int n, Datum *values)
 		elems[i] = Int64GetDatum(ids[i]);
 		toks[i] = Int64GetDatum(tokens[i]);
 	}
-	values[0] = PointerGetDatum(construct_array(elems, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(toks, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	store_arg(args, INT8ARRAYOID,
+			  PointerGetDatum(construct_array(elems, n, INT8OID, 8, true, TYPALIGN_DOUBLE)));
+	store_arg(args, INT8ARRAYOID,
+			  PointerGetDatum(construct_array(toks, n, INT8OID, 8, true, TYPALIGN_DOUBLE)));
 }
 
 /*
@@ -1404,8 +1379,7 @@ queue_read_held(const int64 *ids, int n, bool *held)
 void
 queue_unclaim(QueueRequest **reqs, int n)
 {
-	Oid			argtypes[2] = {INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[2];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	int64	   *ids = palloc(sizeof(int64) * n);
@@ -1418,7 +1392,7 @@ queue_unclaim(QueueRequest **reqs, int n)
 		ids[i] = reqs[i]->id;
 		tokens[i] = reqs[i]->claim_token;
 	}
-	queue_claims_arrays(ids, tokens, n, values);
+	queue_claims_args(ids, tokens, n, &args);
 	schema = store_begin(&scope);
 	/* only claims that are still this process's: never one another took */
 	store_exec(schema,
@@ -1434,7 +1408,7 @@ queue_unclaim(QueueRequest **reqs, int n)
 			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
 			   " RETURNING r.id",
-			   2, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+			   &args, SPI_OK_UPDATE_RETURNING);
 	queue_read_held(ids, n, given);
 	store_end(&scope);
 
@@ -1456,14 +1430,13 @@ queue_unclaim(QueueRequest **reqs, int n)
 int
 queue_extend_lease(int64 *ids, int64 *tokens, bool *held, int n, int64 lease_ms)
 {
-	Oid			argtypes[3] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
-	Datum		values[3];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	int			k;
 
-	queue_claims_arrays(ids, tokens, n, values);
-	values[2] = queue_after_ms((double) lease_ms);
+	queue_claims_args(ids, tokens, n, &args);
+	store_arg(&args, TIMESTAMPTZOID, queue_after_ms((double) lease_ms));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
@@ -1473,7 +1446,7 @@ queue_extend_lease(int64 *ids, int64 *tokens, bool *held, int n, int64 lease_ms)
 			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token"
 			   " RETURNING r.id",
-			   3, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
+			   &args, SPI_OK_UPDATE_RETURNING);
 	queue_read_held(ids, n, held);
 	k = (int) SPI_processed;
 	store_end(&scope);
@@ -1533,8 +1506,7 @@ queue_resolve_unknown(QueueRequest *req)
 		Jsonb	   *data = (Jsonb *) lfirst(lc);
 		JsonbValue	v;
 		TelnyxOrder *order;
-		Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, UUIDOID};
-		Datum		values[4];
+		StoreArgs	args = {0};
 		StoreScope	scope;
 		char	   *schema;
 		char	   *answers = NULL;
@@ -1549,10 +1521,10 @@ queue_resolve_unknown(QueueRequest *req)
 		if (wakeup_order_elsewhere(order->id))
 			continue;
 
-		values[0] = CStringGetTextDatum(order->id);
-		values[1] = Int64GetDatum(req->id);
-		values[2] = TimestampTzGetDatum(req->first_sent_at);
-		values[3] = DirectFunctionCall1(uuid_in, CStringGetDatum(req->request_key));
+		store_arg_text(&args, order->id);
+		store_arg(&args, INT8OID, Int64GetDatum(req->id));
+		store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(req->first_sent_at));
+		store_arg(&args, UUIDOID, DirectFunctionCall1(uuid_in, CStringGetDatum(req->request_key)));
 		schema = store_begin(&scope);
 		/* 'taken', 'unsure', or nothing: free to be this request's */
 		store_exec(schema,
@@ -1569,7 +1541,7 @@ queue_resolve_unknown(QueueRequest *req)
 				   "   AND (o.first_seen_at OPERATOR(pg_catalog.<) $3"
 				   "        OR o.request_key OPERATOR(pg_catalog.<>) $4)"
 				   " ORDER BY 1 LIMIT 1",
-				   4, argtypes, values, NULL, SPI_OK_SELECT);
+				   &args, SPI_OK_SELECT);
 		if (SPI_processed > 0)
 			answers = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		store_end(&scope);
@@ -1661,7 +1633,7 @@ queue_next_due_ms(void)
 			   "                 AND r.state OPERATOR(pg_catalog.=) 'unknown'"
 			   "                 AND r.claimed_by_pid IS NULL"
 			   "               ORDER BY e.due_at LIMIT 1))",
-			   0, NULL, NULL, NULL, SPI_OK_SELECT);
+			   NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		result = store_ms_until(DatumGetTimestampTz(d));
@@ -1699,8 +1671,7 @@ queue_reason(const char *reason)
 static void
 queue_mark_batch(List *ids, int64 batch, const char *reason)
 {
-	Oid			argtypes[3] = {INT8ARRAYOID, INT8OID, TEXTOID};
-	Datum		values[3];
+	StoreArgs	args = {0};
 	Datum	   *elems;
 	StoreScope	scope;
 	char	   *schema;
@@ -1711,17 +1682,17 @@ queue_mark_batch(List *ids, int64 batch, const char *reason)
 	elems = palloc(sizeof(Datum) * list_length(ids));
 	foreach(lc, ids)
 		elems[foreach_current_index(lc)] = Int64GetDatum(*(int64 *) lfirst(lc));
-	values[0] = PointerGetDatum(construct_array(elems, list_length(ids), INT8OID, 8,
-												true, TYPALIGN_DOUBLE));
-	values[1] = Int64GetDatum(batch);
-	values[2] = CStringGetTextDatum(reason);
+	store_arg(&args, INT8ARRAYOID, PointerGetDatum(construct_array(elems, list_length(ids), INT8OID, 8,
+												true, TYPALIGN_DOUBLE)));
+	store_arg(&args, INT8OID, Int64GetDatum(batch));
+	store_arg_text(&args, reason);
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
 			   "   SET held_batch = $2, held_reason = $3"
 			   " WHERE r.id OPERATOR(pg_catalog.=) ANY ($1)"
 			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,dry_run}')",
-			   3, argtypes, values, NULL, SPI_OK_UPDATE);
+			   &args, SPI_OK_UPDATE);
 	store_end(&scope);
 }
 
@@ -1736,8 +1707,7 @@ static void
 queue_hold(List *reqs, List *reasons, List *untils)
 {
 	int			n = list_length(reqs);
-	Oid			argtypes[4] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
-	Datum		values[4];
+	StoreArgs	args = {0};
 	int64	   *ids = palloc(sizeof(int64) * n);
 	int64	   *tokens = palloc(sizeof(int64) * n);
 	Datum	   *why = palloc(sizeof(Datum) * n);
@@ -1760,11 +1730,13 @@ queue_hold(List *reqs, List *reasons, List *untils)
 		why[i] = reason == NULL ? (Datum) 0 : CStringGetTextDatum(reason);
 		until[i] = TimestampTzGetDatum(*(TimestampTz *) list_nth(untils, i));
 	}
-	queue_claims_arrays(ids, tokens, n, values);
-	values[2] = PointerGetDatum(construct_md_array(why, why_null, 1, dims, lbs,
-												   TEXTOID, -1, false, TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_array(until, n, TIMESTAMPTZOID, 8,
-												true, TYPALIGN_DOUBLE));
+	queue_claims_args(ids, tokens, n, &args);
+	store_arg(&args, TEXTARRAYOID,
+			  PointerGetDatum(construct_md_array(why, why_null, 1, dims, lbs,
+												 TEXTOID, -1, false, TYPALIGN_INT)));
+	store_arg(&args, TIMESTAMPTZARRAYOID,
+			  PointerGetDatum(construct_array(until, n, TIMESTAMPTZOID, 8,
+											  true, TYPALIGN_DOUBLE)));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
@@ -1780,7 +1752,7 @@ queue_hold(List *reqs, List *reasons, List *untils)
 			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
 			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
-			   4, argtypes, values, NULL, SPI_OK_UPDATE);
+			   &args, SPI_OK_UPDATE);
 	store_end(&scope);
 }
 
@@ -1808,7 +1780,7 @@ queue_unhold_due(void)
 			   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
 			   "   AND r.state OPERATOR(pg_catalog.=) 'held'"
 			   "   AND r.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()",
-			   0, NULL, NULL, NULL, SPI_OK_UPDATE);
+			   NULL, SPI_OK_UPDATE);
 	n = (int) SPI_processed;
 	store_end(&scope);
 	return n;
@@ -1826,9 +1798,7 @@ int64
 queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 				   bool all, bool cancel)
 {
-	Oid			argtypes[4] = {INT8ARRAYOID, OIDOID, INT8OID, OIDOID};
-	Datum		values[4];
-	char		nulls[4] = "    ";
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	int64		n;
@@ -1847,17 +1817,11 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot release or cancel held requests in a read-only transaction")));
 
-	if (ids != NULL)
-		values[0] = PointerGetDatum(ids);
-	else
-		nulls[0] = 'n';
-	values[1] = ObjectIdGetDatum(requested_by);
-	if (!OidIsValid(requested_by))
-		nulls[1] = 'n';
-	values[2] = Int64GetDatum(held_batch);
-	if (held_batch == 0)
-		nulls[2] = 'n';
-	values[3] = ObjectIdGetDatum(GetUserId());
+	store_arg_or_null(&args, INT8ARRAYOID, PointerGetDatum(ids), ids == NULL);
+	store_arg_or_null(&args, OIDOID, ObjectIdGetDatum(requested_by),
+					  !OidIsValid(requested_by));
+	store_arg_or_null(&args, INT8OID, Int64GetDatum(held_batch), held_batch == 0);
+	store_arg(&args, OIDOID, ObjectIdGetDatum(GetUserId()));
 
 	schema = store_begin(&scope);
 	if (cancel)
@@ -1871,7 +1835,7 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 				   "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
 				   "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
 				   "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
-				   4, argtypes, values, nulls, SPI_OK_UPDATE);
+				   &args, SPI_OK_UPDATE);
 	else
 		store_exec(schema,
 				   "UPDATE %1$s.telnyx_order_requests r"
@@ -1886,7 +1850,7 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 				   "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
 				   "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
 				   "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
-				   4, argtypes, values, nulls, SPI_OK_UPDATE);
+				   &args, SPI_OK_UPDATE);
 	n = (int64) SPI_processed;
 	store_end(&scope);
 	if (n > 0 && !cancel)
@@ -2036,52 +2000,55 @@ static void
 queue_index_clear(const char *schema)
 {
 	store_exec(schema, "DELETE FROM %1$s.telnyx_live_requests",
-			   0, NULL, NULL, NULL, SPI_OK_DELETE);
+			   NULL, SPI_OK_DELETE);
 	store_exec(schema, "DELETE FROM %1$s.telnyx_requests_by_order",
-			   0, NULL, NULL, NULL, SPI_OK_DELETE);
+			   NULL, SPI_OK_DELETE);
 }
 
 /* Write what changes holds, and start an empty chunk. */
 static void
 queue_index_flush(QueueIndexChanges *changes)
 {
-	Oid			types[3] = {INT8ARRAYOID, CHARARRAYOID, TIMESTAMPTZARRAYOID};
-	Oid			link_types[2] = {TEXTARRAYOID, INT8ARRAYOID};
-	Datum		gone[1];
-	Datum		live[3];
-	Datum		unlinks[2];
-	Datum		links[2];
+	StoreArgs	gone = {0};
+	StoreArgs	live = {0};
+	StoreArgs	unlinks = {0};
+	StoreArgs	links = {0};
 	MemoryContext prev;
 
 	/* every array first, in the chunk's context (SPI switches contexts) */
 	prev = MemoryContextSwitchTo(changes->cxt);
-	gone[0] = queue_int8_array(changes->gone_ids, changes->ngone);
-	live[0] = queue_int8_array(changes->live_ids, changes->nlive);
-	live[1] = PointerGetDatum(construct_array(changes->live_kinds, changes->nlive,
-											  CHAROID, 1, true, TYPALIGN_CHAR));
-	live[2] = PointerGetDatum(construct_array(changes->live_due, changes->nlive,
+	store_arg(&gone, INT8ARRAYOID, queue_int8_array(changes->gone_ids, changes->ngone));
+	store_arg(&live, INT8ARRAYOID, queue_int8_array(changes->live_ids, changes->nlive));
+	store_arg(&live, CHARARRAYOID,
+			  PointerGetDatum(construct_array(changes->live_kinds, changes->nlive,
+											  CHAROID, 1, true, TYPALIGN_CHAR)));
+	store_arg(&live, TIMESTAMPTZARRAYOID,
+			  PointerGetDatum(construct_array(changes->live_due, changes->nlive,
 											  TIMESTAMPTZOID, sizeof(TimestampTz),
-											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	unlinks[0] = PointerGetDatum(construct_array(changes->unlink_orders, changes->nunlinks,
-												 TEXTOID, -1, false, TYPALIGN_INT));
-	unlinks[1] = queue_int8_array(changes->unlink_ids, changes->nunlinks);
-	links[0] = PointerGetDatum(construct_array(changes->link_orders, changes->nlinks,
-											   TEXTOID, -1, false, TYPALIGN_INT));
-	links[1] = queue_int8_array(changes->link_ids, changes->nlinks);
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
+	store_arg(&unlinks, TEXTARRAYOID,
+			  PointerGetDatum(construct_array(changes->unlink_orders, changes->nunlinks,
+											  TEXTOID, -1, false, TYPALIGN_INT)));
+	store_arg(&unlinks, INT8ARRAYOID,
+			  queue_int8_array(changes->unlink_ids, changes->nunlinks));
+	store_arg(&links, TEXTARRAYOID,
+			  PointerGetDatum(construct_array(changes->link_orders, changes->nlinks,
+											  TEXTOID, -1, false, TYPALIGN_INT)));
+	store_arg(&links, INT8ARRAYOID, queue_int8_array(changes->link_ids, changes->nlinks));
 	MemoryContextSwitchTo(prev);
 
 	if (changes->ngone > 0)
 		store_exec(changes->schema,
 				   "DELETE FROM %1$s.telnyx_live_requests e"
 				   " WHERE e.request_id OPERATOR(pg_catalog.=) ANY ($1)",
-				   1, types, gone, NULL, SPI_OK_DELETE);
+				   &gone, SPI_OK_DELETE);
 	/* a request just inserted has no live row yet: no conflict to look for */
 	if (changes->nlive > 0 && changes->inserted)
 		store_exec(changes->schema,
 				   "INSERT INTO %1$s.telnyx_live_requests (request_id, kind, due_at)"
 				   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 				   "                          pg_catalog.unnest($3))",
-				   3, types, live, NULL, SPI_OK_INSERT);
+				   &live, SPI_OK_INSERT);
 	else if (changes->nlive > 0)
 		store_exec(changes->schema,
 				   "INSERT INTO %1$s.telnyx_live_requests AS e (request_id, kind, due_at)"
@@ -2089,7 +2056,7 @@ queue_index_flush(QueueIndexChanges *changes)
 				   "                          pg_catalog.unnest($3))"
 				   " ON CONFLICT (request_id) DO UPDATE"
 				   " SET kind = EXCLUDED.kind, due_at = EXCLUDED.due_at",
-				   3, types, live, NULL, SPI_OK_INSERT);
+				   &live, SPI_OK_INSERT);
 	if (changes->nunlinks > 0)
 		store_exec(changes->schema,
 				   "DELETE FROM %1$s.telnyx_requests_by_order l"
@@ -2097,12 +2064,12 @@ queue_index_flush(QueueIndexChanges *changes)
 				   "       AS t(order_id, request_id)"
 				   " WHERE l.order_id OPERATOR(pg_catalog.=) t.order_id"
 				   "   AND l.request_id OPERATOR(pg_catalog.=) t.request_id",
-				   2, link_types, unlinks, NULL, SPI_OK_DELETE);
+				   &unlinks, SPI_OK_DELETE);
 	if (changes->nlinks > 0)
 		store_exec(changes->schema,
 				   "INSERT INTO %1$s.telnyx_requests_by_order (order_id, request_id)"
 				   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))",
-				   2, link_types, links, NULL, SPI_OK_INSERT);
+				   &links, SPI_OK_INSERT);
 	changes->nlive = changes->ngone = changes->nlinks = changes->nunlinks = 0;
 	MemoryContextReset(changes->cxt);
 }

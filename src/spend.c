@@ -379,8 +379,7 @@ spend_window(TimestampTz now, TimestampTz *hour_start, TimestampTz *day_start)
 static bool
 spend_load(SpendLimits *sl, TimestampTz now)
 {
-	Oid			argtypes[5] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, BOOLOID};
-	Datum		values[5];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	bool		ceiling = telnyx_max_orders_per_day > 0 || telnyx_max_numbers_per_day > 0;
@@ -400,7 +399,7 @@ spend_load(SpendLimits *sl, TimestampTz now)
 	{
 		store_exec(schema,
 				   "SELECT 1 FROM %1$s.telnyx_spend_limits LIMIT 1",
-				   0, NULL, NULL, NULL, SPI_OK_SELECT);
+				   NULL, SPI_OK_SELECT);
 		any = SPI_processed > 0;
 		if (!any)
 		{
@@ -428,13 +427,13 @@ spend_load(SpendLimits *sl, TimestampTz now)
 	 */
 	store_exec(schema,
 			   "LOCK TABLE %1$s.telnyx_spend_limits IN SHARE ROW EXCLUSIVE MODE",
-			   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+			   NULL, SPI_OK_UTILITY);
 
-	values[0] = TimestampTzGetDatum(sl->hour_start);
-	values[1] = TimestampTzGetDatum(sl->day_start);
-	values[2] = Int64GetDatum(telnyx_max_orders_per_day > 0 ? telnyx_max_orders_per_day : -1);
-	values[3] = Int64GetDatum(telnyx_max_numbers_per_day > 0 ? telnyx_max_numbers_per_day : -1);
-	values[4] = BoolGetDatum(ceiling);
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(sl->hour_start));
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(sl->day_start));
+	store_arg(&args, INT8OID, Int64GetDatum(telnyx_max_orders_per_day > 0 ? telnyx_max_orders_per_day : -1));
+	store_arg(&args, INT8OID, Int64GetDatum(telnyx_max_numbers_per_day > 0 ? telnyx_max_numbers_per_day : -1));
+	store_arg(&args, BOOLOID, BoolGetDatum(ceiling));
 	store_exec(schema,
 			   "SELECT l.id, COALESCE(l.role::pg_catalog.oid, 0::pg_catalog.oid),"
 			   "       l.per OPERATOR(pg_catalog.=) 'day',"
@@ -458,7 +457,7 @@ spend_load(SpendLimits *sl, TimestampTz now)
 			   "   FROM %1$s.telnyx_spend_hours h"
 			   "  WHERE $5 AND h.hour OPERATOR(pg_catalog.>=) $2"
 			   " HAVING $5",
-			   5, argtypes, values, NULL, SPI_OK_SELECT);
+			   &args, SPI_OK_SELECT);
 
 	sl->n = (int) SPI_processed;
 	sl->limits = MemoryContextAllocZero(callercxt, sizeof(SpendLimit) * Max(sl->n, 1));
@@ -643,8 +642,7 @@ spend_charge_cmp(const void *a, const void *b)
 static void
 spend_charge(SpendCharge *charges, int n)
 {
-	Oid			argtypes[4] = {TIMESTAMPTZARRAYOID, OIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[4];
+	StoreArgs	args = {0};
 	Datum	   *hours;
 	Datum	   *roles;
 	Datum	   *orders;
@@ -667,10 +665,10 @@ spend_charge(SpendCharge *charges, int n)
 		orders[i] = Int64GetDatum(charges[i].orders);
 		numbers[i] = Int64GetDatum(charges[i].numbers);
 	}
-	values[0] = PointerGetDatum(construct_array(hours, n, TIMESTAMPTZOID, sizeof(TimestampTz), true, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(roles, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(orders, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = PointerGetDatum(construct_array(numbers, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	store_arg(&args, TIMESTAMPTZARRAYOID, PointerGetDatum(construct_array(hours, n, TIMESTAMPTZOID, sizeof(TimestampTz), true, TYPALIGN_DOUBLE)));
+	store_arg(&args, OIDARRAYOID, PointerGetDatum(construct_array(roles, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT)));
+	store_arg(&args, INT8ARRAYOID, PointerGetDatum(construct_array(orders, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
+	store_arg(&args, INT8ARRAYOID, PointerGetDatum(construct_array(numbers, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
 
 	schema = store_begin(&scope);
 	store_exec(schema,
@@ -683,7 +681,7 @@ spend_charge(SpendCharge *charges, int n)
 			   " ON CONFLICT (hour, spent_by) DO UPDATE"
 			   "   SET orders = h.orders OPERATOR(pg_catalog.+) excluded.orders,"
 			   "       numbers = h.numbers OPERATOR(pg_catalog.+) excluded.numbers",
-			   4, argtypes, values, NULL, SPI_OK_INSERT);
+			   &args, SPI_OK_INSERT);
 	store_end(&scope);
 }
 
@@ -720,17 +718,16 @@ static void
 spend_give_back_now(void *arg)
 {
 	SpendGiveBack *gb = (SpendGiveBack *) arg;
-	Oid			argtypes[3] = {TIMESTAMPTZOID, OIDOID, INT8OID};
-	Datum		values[3];
+	StoreArgs	args = {0};
 	TimestampTz hour_start;
 	TimestampTz day_start;
 	StoreScope	scope;
 	char	   *schema;
 
 	spend_window(gb->at, &hour_start, &day_start);
-	values[0] = TimestampTzGetDatum(hour_start);
-	values[1] = ObjectIdGetDatum(gb->role);
-	values[2] = Int64GetDatum(gb->numbers);
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(hour_start));
+	store_arg(&args, OIDOID, ObjectIdGetDatum(gb->role));
+	store_arg(&args, INT8OID, Int64GetDatum(gb->numbers));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_spend_hours h"
@@ -738,7 +735,7 @@ spend_give_back_now(void *arg)
 			   "       numbers = GREATEST(h.numbers OPERATOR(pg_catalog.-) $3, 0::pg_catalog.int8)"
 			   " WHERE h.hour OPERATOR(pg_catalog.=) $1"
 			   "   AND h.spent_by OPERATOR(pg_catalog.=) $2",
-			   3, argtypes, values, NULL, SPI_OK_UPDATE);
+			   &args, SPI_OK_UPDATE);
 	store_end(&scope);
 }
 

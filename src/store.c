@@ -60,28 +60,6 @@
 
 /*---- Local types ----*/
 
-typedef enum StoreStatement
-{
-	STORE_UPSERT_ORDERS,
-	STORE_UNLINK_NUMBER_ORDERS,
-	STORE_LINK_NUMBER_ORDER,
-	STORE_UPDATE_NUMBER_ORDER,
-	STORE_OLDER_NUMBER_ORDER,
-	STORE_DELETE_GONE_NUMBERS,
-	STORE_UPSERT_NUMBERS,
-	STORE_KNOWN_ORDERS,
-	STORE_CLAIM_REFRESH,
-	STORE_CLAIM_NUMBER_ORDERS,
-	STORE_NEXT_REFRESH,
-	STORE_LOCK_ORDER,
-	STORE_LOCK_NUMBER_ORDER,
-	STORE_ORDER_FETCH_FAILED,
-	STORE_NUMBER_ORDER_FETCH_FAILED,
-	STORE_ORDER_FETCH_AGAIN,
-	STORE_NUMBER_ORDER_FETCH_AGAIN,
-	STORE_NUM_STATEMENTS
-} StoreStatement;
-
 /* A phone number and its place in its number order's answer. */
 typedef struct PhoneNumberAt
 {
@@ -89,19 +67,19 @@ typedef struct PhoneNumberAt
 	int			at;
 } PhoneNumberAt;
 
-typedef struct StoreQuery
+/* The ids a claim returned, each once, in mcxt. */
+typedef struct StoreClaimed
 {
-	const char *sql;			/* %1$s is the quoted schema */
-	int			nargs;
-	Oid			argtypes[33];
-} StoreQuery;
+	List	   *ids;
+	MemoryContext mcxt;
+} StoreClaimed;
 
-/* The columns of orders and groups STORE_UPSERT_ORDERS takes. */
-#define STORE_ORDER_COLUMNS 10
-#define STORE_GROUP_COLUMNS 20
-
-/* The columns of phone numbers STORE_UPSERT_NUMBERS takes. */
-#define STORE_NUMBER_COLUMNS 9
+/* A list of strings given, or left out (present false). */
+typedef struct OptStrings
+{
+	bool		present;
+	List	   *strings;
+} OptStrings;
 
 /* One column of many rows, built for a statement that unnests arrays. */
 typedef struct Column
@@ -110,6 +88,144 @@ typedef struct Column
 	Datum	   *values;
 	bool	   *nulls;
 } Column;
+
+/*
+ * The wide upserts are written from lists of their columns, one line a
+ * column: X(column, parameter, kind, on conflict, value).
+ *
+ * - column: the table's column, and the name it has in the statement.
+ * - parameter: the $n of the array that holds it, one element a row.
+ * - kind: what value is, and so the array's type and how a NULL is told:
+ *   text (char *, NULL), uuid (text of one, cast in the statement), int4,
+ *   opt_int, opt_bool, opt_ts (OptInt, OptBool, OptTimestamp: NULL when
+ *   absent), ts (TimestampTz, NULL when 0), jsonb (Jsonb *), strings
+ *   (OptStrings, stored as a text[]).
+ * - on conflict: key (the row's key, never updated), keep (a value left
+ *   out keeps the stored one), new (the answer's value, even NULL), first
+ *   (the stored value, if there is one).
+ * - value: the expression that fills one row, in store_orders' or
+ *   store_numbers' loop.
+ *
+ * A column is added to a table by adding its line.
+ */
+
+/* Orders: $4..$13 (the statement's own $1..$3 are in store_orders). */
+#define STORE_ORDER_COLUMNS(X) \
+	X(id,                        4, text,     key,   order->id) \
+	X(connection_id,             5, text,     keep,  order->connection_id) \
+	X(messaging_profile_id,      6, text,     keep,  order->messaging_profile_id) \
+	X(customer_reference,        7, text,     keep,  order->customer_reference) \
+	X(billing_group_id,          8, text,     keep,  order->billing_group_id) \
+	X(created_at,                9, opt_ts,   keep,  order->created_at) \
+	X(updated_at,               10, opt_ts,   keep,  order->updated_at) \
+	X(data,                     11, jsonb,    new,   order->data) \
+	X(next_refresh_at,          12, ts,       new,   next) \
+	X(request_key,              13, uuid,     first, key)
+
+/* Their ordering groups: $14..$33. */
+#define STORE_GROUP_COLUMNS(X) \
+	X(order_id,                 14, text,     key,   order->id) \
+	X(group_index,              15, int4,     key,   g->group_index) \
+	X(country_iso,              16, text,     keep,  g->country_iso) \
+	X(phone_number_type,        17, text,     keep,  g->phone_number_type) \
+	X(national_destination_code, 18, text,    keep,  g->national_destination_code) \
+	X(administrative_area,      19, text,     keep,  g->administrative_area) \
+	X(locality,                 20, text,     keep,  g->locality) \
+	X(features,                 21, strings,  keep,  opt_strings(g->has_features, g->features)) \
+	X(phone_number_starts_with, 22, text,     keep,  g->starts_with) \
+	X(phone_number_ends_with,   23, text,     keep,  g->ends_with) \
+	X(phone_number_contains,    24, text,     keep,  g->contains) \
+	X(strategy,                 25, text,     keep,  g->strategy) \
+	X(quickship,                26, opt_bool, keep,  g->quickship) \
+	X(exclude_held_numbers,     27, opt_bool, keep,  g->exclude_held_numbers) \
+	X(count_requested,          28, opt_int,  keep,  g->count_requested) \
+	X(count_allocated,          29, opt_int,  keep,  g->count_allocated) \
+	X(status,                   30, text,     keep,  g->status) \
+	X(error_reason,             31, text,     keep,  g->error_reason) \
+	X(created_at,               32, opt_ts,   keep,  g->created_at) \
+	X(updated_at,               33, opt_ts,   keep,  g->updated_at)
+
+/* The numbers of a number order: $2..$10 ($1 is the number order's id). */
+#define STORE_NUMBER_COLUMNS(X) \
+	X(phone_number,              2, text,     key,   pn->phone_number) \
+	X(id,                        3, text,     keep,  pn->id) \
+	X(status,                    4, text,     keep,  pn->status) \
+	X(phone_number_type,         5, text,     keep,  pn->phone_number_type) \
+	X(requirements_met,          6, opt_bool, keep,  pn->requirements_met) \
+	X(requirements_status,       7, text,     keep,  pn->requirements_status) \
+	X(deadline,                  8, opt_ts,   keep,  pn->deadline) \
+	X(country_code,              9, text,     keep,  pn->country_code) \
+	X(data,                     10, jsonb,    new,   pn->data)
+
+/*
+ * The pieces of SQL a column list makes, each beginning with ", ": its
+ * names, its parameters unnested, its values as the source "x" of the
+ * rows gives them, and its updates of the target "t".
+ */
+#define STORE_SQL_NAME(col, n, kind, merge, value) ", " #col
+#define STORE_SQL_UNNEST(col, n, kind, merge, value) ", pg_catalog.unnest($" #n ")"
+#define STORE_SQL_VALUE(col, n, kind, merge, value) ", " STORE_VALUE_##kind(#col)
+#define STORE_SQL_SET(col, n, kind, merge, value) STORE_SET_##merge(#col)
+
+#define STORE_VALUE_text(c) "x." c
+#define STORE_VALUE_uuid(c) "x." c "::pg_catalog.uuid"
+#define STORE_VALUE_int4(c) "x." c
+#define STORE_VALUE_opt_int(c) "x." c
+#define STORE_VALUE_opt_bool(c) "x." c
+#define STORE_VALUE_opt_ts(c) "x." c
+#define STORE_VALUE_ts(c) "x." c
+#define STORE_VALUE_jsonb(c) "x." c
+#define STORE_VALUE_strings(c) \
+	"CASE WHEN x." c " IS NOT NULL THEN" \
+	" ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x." c ")) END"
+
+/*
+ * The rows of a list's arrays, as "x".  ROWS FROM pads a shorter array
+ * with NULLs: its first, always empty, is there so that every column
+ * begins with a comma.
+ */
+#define STORE_SQL_ROWS(list) \
+	" ROWS FROM (pg_catalog.unnest(NULL::pg_catalog.int4[])" \
+	list(STORE_SQL_UNNEST) ") AS x(unused" list(STORE_SQL_NAME) ")"
+
+#define STORE_SET_key(c) ""
+#define STORE_SET_keep(c) ", " c " = COALESCE(EXCLUDED." c ", t." c ")"
+#define STORE_SET_new(c) ", " c " = EXCLUDED." c
+#define STORE_SET_first(c) ", " c " = COALESCE(t." c ", EXCLUDED." c ")"
+
+/* The type of one element of a kind's array. */
+#define STORE_ELEM_text TEXTOID
+#define STORE_ELEM_uuid TEXTOID
+#define STORE_ELEM_int4 INT4OID
+#define STORE_ELEM_opt_int INT4OID
+#define STORE_ELEM_opt_bool BOOLOID
+#define STORE_ELEM_opt_ts TIMESTAMPTZOID
+#define STORE_ELEM_ts TIMESTAMPTZOID
+#define STORE_ELEM_jsonb JSONBOID
+#define STORE_ELEM_strings JSONBOID
+
+/* And of the array. */
+#define STORE_ARRAY_text TEXTARRAYOID
+#define STORE_ARRAY_uuid TEXTARRAYOID
+#define STORE_ARRAY_int4 INT4ARRAYOID
+#define STORE_ARRAY_opt_int INT4ARRAYOID
+#define STORE_ARRAY_opt_bool BOOLARRAYOID
+#define STORE_ARRAY_opt_ts TIMESTAMPTZARRAYOID
+#define STORE_ARRAY_ts TIMESTAMPTZARRAYOID
+#define STORE_ARRAY_jsonb JSONBARRAYOID
+#define STORE_ARRAY_strings JSONBARRAYOID
+
+/*
+ * Filling the arrays, in a function with Column cols[STORE_MAX_ARGS + 1]
+ * (by parameter), int rows (how many) and int row (the one being filled).
+ */
+#define STORE_COLUMN_INIT(col, n, kind, merge, value) \
+	column_init(&cols[n], STORE_ELEM_##kind, rows);
+#define STORE_COLUMN_FILL(col, n, kind, merge, value) \
+	column_##kind(&cols[n], row, value);
+#define STORE_COLUMN_ARG(col, n, kind, merge, value) \
+	store_arg_at(&args, n, STORE_ARRAY_##kind, column_array(&cols[n], rows), \
+				 false);
 
 /* The first refresh of an order comes this long after it is recorded. */
 #define STORE_REFRESH_FIRST_MS 5000
@@ -136,352 +252,6 @@ static const char *const store_planner_settings[] = {
 	"jit"
 };
 
-static const StoreQuery store_queries[STORE_NUM_STATEMENTS] = {
-	/*
-	 * Orders ($1..$10: id, the four strings, created_at, updated_at, data,
-	 * next_refresh_at, how many groups were listed or -1), their groups
-	 * ($11..$30, features as a jsonb array), found_by_sync ($31), whether to
-	 * delete the groups no longer listed ($32; not for orders just created),
-	 * the keys of the requests the orders answer ($33; a link once made is
-	 * kept: an order answers one request).  The
-	 * groups' foreign key is checked at the end of the statement, when the
-	 * orders are there; the groups deleted are beyond the ones listed, so
-	 * never ones the statement upserts.
-	 */
-	[STORE_UPSERT_ORDERS] = {
-		"WITH o AS ("
-		" INSERT INTO %1$s.telnyx_inexplicit_orders AS o"
-		"  (id, connection_id, messaging_profile_id, customer_reference,"
-		"   billing_group_id, created_at, updated_at, data, next_refresh_at,"
-		"   found_by_sync, synced_at, request_key)"
-		" SELECT x.id, x.connection_id, x.messaging_profile_id, x.customer_reference,"
-		"   x.billing_group_id, x.created_at, x.updated_at, x.data, x.next_refresh_at,"
-		"   $31, pg_catalog.now(), x.request_key::pg_catalog.uuid"
-		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($33))"
-		"   AS x(id, connection_id, messaging_profile_id, customer_reference,"
-		"        billing_group_id, created_at, updated_at, data, next_refresh_at, ngroups,"
-		"        request_key)"
-		" ON CONFLICT (id) DO UPDATE SET"
-		" connection_id = COALESCE(EXCLUDED.connection_id, o.connection_id),"
-		" messaging_profile_id = COALESCE(EXCLUDED.messaging_profile_id, o.messaging_profile_id),"
-		" customer_reference = COALESCE(EXCLUDED.customer_reference, o.customer_reference),"
-		" billing_group_id = COALESCE(EXCLUDED.billing_group_id, o.billing_group_id),"
-		" created_at = COALESCE(EXCLUDED.created_at, o.created_at),"
-		" updated_at = COALESCE(EXCLUDED.updated_at, o.updated_at),"
-		" data = EXCLUDED.data,"
-		" next_refresh_at = EXCLUDED.next_refresh_at,"
-		" fetch_failures = 0,"
-		" synced_at = pg_catalog.now(),"
-		" request_key = COALESCE(o.request_key, EXCLUDED.request_key)"
-		" RETURNING 1),"
-		" g AS ("
-		" INSERT INTO %1$s.telnyx_ordering_groups AS g"
-		"  (order_id, group_index, country_iso, phone_number_type,"
-		"   national_destination_code, administrative_area, locality, features,"
-		"   phone_number_starts_with, phone_number_ends_with,"
-		"   phone_number_contains, strategy, quickship, exclude_held_numbers,"
-		"   count_requested, count_allocated, status, error_reason,"
-		"   created_at, updated_at, synced_at)"
-		" SELECT y.order_id, y.group_index, y.country_iso, y.phone_number_type,"
-		"   y.national_destination_code, y.administrative_area, y.locality,"
-		"   CASE WHEN y.features IS NOT NULL THEN"
-		"    ARRAY(SELECT pg_catalog.jsonb_array_elements_text(y.features)) END,"
-		"   y.starts_with, y.ends_with, y.contains, y.strategy, y.quickship,"
-		"   y.exclude_held_numbers, y.count_requested, y.count_allocated, y.status,"
-		"   y.error_reason, y.created_at, y.updated_at, pg_catalog.now()"
-		"  FROM ROWS FROM (pg_catalog.unnest($11), pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15), pg_catalog.unnest($16), pg_catalog.unnest($17), pg_catalog.unnest($18), pg_catalog.unnest($19), pg_catalog.unnest($20), pg_catalog.unnest($21), pg_catalog.unnest($22), pg_catalog.unnest($23), pg_catalog.unnest($24), pg_catalog.unnest($25), pg_catalog.unnest($26), pg_catalog.unnest($27), pg_catalog.unnest($28), pg_catalog.unnest($29), pg_catalog.unnest($30))"
-		"   AS y(order_id, group_index, country_iso, phone_number_type,"
-		"        national_destination_code, administrative_area, locality, features,"
-		"        starts_with, ends_with, contains, strategy, quickship,"
-		"        exclude_held_numbers, count_requested, count_allocated, status,"
-		"        error_reason, created_at, updated_at)"
-		" ON CONFLICT (order_id, group_index) DO UPDATE SET"
-		" country_iso = COALESCE(EXCLUDED.country_iso, g.country_iso),"
-		" phone_number_type = COALESCE(EXCLUDED.phone_number_type, g.phone_number_type),"
-		" national_destination_code = COALESCE(EXCLUDED.national_destination_code, g.national_destination_code),"
-		" administrative_area = COALESCE(EXCLUDED.administrative_area, g.administrative_area),"
-		" locality = COALESCE(EXCLUDED.locality, g.locality),"
-		" features = COALESCE(EXCLUDED.features, g.features),"
-		" phone_number_starts_with = COALESCE(EXCLUDED.phone_number_starts_with, g.phone_number_starts_with),"
-		" phone_number_ends_with = COALESCE(EXCLUDED.phone_number_ends_with, g.phone_number_ends_with),"
-		" phone_number_contains = COALESCE(EXCLUDED.phone_number_contains, g.phone_number_contains),"
-		" strategy = COALESCE(EXCLUDED.strategy, g.strategy),"
-		" quickship = COALESCE(EXCLUDED.quickship, g.quickship),"
-		" exclude_held_numbers = COALESCE(EXCLUDED.exclude_held_numbers, g.exclude_held_numbers),"
-		" count_requested = COALESCE(EXCLUDED.count_requested, g.count_requested),"
-		" count_allocated = COALESCE(EXCLUDED.count_allocated, g.count_allocated),"
-		" status = COALESCE(EXCLUDED.status, g.status),"
-		" error_reason = COALESCE(EXCLUDED.error_reason, g.error_reason),"
-		" created_at = COALESCE(EXCLUDED.created_at, g.created_at),"
-		" updated_at = COALESCE(EXCLUDED.updated_at, g.updated_at),"
-		" synced_at = pg_catalog.now()"
-		" RETURNING 1),"
-		" d AS ("
-		" DELETE FROM %1$s.telnyx_ordering_groups z"
-		"  USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($10)) AS t(id, ngroups)"
-		"  WHERE $32 AND t.ngroups OPERATOR(pg_catalog.>=) 0"
-		"    AND z.order_id OPERATOR(pg_catalog.=) t.id"
-		"    AND z.group_index OPERATOR(pg_catalog.>) t.ngroups"
-		" RETURNING 1)"
-		" SELECT (SELECT pg_catalog.count(*) FROM o), (SELECT pg_catalog.count(*) FROM g),"
-		"  (SELECT pg_catalog.count(*) FROM d)",
-		33,
-		{TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID,
-			TIMESTAMPTZARRAYOID, INT4ARRAYOID,
-			TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
-			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZARRAYOID, BOOLOID, BOOLOID, TEXTARRAYOID}
-	},
-	[STORE_UNLINK_NUMBER_ORDERS] = {
-		"DELETE FROM %1$s.telnyx_number_orders n"
-		" WHERE n.order_id OPERATOR(pg_catalog.=) $1"
-		"   AND n.group_index OPERATOR(pg_catalog.=) $2"
-		"   AND n.number_order_id OPERATOR(pg_catalog.<>) ALL ($3)",
-		3,
-		{TEXTOID, INT4OID, TEXTARRAYOID}
-	},
-	/* a new link is fetched at once (next_fetch_at defaults to now) */
-	[STORE_LINK_NUMBER_ORDER] = {
-		"INSERT INTO %1$s.telnyx_number_orders AS n"
-		" (number_order_id, order_id, group_index, sub_number_order_ids,"
-		"  next_fetch_at, synced_at)"
-		" VALUES ($1, $2, $3, COALESCE($4, '{}'), pg_catalog.now(),"
-		"  pg_catalog.now())"
-		" ON CONFLICT (order_id, group_index, number_order_id) DO UPDATE SET"
-		" sub_number_order_ids = COALESCE($4, n.sub_number_order_ids),"
-		" synced_at = pg_catalog.now()",
-		4,
-		{TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID}
-	},
-	/*
-	 * A number order as of $8 (its updated_at, or the delivery's occurred_at),
-	 * unless what is recorded is newer: a later updated_at, or ($11, a
-	 * delivery's occurred_at) a later delivery applied.  The row lock the
-	 * first writer takes orders two writers of the same number order; the
-	 * second then compares with what the first wrote.
-	 */
-	[STORE_UPDATE_NUMBER_ORDER] = {
-		"UPDATE %1$s.telnyx_number_orders n SET"
-		" status = COALESCE($2, n.status),"
-		" phone_numbers_count = COALESCE($3, n.phone_numbers_count),"
-		" requirements_met = COALESCE($4, n.requirements_met),"
-		" customer_reference = COALESCE($5, n.customer_reference),"
-		" sub_number_order_ids = COALESCE($6, n.sub_number_order_ids),"
-		" created_at = COALESCE($7, n.created_at),"
-		" updated_at = COALESCE($8, n.updated_at),"
-		" data = $9,"
-		" next_fetch_at = $10,"
-		" fetch_failures = 0,"
-		" fetched_at = pg_catalog.now(),"
-		" synced_at = pg_catalog.now()"
-		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
-		"   AND (n.updated_at OPERATOR(pg_catalog.>) $8) IS NOT TRUE"
-		"   AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_webhook_deliveries d"
-		"        WHERE d.number_order_id OPERATOR(pg_catalog.=) $1 AND d.applied"
-		"          AND d.occurred_at OPERATOR(pg_catalog.>) $11)",
-		11,
-		{TEXTOID, TEXTOID, INT4OID, BOOLOID, TEXTOID, TEXTARRAYOID,
-			TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID}
-	},
-	/*
-	 * An answer older than what is recorded changes nothing but when the
-	 * number order is next fetched ($2, if what is recorded is still open):
-	 * a refresh claimed it until its lease would end.
-	 */
-	[STORE_OLDER_NUMBER_ORDER] = {
-		"UPDATE %1$s.telnyx_number_orders n SET"
-		" next_fetch_at = CASE WHEN n.status IS NULL"
-		"   OR n.status OPERATOR(pg_catalog.=) 'pending'"
-		"   OR EXISTS (SELECT 1 FROM %1$s.telnyx_phone_numbers p"
-		"        WHERE p.order_id OPERATOR(pg_catalog.=) n.order_id"
-		"          AND p.group_index OPERATOR(pg_catalog.=) n.group_index"
-		"          AND p.number_order_id OPERATOR(pg_catalog.=) n.number_order_id"
-		"          AND p.status OPERATOR(pg_catalog.=) 'pending')"
-		"  THEN $2 END,"
-		" fetched_at = pg_catalog.now()"
-		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1",
-		2,
-		{TEXTOID, TIMESTAMPTZOID}
-	},
-	[STORE_DELETE_GONE_NUMBERS] = {
-		"DELETE FROM %1$s.telnyx_phone_numbers p"
-		" WHERE p.number_order_id OPERATOR(pg_catalog.=) $1"
-		"   AND p.phone_number OPERATOR(pg_catalog.<>) ALL ($2)",
-		2,
-		{TEXTOID, TEXTARRAYOID}
-	},
-	/*
-	 * Every number, under every group the number order is linked to; the
-	 * numbers that became "success" in it are recorded, one event per number
-	 * order and group, and announced.  This statement records them, not a
-	 * trigger: a restore loads the rows without an event.  "was" reads the
-	 * rows as they were before the statement.
-	 */
-	[STORE_UPSERT_NUMBERS] = {
-		"WITH was AS ("
-		" SELECT w.order_id, w.group_index, w.phone_number, w.status"
-		"  FROM %1$s.telnyx_phone_numbers w"
-		"  WHERE w.number_order_id OPERATOR(pg_catalog.=) $1),"
-		" up AS ("
-		"INSERT INTO %1$s.telnyx_phone_numbers AS p"
-		" (order_id, group_index, number_order_id, phone_number, id, status,"
-		"  phone_number_type, requirements_met, requirements_status, deadline,"
-		"  country_code, data, bought_at)"
-		" SELECT n.order_id, n.group_index, n.number_order_id, x.phone_number,"
-		"  x.id, x.status, x.phone_number_type, x.requirements_met,"
-		"  x.requirements_status, x.deadline, x.country_code, x.data,"
-		"  CASE WHEN x.status OPERATOR(pg_catalog.=) 'success'"
-		"   THEN pg_catalog.now() END"
-		" FROM %1$s.telnyx_number_orders n,"
-		"  ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-		"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-		"   pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9),"
-		"   pg_catalog.unnest($10))"
-		"  AS x(phone_number, id, status, phone_number_type, requirements_met,"
-		"   requirements_status, deadline, country_code, data)"
-		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
-		" ON CONFLICT (order_id, group_index, number_order_id, phone_number)"
-		" DO UPDATE SET"
-		" id = COALESCE(EXCLUDED.id, p.id),"
-		" status = COALESCE(EXCLUDED.status, p.status),"
-		" phone_number_type = COALESCE(EXCLUDED.phone_number_type,"
-		"  p.phone_number_type),"
-		" requirements_met = COALESCE(EXCLUDED.requirements_met,"
-		"  p.requirements_met),"
-		" requirements_status = COALESCE(EXCLUDED.requirements_status,"
-		"  p.requirements_status),"
-		" deadline = COALESCE(EXCLUDED.deadline, p.deadline),"
-		" country_code = COALESCE(EXCLUDED.country_code, p.country_code),"
-		" data = EXCLUDED.data,"
-		" bought_at = COALESCE(p.bought_at, EXCLUDED.bought_at),"
-		" synced_at = pg_catalog.now()"
-		" RETURNING p.order_id, p.group_index, p.number_order_id, p.phone_number,"
-		"  p.status),"
-		" ev AS ("
-		" INSERT INTO %1$s.telnyx_order_events"
-		"  (event, order_id, group_index, number_order_id, numbers,"
-		"   customer_reference)"
-		" SELECT 'numbers_bought', u.order_id, u.group_index, u.number_order_id,"
-		"  pg_catalog.count(*), o.customer_reference"
-		"  FROM up u LEFT JOIN was w"
-		"   ON w.order_id OPERATOR(pg_catalog.=) u.order_id"
-		"   AND w.group_index OPERATOR(pg_catalog.=) u.group_index"
-		"   AND w.phone_number OPERATOR(pg_catalog.=) u.phone_number"
-		"  LEFT JOIN %1$s.telnyx_inexplicit_orders o"
-		"   ON o.id OPERATOR(pg_catalog.=) u.order_id"
-		"  WHERE u.status OPERATOR(pg_catalog.=) 'success'"
-		"   AND w.status IS DISTINCT FROM 'success'"
-		"  GROUP BY u.order_id, u.group_index, u.number_order_id,"
-		"   o.customer_reference"
-		" RETURNING seq)"
-		" SELECT pg_catalog.pg_notify('telnyx_orders',"
-		"  pg_catalog.json_build_object('event', 'numbers_bought',"
-		"   'seq', ev.seq)::text)"
-		" FROM ev",
-		10,
-		{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			BOOLARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-		JSONBARRAYOID}
-	},
-	[STORE_CLAIM_REFRESH] = {
-		"WITH due AS ("
-		"  SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
-		"   WHERE o.next_refresh_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-		"   ORDER BY o.next_refresh_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
-		" UPDATE %1$s.telnyx_inexplicit_orders o SET next_refresh_at = $2"
-		"   FROM due WHERE o.id OPERATOR(pg_catalog.=) due.id"
-		" RETURNING o.id",
-		2,
-		{INT4OID, TIMESTAMPTZOID}
-	},
-	[STORE_CLAIM_NUMBER_ORDERS] = {
-		"WITH due AS ("
-		"  SELECT n.order_id, n.group_index, n.number_order_id"
-		"    FROM %1$s.telnyx_number_orders n"
-		"   WHERE n.next_fetch_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-		"   ORDER BY n.next_fetch_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
-		" UPDATE %1$s.telnyx_number_orders n SET next_fetch_at = $2"
-		"   FROM due WHERE n.order_id OPERATOR(pg_catalog.=) due.order_id"
-		"    AND n.group_index OPERATOR(pg_catalog.=) due.group_index"
-		"    AND n.number_order_id OPERATOR(pg_catalog.=) due.number_order_id"
-		" RETURNING n.number_order_id",
-		2,
-		{INT4OID, TIMESTAMPTZOID}
-	},
-	[STORE_NEXT_REFRESH] = {
-		"SELECT LEAST((SELECT pg_catalog.min(o.next_refresh_at)"
-		"                FROM %1$s.telnyx_inexplicit_orders o),"
-		"             (SELECT pg_catalog.min(n.next_fetch_at)"
-		"                FROM %1$s.telnyx_number_orders n))",
-		0,
-		{InvalidOid}
-	},
-	[STORE_KNOWN_ORDERS] = {
-		"SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
-		" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)",
-		1,
-		{TEXTARRAYOID}
-	},
-	[STORE_LOCK_ORDER] = {
-		"SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
-		" WHERE o.id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED",
-		1,
-		{TEXTOID}
-	},
-	[STORE_LOCK_NUMBER_ORDER] = {
-		"SELECT (SELECT pg_catalog.count(*) FROM %1$s.telnyx_number_orders n"
-		"         WHERE n.number_order_id OPERATOR(pg_catalog.=) $1)"
-		"       OPERATOR(pg_catalog.=)"
-		"       (SELECT pg_catalog.count(*) FROM"
-		"         (SELECT 1 FROM %1$s.telnyx_number_orders n"
-		"           WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
-		"           FOR UPDATE SKIP LOCKED) l)",
-		1,
-		{TEXTOID}
-	},
-	/* a failed fetch: one more failure in a row (its rows are locked) */
-	[STORE_ORDER_FETCH_FAILED] = {
-		"UPDATE %1$s.telnyx_inexplicit_orders o"
-		" SET fetch_failures = o.fetch_failures OPERATOR(pg_catalog.+) 1"
-		" WHERE o.id OPERATOR(pg_catalog.=) $1"
-		" RETURNING o.fetch_failures",
-		1,
-		{TEXTOID}
-	},
-	[STORE_NUMBER_ORDER_FETCH_FAILED] = {
-		"UPDATE %1$s.telnyx_number_orders n"
-		" SET fetch_failures = n.fetch_failures OPERATOR(pg_catalog.+) 1"
-		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
-		" RETURNING n.fetch_failures",
-		1,
-		{TEXTOID}
-	},
-	/*
-	 * Due again at $2 rather than when its claim ends; never later, and
-	 * never for what has ended meanwhile (NULL).
-	 */
-	[STORE_ORDER_FETCH_AGAIN] = {
-		"UPDATE %1$s.telnyx_inexplicit_orders o"
-		" SET next_refresh_at = LEAST(o.next_refresh_at, $2)"
-		" WHERE o.id OPERATOR(pg_catalog.=) $1"
-		"   AND o.next_refresh_at IS NOT NULL",
-		2,
-		{TEXTOID, TIMESTAMPTZOID}
-	},
-	[STORE_NUMBER_ORDER_FETCH_AGAIN] = {
-		"UPDATE %1$s.telnyx_number_orders n"
-		" SET next_fetch_at = LEAST(n.next_fetch_at, $2)"
-		" WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
-		"   AND n.next_fetch_at IS NOT NULL",
-		2,
-		{TEXTOID, TIMESTAMPTZOID}
-	},
-};
-
 /*
  * Plans kept for the statements run through store_exec, by the address of
  * their text, valid for the schema named kept_schema.
@@ -490,6 +260,8 @@ typedef struct KeptPlan
 {
 	const char *sql;
 	SPIPlanPtr	plan;
+	int			nargs;
+	Oid		   *types;			/* of its parameters */
 } KeptPlan;
 
 static KeptPlan kept_plans[STORE_MAX_KEPT_PLANS];
@@ -527,12 +299,11 @@ static void store_refuse_schema(const char *schema);
 static TimestampTz store_next_refresh(const TelnyxOrder *order);
 static TimestampTz store_next_fetch(const TelnyxNumberOrder *no);
 static TimestampTz store_next_time(bool open, const OptTimestamp *created_at);
-static List *store_claim(StoreStatement stmt, int max, int64 lease_ms,
-						 MemoryContext mcxt);
+static void store_claimed_row(HeapTuple tuple, TupleDesc desc, void *arg);
+static void store_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
+static void store_open_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
+static void store_text_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_numbers(const char *schema, const TelnyxNumberOrder *no);
-static void store_execute(const char *schema, StoreStatement stmt,
-						  Datum *values, const char *nulls, int expected);
-static Datum text_datum(const char *s, char *null);
 static Datum text_array_datum(List *strings);
 static Datum array_datum(Datum *elems, bool *nulls, int n, Oid elemtype);
 static void store_links(const char *schema, const char *order_id,
@@ -540,7 +311,16 @@ static void store_links(const char *schema, const char *order_id,
 static void column_init(Column *c, Oid type, int n);
 static void column_set(Column *c, int i, Datum value, bool isnull);
 static void column_text(Column *c, int i, const char *s);
+static void column_uuid(Column *c, int i, const char *s);
+static void column_int4(Column *c, int i, int32 v);
+static void column_opt_int(Column *c, int i, OptInt v);
+static void column_opt_bool(Column *c, int i, OptBool v);
+static void column_opt_ts(Column *c, int i, OptTimestamp v);
+static void column_ts(Column *c, int i, TimestampTz v);
+static void column_jsonb(Column *c, int i, Jsonb *v);
+static void column_strings(Column *c, int i, OptStrings v);
 static Datum column_array(Column *c, int n);
+static OptStrings opt_strings(bool present, List *strings);
 static Datum jsonb_string_array(List *strings);
 static int	phone_number_at_cmp(const void *a, const void *b);
 
@@ -581,24 +361,13 @@ void
 store_orders(List *orders, List *requests, List *request_keys,
 			 bool found_by_sync, bool created)
 {
-	static const Oid order_types[STORE_ORDER_COLUMNS] = {
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID, INT4OID
-	};
-	static const Oid group_types[STORE_GROUP_COLUMNS] = {
-		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		JSONBOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID,
-		INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID
-	};
-	Column		oc[STORE_ORDER_COLUMNS];
-	Column		gc[STORE_GROUP_COLUMNS];
-	Datum		values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 3];
-	Column		keycol;
+	Column		cols[STORE_MAX_ARGS + 1];
+	StoreArgs	args = {0};
 	int			norders = list_length(orders);
 	int			ngroups = 0;
-	int			c;
-	int			i;
-	int			j = 0;
+	int			rows;
+	int			row;
+	int			g_row = 0;
 	ListCell   *lc;
 	StoreScope	scope;
 	char	   *schema;
@@ -613,76 +382,84 @@ store_orders(List *orders, List *requests, List *request_keys,
 		ngroups += list_length(order->groups);
 	}
 
-	for (c = 0; c < STORE_ORDER_COLUMNS; c++)
-		column_init(&oc[c], order_types[c], norders);
-	for (c = 0; c < STORE_GROUP_COLUMNS; c++)
-		column_init(&gc[c], group_types[c], ngroups);
-	column_init(&keycol, TEXTOID, norders);
+	rows = norders;
+	column_init(&cols[3], INT4OID, rows);
+	STORE_ORDER_COLUMNS(STORE_COLUMN_INIT);
+	rows = ngroups;
+	STORE_GROUP_COLUMNS(STORE_COLUMN_INIT);
 
 	foreach(lc, orders)
 	{
 		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
 		TimestampTz next = store_next_refresh(order);
+		const char *key = request_keys ? (const char *) list_nth(request_keys, foreach_current_index(lc)) : NULL;
 		ListCell   *lc2;
 
-		i = foreach_current_index(lc);
-		column_text(&oc[0], i, order->id);
-		column_text(&oc[1], i, order->connection_id);
-		column_text(&oc[2], i, order->messaging_profile_id);
-		column_text(&oc[3], i, order->customer_reference);
-		column_text(&oc[4], i, order->billing_group_id);
-		column_set(&oc[5], i, TimestampTzGetDatum(order->created_at.value), !order->created_at.present);
-		column_set(&oc[6], i, TimestampTzGetDatum(order->updated_at.value), !order->updated_at.present);
-		column_set(&oc[7], i, JsonbPGetDatum(order->data), false);
-		column_set(&oc[8], i, TimestampTzGetDatum(next), next == 0);
-		column_set(&oc[9], i, Int32GetDatum(order->ngroups), false);
-		column_text(&keycol, i, request_keys ? (const char *) list_nth(request_keys, i) : NULL);
+		row = foreach_current_index(lc);
+		STORE_ORDER_COLUMNS(STORE_COLUMN_FILL);
+		column_int4(&cols[3], row, order->ngroups);
 		/* an answer: the other databases of the cluster never take it */
-		if (request_keys && list_nth(request_keys, i) != NULL)
+		if (key != NULL)
 			wakeup_note_order(order->id);
 
 		foreach(lc2, order->groups)
 		{
 			TelnyxGroup *g = (TelnyxGroup *) lfirst(lc2);
 
-			column_text(&gc[0], j, order->id);
-			column_set(&gc[1], j, Int32GetDatum(g->group_index), false);
-			column_text(&gc[2], j, g->country_iso);
-			column_text(&gc[3], j, g->phone_number_type);
-			column_text(&gc[4], j, g->national_destination_code);
-			column_text(&gc[5], j, g->administrative_area);
-			column_text(&gc[6], j, g->locality);
-			column_set(&gc[7], j, g->has_features ? jsonb_string_array(g->features) : (Datum) 0,
-					   !g->has_features);
-			column_text(&gc[8], j, g->starts_with);
-			column_text(&gc[9], j, g->ends_with);
-			column_text(&gc[10], j, g->contains);
-			column_text(&gc[11], j, g->strategy);
-			column_set(&gc[12], j, BoolGetDatum(g->quickship.value), !g->quickship.present);
-			column_set(&gc[13], j, BoolGetDatum(g->exclude_held_numbers.value),
-					   !g->exclude_held_numbers.present);
-			column_set(&gc[14], j, Int32GetDatum(g->count_requested.value),
-					   !g->count_requested.present);
-			column_set(&gc[15], j, Int32GetDatum(g->count_allocated.value),
-					   !g->count_allocated.present);
-			column_text(&gc[16], j, g->status);
-			column_text(&gc[17], j, g->error_reason);
-			column_set(&gc[18], j, TimestampTzGetDatum(g->created_at.value), !g->created_at.present);
-			column_set(&gc[19], j, TimestampTzGetDatum(g->updated_at.value), !g->updated_at.present);
-			j++;
+			row = g_row++;
+			STORE_GROUP_COLUMNS(STORE_COLUMN_FILL);
 		}
 	}
 
-	for (c = 0; c < STORE_ORDER_COLUMNS; c++)
-		values[c] = column_array(&oc[c], norders);
-	for (c = 0; c < STORE_GROUP_COLUMNS; c++)
-		values[STORE_ORDER_COLUMNS + c] = column_array(&gc[c], ngroups);
-	values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS] = BoolGetDatum(found_by_sync);
-	values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 1] = BoolGetDatum(!created);
-	values[STORE_ORDER_COLUMNS + STORE_GROUP_COLUMNS + 2] = column_array(&keycol, norders);
+	store_arg(&args, BOOLOID, BoolGetDatum(found_by_sync));
+	store_arg(&args, BOOLOID, BoolGetDatum(!created));
+	rows = norders;
+	store_arg(&args, INT4ARRAYOID, column_array(&cols[3], rows));
+	STORE_ORDER_COLUMNS(STORE_COLUMN_ARG);
+	rows = ngroups;
+	STORE_GROUP_COLUMNS(STORE_COLUMN_ARG);
 
+	/*
+	 * The orders and their groups, with found_by_sync ($1; kept as it is
+	 * on an update), and the groups no longer listed deleted ($2; not for
+	 * orders just created) beyond each order's count of groups ($3, -1
+	 * when the answer gives no list).  The groups' foreign key is checked
+	 * at the end of the statement, when the orders are there; the groups
+	 * deleted are beyond the ones listed, so never ones the statement
+	 * upserts.  A link to a request (request_key), once made, is kept: an
+	 * order answers one request.
+	 */
 	schema = store_begin(&scope);
-	store_execute(schema, STORE_UPSERT_ORDERS, values, NULL, SPI_OK_SELECT);
+	store_exec(schema,
+			   "WITH o AS ("
+			   " INSERT INTO %1$s.telnyx_inexplicit_orders AS t"
+			   "  (found_by_sync, synced_at" STORE_ORDER_COLUMNS(STORE_SQL_NAME) ")"
+			   " SELECT $1, pg_catalog.now()" STORE_ORDER_COLUMNS(STORE_SQL_VALUE)
+			   "  FROM" STORE_SQL_ROWS(STORE_ORDER_COLUMNS)
+			   " ON CONFLICT (id) DO UPDATE SET"
+			   "  fetch_failures = 0, synced_at = pg_catalog.now()"
+			   STORE_ORDER_COLUMNS(STORE_SQL_SET)
+			   " RETURNING 1),"
+			   " g AS ("
+			   " INSERT INTO %1$s.telnyx_ordering_groups AS t"
+			   "  (synced_at" STORE_GROUP_COLUMNS(STORE_SQL_NAME) ")"
+			   " SELECT pg_catalog.now()" STORE_GROUP_COLUMNS(STORE_SQL_VALUE)
+			   "  FROM" STORE_SQL_ROWS(STORE_GROUP_COLUMNS)
+			   " ON CONFLICT (order_id, group_index) DO UPDATE SET"
+			   "  synced_at = pg_catalog.now()" STORE_GROUP_COLUMNS(STORE_SQL_SET)
+			   " RETURNING 1),"
+			   " d AS ("
+			   " DELETE FROM %1$s.telnyx_ordering_groups z"
+			   "  USING ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($3))"
+			   "   AS x(id, ngroups)"
+			   "  WHERE $2 AND x.ngroups OPERATOR(pg_catalog.>=) 0"
+			   "    AND z.order_id OPERATOR(pg_catalog.=) x.id"
+			   "    AND z.group_index OPERATOR(pg_catalog.>) x.ngroups"
+			   " RETURNING 1)"
+			   " SELECT (SELECT pg_catalog.count(*) FROM o),"
+			   "  (SELECT pg_catalog.count(*) FROM g),"
+			   "  (SELECT pg_catalog.count(*) FROM d)",
+			   &args, SPI_OK_SELECT);
 
 	foreach(lc, orders)
 	{
@@ -702,34 +479,50 @@ store_orders(List *orders, List *requests, List *request_keys,
 
 /*
  * A group's links to number orders, as an answer that gives the list
- * says: what the list no longer has is unlinked, what is new is linked.
+ * says: what the list no longer has is unlinked, what is new is linked
+ * (and fetched at once: next_fetch_at is now).
  */
 static void
 store_links(const char *schema, const char *order_id, const TelnyxGroup *g)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	StoreArgs	args = {0};
 	List	   *ids = NIL;
 	ListCell   *lc;
 
 	foreach(lc, g->orders)
 		ids = lappend(ids, ((TelnyxNumberOrderRef *) lfirst(lc))->number_order_id);
-	values[0] = CStringGetTextDatum(order_id);
-	values[1] = Int32GetDatum(g->group_index);
-	values[2] = text_array_datum(ids);
-	store_execute(schema, STORE_UNLINK_NUMBER_ORDERS, values, nulls, SPI_OK_DELETE);
+	store_arg_text(&args, order_id);
+	store_arg(&args, INT4OID, Int32GetDatum(g->group_index));
+	store_arg(&args, TEXTARRAYOID, text_array_datum(ids));
+	store_exec(schema,
+			   "DELETE FROM %1$s.telnyx_number_orders n"
+			   " WHERE n.order_id OPERATOR(pg_catalog.=) $1"
+			   "   AND n.group_index OPERATOR(pg_catalog.=) $2"
+			   "   AND n.number_order_id OPERATOR(pg_catalog.<>) ALL ($3)",
+			   &args, SPI_OK_DELETE);
 
 	foreach(lc, g->orders)
 	{
 		TelnyxNumberOrderRef *ref = (TelnyxNumberOrderRef *) lfirst(lc);
+		StoreArgs	link = {0};
 
-		values[0] = CStringGetTextDatum(ref->number_order_id);
-		values[1] = CStringGetTextDatum(order_id);
-		values[2] = Int32GetDatum(g->group_index);
-		values[3] = text_array_datum(ref->sub_number_order_ids);
+		store_arg_text(&link, ref->number_order_id);
+		store_arg_text(&link, order_id);
+		store_arg(&link, INT4OID, Int32GetDatum(g->group_index));
 		/* an empty list given is empty; a list left out keeps what is stored */
-		nulls[3] = ref->has_sub_number_order_ids ? ' ' : 'n';
-		store_execute(schema, STORE_LINK_NUMBER_ORDER, values, nulls, SPI_OK_INSERT);
+		store_arg_or_null(&link, TEXTARRAYOID,
+						  text_array_datum(ref->sub_number_order_ids),
+						  !ref->has_sub_number_order_ids);
+		store_exec(schema,
+				   "INSERT INTO %1$s.telnyx_number_orders AS n"
+				   " (number_order_id, order_id, group_index, sub_number_order_ids,"
+				   "  next_fetch_at, synced_at)"
+				   " VALUES ($1, $2, $3, COALESCE($4, '{}'), pg_catalog.now(),"
+				   "  pg_catalog.now())"
+				   " ON CONFLICT (order_id, group_index, number_order_id) DO UPDATE SET"
+				   " sub_number_order_ids = COALESCE($4, n.sub_number_order_ids),"
+				   " synced_at = pg_catalog.now()",
+				   &link, SPI_OK_INSERT);
 	}
 }
 
@@ -807,49 +600,72 @@ store_next_time(bool open, const OptTimestamp *created_at)
 List *
 store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt)
 {
-	return store_claim(STORE_CLAIM_REFRESH, max, lease_ms, mcxt);
+	StoreArgs	args = {0};
+	StoreClaimed claimed = {NIL, mcxt};
+
+	store_arg(&args, INT4OID, Int32GetDatum(max));
+	store_arg(&args, TIMESTAMPTZOID,
+			  TimestampTzGetDatum(GetCurrentTimestamp() + lease_ms * 1000));
+	(void) store_run("WITH due AS ("
+					 "  SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
+					 "   WHERE o.next_refresh_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+					 "   ORDER BY o.next_refresh_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+					 " UPDATE %1$s.telnyx_inexplicit_orders o SET next_refresh_at = $2"
+					 "   FROM due WHERE o.id OPERATOR(pg_catalog.=) due.id"
+					 " RETURNING o.id",
+					 &args, SPI_OK_UPDATE_RETURNING, store_claimed_row, &claimed);
+	return claimed.ids;
 }
 
 /*
  * store_claim_number_orders
- *		The same for number orders due to be fetched: their ids, each once.
+ *		The same for number orders due to be fetched: their ids, each once
+ *		(a number order linked to two groups is claimed twice).
  */
 List *
 store_claim_number_orders(int max, int64 lease_ms, MemoryContext mcxt)
 {
-	return store_claim(STORE_CLAIM_NUMBER_ORDERS, max, lease_ms, mcxt);
+	StoreArgs	args = {0};
+	StoreClaimed claimed = {NIL, mcxt};
+
+	store_arg(&args, INT4OID, Int32GetDatum(max));
+	store_arg(&args, TIMESTAMPTZOID,
+			  TimestampTzGetDatum(GetCurrentTimestamp() + lease_ms * 1000));
+	(void) store_run("WITH due AS ("
+					 "  SELECT n.order_id, n.group_index, n.number_order_id"
+					 "    FROM %1$s.telnyx_number_orders n"
+					 "   WHERE n.next_fetch_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+					 "   ORDER BY n.next_fetch_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+					 " UPDATE %1$s.telnyx_number_orders n SET next_fetch_at = $2"
+					 "   FROM due WHERE n.order_id OPERATOR(pg_catalog.=) due.order_id"
+					 "    AND n.group_index OPERATOR(pg_catalog.=) due.group_index"
+					 "    AND n.number_order_id OPERATOR(pg_catalog.=) due.number_order_id"
+					 " RETURNING n.number_order_id",
+					 &args, SPI_OK_UPDATE_RETURNING, store_claimed_row, &claimed);
+	return claimed.ids;
 }
 
-static List *
-store_claim(StoreStatement stmt, int max, int64 lease_ms, MemoryContext mcxt)
+/* A claimed id, into claimed->ids (in its memory context), each once. */
+static void
+store_claimed_row(HeapTuple tuple, TupleDesc desc, void *arg)
 {
-	Datum		values[2];
-	List	   *ids = NIL;
-	StoreScope	scope;
-	char	   *schema;
-	uint64		i;
+	StoreClaimed *claimed = (StoreClaimed *) arg;
+	MemoryContext old = MemoryContextSwitchTo(claimed->mcxt);
+	char	   *id = SPI_getvalue(tuple, desc, 1);
+	ListCell   *lc;
 
-	values[0] = Int32GetDatum(max);
-	values[1] = TimestampTzGetDatum(GetCurrentTimestamp() + lease_ms * 1000);
-	schema = store_begin(&scope);
-	store_execute(schema, stmt, values, NULL, SPI_OK_UPDATE_RETURNING);
-	for (i = 0; i < SPI_processed; i++)
+	foreach(lc, claimed->ids)
 	{
-		char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		MemoryContext old = MemoryContextSwitchTo(mcxt);
-
-		ListCell   *lc;
-		bool		again = false;
-
-		/* a number order linked to two groups is claimed twice */
-		foreach(lc, ids)
-			again = again || strcmp((const char *) lfirst(lc), id) == 0;
-		if (!again)
-			ids = lappend(ids, pstrdup(id));
-		MemoryContextSwitchTo(old);
+		if (strcmp((const char *) lfirst(lc), id) == 0)
+		{
+			pfree(id);
+			id = NULL;
+			break;
+		}
 	}
-	store_end(&scope);
-	return ids;
+	if (id != NULL)
+		claimed->ids = lappend(claimed->ids, id);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -868,39 +684,63 @@ store_claim(StoreStatement stmt, int max, int64 lease_ms, MemoryContext mcxt)
 StoreFact
 store_number_order(const TelnyxNumberOrder *no, const TimestampTz *occurred_at)
 {
-	Datum		values[11];
-	char		nulls[11];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	TimestampTz next = store_next_fetch(no);
 	StoreFact	fact;
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = CStringGetTextDatum(no->id);
-	values[1] = text_datum(no->status, &nulls[1]);
-	values[2] = Int32GetDatum(no->phone_numbers_count.value);
-	nulls[2] = no->phone_numbers_count.present ? ' ' : 'n';
-	values[3] = BoolGetDatum(no->requirements_met.value);
-	nulls[3] = no->requirements_met.present ? ' ' : 'n';
-	values[4] = text_datum(no->customer_reference, &nulls[4]);
-	values[5] = text_array_datum(no->sub_number_order_ids);
-	nulls[5] = no->has_sub_number_order_ids ? ' ' : 'n';
-	values[6] = TimestampTzGetDatum(no->created_at.value);
-	nulls[6] = no->created_at.present ? ' ' : 'n';
-	if (no->updated_at.present)
-		values[7] = TimestampTzGetDatum(no->updated_at.value);
-	else if (occurred_at != NULL)
-		values[7] = TimestampTzGetDatum(*occurred_at);
-	else
-		nulls[7] = 'n';
-	values[8] = JsonbPGetDatum(no->data);
-	values[9] = TimestampTzGetDatum(next);
-	nulls[9] = next == 0 ? 'n' : ' ';
-	values[10] = occurred_at ? TimestampTzGetDatum(*occurred_at) : (Datum) 0;
-	nulls[10] = occurred_at ? ' ' : 'n';
+	store_arg_text(&args, no->id);
+	store_arg_text(&args, no->status);
+	store_arg_or_null(&args, INT4OID, Int32GetDatum(no->phone_numbers_count.value),
+					  !no->phone_numbers_count.present);
+	store_arg_or_null(&args, BOOLOID, BoolGetDatum(no->requirements_met.value),
+					  !no->requirements_met.present);
+	store_arg_text(&args, no->customer_reference);
+	store_arg_or_null(&args, TEXTARRAYOID, text_array_datum(no->sub_number_order_ids),
+					  !no->has_sub_number_order_ids);
+	store_arg_or_null(&args, TIMESTAMPTZOID, TimestampTzGetDatum(no->created_at.value),
+					  !no->created_at.present);
+	/* as of */
+	store_arg_or_null(&args, TIMESTAMPTZOID,
+					  TimestampTzGetDatum(no->updated_at.present ? no->updated_at.value :
+										  occurred_at ? *occurred_at : 0),
+					  !no->updated_at.present && occurred_at == NULL);
+	store_arg(&args, JSONBOID, JsonbPGetDatum(no->data));
+	store_arg_or_null(&args, TIMESTAMPTZOID, TimestampTzGetDatum(next), next == 0);
+	store_arg_or_null(&args, TIMESTAMPTZOID,
+					  TimestampTzGetDatum(occurred_at ? *occurred_at : 0),
+					  occurred_at == NULL);
 
 	schema = store_begin(&scope);
-	store_execute(schema, STORE_UPDATE_NUMBER_ORDER, values, nulls, SPI_OK_UPDATE);
+
+	/*
+	 * The number order as of $8, unless what is recorded is newer: a later
+	 * updated_at, or ($11, a delivery's occurred_at) a later delivery
+	 * applied.  The row lock the first writer takes orders two writers of
+	 * the same number order; the second then compares with what the first
+	 * wrote.
+	 */
+	store_exec(schema,
+			   "UPDATE %1$s.telnyx_number_orders n SET"
+			   " status = COALESCE($2, n.status),"
+			   " phone_numbers_count = COALESCE($3, n.phone_numbers_count),"
+			   " requirements_met = COALESCE($4, n.requirements_met),"
+			   " customer_reference = COALESCE($5, n.customer_reference),"
+			   " sub_number_order_ids = COALESCE($6, n.sub_number_order_ids),"
+			   " created_at = COALESCE($7, n.created_at),"
+			   " updated_at = COALESCE($8, n.updated_at),"
+			   " data = $9,"
+			   " next_fetch_at = $10,"
+			   " fetch_failures = 0,"
+			   " fetched_at = pg_catalog.now(),"
+			   " synced_at = pg_catalog.now()"
+			   " WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+			   "   AND (n.updated_at OPERATOR(pg_catalog.>) $8) IS NOT TRUE"
+			   "   AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_webhook_deliveries d"
+			   "        WHERE d.number_order_id OPERATOR(pg_catalog.=) $1 AND d.applied"
+			   "          AND d.occurred_at OPERATOR(pg_catalog.>) $11)",
+			   &args, SPI_OK_UPDATE);
 	if (SPI_processed > 0)
 	{
 		fact = STORE_FACT_APPLIED;
@@ -909,8 +749,29 @@ store_number_order(const TelnyxNumberOrder *no, const TimestampTz *occurred_at)
 	}
 	else
 	{
-		values[1] = TimestampTzGetDatum(store_next_time(true, &no->created_at));
-		store_execute(schema, STORE_OLDER_NUMBER_ORDER, values, NULL, SPI_OK_UPDATE);
+		StoreArgs	older = {0};
+
+		/*
+		 * An answer older than what is recorded changes nothing but when
+		 * the number order is next fetched (if what is recorded is still
+		 * open): a refresh claimed it until its lease would end.
+		 */
+		store_arg_text(&older, no->id);
+		store_arg(&older, TIMESTAMPTZOID,
+				  TimestampTzGetDatum(store_next_time(true, &no->created_at)));
+		store_exec(schema,
+				   "UPDATE %1$s.telnyx_number_orders n SET"
+				   " next_fetch_at = CASE WHEN n.status IS NULL"
+				   "   OR n.status OPERATOR(pg_catalog.=) 'pending'"
+				   "   OR EXISTS (SELECT 1 FROM %1$s.telnyx_phone_numbers p"
+				   "        WHERE p.order_id OPERATOR(pg_catalog.=) n.order_id"
+				   "          AND p.group_index OPERATOR(pg_catalog.=) n.group_index"
+				   "          AND p.number_order_id OPERATOR(pg_catalog.=) n.number_order_id"
+				   "          AND p.status OPERATOR(pg_catalog.=) 'pending')"
+				   "  THEN $2 END,"
+				   " fetched_at = pg_catalog.now()"
+				   " WHERE n.number_order_id OPERATOR(pg_catalog.=) $1",
+				   &older, SPI_OK_UPDATE);
 		fact = SPI_processed > 0 ? STORE_FACT_OLDER : STORE_FACT_UNLINKED;
 	}
 	store_end(&scope);
@@ -930,26 +791,23 @@ store_number_order(const TelnyxNumberOrder *no, const TimestampTz *occurred_at)
 bool
 store_lock(const char *id, bool number_order)
 {
-	Datum		values[1];
-	StoreScope	scope;
-	char	   *schema;
-	bool		locked;
+	StoreArgs	args = {0};
+	StoreValue	all_locked = {0};
 
-	values[0] = CStringGetTextDatum(id);
-	schema = store_begin(&scope);
-	store_execute(schema, number_order ? STORE_LOCK_NUMBER_ORDER : STORE_LOCK_ORDER,
-				  values, NULL, SPI_OK_SELECT);
-	if (number_order)
-	{
-		bool		isnull;
-
-		locked = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	else
-		locked = SPI_processed > 0;
-	store_end(&scope);
-	return locked;
+	store_arg_text(&args, id);
+	if (!number_order)
+		return store_run("SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
+						 " WHERE o.id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED",
+						 &args, SPI_OK_SELECT, NULL, NULL) > 0;
+	(void) store_run("SELECT (SELECT pg_catalog.count(*) FROM %1$s.telnyx_number_orders n"
+					 "         WHERE n.number_order_id OPERATOR(pg_catalog.=) $1)"
+					 "       OPERATOR(pg_catalog.=)"
+					 "       (SELECT pg_catalog.count(*) FROM"
+					 "         (SELECT 1 FROM %1$s.telnyx_number_orders n"
+					 "           WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+					 "           FOR UPDATE SKIP LOCKED) l)",
+					 &args, SPI_OK_SELECT, store_row_value, &all_locked);
+	return DatumGetBool(all_locked.value);
 }
 
 /*
@@ -962,47 +820,54 @@ store_lock(const char *id, bool number_order)
 int
 store_fetch_failed(const char *id, bool number_order)
 {
-	Datum		values[1];
-	StoreScope	scope;
-	char	   *schema;
-	int			failures = 0;
-	uint64		i;
+	StoreArgs	args = {0};
+	StoreValue	failures = {0};
 
-	values[0] = CStringGetTextDatum(id);
-	schema = store_begin(&scope);
-	store_execute(schema, number_order ? STORE_NUMBER_ORDER_FETCH_FAILED : STORE_ORDER_FETCH_FAILED,
-				  values, NULL, SPI_OK_UPDATE_RETURNING);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-									  1, &isnull);
-
-		if (!isnull)
-			failures = Max(failures, DatumGetInt32(d));
-	}
-	store_end(&scope);
-	return failures;
+	store_arg_text(&args, id);
+	if (number_order)
+		(void) store_run("WITH u AS ("
+						 " UPDATE %1$s.telnyx_number_orders n"
+						 "  SET fetch_failures = n.fetch_failures OPERATOR(pg_catalog.+) 1"
+						 "  WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+						 "  RETURNING n.fetch_failures)"
+						 " SELECT pg_catalog.max(u.fetch_failures) FROM u",
+						 &args, SPI_OK_SELECT, store_row_value, &failures);
+	else
+		(void) store_run("WITH u AS ("
+						 " UPDATE %1$s.telnyx_inexplicit_orders o"
+						 "  SET fetch_failures = o.fetch_failures OPERATOR(pg_catalog.+) 1"
+						 "  WHERE o.id OPERATOR(pg_catalog.=) $1"
+						 "  RETURNING o.fetch_failures)"
+						 " SELECT pg_catalog.max(u.fetch_failures) FROM u",
+						 &args, SPI_OK_SELECT, store_row_value, &failures);
+	return failures.isnull ? 0 : DatumGetInt32(failures.value);
 }
 
 /*
  * store_fetch_again_at
  *		Make an order or number order still being followed due again at
- *		when, if that is sooner than it is now.
+ *		when, if that is sooner than it is now; never for what has ended
+ *		meanwhile (NULL).
  */
 void
 store_fetch_again_at(const char *id, bool number_order, TimestampTz when)
 {
-	Datum		values[2];
-	StoreScope	scope;
-	char	   *schema;
+	StoreArgs	args = {0};
 
-	values[0] = CStringGetTextDatum(id);
-	values[1] = TimestampTzGetDatum(when);
-	schema = store_begin(&scope);
-	store_execute(schema, number_order ? STORE_NUMBER_ORDER_FETCH_AGAIN : STORE_ORDER_FETCH_AGAIN,
-				  values, NULL, SPI_OK_UPDATE);
-	store_end(&scope);
+	store_arg_text(&args, id);
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(when));
+	if (number_order)
+		(void) store_run("UPDATE %1$s.telnyx_number_orders n"
+						 " SET next_fetch_at = LEAST(n.next_fetch_at, $2)"
+						 " WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+						 "   AND n.next_fetch_at IS NOT NULL",
+						 &args, SPI_OK_UPDATE, NULL, NULL);
+	else
+		(void) store_run("UPDATE %1$s.telnyx_inexplicit_orders o"
+						 " SET next_refresh_at = LEAST(o.next_refresh_at, $2)"
+						 " WHERE o.id OPERATOR(pg_catalog.=) $1"
+						 "   AND o.next_refresh_at IS NOT NULL",
+						 &args, SPI_OK_UPDATE, NULL, NULL);
 }
 
 /*
@@ -1017,14 +882,13 @@ store_fetch_again_at(const char *id, bool number_order, TimestampTz when)
 int
 store_purge_history(TimestampTz cutoff, int max)
 {
-	Oid			argtypes[2] = {TIMESTAMPTZOID, INT4OID};
-	Datum		values[2];
+	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
 	int			n;
 
-	values[0] = TimestampTzGetDatum(cutoff);
-	values[1] = Int32GetDatum(max);
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(cutoff));
+	store_arg(&args, INT4OID, Int32GetDatum(max));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "DELETE FROM %1$s.telnyx_order_events e"
@@ -1034,7 +898,7 @@ store_purge_history(TimestampTz cutoff, int max)
 			   "     AND NOT EXISTS (SELECT 1 FROM %1$s.telnyx_open_orders v"
 			   "          WHERE v.order_id OPERATOR(pg_catalog.=) x.order_id)"
 			   "   ORDER BY x.seq LIMIT $2 FOR UPDATE SKIP LOCKED))",
-			   2, argtypes, values, NULL, SPI_OK_DELETE);
+			   &args, SPI_OK_DELETE);
 	n = (int) SPI_processed;
 	store_exec(schema,
 			   "DELETE FROM %1$s.telnyx_webhook_deliveries d"
@@ -1047,7 +911,7 @@ store_purge_history(TimestampTz cutoff, int max)
 			   "                 AND y.applied"
 			   "                 AND y.occurred_at OPERATOR(pg_catalog.>) x.occurred_at))"
 			   "   ORDER BY x.received_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-			   2, argtypes, values, NULL, SPI_OK_DELETE);
+			   &args, SPI_OK_DELETE);
 	n += (int) SPI_processed;
 	store_end(&scope);
 	return n;
@@ -1062,28 +926,19 @@ bool
 store_webhook_delivery(const char *event_id, const char *event_type,
 					   const TimestampTz *occurred_at, const char *number_order_id)
 {
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	StoreScope	scope;
-	char	   *schema;
-	bool		fresh;
+	StoreArgs	args = {0};
 
-	values[0] = CStringGetTextDatum(event_id);
-	values[1] = CStringGetTextDatum(event_type);
-	values[2] = occurred_at ? TimestampTzGetDatum(*occurred_at) : (Datum) 0;
-	nulls[2] = occurred_at ? ' ' : 'n';
-	values[3] = CStringGetTextDatum(number_order_id);
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "INSERT INTO %1$s.telnyx_webhook_deliveries"
-			   " (event_id, event_type, occurred_at, number_order_id, applied)"
-			   " VALUES ($1, $2, $3, $4, true)"
-			   " ON CONFLICT (event_id) DO NOTHING",
-			   4, argtypes, values, nulls, SPI_OK_INSERT);
-	fresh = SPI_processed > 0;
-	store_end(&scope);
-	return fresh;
+	store_arg_text(&args, event_id);
+	store_arg_text(&args, event_type);
+	store_arg_or_null(&args, TIMESTAMPTZOID,
+					  TimestampTzGetDatum(occurred_at ? *occurred_at : 0),
+					  occurred_at == NULL);
+	store_arg_text(&args, number_order_id);
+	return store_run("INSERT INTO %1$s.telnyx_webhook_deliveries"
+					 " (event_id, event_type, occurred_at, number_order_id, applied)"
+					 " VALUES ($1, $2, $3, $4, true)"
+					 " ON CONFLICT (event_id) DO NOTHING",
+					 &args, SPI_OK_INSERT, NULL, NULL) > 0;
 }
 
 /*
@@ -1093,18 +948,12 @@ store_webhook_delivery(const char *event_id, const char *event_type,
 void
 store_webhook_unapplied(const char *event_id)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	StoreScope	scope;
-	char	   *schema;
+	StoreArgs	args = {0};
 
-	values[0] = CStringGetTextDatum(event_id);
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_webhook_deliveries SET applied = false"
-			   " WHERE event_id OPERATOR(pg_catalog.=) $1",
-			   1, argtypes, values, NULL, SPI_OK_UPDATE);
-	store_end(&scope);
+	store_arg_text(&args, event_id);
+	(void) store_run("UPDATE %1$s.telnyx_webhook_deliveries SET applied = false"
+					 " WHERE event_id OPERATOR(pg_catalog.=) $1",
+					 &args, SPI_OK_UPDATE, NULL, NULL);
 }
 
 /*
@@ -1115,60 +964,103 @@ store_webhook_unapplied(const char *event_id)
 static void
 store_numbers(const char *schema, const TelnyxNumberOrder *no)
 {
-	static const Oid types[STORE_NUMBER_COLUMNS] = {
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TIMESTAMPTZOID,
-		TEXTOID, JSONBOID
-	};
-	int			n = list_length(no->phone_numbers);
-	Column		cols[STORE_NUMBER_COLUMNS];
-	Datum		values[STORE_NUMBER_COLUMNS + 1];
+	Column		cols[STORE_MAX_ARGS + 1];
+	StoreArgs	gone = {0};
+	StoreArgs	args = {0};
 	List	   *numbers = NIL;
 	ListCell   *lc;
 	PhoneNumberAt *sorted;
-	int			c;
+	int			rows = list_length(no->phone_numbers);
+	int			row = 0;
 	int			k;
-	int			i = 0;
 
 	foreach(lc, no->phone_numbers)
 		numbers = lappend(numbers, ((TelnyxPhoneNumber *) lfirst(lc))->phone_number);
-	values[0] = CStringGetTextDatum(no->id);
-	values[1] = text_array_datum(numbers);
-	store_execute(schema, STORE_DELETE_GONE_NUMBERS, values, NULL, SPI_OK_DELETE);
-	if (n == 0)
+	store_arg_text(&gone, no->id);
+	store_arg(&gone, TEXTARRAYOID, text_array_datum(numbers));
+	store_exec(schema,
+			   "DELETE FROM %1$s.telnyx_phone_numbers p"
+			   " WHERE p.number_order_id OPERATOR(pg_catalog.=) $1"
+			   "   AND p.phone_number OPERATOR(pg_catalog.<>) ALL ($2)",
+			   &gone, SPI_OK_DELETE);
+	if (rows == 0)
 		return;
 
 	/* a number listed twice counts once, as its last listing says */
-	sorted = palloc(sizeof(PhoneNumberAt) * n);
+	sorted = palloc(sizeof(PhoneNumberAt) * rows);
 	foreach(lc, no->phone_numbers)
 	{
 		sorted[foreach_current_index(lc)].pn = (TelnyxPhoneNumber *) lfirst(lc);
 		sorted[foreach_current_index(lc)].at = foreach_current_index(lc);
 	}
-	qsort(sorted, n, sizeof(PhoneNumberAt), phone_number_at_cmp);
+	qsort(sorted, rows, sizeof(PhoneNumberAt), phone_number_at_cmp);
 
-	for (c = 0; c < STORE_NUMBER_COLUMNS; c++)
-		column_init(&cols[c], types[c], n);
-	for (k = 0; k < n; k++)
+	STORE_NUMBER_COLUMNS(STORE_COLUMN_INIT);
+	for (k = 0; k < rows; k++)
 	{
 		TelnyxPhoneNumber *pn = sorted[k].pn;
 
-		if (k + 1 < n && strcmp(sorted[k + 1].pn->phone_number, pn->phone_number) == 0)
+		if (k + 1 < rows && strcmp(sorted[k + 1].pn->phone_number, pn->phone_number) == 0)
 			continue;
-		column_text(&cols[0], i, pn->phone_number);
-		column_text(&cols[1], i, pn->id);
-		column_text(&cols[2], i, pn->status);
-		column_text(&cols[3], i, pn->phone_number_type);
-		column_set(&cols[4], i, BoolGetDatum(pn->requirements_met.value),
-				   !pn->requirements_met.present);
-		column_text(&cols[5], i, pn->requirements_status);
-		column_set(&cols[6], i, TimestampTzGetDatum(pn->deadline.value), !pn->deadline.present);
-		column_text(&cols[7], i, pn->country_code);
-		column_set(&cols[8], i, JsonbPGetDatum(pn->data), false);
-		i++;
+		STORE_NUMBER_COLUMNS(STORE_COLUMN_FILL);
+		row++;
 	}
-	for (c = 0; c < STORE_NUMBER_COLUMNS; c++)
-		values[c + 1] = column_array(&cols[c], i);
-	store_execute(schema, STORE_UPSERT_NUMBERS, values, NULL, SPI_OK_SELECT);
+	rows = row;
+	store_arg_text(&args, no->id);
+	STORE_NUMBER_COLUMNS(STORE_COLUMN_ARG);
+
+	/*
+	 * Every number, under every group the number order is linked to; the
+	 * numbers that became "success" in it are recorded, one event per
+	 * number order and group, and announced.  This statement records
+	 * them, not a trigger: a restore loads the rows without an event.
+	 * "was" reads the rows as they were before the statement.
+	 */
+	store_exec(schema,
+			   "WITH was AS ("
+			   " SELECT w.order_id, w.group_index, w.phone_number, w.status"
+			   "  FROM %1$s.telnyx_phone_numbers w"
+			   "  WHERE w.number_order_id OPERATOR(pg_catalog.=) $1),"
+			   " up AS ("
+			   "INSERT INTO %1$s.telnyx_phone_numbers AS t"
+			   " (order_id, group_index, number_order_id, bought_at"
+			   STORE_NUMBER_COLUMNS(STORE_SQL_NAME) ")"
+			   " SELECT n.order_id, n.group_index, n.number_order_id,"
+			   "  CASE WHEN x.status OPERATOR(pg_catalog.=) 'success'"
+			   "   THEN pg_catalog.now() END"
+			   STORE_NUMBER_COLUMNS(STORE_SQL_VALUE)
+			   " FROM %1$s.telnyx_number_orders n,"
+			   STORE_SQL_ROWS(STORE_NUMBER_COLUMNS)
+			   " WHERE n.number_order_id OPERATOR(pg_catalog.=) $1"
+			   " ON CONFLICT (order_id, group_index, number_order_id, phone_number)"
+			   " DO UPDATE SET"
+			   " bought_at = COALESCE(t.bought_at, EXCLUDED.bought_at),"
+			   " synced_at = pg_catalog.now()"
+			   STORE_NUMBER_COLUMNS(STORE_SQL_SET)
+			   " RETURNING t.order_id, t.group_index, t.number_order_id, t.phone_number,"
+			   "  t.status),"
+			   " ev AS ("
+			   " INSERT INTO %1$s.telnyx_order_events"
+			   "  (event, order_id, group_index, number_order_id, numbers,"
+			   "   customer_reference)"
+			   " SELECT 'numbers_bought', u.order_id, u.group_index, u.number_order_id,"
+			   "  pg_catalog.count(*), o.customer_reference"
+			   "  FROM up u LEFT JOIN was w"
+			   "   ON w.order_id OPERATOR(pg_catalog.=) u.order_id"
+			   "   AND w.group_index OPERATOR(pg_catalog.=) u.group_index"
+			   "   AND w.phone_number OPERATOR(pg_catalog.=) u.phone_number"
+			   "  LEFT JOIN %1$s.telnyx_inexplicit_orders o"
+			   "   ON o.id OPERATOR(pg_catalog.=) u.order_id"
+			   "  WHERE u.status OPERATOR(pg_catalog.=) 'success'"
+			   "   AND w.status IS DISTINCT FROM 'success'"
+			   "  GROUP BY u.order_id, u.group_index, u.number_order_id,"
+			   "   o.customer_reference"
+			   " RETURNING seq)"
+			   " SELECT pg_catalog.pg_notify('telnyx_orders',"
+			   "  pg_catalog.json_build_object('event', 'numbers_bought',"
+			   "   'seq', ev.seq)::text)"
+			   " FROM ev",
+			   &args, SPI_OK_SELECT);
 }
 
 /*
@@ -1179,19 +1071,14 @@ store_numbers(const char *schema, const TelnyxNumberOrder *no)
 double
 store_next_refresh_ms(void)
 {
-	StoreScope	scope;
-	char	   *schema;
-	double		result = -1;
-	bool		isnull;
-	Datum		d;
+	StoreValue	next = {0};
 
-	schema = store_begin(&scope);
-	store_execute(schema, STORE_NEXT_REFRESH, NULL, NULL, SPI_OK_SELECT);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		result = store_ms_until(DatumGetTimestampTz(d));
-	store_end(&scope);
-	return result;
+	(void) store_run("SELECT LEAST((SELECT pg_catalog.min(o.next_refresh_at)"
+					 "                FROM %1$s.telnyx_inexplicit_orders o),"
+					 "             (SELECT pg_catalog.min(n.next_fetch_at)"
+					 "                FROM %1$s.telnyx_number_orders n))",
+					 NULL, SPI_OK_SELECT, store_row_value, &next);
+	return next.isnull ? -1 : store_ms_until(DatumGetTimestampTz(next.value));
 }
 
 /*
@@ -1267,23 +1154,17 @@ store_xact_ended(XactEvent event)
 void
 store_record_call(const char *request_key, const char *body, Oid role)
 {
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, OIDOID};
-	Datum		values[3];
-	StoreScope	scope;
-	char	   *schema;
+	StoreArgs	args = {0};
 
-	values[0] = CStringGetTextDatum(request_key);
-	values[1] = CStringGetTextDatum(body);
-	values[2] = ObjectIdGetDatum(role);
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "INSERT INTO %1$s.telnyx_order_calls"
-			   " (request_key, customer_reference, body, spent_by)"
-			   " SELECT $1::pg_catalog.uuid,"
-			   "  b OPERATOR(pg_catalog.->>) 'customer_reference', b, $3"
-			   "  FROM (SELECT $2::pg_catalog.jsonb) AS x(b)",
-			   3, argtypes, values, NULL, SPI_OK_INSERT);
-	store_end(&scope);
+	store_arg_text(&args, request_key);
+	store_arg_text(&args, body);
+	store_arg(&args, OIDOID, ObjectIdGetDatum(role));
+	(void) store_run("INSERT INTO %1$s.telnyx_order_calls"
+					 " (request_key, customer_reference, body, spent_by)"
+					 " SELECT $1::pg_catalog.uuid,"
+					 "  b OPERATOR(pg_catalog.->>) 'customer_reference', b, $3"
+					 "  FROM (SELECT $2::pg_catalog.jsonb) AS x(b)",
+					 &args, SPI_OK_INSERT, NULL, NULL);
 }
 
 /*
@@ -1297,37 +1178,44 @@ bool
 store_call_refused(const char *request_key, Oid *role, TimestampTz *at,
 				   Jsonb **body)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	StoreScope	scope;
-	char	   *schema;
-	bool		found = false;
+	StoreArgs	args = {0};
+	StoreCall	call = {0};
 
-	values[0] = CStringGetTextDatum(request_key);
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_order_calls c SET refused_at = pg_catalog.now()"
-			   " WHERE c.request_key OPERATOR(pg_catalog.=) $1::pg_catalog.uuid"
-			   "   AND c.refused_at IS NULL"
-			   " RETURNING COALESCE(c.spent_by, 0::pg_catalog.oid), c.sent_at, c.body",
-			   1, argtypes, values, NULL, SPI_OK_UPDATE_RETURNING);
-	if (SPI_processed == 1)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		MemoryContext old;
+	store_arg_text(&args, request_key);
+	if (store_run("UPDATE %1$s.telnyx_order_calls c SET refused_at = pg_catalog.now()"
+				  " WHERE c.request_key OPERATOR(pg_catalog.=) $1::pg_catalog.uuid"
+				  "   AND c.refused_at IS NULL"
+				  " RETURNING c.request_key::pg_catalog.text, c.body, c.sent_at,"
+				  "  COALESCE(c.spent_by, 0::pg_catalog.oid)",
+				  &args, SPI_OK_UPDATE_RETURNING, store_call_row, &call) != 1)
+		return false;
+	*role = call.spent_by;
+	*at = call.sent_at;
+	*body = call.body;
+	return true;
+}
 
-		found = true;
-		*role = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		*at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
-		old = MemoryContextSwitchTo(cxt);
-		*body = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
-		MemoryContextSwitchTo(old);
-	}
-	store_end(&scope);
-	return found;
+/* A call (its key, body, sent_at and spent_by) into *(StoreCall *) arg. */
+static void
+store_call_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	StoreCall  *call = (StoreCall *) arg;
+	bool		isnull;
+
+	call->request_key = SPI_getvalue(tuple, desc, 1);
+	call->body = DatumGetJsonbPCopy(SPI_getbinval(tuple, desc, 2, &isnull));
+	call->sent_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull));
+	call->spent_by = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
+}
+
+/* A call, appended to *(List **) arg. */
+static void
+store_open_call_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	StoreCall  *call = palloc0(sizeof(StoreCall));
+
+	store_call_row(tuple, desc, call);
+	*(List **) arg = lappend(*(List **) arg, call);
 }
 
 /*
@@ -1339,46 +1227,25 @@ store_call_refused(const char *request_key, Oid *role, TimestampTz *at,
 List *
 store_open_calls(List *references, bool without_reference)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			argtypes[2] = {TEXTARRAYOID, BOOLOID};
-	Datum		values[2];
+	StoreArgs	args = {0};
 	List	   *calls = NIL;
-	StoreScope	scope;
-	char	   *schema;
-	uint64		i;
 
 	if (references == NIL && !without_reference)
 		return NIL;
-	values[0] = text_array_datum(references);
-	values[1] = BoolGetDatum(without_reference);
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   /* two branches, each through the index on customer_reference */
-			   "SELECT c.request_key::pg_catalog.text, c.body, c.sent_at"
-			   "  FROM (SELECT * FROM %1$s.telnyx_order_calls"
-			   "         WHERE customer_reference OPERATOR(pg_catalog.=) ANY ($1)"
-			   "        UNION ALL"
-			   "        SELECT * FROM %1$s.telnyx_order_calls"
-			   "         WHERE $2 AND customer_reference IS NULL) AS c"
-			   " WHERE NOT EXISTS (SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
-			   "        WHERE o.request_key OPERATOR(pg_catalog.=) c.request_key)"
-			   " ORDER BY c.sent_at",
-			   2, argtypes, values, NULL, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		MemoryContext old = MemoryContextSwitchTo(callercxt);
-		StoreCall  *call = palloc0(sizeof(StoreCall));
-
-		call->request_key = SPI_getvalue(tup, desc, 1);
-		call->body = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 2, &isnull));
-		call->sent_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-		calls = lappend(calls, call);
-		MemoryContextSwitchTo(old);
-	}
-	store_end(&scope);
+	store_arg(&args, TEXTARRAYOID, text_array_datum(references));
+	store_arg(&args, BOOLOID, BoolGetDatum(without_reference));
+	(void) store_run(/* two branches, each through the index on customer_reference */
+					 "SELECT c.request_key::pg_catalog.text, c.body, c.sent_at,"
+					 "  COALESCE(c.spent_by, 0::pg_catalog.oid)"
+					 "  FROM (SELECT * FROM %1$s.telnyx_order_calls"
+					 "         WHERE customer_reference OPERATOR(pg_catalog.=) ANY ($1)"
+					 "        UNION ALL"
+					 "        SELECT * FROM %1$s.telnyx_order_calls"
+					 "         WHERE $2 AND customer_reference IS NULL) AS c"
+					 " WHERE NOT EXISTS (SELECT 1 FROM %1$s.telnyx_inexplicit_orders o"
+					 "        WHERE o.request_key OPERATOR(pg_catalog.=) c.request_key)"
+					 " ORDER BY c.sent_at",
+					 &args, SPI_OK_SELECT, store_open_call_row, &calls);
 	return calls;
 }
 
@@ -1389,49 +1256,40 @@ store_open_calls(List *references, bool without_reference)
 List *
 store_orders_missing(List *orders)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
+	StoreArgs	args = {0};
+	List	   *ids = NIL;
+	List	   *known = NIL;
 	List	   *missing = NIL;
-	Datum	   *ids;
-	Datum		values[1];
 	ListCell   *lc;
-	StoreScope	scope;
-	char	   *schema;
-	int			n = 0;
-	uint64		i;
 
 	if (orders == NIL)
 		return NIL;
-	ids = palloc(sizeof(Datum) * list_length(orders));
 	foreach(lc, orders)
-		ids[n++] = CStringGetTextDatum(((TelnyxOrder *) lfirst(lc))->id);
-	values[0] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false,
-												TYPALIGN_INT));
-
-	schema = store_begin(&scope);
-	store_execute(schema, STORE_KNOWN_ORDERS, values, NULL, SPI_OK_SELECT);
+		ids = lappend(ids, ((TelnyxOrder *) lfirst(lc))->id);
+	store_arg(&args, TEXTARRAYOID, text_array_datum(ids));
+	(void) store_run("SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
+					 " WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)",
+					 &args, SPI_OK_SELECT, store_text_row, &known);
 	foreach(lc, orders)
 	{
 		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
-		bool		known = false;
+		ListCell   *k;
+		bool		found = false;
 
-		for (i = 0; i < SPI_processed && !known; i++)
-		{
-			char	   *id = SPI_getvalue(SPI_tuptable->vals[i],
-										  SPI_tuptable->tupdesc, 1);
-
-			known = strcmp(id, order->id) == 0;
-		}
-		if (!known)
-		{
-			/* the list outlives SPI_finish */
-			MemoryContext old = MemoryContextSwitchTo(callercxt);
-
+		foreach(k, known)
+			found = found || strcmp((const char *) lfirst(k), order->id) == 0;
+		if (!found)
 			missing = lappend(missing, order);
-			MemoryContextSwitchTo(old);
-		}
 	}
-	store_end(&scope);
+	list_free_deep(known);
 	return missing;
+}
+
+/* The text of the first column, appended to *(List **) arg. */
+static void
+store_text_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	*(List **) arg = lappend(*(List **) arg, SPI_getvalue(tuple, desc, 1));
 }
 
 /*
@@ -1721,72 +1579,168 @@ store_ms_until(TimestampTz when)
 	return when <= now ? 0 : (double) (when - now) / 1000.0;
 }
 
-/* Run store_queries[stmt] through store_exec. */
-static void
-store_execute(const char *schema, StoreStatement stmt, Datum *values,
-			  const char *nulls, int expected)
+/*
+ * store_arg
+ *		Add the next parameter of a statement: a value of type.
+ */
+void
+store_arg(StoreArgs *args, Oid type, Datum value)
 {
-	const StoreQuery *q = &store_queries[stmt];
+	store_arg_at(args, args->n + 1, type, value, false);
+}
 
-	/* a static table's entry: its address is the statement's for ever */
-	store_exec_kept(schema, q->sql, q->nargs, (Oid *) q->argtypes, values, nulls,
-					expected);
+/* The next parameter, NULL when isnull. */
+void
+store_arg_or_null(StoreArgs *args, Oid type, Datum value, bool isnull)
+{
+	store_arg_at(args, args->n + 1, type, value, isnull);
+}
+
+/* The next parameter, a text: NULL when s is. */
+void
+store_arg_text(StoreArgs *args, const char *s)
+{
+	store_arg_at(args, args->n + 1, TEXTOID,
+				 s != NULL ? CStringGetTextDatum(s) : (Datum) 0, s == NULL);
+}
+
+/*
+ * store_arg_at
+ *		Set parameter $n (for the statements whose column lists number
+ *		theirs).  Each is set once.
+ */
+void
+store_arg_at(StoreArgs *args, int n, Oid type, Datum value, bool isnull)
+{
+	if (n < 1 || n > STORE_MAX_ARGS || OidIsValid(args->types[n - 1]))
+		elog(ERROR, "parameter $%d of a statement is out of range or set twice", n);
+	args->types[n - 1] = type;
+	args->values[n - 1] = isnull ? (Datum) 0 : value;
+	args->nulls[n - 1] = isnull ? 'n' : ' ';
+	args->n = Max(args->n, n);
+}
+
+/*
+ * store_row_value
+ *		A StoreRowFn: the first column of the first row (of a type passed
+ *		by value), into *(StoreValue *) arg.
+ */
+void
+store_row_value(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	StoreValue *v = (StoreValue *) arg;
+
+	if (v->found)
+		return;
+	v->found = true;
+	v->value = SPI_getbinval(tuple, desc, 1, &v->isnull);
+}
+
+/*
+ * store_run_kept
+ *		What store_run does (sql: a literal, or an entry of a static table:
+ *		see store_exec_kept).
+ */
+uint64
+store_run_kept(const char *sql, const StoreArgs *args, int expected,
+			   StoreRowFn row, void *arg)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	StoreScope	scope;
+	char	   *schema;
+	uint64		processed;
+	uint64		i;
+
+	schema = store_begin(&scope);
+	store_exec_kept(schema, sql, args, expected);
+	processed = SPI_processed;
+	if (row != NULL && SPI_tuptable != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+
+		for (i = 0; i < SPI_processed; i++)
+			row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, arg);
+		MemoryContextSwitchTo(old);
+	}
+	store_end(&scope);
+	return processed;
 }
 
 /*
  * store_exec_kept
  *		Run the statement sql (its "%1$s" standing for the extension's
- *		schema) with nargs parameters, through a plan prepared on first use
+ *		schema) with args (NULL: none), through a plan prepared on first use
  *		and kept; raise an error unless SPI answers expected.  SPI must be
  *		connected, inside store_enter, whose schema is schema.  The plan is
  *		found again by the address of sql, which must therefore be a string
  *		that lives as long as the process and always says the same: called
- *		through the store_exec macro (a literal), or with an entry of a
- *		static table.  The same sql always has the same argtypes.  Plans
- *		name the schema as it was when they were prepared: if it was renamed
- *		(or the extension created again elsewhere), they are dropped, to be
- *		prepared again.
+ *		through the store_exec or store_run macros (a literal), or with an
+ *		entry of a static table.  The same sql must always have parameters
+ *		of the same types: other types are an error, not a second plan.
+ *		Plans name the schema as it was when they were prepared: if it was
+ *		renamed (or the extension created again elsewhere), they are
+ *		dropped, to be prepared again.
  */
 void
-store_exec_kept(const char *schema, const char *sql, int nargs, Oid *argtypes,
-				Datum *values, const char *nulls, int expected)
+store_exec_kept(const char *schema, const char *sql, const StoreArgs *args,
+				int expected)
 {
-	SPIPlanPtr	plan = NULL;
+	static const StoreArgs none = {0};
+	KeptPlan   *kept = NULL;
 	int			rc;
 	int			i;
+
+	if (args == NULL)
+		args = &none;
+	for (i = 0; i < args->n; i++)
+		if (!OidIsValid(args->types[i]))
+			elog(ERROR, "parameter $%d of a statement was not set", i + 1);
 
 	if (kept_schema == NULL || strcmp(kept_schema, schema) != 0)
 	{
 		for (i = 0; i < nkept_plans; i++)
+		{
 			SPI_freeplan(kept_plans[i].plan);
+			pfree(kept_plans[i].types);
+		}
 		nkept_plans = 0;
 		if (kept_schema != NULL)
 			pfree(kept_schema);
 		kept_schema = MemoryContextStrdup(TopMemoryContext, schema);
 	}
 
-	for (i = 0; i < nkept_plans && plan == NULL; i++)
+	for (i = 0; i < nkept_plans && kept == NULL; i++)
 		if (kept_plans[i].sql == sql)
-			plan = kept_plans[i].plan;
+			kept = &kept_plans[i];
 
-	if (plan == NULL)
+	if (kept == NULL)
 	{
+		SPIPlanPtr	plan;
+
 		/* every statement is written in the code: more is a text made at run time */
 		if (nkept_plans == STORE_MAX_KEPT_PLANS)
 			elog(ERROR, "more than %d statements to keep plans of: one is made at run time",
 				 STORE_MAX_KEPT_PLANS);
-		plan = SPI_prepare(psprintf(sql, quote_identifier(schema)), nargs, argtypes);
+		plan = SPI_prepare(psprintf(sql, quote_identifier(schema)), args->n,
+						   (Oid *) args->types);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
-		kept_plans[nkept_plans].sql = sql;
-		kept_plans[nkept_plans].plan = plan;
-		nkept_plans++;
+		kept = &kept_plans[nkept_plans++];
+		kept->sql = sql;
+		kept->plan = plan;
+		kept->nargs = args->n;
+		kept->types = MemoryContextAlloc(TopMemoryContext,
+										 sizeof(Oid) * Max(args->n, 1));
+		memcpy(kept->types, args->types, sizeof(Oid) * args->n);
 	}
+	else if (kept->nargs != args->n ||
+			 memcmp(kept->types, args->types, sizeof(Oid) * args->n) != 0)
+		elog(ERROR, "a statement was run with parameters of other types than its kept plan");
 
-	store_check_plan(plan);
-	rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	store_check_plan(kept->plan);
+	rc = SPI_execute_plan(kept->plan, (Datum *) args->values, args->nulls, false, 0);
 	if (rc != expected)
 		elog(ERROR, "statement failed: %s", SPI_result_code_string(rc));
 }
@@ -1908,18 +1862,6 @@ store_refuse_elsewhere(const char *schema)
 			 errhint("Run it again; if it fails again, check who renamed or created schemas in this database.")));
 }
 
-/* A text Datum for s; sets *null when s is NULL. */
-static Datum
-text_datum(const char *s, char *null)
-{
-	if (s == NULL)
-	{
-		*null = 'n';
-		return (Datum) 0;
-	}
-	return CStringGetTextDatum(s);
-}
-
 static Datum
 text_array_datum(List *strings)
 {
@@ -1985,10 +1927,72 @@ column_text(Column *c, int i, const char *s)
 	column_set(c, i, s ? CStringGetTextDatum(s) : (Datum) 0, s == NULL);
 }
 
+/* The text of a uuid (the statement casts it), NULL when s is. */
+static void
+column_uuid(Column *c, int i, const char *s)
+{
+	column_text(c, i, s);
+}
+
+static void
+column_int4(Column *c, int i, int32 v)
+{
+	column_set(c, i, Int32GetDatum(v), false);
+}
+
+static void
+column_opt_int(Column *c, int i, OptInt v)
+{
+	column_set(c, i, Int32GetDatum(v.value), !v.present);
+}
+
+static void
+column_opt_bool(Column *c, int i, OptBool v)
+{
+	column_set(c, i, BoolGetDatum(v.value), !v.present);
+}
+
+static void
+column_opt_ts(Column *c, int i, OptTimestamp v)
+{
+	column_set(c, i, TimestampTzGetDatum(v.value), !v.present);
+}
+
+/* A time, NULL when 0. */
+static void
+column_ts(Column *c, int i, TimestampTz v)
+{
+	column_set(c, i, TimestampTzGetDatum(v), v == 0);
+}
+
+static void
+column_jsonb(Column *c, int i, Jsonb *v)
+{
+	column_set(c, i, JsonbPGetDatum(v), v == NULL);
+}
+
+/* A list of strings, as a jsonb array (the statement makes it a text[]). */
+static void
+column_strings(Column *c, int i, OptStrings v)
+{
+	column_set(c, i, v.present ? jsonb_string_array(v.strings) : (Datum) 0,
+			   !v.present);
+}
+
 static Datum
 column_array(Column *c, int n)
 {
 	return array_datum(c->values, c->nulls, n, c->type);
+}
+
+static OptStrings
+opt_strings(bool present, List *strings)
+{
+	OptStrings	v;
+
+	v.present = present;
+	v.strings = strings;
+	return v;
 }
 
 /* A jsonb array of the strings. */

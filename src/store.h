@@ -8,6 +8,8 @@
 #ifndef TELNYX_STORE_H
 #define TELNYX_STORE_H
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "access/xact.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
@@ -40,6 +42,7 @@ typedef struct StoreCall
 	char	   *request_key;
 	Jsonb	   *body;
 	TimestampTz sent_at;
+	Oid			spent_by;		/* the role that spent, or 0 */
 	bool		taken;			/* matched with an order already */
 } StoreCall;
 
@@ -86,18 +89,67 @@ extern double store_ms_until(TimestampTz when);
 /* Statements kept at most by store_exec (every module's together). */
 #define STORE_MAX_KEPT_PLANS 96
 
-/*
- * store_exec(schema, sql, nargs, argtypes, values, nulls, expected)
- *		Run sql through a plan kept for the life of the process, found
- *		again by the address of its text: sql must be a string literal (a
- *		text built at run time does not compile).  See store_exec_kept.
- */
-#define store_exec(schema, sql, nargs, argtypes, values, nulls, expected) \
-	store_exec_kept((schema), "" sql, (nargs), (argtypes), (values), (nulls), (expected))
+/* The most parameters of one statement. */
+#define STORE_MAX_ARGS 36
 
-extern void store_exec_kept(const char *schema, const char *sql, int nargs,
-							Oid *argtypes, Datum *values, const char *nulls,
-							int expected);
+/*
+ * A statement's parameters: $1, $2, ... in the order store_arg,
+ * store_arg_or_null and store_arg_text add them (or $n, by store_arg_at).
+ * Starts zeroed: StoreArgs args = {0}.
+ */
+typedef struct StoreArgs
+{
+	int			n;
+	Oid			types[STORE_MAX_ARGS];
+	Datum		values[STORE_MAX_ARGS];
+	char		nulls[STORE_MAX_ARGS];
+} StoreArgs;
+
+/*
+ * Called by store_run for each row the statement returned, in the
+ * caller's memory context (what it allocates outlives the statement).
+ */
+typedef void (*StoreRowFn) (HeapTuple tuple, TupleDesc desc, void *arg);
+
+/* The first column of the first row, for store_row_value. */
+typedef struct StoreValue
+{
+	bool		found;			/* a row was returned */
+	bool		isnull;
+	Datum		value;			/* of a type passed by value */
+} StoreValue;
+
+extern void store_arg(StoreArgs *args, Oid type, Datum value);
+extern void store_arg_or_null(StoreArgs *args, Oid type, Datum value,
+							  bool isnull);
+extern void store_arg_text(StoreArgs *args, const char *s);
+extern void store_arg_at(StoreArgs *args, int n, Oid type, Datum value,
+						 bool isnull);
+extern void store_row_value(HeapTuple tuple, TupleDesc desc, void *arg);
+
+/*
+ * store_exec(schema, sql, args, expected)
+ *		Between store_begin and store_end: run sql with args through a plan
+ *		kept for the life of the process, found again by the address of its
+ *		text: sql must be a string literal (a text built at run time does
+ *		not compile).  See store_exec_kept.
+ */
+#define store_exec(schema, sql, args, expected) \
+	store_exec_kept((schema), "" sql, (args), (expected))
+
+/*
+ * store_run(sql, args, expected, row, arg)
+ *		One statement on its own: store_begin, store_exec, row(tuple, desc,
+ *		arg) for each row returned (row may be NULL), store_end.  Returns
+ *		how many rows it processed.
+ */
+#define store_run(sql, args, expected, row, arg) \
+	store_run_kept("" sql, (args), (expected), (row), (arg))
+
+extern void store_exec_kept(const char *schema, const char *sql,
+							const StoreArgs *args, int expected);
+extern uint64 store_run_kept(const char *sql, const StoreArgs *args,
+							 int expected, StoreRowFn row, void *arg);
 extern void store_exec_once(const char *schema, const char *sql, int expected);
 
 #endif							/* TELNYX_STORE_H */
