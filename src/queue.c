@@ -322,10 +322,8 @@ queue_enqueue(Jsonb *body, const char *key, int64 reserved_id)
 	StoreArgs	args = {0};
 	SpendMark	mark;
 	Oid			requested_by = GetUserId();
-	char	   *schema;
-	StoreScope	scope;
-	int64		id = 0;
-	bool		isnull;
+	StoreValue	inserted = {0};
+	int64		id;
 
 	if (reserved_id != 0 && !take_reserved(reserved_id))
 		reserved_id = 0;
@@ -350,28 +348,22 @@ queue_enqueue(Jsonb *body, const char *key, int64 reserved_id)
 	store_arg_text(&args, mark.held_reason);
 
 	/* one row of its own: an enqueue never waits for another transaction */
-	schema = store_begin(&scope);
 	if (reserved_id == 0)
-		store_exec(schema,
-				   "INSERT INTO %1$s.telnyx_order_requests AS r"
-				   " (request_key, body, request_body, requested_by,"
-				   "  home_database_oid, home_system_identifier, state, held_batch,"
-				   "  held_reason)"
-				   " VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $10) RETURNING r.id",
-				   &args, SPI_OK_INSERT_RETURNING);
+		(void) store_run("INSERT INTO %1$s.telnyx_order_requests AS r"
+						 " (request_key, body, request_body, requested_by,"
+						 "  home_database_oid, home_system_identifier, state, held_batch,"
+						 "  held_reason)"
+						 " VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $10) RETURNING r.id",
+						 &args, SPI_OK_INSERT_RETURNING, store_row_value, &inserted);
 	else
-		store_exec(schema,
-				   "INSERT INTO %1$s.telnyx_order_requests AS r"
-				   " (id, request_key, body, request_body, requested_by,"
-				   "  home_database_oid, home_system_identifier, state, held_batch,"
-				   "  held_reason)"
-				   " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4, $6, $7, $8, $9, $10)"
-				   " RETURNING r.id",
-				   &args, SPI_OK_INSERT_RETURNING);
-	if (SPI_processed == 1)
-		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										 SPI_tuptable->tupdesc, 1, &isnull));
-	store_end(&scope);
+		(void) store_run("INSERT INTO %1$s.telnyx_order_requests AS r"
+						 " (id, request_key, body, request_body, requested_by,"
+						 "  home_database_oid, home_system_identifier, state, held_batch,"
+						 "  held_reason)"
+						 " OVERRIDING SYSTEM VALUE VALUES ($5, $1, $2, $3, $4, $6, $7, $8, $9, $10)"
+						 " RETURNING r.id",
+						 &args, SPI_OK_INSERT_RETURNING, store_row_value, &inserted);
+	id = inserted.found ? DatumGetInt64(inserted.value) : 0;
 
 	if (id != 0)
 		spend_enqueued(id);
@@ -458,23 +450,17 @@ bool
 queue_cancel(int64 id)
 {
 	StoreArgs	args = {0};
-	StoreScope	scope;
-	char	   *schema;
 	bool		cancelled;
 
 	store_arg(&args, INT8OID, Int64GetDatum(id));
 	store_arg(&args, OIDOID, ObjectIdGetDatum(GetUserId()));
 
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_order_requests r"
-			   "   SET state = 'cancelled', updated_at = pg_catalog.now()"
-			   " WHERE r.id OPERATOR(pg_catalog.=) $1"
-			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,held}')"
-			   "   AND pg_catalog.pg_has_role($2, r.requested_by, 'MEMBER')",
-			   &args, SPI_OK_UPDATE);
-	cancelled = SPI_processed > 0;
-	store_end(&scope);
+	cancelled = store_run("UPDATE %1$s.telnyx_order_requests r"
+						  "   SET state = 'cancelled', updated_at = pg_catalog.now()"
+						  " WHERE r.id OPERATOR(pg_catalog.=) $1"
+						  "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,held}')"
+						  "   AND pg_catalog.pg_has_role($2, r.requested_by, 'MEMBER')",
+						  &args, SPI_OK_UPDATE, NULL, NULL) > 0;
 	return cancelled;
 }
 
@@ -492,28 +478,22 @@ QueueHome
 queue_home(void)
 {
 	StoreArgs	args = {0};
-	StoreScope	scope;
-	char	   *schema;
 	QueueHome	result;
 
 	store_arg(&args, INT8OID, Int64GetDatum((int64) GetSystemIdentifier()));
 	store_arg(&args, OIDOID, ObjectIdGetDatum(MyDatabaseId));
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "SELECT 1 FROM %1$s.telnyx_queue_home h"
-			   " WHERE (h.system_identifier, h.database_oid) IS DISTINCT FROM ($1, $2)"
-			   /* through the requests a sender still acts on */
-			   " UNION ALL"
-			   " (SELECT 1 FROM %1$s.telnyx_live_requests e"
-			   "    JOIN %1$s.telnyx_order_requests r"
-			   "      ON r.id OPERATOR(pg_catalog.=) e.request_id"
-			   "   WHERE e.kind OPERATOR(pg_catalog.=) ANY ('{q,u,a}'::pg_catalog.\"char\"[])"
-			   "     AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,sending,unknown}')"
-			   "     AND (r.home_system_identifier, r.home_database_oid)"
-			   "         IS DISTINCT FROM ($1, $2) LIMIT 1)",
-			   &args, SPI_OK_SELECT);
-	result = SPI_processed > 0 ? QUEUE_HOME_ELSEWHERE : QUEUE_HOME_HERE;
-	store_end(&scope);
+	result = store_run("SELECT 1 FROM %1$s.telnyx_queue_home h"
+					   " WHERE (h.system_identifier, h.database_oid) IS DISTINCT FROM ($1, $2)"
+					   /* through the requests a sender still acts on */
+					   " UNION ALL"
+					   " (SELECT 1 FROM %1$s.telnyx_live_requests e"
+					   "    JOIN %1$s.telnyx_order_requests r"
+					   "      ON r.id OPERATOR(pg_catalog.=) e.request_id"
+					   "   WHERE e.kind OPERATOR(pg_catalog.=) ANY ('{q,u,a}'::pg_catalog.\"char\"[])"
+					   "     AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying,sending,unknown}')"
+					   "     AND (r.home_system_identifier, r.home_database_oid)"
+					   "         IS DISTINCT FROM ($1, $2) LIMIT 1)",
+					   &args, SPI_OK_SELECT, NULL, NULL) > 0 ? QUEUE_HOME_ELSEWHERE : QUEUE_HOME_HERE;
 	return result;
 }
 
@@ -1098,8 +1078,6 @@ queue_set_state(QueueRequest *req, const char *from, const char *to,
 				const char *order_id, Jsonb *last_error, double delay_ms)
 {
 	StoreArgs	args = {0};
-	StoreScope	scope;
-	char	   *schema;
 	bool		held;
 
 	store_arg(&args, INT8OID, Int64GetDatum(req->id));
@@ -1111,26 +1089,22 @@ queue_set_state(QueueRequest *req, const char *from, const char *to,
 	store_arg(&args, INT8OID, Int64GetDatum(req->claim_token));
 	store_arg(&args, INT4OID, Int32GetDatum(req->lookups));
 
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_order_requests"
-			   "   SET state = $3, order_id = coalesce($4, order_id),"
-			   "       last_error = CASE WHEN $3 OPERATOR(pg_catalog.=) 'sent'"
-			   "                         AND $5 IS NULL THEN NULL"
-			   "                         ELSE coalesce($5, last_error) END,"
-			   "       next_attempt_at = $6,"
-			   "       unknown_since = CASE WHEN $3 OPERATOR(pg_catalog.<>) 'unknown' THEN NULL"
-			   "                            WHEN $2 OPERATOR(pg_catalog.<>) 'unknown'"
-			   "                            THEN pg_catalog.now()"
-			   "                            ELSE coalesce(unknown_since, pg_catalog.now()) END,"
-			   "       lookups = CASE WHEN $2 OPERATOR(pg_catalog.=) 'unknown'"
-			   "                       AND $3 OPERATOR(pg_catalog.=) 'unknown' THEN $8 ELSE 0 END,"
-			   QUEUE_CLAIM_ENDS
-			   " WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) $2"
-			   "   AND claim_token OPERATOR(pg_catalog.=) $7",
-			   &args, SPI_OK_UPDATE);
-	held = SPI_processed > 0;
-	store_end(&scope);
+	held = store_run("UPDATE %1$s.telnyx_order_requests"
+					 "   SET state = $3, order_id = coalesce($4, order_id),"
+					 "       last_error = CASE WHEN $3 OPERATOR(pg_catalog.=) 'sent'"
+					 "                         AND $5 IS NULL THEN NULL"
+					 "                         ELSE coalesce($5, last_error) END,"
+					 "       next_attempt_at = $6,"
+					 "       unknown_since = CASE WHEN $3 OPERATOR(pg_catalog.<>) 'unknown' THEN NULL"
+					 "                            WHEN $2 OPERATOR(pg_catalog.<>) 'unknown'"
+					 "                            THEN pg_catalog.now()"
+					 "                            ELSE coalesce(unknown_since, pg_catalog.now()) END,"
+					 "       lookups = CASE WHEN $2 OPERATOR(pg_catalog.=) 'unknown'"
+					 "                       AND $3 OPERATOR(pg_catalog.=) 'unknown' THEN $8 ELSE 0 END,"
+					 QUEUE_CLAIM_ENDS
+					 " WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) $2"
+					 "   AND claim_token OPERATOR(pg_catalog.=) $7",
+					 &args, SPI_OK_UPDATE, NULL, NULL) > 0;
 	return held;
 }
 
@@ -1145,24 +1119,18 @@ int
 queue_purge(TimestampTz cutoff, int max)
 {
 	StoreArgs	args = {0};
-	StoreScope	scope;
-	char	   *schema;
 	int			n;
 
 	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(cutoff));
 	store_arg(&args, INT4OID, Int32GetDatum(max));
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "DELETE FROM %1$s.telnyx_order_requests r"
-			   " WHERE r.id OPERATOR(pg_catalog.=) ANY (ARRAY("
-			   "  SELECT q.id FROM %1$s.telnyx_order_requests q"
-			   "   WHERE q.created_at OPERATOR(pg_catalog.<) $1"
-			   "     AND q.state OPERATOR(pg_catalog.=) ANY (" QUEUE_FINISHED_STATES ")"
-			   "     AND q.updated_at OPERATOR(pg_catalog.<) $1"
-			   "   ORDER BY q.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-			   &args, SPI_OK_DELETE);
-	n = (int) SPI_processed;
-	store_end(&scope);
+	n = (int) store_run("DELETE FROM %1$s.telnyx_order_requests r"
+						" WHERE r.id OPERATOR(pg_catalog.=) ANY (ARRAY("
+						"  SELECT q.id FROM %1$s.telnyx_order_requests q"
+						"   WHERE q.created_at OPERATOR(pg_catalog.<) $1"
+						"     AND q.state OPERATOR(pg_catalog.=) ANY (" QUEUE_FINISHED_STATES ")"
+						"     AND q.updated_at OPERATOR(pg_catalog.<) $1"
+						"   ORDER BY q.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+						&args, SPI_OK_DELETE, NULL, NULL);
 	return n;
 }
 
@@ -1174,36 +1142,22 @@ queue_purge(TimestampTz cutoff, int max)
 List *
 queue_orders_named(List *ids)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
 	StoreArgs	args = {0};
 	Datum	   *elems;
 	List	   *named = NIL;
 	ListCell   *lc;
-	StoreScope	scope;
-	char	   *schema;
 	int			n = 0;
-	uint64		i;
 
 	if (ids == NIL)
 		return NIL;
 	elems = palloc(sizeof(Datum) * list_length(ids));
 	foreach(lc, ids)
 		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
-	store_arg(&args, TEXTARRAYOID, PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT)));
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "SELECT DISTINCT l.order_id FROM %1$s.telnyx_requests_by_order l"
-			   " WHERE l.order_id OPERATOR(pg_catalog.=) ANY ($1)",
-			   &args, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		MemoryContext old = MemoryContextSwitchTo(callercxt);
-
-		named = lappend(named, pstrdup(id));
-		MemoryContextSwitchTo(old);
-	}
-	store_end(&scope);
+	store_arg(&args, TEXTARRAYOID,
+			  PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT)));
+	(void) store_run("SELECT DISTINCT l.order_id FROM %1$s.telnyx_requests_by_order l"
+					 " WHERE l.order_id OPERATOR(pg_catalog.=) ANY ($1)",
+					 &args, SPI_OK_SELECT, store_row_text, &named);
 	return named;
 }
 
@@ -1295,35 +1249,29 @@ int
 queue_release_own(void)
 {
 	StoreArgs	args = {0};
-	StoreScope	scope;
-	char	   *schema;
 	int			n;
 
 	store_arg(&args, TIMESTAMPTZOID, queue_after_ms(telnyx_reconcile_delay_ms));
 	store_arg(&args, JSONBOID, JsonbPGetDatum(queue_reason("The sender failed before it could record the outcome.")));
 	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(MyStartTimestamp));
 
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_order_requests r"
-			   "   SET state = 'unknown',"
-			   "       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
-			   "                         THEN $2 ELSE r.last_error END,"
-			   "       next_attempt_at = $1,"
-			   "       unknown_since = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
-			   "                            THEN pg_catalog.now() ELSE r.unknown_since END,"
-			   "       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
-			   "                      THEN 0 ELSE r.lookups END,"
-			   QUEUE_CLAIM_ENDS
-			   "  FROM %1$s.telnyx_live_requests e"
-			   " WHERE e.kind OPERATOR(pg_catalog.=) 'a'"
-			   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
-			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
-			   "   AND r.claimed_by_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
-			   "   AND r.claimed_by_start OPERATOR(pg_catalog.=) $3",
-			   &args, SPI_OK_UPDATE);
-	n = (int) SPI_processed;
-	store_end(&scope);
+	n = (int) store_run("UPDATE %1$s.telnyx_order_requests r"
+						"   SET state = 'unknown',"
+						"       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+						"                         THEN $2 ELSE r.last_error END,"
+						"       next_attempt_at = $1,"
+						"       unknown_since = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+						"                            THEN pg_catalog.now() ELSE r.unknown_since END,"
+						"       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+						"                      THEN 0 ELSE r.lookups END,"
+						QUEUE_CLAIM_ENDS
+						"  FROM %1$s.telnyx_live_requests e"
+						" WHERE e.kind OPERATOR(pg_catalog.=) 'a'"
+						"   AND r.id OPERATOR(pg_catalog.=) e.request_id"
+						"   AND r.state OPERATOR(pg_catalog.=) ANY ('{sending,unknown}')"
+						"   AND r.claimed_by_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
+						"   AND r.claimed_by_start OPERATOR(pg_catalog.=) $3",
+						&args, SPI_OK_UPDATE, NULL, NULL);
 	return n;
 }
 
@@ -1612,33 +1560,24 @@ queue_unknown_retry_later(QueueRequest *req, double retry_delay_ms)
 double
 queue_next_due_ms(void)
 {
-	double		result = -1;
-	StoreScope	scope;
-	char	   *schema = store_begin(&scope);
-	bool		isnull;
-	Datum		d;
+	StoreValue	due = {0};
 
-	store_exec(schema,
-			   /* the first that the request's own row says is due */
-			   "SELECT LEAST((SELECT e.due_at FROM %1$s.telnyx_live_requests e"
-			   "                JOIN %1$s.telnyx_order_requests r"
-			   "                  ON r.id OPERATOR(pg_catalog.=) e.request_id"
-			   "               WHERE e.kind OPERATOR(pg_catalog.=) 'q'"
-			   "                 AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
-			   "               ORDER BY e.due_at LIMIT 1),"
-			   "             (SELECT e.due_at FROM %1$s.telnyx_live_requests e"
-			   "                JOIN %1$s.telnyx_order_requests r"
-			   "                  ON r.id OPERATOR(pg_catalog.=) e.request_id"
-			   "               WHERE e.kind OPERATOR(pg_catalog.=) 'u'"
-			   "                 AND r.state OPERATOR(pg_catalog.=) 'unknown'"
-			   "                 AND r.claimed_by_pid IS NULL"
-			   "               ORDER BY e.due_at LIMIT 1))",
-			   NULL, SPI_OK_SELECT);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		result = store_ms_until(DatumGetTimestampTz(d));
-	store_end(&scope);
-	return result;
+	/* the first that the request's own row says is due */
+	(void) store_run("SELECT LEAST((SELECT e.due_at FROM %1$s.telnyx_live_requests e"
+					 "                JOIN %1$s.telnyx_order_requests r"
+					 "                  ON r.id OPERATOR(pg_catalog.=) e.request_id"
+					 "               WHERE e.kind OPERATOR(pg_catalog.=) 'q'"
+					 "                 AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,retrying}')"
+					 "               ORDER BY e.due_at LIMIT 1),"
+					 "             (SELECT e.due_at FROM %1$s.telnyx_live_requests e"
+					 "                JOIN %1$s.telnyx_order_requests r"
+					 "                  ON r.id OPERATOR(pg_catalog.=) e.request_id"
+					 "               WHERE e.kind OPERATOR(pg_catalog.=) 'u'"
+					 "                 AND r.state OPERATOR(pg_catalog.=) 'unknown'"
+					 "                 AND r.claimed_by_pid IS NULL"
+					 "               ORDER BY e.due_at LIMIT 1))",
+					 NULL, SPI_OK_SELECT, store_row_value, &due);
+	return due.isnull ? -1 : store_ms_until(DatumGetTimestampTz(due.value));
 }
 
 /* {"reason": reason} */
@@ -1673,8 +1612,6 @@ queue_mark_batch(List *ids, int64 batch, const char *reason)
 {
 	StoreArgs	args = {0};
 	Datum	   *elems;
-	StoreScope	scope;
-	char	   *schema;
 	ListCell   *lc;
 
 	if (ids == NIL)
@@ -1686,14 +1623,11 @@ queue_mark_batch(List *ids, int64 batch, const char *reason)
 												true, TYPALIGN_DOUBLE)));
 	store_arg(&args, INT8OID, Int64GetDatum(batch));
 	store_arg_text(&args, reason);
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_order_requests r"
-			   "   SET held_batch = $2, held_reason = $3"
-			   " WHERE r.id OPERATOR(pg_catalog.=) ANY ($1)"
-			   "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,dry_run}')",
-			   &args, SPI_OK_UPDATE);
-	store_end(&scope);
+	(void) store_run("UPDATE %1$s.telnyx_order_requests r"
+					 "   SET held_batch = $2, held_reason = $3"
+					 " WHERE r.id OPERATOR(pg_catalog.=) ANY ($1)"
+					 "   AND r.state OPERATOR(pg_catalog.=) ANY ('{queued,dry_run}')",
+					 &args, SPI_OK_UPDATE, NULL, NULL);
 }
 
 /*
@@ -1715,8 +1649,6 @@ queue_hold(List *reqs, List *reasons, List *untils)
 	Datum	   *until = palloc(sizeof(Datum) * n);
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
-	StoreScope	scope;
-	char	   *schema;
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -1737,23 +1669,20 @@ queue_hold(List *reqs, List *reasons, List *untils)
 	store_arg(&args, TIMESTAMPTZARRAYOID,
 			  PointerGetDatum(construct_array(until, n, TIMESTAMPTZOID, 8,
 											  true, TYPALIGN_DOUBLE)));
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_order_requests r"
-			   "   SET state = 'held',"
-			   "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"
-			   "       first_sent_at = NULL,"
-			   "       held_reason = COALESCE(t.reason, r.held_reason),"
-			   "       next_attempt_at = t.until,"
-			   QUEUE_CLAIM_ENDS
-			   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-			   "                  pg_catalog.unnest($3), pg_catalog.unnest($4))"
-			   "       AS t(id, token, reason, until)"
-			   " WHERE r.id OPERATOR(pg_catalog.=) t.id"
-			   "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
-			   "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
-			   &args, SPI_OK_UPDATE);
-	store_end(&scope);
+	(void) store_run("UPDATE %1$s.telnyx_order_requests r"
+					 "   SET state = 'held',"
+					 "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"
+					 "       first_sent_at = NULL,"
+					 "       held_reason = COALESCE(t.reason, r.held_reason),"
+					 "       next_attempt_at = t.until,"
+					 QUEUE_CLAIM_ENDS
+					 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 "                  pg_catalog.unnest($3), pg_catalog.unnest($4))"
+					 "       AS t(id, token, reason, until)"
+					 " WHERE r.id OPERATOR(pg_catalog.=) t.id"
+					 "   AND r.state OPERATOR(pg_catalog.=) 'sending'"
+					 "   AND r.claim_token OPERATOR(pg_catalog.=) t.token",
+					 &args, SPI_OK_UPDATE, NULL, NULL);
 }
 
 /*
@@ -1764,25 +1693,19 @@ queue_hold(List *reqs, List *reasons, List *untils)
 int
 queue_unhold_due(void)
 {
-	StoreScope	scope;
-	char	   *schema;
 	int			n;
 
-	schema = store_begin(&scope);
-	store_exec(schema,
-			   "UPDATE %1$s.telnyx_order_requests r"
-			   "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 0"
-			   "                    THEN 'retrying' ELSE 'queued' END,"
-			   "       next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now()"
-			   "  FROM %1$s.telnyx_live_requests e"
-			   " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
-			   "   AND e.due_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-			   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
-			   "   AND r.state OPERATOR(pg_catalog.=) 'held'"
-			   "   AND r.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()",
-			   NULL, SPI_OK_UPDATE);
-	n = (int) SPI_processed;
-	store_end(&scope);
+	n = (int) store_run("UPDATE %1$s.telnyx_order_requests r"
+						"   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 0"
+						"                    THEN 'retrying' ELSE 'queued' END,"
+						"       next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now()"
+						"  FROM %1$s.telnyx_live_requests e"
+						" WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
+						"   AND e.due_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+						"   AND r.id OPERATOR(pg_catalog.=) e.request_id"
+						"   AND r.state OPERATOR(pg_catalog.=) 'held'"
+						"   AND r.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()",
+						NULL, SPI_OK_UPDATE, NULL, NULL);
 	return n;
 }
 
@@ -1799,8 +1722,6 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 				   bool all, bool cancel)
 {
 	StoreArgs	args = {0};
-	StoreScope	scope;
-	char	   *schema;
 	int64		n;
 
 	if (ids == NULL && !OidIsValid(requested_by) && held_batch == 0 && !all)
@@ -1823,36 +1744,31 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 	store_arg_or_null(&args, INT8OID, Int64GetDatum(held_batch), held_batch == 0);
 	store_arg(&args, OIDOID, ObjectIdGetDatum(GetUserId()));
 
-	schema = store_begin(&scope);
 	if (cancel)
-		store_exec(schema,
-				   "UPDATE %1$s.telnyx_order_requests r"
-				   "   SET state = 'cancelled', updated_at = pg_catalog.now()"
-				   "  FROM %1$s.telnyx_live_requests e"
-				   " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
-				   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
-				   "   AND r.state OPERATOR(pg_catalog.=) 'held'"
-				   "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
-				   "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
-				   "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
-				   &args, SPI_OK_UPDATE);
+		n = (int64) store_run("UPDATE %1$s.telnyx_order_requests r"
+							  "   SET state = 'cancelled', updated_at = pg_catalog.now()"
+							  "  FROM %1$s.telnyx_live_requests e"
+							  " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
+							  "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
+							  "   AND r.state OPERATOR(pg_catalog.=) 'held'"
+							  "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
+							  "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
+							  "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
+							  &args, SPI_OK_UPDATE, NULL, NULL);
 	else
-		store_exec(schema,
-				   "UPDATE %1$s.telnyx_order_requests r"
-				   "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 0"
-				   "                    THEN 'retrying' ELSE 'queued' END,"
-				   "       released_by = $4,"
-				   "       next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now()"
-				   "  FROM %1$s.telnyx_live_requests e"
-				   " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
-				   "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
-				   "   AND r.state OPERATOR(pg_catalog.=) 'held'"
-				   "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
-				   "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
-				   "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
-				   &args, SPI_OK_UPDATE);
-	n = (int64) SPI_processed;
-	store_end(&scope);
+		n = (int64) store_run("UPDATE %1$s.telnyx_order_requests r"
+							  "   SET state = CASE WHEN r.attempts OPERATOR(pg_catalog.>) 0"
+							  "                    THEN 'retrying' ELSE 'queued' END,"
+							  "       released_by = $4,"
+							  "       next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now()"
+							  "  FROM %1$s.telnyx_live_requests e"
+							  " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
+							  "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
+							  "   AND r.state OPERATOR(pg_catalog.=) 'held'"
+							  "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
+							  "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
+							  "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
+							  &args, SPI_OK_UPDATE, NULL, NULL);
 	if (n > 0 && !cancel)
 		wakeup_at_commit();
 	return n;

@@ -302,7 +302,6 @@ static TimestampTz store_next_time(bool open, const OptTimestamp *created_at);
 static void store_claimed_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_open_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
-static void store_text_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_numbers(const char *schema, const TelnyxNumberOrder *no);
 static Datum text_array_datum(List *strings);
 static Datum array_datum(Datum *elems, bool *nulls, int n, Oid elemtype);
@@ -1269,7 +1268,7 @@ store_orders_missing(List *orders)
 	store_arg(&args, TEXTARRAYOID, text_array_datum(ids));
 	(void) store_run("SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
 					 " WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)",
-					 &args, SPI_OK_SELECT, store_text_row, &known);
+					 &args, SPI_OK_SELECT, store_row_text, &known);
 	foreach(lc, orders)
 	{
 		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
@@ -1285,9 +1284,13 @@ store_orders_missing(List *orders)
 	return missing;
 }
 
-/* The text of the first column, appended to *(List **) arg. */
-static void
-store_text_row(HeapTuple tuple, TupleDesc desc, void *arg)
+/*
+ * store_row_text
+ *		A StoreRowFn: the text of the first column, appended to
+ *		*(List **) arg.
+ */
+void
+store_row_text(HeapTuple tuple, TupleDesc desc, void *arg)
 {
 	*(List **) arg = lappend(*(List **) arg, SPI_getvalue(tuple, desc, 1));
 }

@@ -126,6 +126,7 @@ extern void store_arg_text(StoreArgs *args, const char *s);
 extern void store_arg_at(StoreArgs *args, int n, Oid type, Datum value,
 						 bool isnull);
 extern void store_row_value(HeapTuple tuple, TupleDesc desc, void *arg);
+extern void store_row_text(HeapTuple tuple, TupleDesc desc, void *arg);
 
 /*
  * store_exec(schema, sql, args, expected)
