@@ -8,6 +8,7 @@ OBJS = \
 	src/validate.o \
 	src/api.o \
 	src/http.o \
+	src/schedule.o \
 	src/store.o \
 	src/queue.o \
 	src/worker.o \

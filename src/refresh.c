@@ -5,13 +5,15 @@
  *
  * An order is recorded as Telnyx first describes it, its groups usually
  * "pending".  Until every group has ended, the order is due to be fetched
- * again (store.c keeps next_refresh_at); every number order an answer
- * lists is linked to its group and due at once, then again while it or one
- * of its numbers is pending (next_fetch_at).  A refresh pass claims what is
- * due (refresh_claim, in a transaction), fetches it with no transaction
- * open (refresh_fetch), and records each answer (refresh_store, in a
- * transaction).  The background worker and telnyx_refresh_orders() run the
- * same three steps; a webhook delivery reaches the same store_number_order.
+ * again (schedule.c says when; store.c records it in next_refresh_at);
+ * every number order an answer lists is linked to its group and due at
+ * once, then again while it or one of its numbers is pending
+ * (next_fetch_at).  A refresh pass claims what is due (refresh_claim, in a
+ * transaction), fetches it with no transaction needed (refresh_fetch_all),
+ * and records each answer, or each failure (refresh_record, in a
+ * transaction).  The background worker and telnyx_refresh_orders() run
+ * these same three steps, each in its own transactions; a webhook delivery
+ * reaches the same store_number_order.
  *
  * What cannot be fetched is due again after the requests' backoff
  * (http_retry_delay_ms, or the wait Telnyx asked for), for the first
@@ -39,6 +41,10 @@
 
 static List *refresh_items(List *items, List *ids, bool number_order,
 						   MemoryContext mcxt);
+static void refresh_fetch(RefreshItem *item);
+static bool refresh_store(RefreshItem *item);
+static void refresh_failed(RefreshItem *item);
+static void refresh_report(const RefreshItem *item, int elevel, bool by_worker);
 
 /*
  * refresh_claim
@@ -81,11 +87,46 @@ refresh_items(List *items, List *ids, bool number_order, MemoryContext mcxt)
 }
 
 /*
- * refresh_fetch
- *		Ask Telnyx for item, with no transaction needed; the answer goes in
- *		item->result, allocated in the current memory context.
+ * refresh_fetch_all
+ *		Ask Telnyx for each of items (RefreshItem *), with no transaction
+ *		needed; each answer goes in its item->result, allocated in the
+ *		current memory context.  Each that could not be fetched is said at
+ *		elevel (by_worker: in the background worker's words, for its log).
  */
 void
+refresh_fetch_all(List *items, int elevel, bool by_worker)
+{
+	ListCell   *lc;
+
+	foreach(lc, items)
+	{
+		RefreshItem *item = (RefreshItem *) lfirst(lc);
+
+		refresh_fetch(item);
+		if (item->result->class != TELNYX_OK)
+			refresh_report(item, elevel, by_worker);
+	}
+}
+
+/*
+ * refresh_record
+ *		Record what refresh_fetch_all got for item, in the caller's
+ *		transaction: its answer (true), or its failure (false).  Nothing is
+ *		written while another transaction writes its rows: it stays
+ *		claimed, and is fetched again when its claim ends.  The caller ends
+ *		its subtransaction, if any, either way.
+ */
+bool
+refresh_record(RefreshItem *item)
+{
+	if (item->result->class == TELNYX_OK)
+		return refresh_store(item);
+	refresh_failed(item);
+	return false;
+}
+
+/* Ask Telnyx for item: its answer in item->result. */
+static void
 refresh_fetch(RefreshItem *item)
 {
 	if (item->number_order)
@@ -95,14 +136,10 @@ refresh_fetch(RefreshItem *item)
 }
 
 /*
- * refresh_store
- *		Record a fetched item (its result must be TELNYX_OK), in the
- *		caller's transaction; false, recording nothing, if another
- *		transaction is writing its rows (it stays claimed, and is fetched
- *		again when its claim ends).  The caller ends its subtransaction
- *		either way.
+ * Record a fetched item (its result is TELNYX_OK); false, recording
+ * nothing, if another transaction is writing its rows.
  */
-bool
+static bool
 refresh_store(RefreshItem *item)
 {
 	Assert(item->result->class == TELNYX_OK);
@@ -116,13 +153,11 @@ refresh_store(RefreshItem *item)
 }
 
 /*
- * refresh_failed
- *		A fetch of item failed (its result is not TELNYX_OK): count it, and
- *		make item due again after the requests' backoff, unless it failed
- *		too often in a row.  In the caller's transaction; nothing is written
- *		while another transaction writes its rows.
+ * A fetch of item failed (its result is not TELNYX_OK): count it, and make
+ * item due again after the requests' backoff, unless it failed too often
+ * in a row.  Nothing is written while another transaction writes its rows.
  */
-void
+static void
 refresh_failed(RefreshItem *item)
 {
 	int			failures;
@@ -141,11 +176,10 @@ refresh_failed(RefreshItem *item)
 }
 
 /*
- * refresh_report
- *		Say at elevel that item could not be fetched, and why; by_worker:
- *		said by the background worker, in its log.
+ * Say at elevel that item could not be fetched, and why; by_worker: said
+ * by the background worker, in its log.
  */
-void
+static void
 refresh_report(const RefreshItem *item, int elevel, bool by_worker)
 {
 	const char *why = item->result->why ? item->result->why : "";

@@ -20,13 +20,11 @@ typedef struct RefreshItem
 {
 	bool		number_order;	/* a number order, else an order */
 	char	   *id;
-	TelnyxResult *result;		/* after refresh_fetch */
+	TelnyxResult *result;		/* after refresh_fetch_all */
 } RefreshItem;
 
 extern List *refresh_claim(int max, MemoryContext mcxt);
-extern void refresh_fetch(RefreshItem *item);
-extern bool refresh_store(RefreshItem *item);
-extern void refresh_failed(RefreshItem *item);
-extern void refresh_report(const RefreshItem *item, int elevel, bool by_worker);
+extern void refresh_fetch_all(List *items, int elevel, bool by_worker);
+extern bool refresh_record(RefreshItem *item);
 
 #endif							/* TELNYX_REFRESH_H */

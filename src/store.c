@@ -55,6 +55,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "schedule.h"
 #include "store.h"
 #include "wakeup.h"
 
@@ -227,13 +228,6 @@ typedef struct Column
 	store_arg_at(&args, n, STORE_ARRAY_##kind, column_array(&cols[n], rows), \
 				 false);
 
-/* The first refresh of an order comes this long after it is recorded. */
-#define STORE_REFRESH_FIRST_MS 5000
-
-/*---- GUC variables ----*/
-
-static int	telnyx_refresh_interval_max_s = 600;
-
 /*---- Local variables ----*/
 
 /*
@@ -296,9 +290,6 @@ static void store_check_plan(SPIPlanPtr plan);
 static void store_refuse_elsewhere(const char *schema);
 static bool store_schema_trusted(Oid nsp, Oid extowner);
 static void store_refuse_schema(const char *schema);
-static TimestampTz store_next_refresh(const TelnyxOrder *order);
-static TimestampTz store_next_fetch(const TelnyxNumberOrder *no);
-static TimestampTz store_next_time(bool open, const OptTimestamp *created_at);
 static void store_claimed_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_open_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
@@ -390,7 +381,7 @@ store_orders(List *orders, List *requests, List *request_keys,
 	foreach(lc, orders)
 	{
 		TelnyxOrder *order = (TelnyxOrder *) lfirst(lc);
-		TimestampTz next = store_next_refresh(order);
+		TimestampTz next = schedule_order(order);
 		const char *key = request_keys ? (const char *) list_nth(request_keys, foreach_current_index(lc)) : NULL;
 		ListCell   *lc2;
 
@@ -526,70 +517,6 @@ store_links(const char *schema, const char *order_id, const TelnyxGroup *g)
 }
 
 /*
- * When an order should next be fetched again: NULL (0) when every group
- * has ended (success, partial_success, failed, or a status we do not
- * know of), else soon after creation, then at half its age, at most
- * telnyx.refresh_interval_max from now.
- */
-static TimestampTz
-store_next_refresh(const TelnyxOrder *order)
-{
-	bool		open = order->ngroups <= 0;
-	ListCell   *lc;
-
-	foreach(lc, order->groups)
-	{
-		TelnyxGroup *g = (TelnyxGroup *) lfirst(lc);
-
-		if (g->status == NULL || strcmp(g->status, "pending") == 0 ||
-			strcmp(g->status, "processing") == 0)
-			open = true;
-	}
-	return store_next_time(open, &order->created_at);
-}
-
-/*
- * When a number order should next be fetched again: while it, or one of
- * its numbers, is pending (or it gives no status at all), on the same
- * schedule as an order.
- */
-static TimestampTz
-store_next_fetch(const TelnyxNumberOrder *no)
-{
-	bool		open = no->status == NULL || strcmp(no->status, "pending") == 0;
-	ListCell   *lc;
-
-	foreach(lc, no->phone_numbers)
-	{
-		TelnyxPhoneNumber *pn = (TelnyxPhoneNumber *) lfirst(lc);
-
-		if (pn->status != NULL && strcmp(pn->status, "pending") == 0)
-			open = true;
-	}
-	return store_next_time(open, &no->created_at);
-}
-
-/*
- * The next fetch of something still open (0 if it is not): soon after its
- * creation, then at half its age, at most telnyx.refresh_interval_max from
- * now.
- */
-static TimestampTz
-store_next_time(bool open, const OptTimestamp *created_at)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz born = created_at->present ? Min(created_at->value, now) : now;
-	int64		delay;
-
-	if (!open)
-		return 0;
-	delay = (now - born) / 2;
-	delay = Max(delay, (int64) STORE_REFRESH_FIRST_MS * 1000);
-	delay = Min(delay, (int64) telnyx_refresh_interval_max_s * USECS_PER_SEC);
-	return now + delay;
-}
-
-/*
  * store_claim_refresh
  *		Ids (palloc'd text, in mcxt) of up to max orders due for a refresh,
  *		claimed for lease_ms (as long as a fetch may take): a refresh that
@@ -686,7 +613,7 @@ store_number_order(const TelnyxNumberOrder *no, const TimestampTz *occurred_at)
 	StoreArgs	args = {0};
 	StoreScope	scope;
 	char	   *schema;
-	TimestampTz next = store_next_fetch(no);
+	TimestampTz next = schedule_number_order(no);
 	StoreFact	fact;
 
 	store_arg_text(&args, no->id);
@@ -757,7 +684,7 @@ store_number_order(const TelnyxNumberOrder *no, const TimestampTz *occurred_at)
 		 */
 		store_arg_text(&older, no->id);
 		store_arg(&older, TIMESTAMPTZOID,
-				  TimestampTzGetDatum(store_next_time(true, &no->created_at)));
+				  TimestampTzGetDatum(schedule_next(true, &no->created_at)));
 		store_exec(schema,
 				   "UPDATE %1$s.telnyx_number_orders n SET"
 				   " next_fetch_at = CASE WHEN n.status IS NULL"
@@ -1082,19 +1009,11 @@ store_next_refresh_ms(void)
 
 /*
  * store_init
- *		From _PG_init: the store's settings.
+ *		From _PG_init: the store's callbacks.
  */
 void
 store_init(void)
 {
-	DefineCustomIntVariable("telnyx.refresh_interval_max",
-							"Longest time between two refreshes of an order still being filled.",
-							"An order is fetched again soon after it is created, then at half its age, at most this often, until every group has ended.",
-							&telnyx_refresh_interval_max_s,
-							600, 1, 7 * 24 * 3600,
-							PGC_SIGHUP,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
 	RegisterXactCallback(store_xact, NULL);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, store_forget_schema, (Datum) 0);
 	CacheRegisterRelcacheCallback(store_forget_relation, (Datum) 0);

@@ -68,6 +68,7 @@
 #include "reconcile.h"
 #include "spend.h"
 #include "refresh.h"
+#include "schedule.h"
 #include "store.h"
 #include "errcodes.h"
 #include "guard.h"
@@ -163,6 +164,7 @@ _PG_init(void)
 	validate_init();
 	http_init();
 	budget_init();
+	schedule_init();
 	store_init();
 	queue_init();
 	spend_init();
@@ -1118,18 +1120,10 @@ telnyx_refresh_orders(PG_FUNCTION_ARGS)
 	{
 		ListCell   *lc;
 
+		refresh_fetch_all(items, WARNING, false);
 		foreach(lc, items)
 		{
-			RefreshItem *item = (RefreshItem *) lfirst(lc);
-
-			refresh_fetch(item);
-			if (item->result->class != TELNYX_OK)
-			{
-				refresh_report(item, WARNING, false);
-				refresh_failed(item);
-				continue;
-			}
-			if (refresh_store(item))
+			if (refresh_record((RefreshItem *) lfirst(lc)))
 				refreshed++;
 		}
 		CHECK_FOR_INTERRUPTS();

@@ -255,8 +255,7 @@ static void step_record_created(RecordStep *step);
 static void step_resolve(RecordStep *step);
 static void step_retry_later(RecordStep *step);
 static void step_store_found(RecordStep *step);
-static void step_store_refreshed(RecordStep *step);
-static void step_refresh_failed(RecordStep *step);
+static void step_record_refreshed(RecordStep *step);
 static int	worker_refresh(void);
 static void worker_purge(SenderState *state);
 static void worker_report(SenderState *state, int sent);
@@ -1308,14 +1307,7 @@ worker_refresh(void)
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("refreshing %d orders and number orders",
 									list_length(items)));
-	foreach(lc, items)
-	{
-		RefreshItem *item = (RefreshItem *) lfirst(lc);
-
-		refresh_fetch(item);
-		if (item->result->class != TELNYX_OK)
-			refresh_report(item, LOG, true);
-	}
+	refresh_fetch_all(items, LOG, true);
 
 	outer = worker_begin();
 	foreach(lc, items)
@@ -1324,10 +1316,9 @@ worker_refresh(void)
 
 		memset(&step, 0, sizeof(step));
 		step.item = (RefreshItem *) lfirst(lc);
-		if (step.item->result->class == TELNYX_OK)
-			(void) worker_try(step_store_refreshed, &step, STEP_REFRESHED);
-		else
-			(void) worker_try(step_refresh_failed, &step, STEP_REFRESH_FAILED);
+		(void) worker_try(step_record_refreshed, &step,
+						  step.item->result->class == TELNYX_OK ?
+						  STEP_REFRESHED : STEP_REFRESH_FAILED);
 	}
 	worker_commit(outer);
 	return list_length(items);
@@ -1524,15 +1515,9 @@ step_retry_later(RecordStep *step)
 }
 
 static void
-step_store_refreshed(RecordStep *step)
+step_record_refreshed(RecordStep *step)
 {
-	(void) refresh_store(step->item);
-}
-
-static void
-step_refresh_failed(RecordStep *step)
-{
-	refresh_failed(step->item);
+	(void) refresh_record(step->item);
 }
 
 static void
