@@ -71,21 +71,8 @@
 static int	telnyx_reconcile_delay_ms = 10000;
 int			telnyx_request_retention_s = 30 * 24 * 3600;
 
-/*
- * An unknown request is proven absent only after the list was read, with
- * nothing of it, telnyx.absence_window or more after its last attempt
- * ended (and QUEUE_ABSENCE_LOOKUPS times in all): Telnyx may record an
- * order some time after the connection that carried it was lost, and its
- * list may lag behind.  Five minutes by default, one at the least, whatever
- * telnyx.reconcile_delay says.
- */
-static int	telnyx_absence_window_s = 300;
-
 /* How long a sender's claim on unknown requests, to reconcile them, lasts. */
 #define QUEUE_RECONCILE_LEASE_MS (10 * 60 * 1000)
-
-/* A request whose order cannot be told apart is looked up again after this. */
-#define QUEUE_UNCERTAIN_DELAY_MS 60000
 
 /*
  * A claim takes only requests queued in this cluster and database, checked
@@ -256,14 +243,6 @@ queue_init(void)
 							10000, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("telnyx.absence_window",
-							"Time after an order request's last attempt before it can be proven absent and sent again.",
-							"Telnyx may record an order some time after the connection that carried it was lost: the list of orders is read three times over this window, finding nothing, before the request is sent again.",
-							&telnyx_absence_window_s,
-							300, 60, 7 * 24 * 3600,
-							PGC_SUSET,
-							GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("telnyx.request_retention",
 							"How long finished order requests, order events and webhook deliveries are kept before the worker deletes them.",
@@ -1428,114 +1407,65 @@ queue_claim_unknown(int max, MemoryContext mcxt)
 }
 
 /*
- * queue_resolve_unknown
- *		After reconcile_find read the whole list (req->looked_at is when the
- *		read began).  Which request an order answers is decided only by the
- *		link recorded with it (its request_key) and by the requests that
- *		name it: the first candidate linked to no other request or call,
- *		and not known here before this request was first sent, is its
- *		order: "sent" with it, and linked to it.  A candidate recorded as an
- *		answer to a call whose key was not kept (before 1.5) makes it
- *		uncertain.  None, and nothing uncertain: one more look that found
- *		nothing.  Absence is proven only by QUEUE_ABSENCE_LOOKUPS such looks,
- *		the last begun telnyx.absence_window or more after the last attempt
- *		ended: then "retrying", to be sent again as the same bytes with the
- *		same key.  Until then, and while uncertain, it is looked up again.
+ * queue_order_taken
+ *		May order_id be the order of unknown request req, by what is
+ *		recorded here?  QUEUE_ORDER_TAKEN when it is linked to another
+ *		request or call, or was known here before req was first sent;
+ *		QUEUE_ORDER_UNSURE when it is recorded as the answer to a call
+ *		whose key was not kept (before 1.5); else QUEUE_ORDER_FREE.
+ */
+QueueOrderTaken
+queue_order_taken(const char *order_id, const QueueRequest *req)
+{
+	StoreArgs	args = {0};
+	List	   *answers = NIL;
+
+	store_arg_text(&args, order_id);
+	store_arg(&args, INT8OID, Int64GetDatum(req->id));
+	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(req->first_sent_at));
+	store_arg(&args, UUIDOID, DirectFunctionCall1(uuid_in, CStringGetDatum(req->request_key)));
+	(void) store_run("SELECT 'taken' FROM %1$s.telnyx_requests_by_order l"
+					 " WHERE l.order_id OPERATOR(pg_catalog.=) $1"
+					 "   AND l.request_id OPERATOR(pg_catalog.<>) $2"
+					 " UNION ALL "
+					 "SELECT CASE WHEN o.first_seen_at OPERATOR(pg_catalog.<) $3"
+					 "              OR o.request_key OPERATOR(pg_catalog.<>) ALL"
+					 "                 (ARRAY[$4, '00000000-0000-0000-0000-000000000000'::pg_catalog.uuid])"
+					 "            THEN 'taken' ELSE 'unsure' END"
+					 "  FROM %1$s.telnyx_inexplicit_orders o"
+					 " WHERE o.id OPERATOR(pg_catalog.=) $1"
+					 "   AND (o.first_seen_at OPERATOR(pg_catalog.<) $3"
+					 "        OR o.request_key OPERATOR(pg_catalog.<>) $4)"
+					 " ORDER BY 1 LIMIT 1",
+					 &args, SPI_OK_SELECT, store_row_text, &answers);
+	if (answers == NIL)
+		return QUEUE_ORDER_FREE;
+	return strcmp((const char *) linitial(answers), "unsure") == 0 ?
+		QUEUE_ORDER_UNSURE : QUEUE_ORDER_TAKEN;
+}
+
+/*
+ * queue_reconciled
+ *		What reconciliation found for unknown request req: its order found
+ *		(recorded, and req "sent" with it); else req becomes to ("unknown"
+ *		again, looked up after at least delay_ms and telnyx.reconcile_delay;
+ *		or "retrying", sent again at once as the same request), with
+ *		reason.  req->lookups is recorded.
  */
 void
-queue_resolve_unknown(QueueRequest *req)
+queue_reconciled(QueueRequest *req, TelnyxOrder *found, const char *to,
+				 const char *reason, double delay_ms)
 {
-	TelnyxOrder *found = NULL;
-	ListCell   *lc;
-	TimestampTz proven_from;
-
-	foreach(lc, req->candidates)
-	{
-		Jsonb	   *data = (Jsonb *) lfirst(lc);
-		JsonbValue	v;
-		TelnyxOrder *order;
-		StoreArgs	args = {0};
-		StoreScope	scope;
-		char	   *schema;
-		char	   *answers = NULL;
-
-		v.type = jbvBinary;
-		v.val.binary.data = &data->root;
-		v.val.binary.len = VARSIZE(data) - VARHDRSZ;
-		order = api_parse_order(&v, NULL);
-		if (order == NULL)
-			continue;
-		/* the answer to another database's request or call */
-		if (wakeup_order_elsewhere(order->id))
-			continue;
-
-		store_arg_text(&args, order->id);
-		store_arg(&args, INT8OID, Int64GetDatum(req->id));
-		store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(req->first_sent_at));
-		store_arg(&args, UUIDOID, DirectFunctionCall1(uuid_in, CStringGetDatum(req->request_key)));
-		schema = store_begin(&scope);
-		/* 'taken', 'unsure', or nothing: free to be this request's */
-		store_exec(schema,
-				   "SELECT 'taken' FROM %1$s.telnyx_requests_by_order l"
-				   " WHERE l.order_id OPERATOR(pg_catalog.=) $1"
-				   "   AND l.request_id OPERATOR(pg_catalog.<>) $2"
-				   " UNION ALL "
-				   "SELECT CASE WHEN o.first_seen_at OPERATOR(pg_catalog.<) $3"
-				   "              OR o.request_key OPERATOR(pg_catalog.<>) ALL"
-				   "                 (ARRAY[$4, '00000000-0000-0000-0000-000000000000'::pg_catalog.uuid])"
-				   "            THEN 'taken' ELSE 'unsure' END"
-				   "  FROM %1$s.telnyx_inexplicit_orders o"
-				   " WHERE o.id OPERATOR(pg_catalog.=) $1"
-				   "   AND (o.first_seen_at OPERATOR(pg_catalog.<) $3"
-				   "        OR o.request_key OPERATOR(pg_catalog.<>) $4)"
-				   " ORDER BY 1 LIMIT 1",
-				   &args, SPI_OK_SELECT);
-		if (SPI_processed > 0)
-			answers = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		store_end(&scope);
-		if (answers == NULL)
-		{
-			found = order;
-			break;
-		}
-		if (strcmp(answers, "unsure") == 0)
-			req->uncertain = true;
-	}
-
 	if (found != NULL)
 	{
 		store_order(found, false, req->body, req->request_key);
 		queue_set_state(req, "unknown", "sent", found->id, NULL, 0);
-		return;
 	}
-	if (req->uncertain)
-	{
-		queue_set_state(req, "unknown", "unknown", NULL,
-						queue_reason("Not found, but the list holds an order that cannot be told apart from this one's, so absence is not proven."),
-						Max(telnyx_reconcile_delay_ms, QUEUE_UNCERTAIN_DELAY_MS));
-		return;
-	}
-
-	req->lookups++;
-	proven_from = req->unknown_since + (TimestampTz) telnyx_absence_window_s * USECS_PER_SEC;
-	if (req->lookups >= QUEUE_ABSENCE_LOOKUPS && req->looked_at >= proven_from)
-		queue_set_state(req, "unknown", "retrying", NULL,
-						queue_reason(psprintf("Reconciled: the whole list of orders was read %d times over %d seconds after the last attempt, and holds no order of this request, so it is sent again, as the same request.",
-											  req->lookups, telnyx_absence_window_s)),
-						0);
+	else if (strcmp(to, "unknown") == 0)
+		queue_set_state(req, "unknown", "unknown", NULL, queue_reason(reason),
+						Max((double) telnyx_reconcile_delay_ms, delay_ms));
 	else
-	{
-		/* the next look: spread evenly over the window, at its end last */
-		TimestampTz next = req->unknown_since +
-			(TimestampTz) telnyx_absence_window_s * USECS_PER_SEC *
-			Min(req->lookups, QUEUE_ABSENCE_LOOKUPS - 1) / (QUEUE_ABSENCE_LOOKUPS - 1);
-
-		queue_set_state(req, "unknown", "unknown", NULL,
-						queue_reason(psprintf("Not found in the list of orders (look %d); absence is proven only by %d looks over %d seconds after the last attempt.",
-											  req->lookups, QUEUE_ABSENCE_LOOKUPS, telnyx_absence_window_s)),
-						Max((double) telnyx_reconcile_delay_ms,
-							store_ms_until(next) + 1));
-	}
+		queue_set_state(req, "unknown", to, NULL, queue_reason(reason), 0);
 }
 
 /*

@@ -77,12 +77,13 @@ typedef enum QueueHome
 /* A sender's claim lasts this much longer than a request may take. */
 #define QUEUE_LEASE_MARGIN_MS 60000
 
-/*
- * An unknown request is proven absent only by this many whole reads of the
- * list that found nothing, the last begun telnyx.absence_window or more
- * after its last attempt ended.
- */
-#define QUEUE_ABSENCE_LOOKUPS 3
+/* May an order be an unknown request's (queue_order_taken)? */
+typedef enum QueueOrderTaken
+{
+	QUEUE_ORDER_FREE,			/* nothing recorded here says otherwise */
+	QUEUE_ORDER_UNSURE,			/* it cannot be told */
+	QUEUE_ORDER_TAKEN			/* another's, or known before the request */
+} QueueOrderTaken;
 
 /* The customer_reference of a request queued without one: prefix + key. */
 #define QUEUE_REFERENCE_PREFIX "telnyx_orders:"
@@ -119,7 +120,11 @@ extern void queue_unclaim(QueueRequest **reqs, int n);
 extern int	queue_extend_lease(int64 *ids, int64 *tokens, bool *held, int n,
 							   int64 lease_ms);
 extern List *queue_claim_unknown(int max, MemoryContext mcxt);
-extern void queue_resolve_unknown(QueueRequest *req);
+extern QueueOrderTaken queue_order_taken(const char *order_id,
+										 const QueueRequest *req);
+extern void queue_reconciled(QueueRequest *req, TelnyxOrder *found,
+							 const char *to, const char *reason,
+							 double delay_ms);
 extern void queue_unknown_retry_later(QueueRequest *req, double retry_delay_ms);
 extern double queue_next_due_ms(void);
 

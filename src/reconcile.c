@@ -20,10 +20,11 @@
  *   read, might be this request's: it makes the request uncertain, never
  *   absent.
  *
- * queue_resolve_unknown then decides, in a transaction: the first
- * candidate not already taken is the order; no candidate and nothing
- * uncertain after the whole list was read proves the request absent.  A
- * list not read to its end proves nothing.
+ * reconcile_resolve then decides, in a transaction: the first candidate
+ * not already taken is the order; no candidate and nothing uncertain,
+ * found by RECONCILE_ABSENCE_LOOKUPS whole reads of the list over
+ * telnyx.absence_window, proves the request absent.  A list not read to
+ * its end proves nothing.
  *
  * The same rule tells a sync which orders of the account are this
  * database's (reconcile_own_orders): several databases, each with its
@@ -37,7 +38,7 @@
  * user's customer_reference is never changed to tell.  Each call has at
  * most one order.  An order that answered another database's request or
  * call (wakeup.c remembers them) is never taken, neither by a sync nor by
- * queue_resolve_unknown.  telnyx.sync_scope = 'account' records every
+ * reconcile_resolve.  telnyx.sync_scope = 'account' records every
  * order of the account instead.
  *
  *-------------------------------------------------------------------------
@@ -60,6 +61,16 @@
  */
 #define QUEUE_CLOCK_SKEW_MS (5 * 60 * 1000)
 
+/*
+ * An unknown request is proven absent only by this many whole reads of the
+ * list that found nothing, the last begun telnyx.absence_window or more
+ * after its last attempt ended.
+ */
+#define RECONCILE_ABSENCE_LOOKUPS 3
+
+/* A request whose order cannot be told apart is looked up again after this. */
+#define RECONCILE_UNCERTAIN_DELAY_MS 60000
+
 /* telnyx.sync_scope */
 typedef enum SyncScope
 {
@@ -77,6 +88,16 @@ static const struct config_enum_entry sync_scope_options[] = {
 
 static int	telnyx_sync_scope = SYNC_SCOPE_OWN;
 
+/*
+ * An unknown request is proven absent only after the list was read, with
+ * nothing of it, telnyx.absence_window or more after its last attempt
+ * ended (and RECONCILE_ABSENCE_LOOKUPS times in all): Telnyx may record an
+ * order some time after the connection that carried it was lost, and its
+ * list may lag behind.  Five minutes by default, one at the least, whatever
+ * telnyx.reconcile_delay says.
+ */
+static int	telnyx_absence_window_s = 300;
+
 typedef struct ReconcileState
 {
 	List	   *requests;		/* QueueRequest * */
@@ -92,11 +113,20 @@ static bool call_matches(const StoreCall *call, const TelnyxOrder *order);
 
 /*
  * reconcile_init
- *		From _PG_init: which orders of the account a sync records.
+ *		From _PG_init: when absence is proven, and which orders of the
+ *		account a sync records.
  */
 void
 reconcile_init(void)
 {
+	DefineCustomIntVariable("telnyx.absence_window",
+							"Time after an order request's last attempt before it can be proven absent and sent again.",
+							"Telnyx may record an order some time after the connection that carried it was lost: the list of orders is read three times over this window, finding nothing, before the request is sent again.",
+							&telnyx_absence_window_s,
+							300, 60, 7 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 	DefineCustomEnumVariable("telnyx.sync_scope",
 							 "Which orders of the account a sync records: this database's own, or every one.",
 							 "\"own\" records the orders this database placed (by a request or a call, whatever became of its transaction); \"account\" mirrors the whole account.",
@@ -311,4 +341,84 @@ raw_reference(const JsonbValue *raw, bool *readable)
 		return NULL;
 	}
 	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * reconcile_resolve
+ *		After reconcile_find read the whole list (req->looked_at is when the
+ *		read began).  Which request an order answers is decided only by the
+ *		link recorded with it (its request_key) and by the requests that
+ *		name it: the first candidate linked to no other request or call,
+ *		and not known here before this request was first sent, is its
+ *		order: "sent" with it, and linked to it.  A candidate recorded as an
+ *		answer to a call whose key was not kept (before 1.5) makes it
+ *		uncertain.  None, and nothing uncertain: one more look that found
+ *		nothing.  Absence is proven only by RECONCILE_ABSENCE_LOOKUPS such looks,
+ *		the last begun telnyx.absence_window or more after the last attempt
+ *		ended: then "retrying", to be sent again as the same bytes with the
+ *		same key.  Until then, and while uncertain, it is looked up again.
+ *		In the caller's transaction.
+ */
+void
+reconcile_resolve(QueueRequest *req)
+{
+	TimestampTz proven_from;
+	TimestampTz next;
+	ListCell   *lc;
+
+	foreach(lc, req->candidates)
+	{
+		Jsonb	   *data = (Jsonb *) lfirst(lc);
+		JsonbValue	v;
+		TelnyxOrder *order;
+
+		v.type = jbvBinary;
+		v.val.binary.data = &data->root;
+		v.val.binary.len = VARSIZE(data) - VARHDRSZ;
+		order = api_parse_order(&v, NULL);
+		if (order == NULL)
+			continue;
+		/* the answer to another database's request or call */
+		if (wakeup_order_elsewhere(order->id))
+			continue;
+		switch (queue_order_taken(order->id, req))
+		{
+			case QUEUE_ORDER_FREE:
+				queue_reconciled(req, order, NULL, NULL, 0);
+				return;
+			case QUEUE_ORDER_UNSURE:
+				req->uncertain = true;
+				break;
+			case QUEUE_ORDER_TAKEN:
+				break;
+		}
+	}
+
+	if (req->uncertain)
+	{
+		queue_reconciled(req, NULL, "unknown",
+						 "Not found, but the list holds an order that cannot be told apart from this one's, so absence is not proven.",
+						 RECONCILE_UNCERTAIN_DELAY_MS);
+		return;
+	}
+
+	req->lookups++;
+	proven_from = req->unknown_since + (TimestampTz) telnyx_absence_window_s * USECS_PER_SEC;
+	if (req->lookups >= RECONCILE_ABSENCE_LOOKUPS && req->looked_at >= proven_from)
+	{
+		queue_reconciled(req, NULL, "retrying",
+						 psprintf("Reconciled: the whole list of orders was read %d times over %d seconds after the last attempt, and holds no order of this request, so it is sent again, as the same request.",
+								  req->lookups, telnyx_absence_window_s),
+						 0);
+		return;
+	}
+
+	/* the next look: spread evenly over the window, at its end last */
+	next = req->unknown_since +
+		(TimestampTz) telnyx_absence_window_s * USECS_PER_SEC *
+		Min(req->lookups, RECONCILE_ABSENCE_LOOKUPS - 1) / (RECONCILE_ABSENCE_LOOKUPS - 1);
+	queue_reconciled(req, NULL, "unknown",
+					 psprintf("Not found in the list of orders (look %d); absence is proven only by %d looks over %d seconds after the last attempt.",
+							  req->lookups, RECONCILE_ABSENCE_LOOKUPS, telnyx_absence_window_s),
+					 store_ms_until(next) + 1);
 }

@@ -11,9 +11,11 @@
 #include "nodes/pg_list.h"
 
 #include "api.h"
+#include "queue.h"
 
 extern void reconcile_init(void);
 extern TelnyxResult *reconcile_find(List *requests, MemoryContext keepcxt);
 extern List *reconcile_own_orders(List *orders, List **keys);
+extern void reconcile_resolve(QueueRequest *req);
 
 #endif							/* TELNYX_RECONCILE_H */

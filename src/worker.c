@@ -1503,7 +1503,7 @@ step_record_unstored(RecordStep *step)
 static void
 step_resolve(RecordStep *step)
 {
-	queue_resolve_unknown(step->req);
+	reconcile_resolve(step->req);
 }
 
 static void
