@@ -97,6 +97,21 @@ int			telnyx_request_retention_s = 30 * 24 * 3600;
 	"       claimed_by_start = NULL, claim_token = NULL," \
 	"       updated_at = pg_catalog.now()"
 
+/*
+ * A claim's requests become "unknown" when it ends without their outcome:
+ * one left "sending" with the reason $2, its window of absence starting
+ * now; one already unknown as it was.  Part of a SET list (in an UPDATE of
+ * telnyx_order_requests r); QUEUE_CLAIM_ENDS follows it.
+ */
+#define QUEUE_SENDING_TO_UNKNOWN \
+	"       state = 'unknown'," \
+	"       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'" \
+	"                         THEN $2 ELSE r.last_error END," \
+	"       unknown_since = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'" \
+	"                            THEN pg_catalog.now() ELSE r.unknown_since END," \
+	"       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'" \
+	"                      THEN 0 ELSE r.lookups END,"
+
 /* The states a request ends in, as an SQL array literal. */
 #define QUEUE_FINISHED_STATES "'{sent,failed,cancelled,dry_run}'"
 
@@ -1187,15 +1202,9 @@ queue_recover_stale(void)
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
-			   "   SET state = 'unknown',"
-			   "       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
-			   "                         THEN $2 ELSE r.last_error END,"
-			   "       next_attempt_at = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
+			   "   SET next_attempt_at = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
 			   "                              THEN $1 ELSE r.next_attempt_at END,"
-			   "       unknown_since = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
-			   "                            THEN pg_catalog.now() ELSE r.unknown_since END,"
-			   "       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
-			   "                      THEN 0 ELSE r.lookups END,"
+			   QUEUE_SENDING_TO_UNKNOWN
 			   QUEUE_CLAIM_ENDS
 			   "  FROM %1$s.telnyx_live_requests e"
 			   " WHERE e.kind OPERATOR(pg_catalog.=) 'a'"
@@ -1235,14 +1244,8 @@ queue_release_own(void)
 	store_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(MyStartTimestamp));
 
 	n = (int) store_run("UPDATE %1$s.telnyx_order_requests r"
-						"   SET state = 'unknown',"
-						"       last_error = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
-						"                         THEN $2 ELSE r.last_error END,"
-						"       next_attempt_at = $1,"
-						"       unknown_since = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
-						"                            THEN pg_catalog.now() ELSE r.unknown_since END,"
-						"       lookups = CASE WHEN r.state OPERATOR(pg_catalog.=) 'sending'"
-						"                      THEN 0 ELSE r.lookups END,"
+						"   SET next_attempt_at = $1,"
+						QUEUE_SENDING_TO_UNKNOWN
 						QUEUE_CLAIM_ENDS
 						"  FROM %1$s.telnyx_live_requests e"
 						" WHERE e.kind OPERATOR(pg_catalog.=) 'a'"

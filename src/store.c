@@ -290,6 +290,12 @@ static void store_check_plan(SPIPlanPtr plan);
 static void store_refuse_elsewhere(const char *schema);
 static bool store_schema_trusted(Oid nsp, Oid extowner);
 static void store_refuse_schema(const char *schema);
+static List *store_claim_kept(const char *sql, int max, int64 lease_ms,
+							  MemoryContext mcxt);
+
+/* store_claim_kept with a statement written in the code (its plan is kept) */
+#define store_claim(sql, max, lease_ms, mcxt) \
+	store_claim_kept("" sql, (max), (lease_ms), (mcxt))
 static void store_claimed_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_open_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
@@ -526,21 +532,14 @@ store_links(const char *schema, const char *order_id, const TelnyxGroup *g)
 List *
 store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt)
 {
-	StoreArgs	args = {0};
-	StoreClaimed claimed = {NIL, mcxt};
-
-	store_arg(&args, INT4OID, Int32GetDatum(max));
-	store_arg(&args, TIMESTAMPTZOID,
-			  TimestampTzGetDatum(GetCurrentTimestamp() + lease_ms * 1000));
-	(void) store_run("WITH due AS ("
-					 "  SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
-					 "   WHERE o.next_refresh_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-					 "   ORDER BY o.next_refresh_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
-					 " UPDATE %1$s.telnyx_inexplicit_orders o SET next_refresh_at = $2"
-					 "   FROM due WHERE o.id OPERATOR(pg_catalog.=) due.id"
-					 " RETURNING o.id",
-					 &args, SPI_OK_UPDATE_RETURNING, store_claimed_row, &claimed);
-	return claimed.ids;
+	return store_claim("WITH due AS ("
+					   "  SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
+					   "   WHERE o.next_refresh_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+					   "   ORDER BY o.next_refresh_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+					   " UPDATE %1$s.telnyx_inexplicit_orders o SET next_refresh_at = $2"
+					   "   FROM due WHERE o.id OPERATOR(pg_catalog.=) due.id"
+					   " RETURNING o.id",
+					   max, lease_ms, mcxt);
 }
 
 /*
@@ -551,23 +550,34 @@ store_claim_refresh(int max, int64 lease_ms, MemoryContext mcxt)
 List *
 store_claim_number_orders(int max, int64 lease_ms, MemoryContext mcxt)
 {
+	return store_claim("WITH due AS ("
+					   "  SELECT n.order_id, n.group_index, n.number_order_id"
+					   "    FROM %1$s.telnyx_number_orders n"
+					   "   WHERE n.next_fetch_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+					   "   ORDER BY n.next_fetch_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+					   " UPDATE %1$s.telnyx_number_orders n SET next_fetch_at = $2"
+					   "   FROM due WHERE n.order_id OPERATOR(pg_catalog.=) due.order_id"
+					   "    AND n.group_index OPERATOR(pg_catalog.=) due.group_index"
+					   "    AND n.number_order_id OPERATOR(pg_catalog.=) due.number_order_id"
+					   " RETURNING n.number_order_id",
+					   max, lease_ms, mcxt);
+}
+
+/*
+ * Run a claiming statement ($1 the most rows, $2 the end of the lease);
+ * it returns the ids claimed, read into mcxt, each once.
+ */
+static List *
+store_claim_kept(const char *sql, int max, int64 lease_ms, MemoryContext mcxt)
+{
 	StoreArgs	args = {0};
 	StoreClaimed claimed = {NIL, mcxt};
 
 	store_arg(&args, INT4OID, Int32GetDatum(max));
 	store_arg(&args, TIMESTAMPTZOID,
 			  TimestampTzGetDatum(GetCurrentTimestamp() + lease_ms * 1000));
-	(void) store_run("WITH due AS ("
-					 "  SELECT n.order_id, n.group_index, n.number_order_id"
-					 "    FROM %1$s.telnyx_number_orders n"
-					 "   WHERE n.next_fetch_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-					 "   ORDER BY n.next_fetch_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
-					 " UPDATE %1$s.telnyx_number_orders n SET next_fetch_at = $2"
-					 "   FROM due WHERE n.order_id OPERATOR(pg_catalog.=) due.order_id"
-					 "    AND n.group_index OPERATOR(pg_catalog.=) due.group_index"
-					 "    AND n.number_order_id OPERATOR(pg_catalog.=) due.number_order_id"
-					 " RETURNING n.number_order_id",
-					 &args, SPI_OK_UPDATE_RETURNING, store_claimed_row, &claimed);
+	(void) store_run_kept(sql, &args, SPI_OK_UPDATE_RETURNING,
+						  store_claimed_row, &claimed);
 	return claimed.ids;
 }
 
