@@ -9,7 +9,7 @@
  * every number order an answer lists is linked to its group and due at
  * once, then again while it or one of its numbers is pending
  * (next_fetch_at).  A refresh pass claims what is due (refresh_claim, in a
- * transaction), fetches it with no transaction needed (refresh_fetch_all),
+ * transaction), fetches it with no transaction needed (refresh_fetch),
  * and records each answer, or each failure (refresh_record, in a
  * transaction).  The background worker and telnyx_refresh_orders() run
  * these same three steps, each in its own transactions; a webhook delivery
@@ -41,7 +41,6 @@
 
 static List *refresh_items(List *items, List *ids, bool number_order,
 						   MemoryContext mcxt);
-static void refresh_fetch(RefreshItem *item);
 static bool refresh_store(RefreshItem *item);
 static void refresh_failed(RefreshItem *item);
 static void refresh_report(const RefreshItem *item, int elevel, bool by_worker);
@@ -87,30 +86,26 @@ refresh_items(List *items, List *ids, bool number_order, MemoryContext mcxt)
 }
 
 /*
- * refresh_fetch_all
- *		Ask Telnyx for each of items (RefreshItem *), with no transaction
- *		needed; each answer goes in its item->result, allocated in the
- *		current memory context.  Each that could not be fetched is said at
- *		elevel (by_worker: in the background worker's words, for its log).
+ * refresh_fetch
+ *		Ask Telnyx for item, with no transaction needed; the answer goes in
+ *		item->result, allocated in the current memory context.  If it could
+ *		not be fetched, that is said at elevel (by_worker: in the
+ *		background worker's words, for its log).
  */
 void
-refresh_fetch_all(List *items, int elevel, bool by_worker)
+refresh_fetch(RefreshItem *item, int elevel, bool by_worker)
 {
-	ListCell   *lc;
-
-	foreach(lc, items)
-	{
-		RefreshItem *item = (RefreshItem *) lfirst(lc);
-
-		refresh_fetch(item);
-		if (item->result->class != TELNYX_OK)
-			refresh_report(item, elevel, by_worker);
-	}
+	if (item->number_order)
+		item->result = api_get_number_order(item->id);
+	else
+		item->result = api_get_inexplicit_order(item->id);
+	if (item->result->class != TELNYX_OK)
+		refresh_report(item, elevel, by_worker);
 }
 
 /*
  * refresh_record
- *		Record what refresh_fetch_all got for item, in the caller's
+ *		Record what refresh_fetch got for item, in the caller's
  *		transaction: its answer (true), or its failure (false).  Nothing is
  *		written while another transaction writes its rows: it stays
  *		claimed, and is fetched again when its claim ends.  The caller ends
@@ -123,16 +118,6 @@ refresh_record(RefreshItem *item)
 		return refresh_store(item);
 	refresh_failed(item);
 	return false;
-}
-
-/* Ask Telnyx for item: its answer in item->result. */
-static void
-refresh_fetch(RefreshItem *item)
-{
-	if (item->number_order)
-		item->result = api_get_number_order(item->id);
-	else
-		item->result = api_get_inexplicit_order(item->id);
 }
 
 /*

@@ -20,11 +20,11 @@ typedef struct RefreshItem
 {
 	bool		number_order;	/* a number order, else an order */
 	char	   *id;
-	TelnyxResult *result;		/* after refresh_fetch_all */
+	TelnyxResult *result;		/* after refresh_fetch */
 } RefreshItem;
 
 extern List *refresh_claim(int max, MemoryContext mcxt);
-extern void refresh_fetch_all(List *items, int elevel, bool by_worker);
+extern void refresh_fetch(RefreshItem *item, int elevel, bool by_worker);
 extern bool refresh_record(RefreshItem *item);
 
 #endif							/* TELNYX_REFRESH_H */

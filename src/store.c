@@ -1648,6 +1648,7 @@ store_exec_kept(const char *schema, const char *sql, const StoreArgs *args,
 	if (kept == NULL)
 	{
 		SPIPlanPtr	plan;
+		Oid		   *types;
 
 		/* every statement is written in the code: more is a text made at run time */
 		if (nkept_plans == STORE_MAX_KEPT_PLANS)
@@ -1657,15 +1658,16 @@ store_exec_kept(const char *schema, const char *sql, const StoreArgs *args,
 						   (Oid *) args->types);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		/* all that can fail before the slot is taken */
+		types = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * Max(args->n, 1));
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
+		memcpy(types, args->types, sizeof(Oid) * args->n);
 		kept = &kept_plans[nkept_plans++];
 		kept->sql = sql;
 		kept->plan = plan;
 		kept->nargs = args->n;
-		kept->types = MemoryContextAlloc(TopMemoryContext,
-										 sizeof(Oid) * Max(args->n, 1));
-		memcpy(kept->types, args->types, sizeof(Oid) * args->n);
+		kept->types = types;
 	}
 	else if (kept->nargs != args->n ||
 			 memcmp(kept->types, args->types, sizeof(Oid) * args->n) != 0)

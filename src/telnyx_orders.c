@@ -1120,10 +1120,12 @@ telnyx_refresh_orders(PG_FUNCTION_ARGS)
 	{
 		ListCell   *lc;
 
-		refresh_fetch_all(items, WARNING, false);
 		foreach(lc, items)
 		{
-			if (refresh_record((RefreshItem *) lfirst(lc)))
+			RefreshItem *item = (RefreshItem *) lfirst(lc);
+
+			refresh_fetch(item, WARNING, false);
+			if (refresh_record(item))
 				refreshed++;
 		}
 		CHECK_FOR_INTERRUPTS();

@@ -1307,7 +1307,8 @@ worker_refresh(void)
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("refreshing %d orders and number orders",
 									list_length(items)));
-	refresh_fetch_all(items, LOG, true);
+	foreach(lc, items)
+		refresh_fetch((RefreshItem *) lfirst(lc), LOG, true);
 
 	outer = worker_begin();
 	foreach(lc, items)
