@@ -13,6 +13,12 @@
  * names are qualified with the extension's schema, never found through
  * search_path.  Plans are prepared once per backend and kept.
  *
+ * This is also the one way every module runs its statements: each written
+ * where its parameters are filled, the parameters added one by one with
+ * their types (StoreArgs), run alone (store_run) or several in one scope
+ * (store_begin, store_exec, store_end).  The widest statements, the
+ * upserts of an answer, are written from lists of their columns.
+ *
  * The SQL-callable functions run as their caller, so that whatever a user
  * wrote (a cast, an output function) runs with the user's rights.  The
  * extension's own statements on its own tables run inside store_enter and
