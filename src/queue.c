@@ -1270,10 +1270,8 @@ queue_claims_args(int64 *ids, int64 *tokens, int n, StoreArgs *args)
 		elems[i] = Int64GetDatum(ids[i]);
 		toks[i] = Int64GetDatum(tokens[i]);
 	}
-	store_arg(args, INT8ARRAYOID,
-			  PointerGetDatum(construct_array(elems, n, INT8OID, 8, true, TYPALIGN_DOUBLE)));
-	store_arg(args, INT8ARRAYOID,
-			  PointerGetDatum(construct_array(toks, n, INT8OID, 8, true, TYPALIGN_DOUBLE)));
+	store_arg(args, INT8ARRAYOID, queue_int8_array(elems, n));
+	store_arg(args, INT8ARRAYOID, queue_int8_array(toks, n));
 }
 
 /*
@@ -1552,8 +1550,7 @@ queue_mark_batch(List *ids, int64 batch, const char *reason)
 	elems = palloc(sizeof(Datum) * list_length(ids));
 	foreach(lc, ids)
 		elems[foreach_current_index(lc)] = Int64GetDatum(*(int64 *) lfirst(lc));
-	store_arg(&args, INT8ARRAYOID, PointerGetDatum(construct_array(elems, list_length(ids), INT8OID, 8,
-												true, TYPALIGN_DOUBLE)));
+	store_arg(&args, INT8ARRAYOID, queue_int8_array(elems, list_length(ids)));
 	store_arg(&args, INT8OID, Int64GetDatum(batch));
 	store_arg_text(&args, reason);
 	(void) store_run("UPDATE %1$s.telnyx_order_requests r"
@@ -1600,8 +1597,8 @@ queue_hold(List *reqs, List *reasons, List *untils)
 			  PointerGetDatum(construct_md_array(why, why_null, 1, dims, lbs,
 												 TEXTOID, -1, false, TYPALIGN_INT)));
 	store_arg(&args, TIMESTAMPTZARRAYOID,
-			  PointerGetDatum(construct_array(until, n, TIMESTAMPTZOID, 8,
-											  true, TYPALIGN_DOUBLE)));
+			  PointerGetDatum(construct_array(until, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
 	(void) store_run("UPDATE %1$s.telnyx_order_requests r"
 					 "   SET state = 'held',"
 					 "       attempts = r.attempts OPERATOR(pg_catalog.-) 1,"

@@ -49,6 +49,7 @@
 #include "optimizer/cost.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/guc.h"
@@ -267,6 +268,15 @@ typedef struct KeptPlan
 static KeptPlan kept_plans[STORE_MAX_KEPT_PLANS];
 static int	nkept_plans = 0;
 static char *kept_schema = NULL;
+
+/*
+ * How many kept plans of this process are running now: more than one when
+ * a statement's trigger runs another (the queue's index).  Plans dropped
+ * while one runs (the schema was renamed meanwhile) wait in retired_plans
+ * until none does: the plan that runs must outlive its run.
+ */
+static int	kept_running = 0;
+static List *retired_plans = NIL;
 
 /*
  * The extension's schema, owner and version, read by store_extension and
@@ -1560,18 +1570,23 @@ store_arg_at(StoreArgs *args, int n, Oid type, Datum value, bool isnull)
 
 /*
  * store_row_value
- *		A StoreRowFn: the first column of the first row (of a type passed
- *		by value), into *(StoreValue *) arg.
+ *		A StoreRowFn: the first column of the first row (of a fixed-size
+ *		type), into *(StoreValue *) arg, in the caller's memory context.
  */
 void
 store_row_value(HeapTuple tuple, TupleDesc desc, void *arg)
 {
 	StoreValue *v = (StoreValue *) arg;
 
+	Form_pg_attribute att = TupleDescAttr(desc, 0);
+
 	if (v->found)
 		return;
 	v->found = true;
 	v->value = SPI_getbinval(tuple, desc, 1, &v->isnull);
+	/* by reference where Datums are 32 bits wide (an int8, a timestamptz) */
+	if (!v->isnull)
+		v->value = datumCopy(v->value, att->attbyval, att->attlen);
 }
 
 /*
@@ -1617,7 +1632,7 @@ store_run_kept(const char *sql, const StoreArgs *args, int expected,
  *		of the same types: other types are an error, not a second plan.
  *		Plans name the schema as it was when they were prepared: if it was
  *		renamed (or the extension created again elsewhere), they are
- *		dropped, to be prepared again.
+ *		dropped, to be prepared again (and freed once none of them runs).
  */
 void
 store_exec_kept(const char *schema, const char *sql, const StoreArgs *args,
@@ -1636,11 +1651,14 @@ store_exec_kept(const char *schema, const char *sql, const StoreArgs *args,
 
 	if (kept_schema == NULL || strcmp(kept_schema, schema) != 0)
 	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
 		for (i = 0; i < nkept_plans; i++)
 		{
-			SPI_freeplan(kept_plans[i].plan);
+			retired_plans = lappend(retired_plans, kept_plans[i].plan);
 			pfree(kept_plans[i].types);
 		}
+		MemoryContextSwitchTo(old);
 		nkept_plans = 0;
 		if (kept_schema != NULL)
 			pfree(kept_schema);
@@ -1679,8 +1697,28 @@ store_exec_kept(const char *schema, const char *sql, const StoreArgs *args,
 			 memcmp(kept->types, args->types, sizeof(Oid) * args->n) != 0)
 		elog(ERROR, "a statement was run with parameters of other types than its kept plan");
 
+	if (kept_running == 0 && retired_plans != NIL)
+	{
+		ListCell   *lc;
+
+		foreach(lc, retired_plans)
+			SPI_freeplan((SPIPlanPtr) lfirst(lc));
+		list_free(retired_plans);
+		retired_plans = NIL;
+	}
+
 	store_check_plan(kept->plan);
-	rc = SPI_execute_plan(kept->plan, (Datum *) args->values, args->nulls, false, 0);
+	kept_running++;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(kept->plan, (Datum *) args->values, args->nulls,
+							  false, 0);
+	}
+	PG_FINALLY();
+	{
+		kept_running--;
+	}
+	PG_END_TRY();
 	if (rc != expected)
 		elog(ERROR, "statement failed: %s", SPI_result_code_string(rc));
 }

@@ -116,7 +116,7 @@ typedef struct StoreValue
 {
 	bool		found;			/* a row was returned */
 	bool		isnull;
-	Datum		value;			/* of a type passed by value */
+	Datum		value;			/* of a fixed-size type */
 } StoreValue;
 
 extern void store_arg(StoreArgs *args, Oid type, Datum value);

@@ -331,5 +331,44 @@ may('admin_role', "SELECT telnyx_cancel_held_requests(\"all\" => true)", qr/^0$/
 		't', 'and acts again once a superuser owns it');
 }
 
+# --- the extension's schema renamed while one of its statements waits -----
+# A cancel waits for a row lock; meanwhile a superuser renames the schema.
+# When the cancel goes on, its statement's trigger writes the queue's index
+# under the new name, and drops the plans made under the old one: never the
+# plan still running (freeing it under the cancel crashed the backend, and
+# the whole server restarted).
+{
+	$node->safe_psql('postgres', 'CREATE DATABASE rename');
+	$node->safe_psql('rename', q{
+		SET client_min_messages = warning;
+		CREATE SCHEMA ren;
+		CREATE EXTENSION telnyx_orders SCHEMA ren;
+	});
+	my $id = $node->safe_psql('rename',
+		"SELECT ren.telnyx_enqueue_inexplicit_order('[$group]', customer_reference => 'renamed')");
+	my $locker = $node->background_psql('rename', on_error_stop => 1);
+	$locker->query_safe("BEGIN; SELECT id FROM ren.telnyx_order_requests WHERE id = $id FOR UPDATE");
+	my $victim = $node->background_psql('rename', on_error_stop => 0);
+	# the cancel runs once before, so that its plans are kept
+	$victim->query_safe('SELECT ren.telnyx_cancel_order_request(0)');
+	$victim->query_until(qr/started/,
+		"\\echo started\nSELECT ren.telnyx_cancel_order_request($id);\n");
+	$node->poll_query_until('rename',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = 'rename' AND wait_event_type = 'Lock'")
+	  or die 'the cancel did not wait for the row lock';
+	$node->safe_psql('rename', 'ALTER SCHEMA ren RENAME TO ren2');
+	$locker->query_safe('COMMIT');
+	$locker->quit;
+	my $out = $victim->query('SELECT 1');
+	is($out, "t\n1", 'a cancel that waited while the schema was renamed goes on');
+	is($victim->{stderr}, '', 'with no error');
+	$victim->quit;
+	is($node->safe_psql('rename', "SELECT state FROM ren2.telnyx_order_requests WHERE id = $id"),
+		'cancelled', 'and the request is cancelled, under the new name');
+	is($node->safe_psql('rename',
+			"SELECT ren2.telnyx_enqueue_inexplicit_order('[$group]', customer_reference => 'after-rename') > 0"),
+		't', 'the extension goes on under the new name');
+}
+
 $node->stop;
 done_testing();
