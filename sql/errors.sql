@@ -37,6 +37,12 @@ SELECT connection_id, created_at IS NOT NULL AS created_at_kept,
        updated_at IS NOT NULL AS updated_at_kept, data ? 'surprise' AS data_updated
   FROM telnyx_inexplicit_orders WHERE id = :'id';
 SELECT count(*) AS groups_after FROM telnyx_ordering_groups WHERE order_id = :'id';
+-- a date whose tail would read as the name of a time zone no one knows
+-- ("t-0:00..." after the date) is unreadable too: absent, not an error
+\! standinctl fault '{"match": "get", "status": 200, "body": "{\"data\": {\"id\": \"{path_id}\", \"created_at\": \"2026-12-06T-0:00:00.000Z\", \"updated_at\": \"2026-12-06 t-5\"}}"}'
+SELECT telnyx_get_inexplicit_order(:'id') IS NOT NULL AS stored;
+SELECT created_at IS NOT NULL AS created_at_kept, updated_at IS NOT NULL AS updated_at_kept
+  FROM telnyx_inexplicit_orders WHERE id = :'id';
 -- a count that is not an integer from 0 to 2^31-1 cannot be kept exactly:
 -- the answer is malformed, nothing of it is recorded, the rows keep what
 -- they had (the shortfall is never computed from a count that is wrong)

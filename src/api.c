@@ -1491,10 +1491,24 @@ parse_timestamptz(const char *s, TimestampTz *result)
 
 	if (strlen(s) > MAXDATELEN || s[0] == '\0')
 		return false;
-	/* digits and the punctuation of ISO 8601 only: no words, no zone names */
+
+	/*
+	 * Digits and the punctuation of ISO 8601 only: no words, no zone names.
+	 * A letter is the T between date and time (a digit follows it) or the
+	 * Z at the end: any other letter would make the decoder read what
+	 * follows as a time zone's name, and an unknown one is an error it
+	 * raises ("t-05" after a date), not a code it returns.
+	 */
 	for (p = s; *p; p++)
-		if (!isdigit((unsigned char) *p) && strchr("-:.+TZtz ", *p) == NULL)
-			return false;
+	{
+		if (isdigit((unsigned char) *p) || strchr("-:.+ ", *p) != NULL)
+			continue;
+		if ((*p == 'T' || *p == 't') && isdigit((unsigned char) p[1]))
+			continue;
+		if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+			continue;
+		return false;
+	}
 
 	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype,
 					  MAXDATEFIELDS, &nf) != 0)

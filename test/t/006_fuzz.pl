@@ -281,6 +281,13 @@ my %allowed = (create => qr/^(00000|TX504)$/, get => qr/^(00000|TX502|TX413|TX40
 	list => qr/^(00000|TX502|TX413)$/, refresh => qr/^00000$/, sync => qr/^(00000|TX502|TX413)$/);
 my @odd = grep { my ($how, $st) = split / /; $st !~ $allowed{$how} } sort keys %calls;
 is(join(', ', @odd), '', 'every failure is the error docs/reference.md gives for an answer that cannot be read');
+for my $odd (@odd)
+{
+	my ($how, $st) = split / /, $odd;
+	diag("$how $st: "
+		  . $node->safe_psql('postgres',
+			"SELECT string_agg(DISTINCT message, ' | ') FROM fuzz_calls WHERE how = '$how' AND sqlstate = '$st'"));
+}
 my $mutations = join("\n", map { $_ } split /\n/, standinctl('mutations'));
 my (%mut, $nmut);
 for my $line (split /\n/, $mutations)
