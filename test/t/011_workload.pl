@@ -408,7 +408,10 @@ sub operator_client
 	my @first = (($without{lookup} ? () : ('get_recent')), qw(list sync process));
 	my $spread = ($t_end - time) / (2 * @first);
 	my $next_first = time;
-	while (time < $t_end)
+	# a forced one that a fault cut short near the end (a kill -9, the
+	# immediate restart) is tried again after it, for a while, so that each
+	# runs to its end once whatever the faults' timing
+	while (time < $t_end || (@first && time < $t_end + 60))
 	{
 		my $op;
 		my $forced = 0;
@@ -417,6 +420,11 @@ sub operator_client
 			$op = shift @first;
 			$forced = 1;
 			$next_first = time + $spread;
+		}
+		elsif (time >= $t_end)
+		{
+			usleep(200_000);
+			next;
 		}
 		else
 		{
