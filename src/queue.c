@@ -933,7 +933,7 @@ queue_record_created(List *reqs, List *results)
 	List	   *keys = NIL;
 	int64	   *ids = palloc(sizeof(int64) * list_length(reqs));
 	int64	   *tokens = palloc(sizeof(int64) * list_length(reqs));
-	Datum	   *order_ids = palloc(sizeof(Datum) * list_length(reqs));
+	List	   *order_ids = NIL;
 	bool	   *held = palloc(sizeof(bool) * list_length(reqs));
 	ListCell   *lc;
 	ListCell   *lc2;
@@ -953,14 +953,13 @@ queue_record_created(List *reqs, List *results)
 		keys = lappend(keys, req->request_key);
 		ids[n] = req->id;
 		tokens[n] = req->claim_token;
-		order_ids[n] = CStringGetTextDatum(order->id);
+		order_ids = lappend(order_ids, order->id);
 		n++;
 	}
 	store_orders(orders, bodies, keys, false, true);
 
 	queue_claims_args(ids, tokens, n, &args);
-	store_arg(&args, TEXTARRAYOID,
-			  PointerGetDatum(construct_array(order_ids, n, TEXTOID, -1, false, TYPALIGN_INT)));
+	store_arg(&args, TEXTARRAYOID, store_text_array(order_ids));
 	schema = store_begin(&scope);
 	store_exec(schema,
 			   "UPDATE %1$s.telnyx_order_requests r"
@@ -1137,18 +1136,11 @@ List *
 queue_orders_named(List *ids)
 {
 	StoreArgs	args = {0};
-	Datum	   *elems;
 	List	   *named = NIL;
-	ListCell   *lc;
-	int			n = 0;
 
 	if (ids == NIL)
 		return NIL;
-	elems = palloc(sizeof(Datum) * list_length(ids));
-	foreach(lc, ids)
-		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
-	store_arg(&args, TEXTARRAYOID,
-			  PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT)));
+	store_arg(&args, TEXTARRAYOID, store_text_array(ids));
 	(void) store_run("SELECT DISTINCT l.order_id FROM %1$s.telnyx_requests_by_order l"
 					 " WHERE l.order_id OPERATOR(pg_catalog.=) ANY ($1)",
 					 &args, SPI_OK_SELECT, store_row_text, &named);

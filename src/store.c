@@ -316,7 +316,6 @@ static void store_claimed_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_open_call_row(HeapTuple tuple, TupleDesc desc, void *arg);
 static void store_numbers(const char *schema, const TelnyxNumberOrder *no);
-static Datum text_array_datum(List *strings);
 static Datum array_datum(Datum *elems, bool *nulls, int n, Oid elemtype);
 static void store_links(const char *schema, const char *order_id,
 						const TelnyxGroup *g);
@@ -505,7 +504,7 @@ store_links(const char *schema, const char *order_id, const TelnyxGroup *g)
 		ids = lappend(ids, ((TelnyxNumberOrderRef *) lfirst(lc))->number_order_id);
 	store_arg_text(&args, order_id);
 	store_arg(&args, INT4OID, Int32GetDatum(g->group_index));
-	store_arg(&args, TEXTARRAYOID, text_array_datum(ids));
+	store_arg(&args, TEXTARRAYOID, store_text_array(ids));
 	store_exec(schema,
 			   "DELETE FROM %1$s.telnyx_number_orders n"
 			   " WHERE n.order_id OPERATOR(pg_catalog.=) $1"
@@ -523,7 +522,7 @@ store_links(const char *schema, const char *order_id, const TelnyxGroup *g)
 		store_arg(&link, INT4OID, Int32GetDatum(g->group_index));
 		/* an empty list given is empty; a list left out keeps what is stored */
 		store_arg_or_null(&link, TEXTARRAYOID,
-						  text_array_datum(ref->sub_number_order_ids),
+						  store_text_array(ref->sub_number_order_ids),
 						  !ref->has_sub_number_order_ids);
 		store_exec(schema,
 				   "INSERT INTO %1$s.telnyx_number_orders AS n"
@@ -649,7 +648,7 @@ store_number_order(const TelnyxNumberOrder *no, const TimestampTz *occurred_at)
 	store_arg_or_null(&args, BOOLOID, BoolGetDatum(no->requirements_met.value),
 					  !no->requirements_met.present);
 	store_arg_text(&args, no->customer_reference);
-	store_arg_or_null(&args, TEXTARRAYOID, text_array_datum(no->sub_number_order_ids),
+	store_arg_or_null(&args, TEXTARRAYOID, store_text_array(no->sub_number_order_ids),
 					  !no->has_sub_number_order_ids);
 	store_arg_or_null(&args, TIMESTAMPTZOID, TimestampTzGetDatum(no->created_at.value),
 					  !no->created_at.present);
@@ -929,7 +928,7 @@ store_numbers(const char *schema, const TelnyxNumberOrder *no)
 	foreach(lc, no->phone_numbers)
 		numbers = lappend(numbers, ((TelnyxPhoneNumber *) lfirst(lc))->phone_number);
 	store_arg_text(&gone, no->id);
-	store_arg(&gone, TEXTARRAYOID, text_array_datum(numbers));
+	store_arg(&gone, TEXTARRAYOID, store_text_array(numbers));
 	store_exec(schema,
 			   "DELETE FROM %1$s.telnyx_phone_numbers p"
 			   " WHERE p.number_order_id OPERATOR(pg_catalog.=) $1"
@@ -1176,7 +1175,7 @@ store_open_calls(List *references, bool without_reference)
 
 	if (references == NIL && !without_reference)
 		return NIL;
-	store_arg(&args, TEXTARRAYOID, text_array_datum(references));
+	store_arg(&args, TEXTARRAYOID, store_text_array(references));
 	store_arg(&args, BOOLOID, BoolGetDatum(without_reference));
 	(void) store_run(/* two branches, each through the index on customer_reference */
 					 "SELECT c.request_key::pg_catalog.text, c.body, c.sent_at,"
@@ -1210,7 +1209,7 @@ store_orders_missing(List *orders)
 		return NIL;
 	foreach(lc, orders)
 		ids = lappend(ids, ((TelnyxOrder *) lfirst(lc))->id);
-	store_arg(&args, TEXTARRAYOID, text_array_datum(ids));
+	store_arg(&args, TEXTARRAYOID, store_text_array(ids));
 	(void) store_run("SELECT o.id FROM %1$s.telnyx_inexplicit_orders o"
 					 " WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)",
 					 &args, SPI_OK_SELECT, store_row_text, &known);
@@ -1840,8 +1839,12 @@ store_refuse_elsewhere(const char *schema)
 			 errhint("Run it again; if it fails again, check who renamed or created schemas in this database.")));
 }
 
-static Datum
-text_array_datum(List *strings)
+/*
+ * store_text_array
+ *		A text[] Datum of strings (char *), for a statement's parameter.
+ */
+Datum
+store_text_array(List *strings)
 {
 	int			n = list_length(strings);
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
