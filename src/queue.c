@@ -1639,6 +1639,20 @@ queue_unhold_due(void)
  *		request is queued again and sent whatever the limits say.  Returns
  *		how many.
  */
+/*
+ * The held requests that match queue_release_held's filters: $1 their ids,
+ * $2 the role that queued them, $3 their batch (each NULL: any).  The FROM
+ * and WHERE of an UPDATE of telnyx_order_requests r.
+ */
+#define QUEUE_HELD_MATCHING \
+	"  FROM %1$s.telnyx_live_requests e" \
+	" WHERE e.kind OPERATOR(pg_catalog.=) 'h'" \
+	"   AND r.id OPERATOR(pg_catalog.=) e.request_id" \
+	"   AND r.state OPERATOR(pg_catalog.=) 'held'" \
+	"   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))" \
+	"   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)" \
+	"   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)"
+
 int64
 queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 				   bool all, bool cancel)
@@ -1669,13 +1683,7 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 	if (cancel)
 		n = (int64) store_run("UPDATE %1$s.telnyx_order_requests r"
 							  "   SET state = 'cancelled', updated_at = pg_catalog.now()"
-							  "  FROM %1$s.telnyx_live_requests e"
-							  " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
-							  "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
-							  "   AND r.state OPERATOR(pg_catalog.=) 'held'"
-							  "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
-							  "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
-							  "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
+							  QUEUE_HELD_MATCHING,
 							  &args, SPI_OK_UPDATE, NULL, NULL);
 	else
 		n = (int64) store_run("UPDATE %1$s.telnyx_order_requests r"
@@ -1683,13 +1691,7 @@ queue_release_held(ArrayType *ids, Oid requested_by, int64 held_batch,
 							  "                    THEN 'retrying' ELSE 'queued' END,"
 							  "       released_by = $4,"
 							  "       next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now()"
-							  "  FROM %1$s.telnyx_live_requests e"
-							  " WHERE e.kind OPERATOR(pg_catalog.=) 'h'"
-							  "   AND r.id OPERATOR(pg_catalog.=) e.request_id"
-							  "   AND r.state OPERATOR(pg_catalog.=) 'held'"
-							  "   AND ($1 IS NULL OR r.id OPERATOR(pg_catalog.=) ANY ($1))"
-							  "   AND ($2 IS NULL OR r.requested_by OPERATOR(pg_catalog.=) $2)"
-							  "   AND ($3 IS NULL OR r.held_batch OPERATOR(pg_catalog.=) $3)",
+							  QUEUE_HELD_MATCHING,
 							  &args, SPI_OK_UPDATE, NULL, NULL);
 	if (n > 0 && !cancel)
 		wakeup_at_commit();
