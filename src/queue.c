@@ -233,7 +233,6 @@ static void queue_slot_row(TupleTableSlot *slot, const int *attnums,
 static QueueIndexChanges *queue_index_start(void);
 static void queue_index_rebuild(const char *schema);
 static void queue_index_flush(QueueIndexChanges *changes);
-static Datum queue_int8_array(Datum *elems, int n);
 static void queue_index_change(QueueIndexChanges *changes,
 							   const QueueIndexRow *old,
 							   const QueueIndexRow *new);
@@ -1262,8 +1261,8 @@ queue_claims_args(int64 *ids, int64 *tokens, int n, StoreArgs *args)
 		elems[i] = Int64GetDatum(ids[i]);
 		toks[i] = Int64GetDatum(tokens[i]);
 	}
-	store_arg(args, INT8ARRAYOID, queue_int8_array(elems, n));
-	store_arg(args, INT8ARRAYOID, queue_int8_array(toks, n));
+	store_arg(args, INT8ARRAYOID, store_int8_array(elems, n));
+	store_arg(args, INT8ARRAYOID, store_int8_array(toks, n));
 }
 
 /*
@@ -1542,7 +1541,7 @@ queue_mark_batch(List *ids, int64 batch, const char *reason)
 	elems = palloc(sizeof(Datum) * list_length(ids));
 	foreach(lc, ids)
 		elems[foreach_current_index(lc)] = Int64GetDatum(*(int64 *) lfirst(lc));
-	store_arg(&args, INT8ARRAYOID, queue_int8_array(elems, list_length(ids)));
+	store_arg(&args, INT8ARRAYOID, store_int8_array(elems, list_length(ids)));
 	store_arg(&args, INT8OID, Int64GetDatum(batch));
 	store_arg_text(&args, reason);
 	(void) store_run("UPDATE %1$s.telnyx_order_requests r"
@@ -1857,8 +1856,8 @@ queue_index_flush(QueueIndexChanges *changes)
 
 	/* every array first, in the chunk's context (SPI switches contexts) */
 	prev = MemoryContextSwitchTo(changes->cxt);
-	store_arg(&gone, INT8ARRAYOID, queue_int8_array(changes->gone_ids, changes->ngone));
-	store_arg(&live, INT8ARRAYOID, queue_int8_array(changes->live_ids, changes->nlive));
+	store_arg(&gone, INT8ARRAYOID, store_int8_array(changes->gone_ids, changes->ngone));
+	store_arg(&live, INT8ARRAYOID, store_int8_array(changes->live_ids, changes->nlive));
 	store_arg(&live, CHARARRAYOID,
 			  PointerGetDatum(construct_array(changes->live_kinds, changes->nlive,
 											  CHAROID, 1, true, TYPALIGN_CHAR)));
@@ -1870,11 +1869,11 @@ queue_index_flush(QueueIndexChanges *changes)
 			  PointerGetDatum(construct_array(changes->unlink_orders, changes->nunlinks,
 											  TEXTOID, -1, false, TYPALIGN_INT)));
 	store_arg(&unlinks, INT8ARRAYOID,
-			  queue_int8_array(changes->unlink_ids, changes->nunlinks));
+			  store_int8_array(changes->unlink_ids, changes->nunlinks));
 	store_arg(&links, TEXTARRAYOID,
 			  PointerGetDatum(construct_array(changes->link_orders, changes->nlinks,
 											  TEXTOID, -1, false, TYPALIGN_INT)));
-	store_arg(&links, INT8ARRAYOID, queue_int8_array(changes->link_ids, changes->nlinks));
+	store_arg(&links, INT8ARRAYOID, store_int8_array(changes->link_ids, changes->nlinks));
 	MemoryContextSwitchTo(prev);
 
 	if (changes->ngone > 0)
@@ -1912,14 +1911,6 @@ queue_index_flush(QueueIndexChanges *changes)
 				   &links, SPI_OK_INSERT);
 	changes->nlive = changes->ngone = changes->nlinks = changes->nunlinks = 0;
 	MemoryContextReset(changes->cxt);
-}
-
-/* n int64 datums as a bigint[] datum, in the current memory context. */
-static Datum
-queue_int8_array(Datum *elems, int n)
-{
-	return PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /*

@@ -667,8 +667,8 @@ spend_charge(SpendCharge *charges, int n)
 	}
 	store_arg(&args, TIMESTAMPTZARRAYOID, PointerGetDatum(construct_array(hours, n, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
 	store_arg(&args, OIDARRAYOID, PointerGetDatum(construct_array(roles, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT)));
-	store_arg(&args, INT8ARRAYOID, PointerGetDatum(construct_array(orders, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
-	store_arg(&args, INT8ARRAYOID, PointerGetDatum(construct_array(numbers, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
+	store_arg(&args, INT8ARRAYOID, store_int8_array(orders, n));
+	store_arg(&args, INT8ARRAYOID, store_int8_array(numbers, n));
 
 	schema = store_begin(&scope);
 	store_exec(schema,

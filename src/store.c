@@ -1840,6 +1840,17 @@ store_refuse_elsewhere(const char *schema)
 }
 
 /*
+ * store_int8_array
+ *		A bigint[] Datum of n int8 Datums, for a statement's parameter.
+ */
+Datum
+store_int8_array(Datum *elems, int n)
+{
+	return PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
  * store_text_array
  *		A text[] Datum of strings (char *), for a statement's parameter.
  */

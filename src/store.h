@@ -126,6 +126,7 @@ extern void store_arg_text(StoreArgs *args, const char *s);
 extern void store_arg_at(StoreArgs *args, int n, Oid type, Datum value,
 						 bool isnull);
 extern Datum store_text_array(List *strings);
+extern Datum store_int8_array(Datum *elems, int n);
 extern void store_row_value(HeapTuple tuple, TupleDesc desc, void *arg);
 extern void store_row_text(HeapTuple tuple, TupleDesc desc, void *arg);
 
